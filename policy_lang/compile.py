@@ -1,0 +1,412 @@
+"""AST → an indexed, executable rule set.
+
+Conditions become Python closures over a small :class:`Ctx`. Rules are
+indexed by owner, then by target (resource id, type, name, type+name, glob,
+any resource), then by scope, so the cost of a decision depends on the rules
+that can apply to the requested resource, never on other owners' or other
+resources' rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from . import ast as A
+from . import values as V
+from .values import ABSENT, Err, Unknown
+
+RESOURCE_ATTRS = ("id", "name", "type", "owner", "scopes", "description")
+
+ID_TOKEN_FORMAT = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"
+JWT_FORMAT = "urn:ietf:params:oauth:token-type:jwt"
+FORMAT_URIS = {"id_token": ID_TOKEN_FORMAT, "jwt": JWT_FORMAT}
+
+
+def format_uri(fmt: str) -> str:
+    """``id_token`` / ``jwt`` / a URI → the claim_token_format URI (G-15)."""
+    return FORMAT_URIS.get(fmt, fmt)
+
+
+class Ctx:
+    """What a condition reads: verified claims, client, resource, now."""
+    __slots__ = ("claims", "client", "resource", "now")
+
+    def __init__(self, claims: dict, client: dict, resource: dict, now: datetime):
+        self.claims = claims
+        self.client = client
+        self.resource = resource
+        self.now = now
+
+
+class _Missing:
+    """An operand that reads a claim the requesting party has not presented."""
+    __slots__ = ("names",)
+
+    def __init__(self, names: frozenset):
+        self.names = names
+
+
+Fn = Callable[[Ctx], Any]
+
+
+# ------------------------------------------------------------------ operands
+
+def compile_operand(node, groups: dict[str, tuple]) -> Fn:
+    """An operand → fn(ctx) returning a value, ABSENT or _Missing."""
+    if isinstance(node, A.Literal):
+        value = literal_value(node)
+        return lambda ctx: value
+    if isinstance(node, A.GroupRef):
+        value = groups.get(node.name, ())
+        return lambda ctx: value
+    if isinstance(node, A.ClaimRef):
+        name = node.name
+        missing = _Missing(frozenset((name,)))
+        path = node.path
+        if node.quoted or len(path) == 1:
+            def claim(ctx, name=name, missing=missing):
+                v = ctx.claims.get(name, missing)
+                return missing if v is None else v
+            return claim
+        head, rest = path[0], path[1:]
+
+        def nested(ctx, head=head, rest=rest, missing=_Missing(frozenset((head,)))):
+            v = ctx.claims.get(head)
+            if v is None:
+                return missing
+            for part in rest:
+                if not isinstance(v, dict) or part not in v:
+                    return missing
+                v = v[part]
+            return missing if v is None else v
+        return nested
+    if isinstance(node, A.AttrRef):
+        name = node.name
+        if node.entity == "client":
+            return lambda ctx: _absent_if_none(ctx.client.get(name, ABSENT))
+        return lambda ctx: _absent_if_none(ctx.resource.get(name, ABSENT))
+    if isinstance(node, A.NowRef):
+        return lambda ctx: ctx.now
+    # a parenthesised condition used as an operand: its truth value
+    cond = compile_cond(node, groups)
+
+    def sub(ctx):
+        r = cond(ctx)
+        if r is True or r is False:
+            return r
+        if isinstance(r, Unknown):
+            return _Missing(frozenset(r))
+        return r  # Err
+    return sub
+
+
+def _absent_if_none(v):
+    return ABSENT if v is None else v
+
+
+def literal_value(node: A.Literal) -> Any:
+    if node.kind == "list":
+        return tuple(literal_value(x) for x in node.value)
+    return node.value
+
+
+# ------------------------------------------------------------------ conditions
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": V.eq,
+    "!=": lambda a, b: False if (a is ABSENT or b is ABSENT) else not V.eq(a, b),
+    "<": lambda a, b: V.order("<", a, b),
+    "<=": lambda a, b: V.order("<=", a, b),
+    ">": lambda a, b: V.order(">", a, b),
+    ">=": lambda a, b: V.order(">=", a, b),
+    "in": V.member,
+    "not in": lambda a, b: V.k_not(V.member(a, b)) if not (a is ABSENT or b is ABSENT) else False,
+    "contains": V.contains,
+    "starts with": V.starts_with,
+    "ends with": V.ends_with,
+    "like": V.like,
+}
+
+
+def apply_op(op: str, a: Any, b: Any) -> Any:
+    """One comparison over evaluated operands (missing claims → Unknown)."""
+    if isinstance(a, _Missing) or isinstance(b, _Missing):
+        names = (a.names if isinstance(a, _Missing) else frozenset()) | (
+            b.names if isinstance(b, _Missing) else frozenset())
+        return Unknown(names)
+    if isinstance(a, Err):
+        return a
+    if isinstance(b, Err):
+        return b
+    return _OPS[op](a, b)
+
+
+def compile_cond(node, groups: dict[str, tuple]) -> Fn:
+    """A condition → fn(ctx) returning True, False, Unknown or Err."""
+    if isinstance(node, A.And):
+        parts = tuple(compile_cond(x, groups) for x in node.items)
+        return _and(parts)
+    if isinstance(node, A.Or):
+        parts = tuple(compile_cond(x, groups) for x in node.items)
+        return _or(parts)
+    if isinstance(node, A.Not):
+        inner = compile_cond(node.item, groups)
+        return lambda ctx: V.k_not(inner(ctx))
+    if isinstance(node, A.Has):
+        ref = node.ref
+        if isinstance(ref, A.ClaimRef):
+            get = compile_operand(ref, groups)
+
+            def has_claim(ctx):
+                v = get(ctx)
+                return Unknown(v.names) if isinstance(v, _Missing) else True
+            return has_claim
+        get = compile_operand(ref, groups)
+        return lambda ctx: get(ctx) is not ABSENT
+    if isinstance(node, A.Compare):
+        return _compile_compare(node, groups)
+    # a bare operand used as a condition: it must be a boolean
+    get = compile_operand(node, groups)
+
+    def truthy(ctx):
+        v = get(ctx)
+        if v is True or v is False:
+            return v
+        if isinstance(v, _Missing):
+            return Unknown(v.names)
+        if v is ABSENT:
+            return False
+        if isinstance(v, Err):
+            return v
+        return Err(f"a condition must be true or false, not a {V.kind_of(v)}")
+    return truthy
+
+
+def _and(parts):
+    if len(parts) == 2:
+        f, g = parts
+
+        def and2(ctx):
+            a = f(ctx)
+            if a is False:
+                return False
+            b = g(ctx)
+            if a is True:
+                return b
+            if b is True:
+                return a
+            return V.k_and((a, b))
+        return and2
+    if len(parts) == 3:
+        f, g, h = parts
+
+        def and3(ctx):
+            a = f(ctx)
+            if a is False:
+                return False
+            b = g(ctx)
+            if b is False:
+                return False
+            c = h(ctx)
+            if a is True and b is True:
+                return c
+            return V.k_and((a, b, c))
+        return and3
+
+    def and_n(ctx):
+        results = []
+        for p in parts:
+            r = p(ctx)
+            if r is False:
+                return False
+            results.append(r)
+        return V.k_and(results)
+    return and_n
+
+
+def _or(parts):
+    def or_n(ctx):
+        results = []
+        for p in parts:
+            r = p(ctx)
+            if r is True:
+                return True
+            results.append(r)
+        return V.k_or(results)
+    return or_n
+
+
+def _compile_compare(node: A.Compare, groups) -> Fn:
+    op = node.op
+    left = compile_operand(node.left, groups)
+    # fast paths for the shapes policies use most
+    if isinstance(node.left, A.ClaimRef) and len(node.left.path) == 1 or (
+            isinstance(node.left, A.ClaimRef) and node.left.quoted):
+        name = node.left.name
+        missing = Unknown((name,))
+        if op == "==" and isinstance(node.right, A.Literal) and node.right.kind in ("string", "bool"):
+            const = literal_value(node.right)
+            cls = const.__class__
+
+            def claim_eq(ctx):
+                v = ctx.claims.get(name)
+                if v is None:
+                    return missing
+                if v.__class__ is cls:
+                    return v == const
+                return V.eq(v, const)
+            return claim_eq
+        if op == "in" and isinstance(node.right, (A.GroupRef, A.Literal)):
+            const = groups.get(node.right.name, ()) if isinstance(node.right, A.GroupRef) else (
+                literal_value(node.right))
+            if isinstance(const, tuple) and const and all(x.__class__ is str for x in const):
+                members = frozenset(const)
+
+                def claim_in(ctx):
+                    v = ctx.claims.get(name)
+                    if v is None:
+                        return missing
+                    if v.__class__ is str:
+                        return v in members
+                    return V.member(v, const)
+                return claim_in
+    if op == "==" and isinstance(node.left, A.AttrRef) and isinstance(node.right, A.Literal) \
+            and node.right.kind == "string":
+        const = node.right.value
+        attr = node.left.name
+        if node.left.entity == "client":
+            return lambda ctx: ctx.client.get(attr) == const
+        return lambda ctx: ctx.resource.get(attr) == const
+    right = compile_operand(node.right, groups)
+    fn = _OPS[op]
+
+    def compare(ctx):
+        a = left(ctx)
+        b = right(ctx)
+        if a.__class__ is _Missing or b.__class__ is _Missing or a.__class__ is Err or b.__class__ is Err:
+            return apply_op(op, a, b)
+        return fn(a, b)
+    return compare
+
+
+# ------------------------------------------------------------------ rules and index
+
+@dataclass(slots=True)
+class CRule:
+    """A compiled rule."""
+    effect: str
+    scopes: frozenset | None
+    cond: Fn | None  # None: unconditional
+    rule: A.Rule
+    ref: str
+    owner: str | None
+    target: A.Target
+    glob: V.Glob | None = None
+    order: int = 0
+    declared: dict = field(default_factory=dict)
+
+
+def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
+    """``when A unless B`` → ``A and not B`` (Kleene)."""
+    when = compile_cond(rule.when, groups) if rule.when is not None else None
+    unless = compile_cond(rule.unless, groups) if rule.unless is not None else None
+    if when is None and unless is None:
+        return None
+    if unless is None:
+        return when
+    if when is None:
+        return lambda ctx: V.k_not(unless(ctx))
+
+    def both(ctx):
+        a = when(ctx)
+        if a is False:
+            return False
+        return V.k_and((a, V.k_not(unless(ctx))))
+    return both
+
+
+class TargetIndex:
+    """One owner's (or the global) rules, by target."""
+    __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "plans")
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, list[CRule]] = {}
+        self.by_type: dict[str, list[CRule]] = {}
+        self.by_name: dict[str, list[CRule]] = {}
+        self.by_type_name: dict[tuple[str, str], list[CRule]] = {}
+        self.globs: list[CRule] = []
+        self.any: list[CRule] = []
+        self.plans: dict = {}
+
+    def add(self, cr: CRule) -> None:
+        t = cr.target
+        k = t.kind
+        if k == "any":
+            self.any.append(cr)
+        elif k == "id":
+            self.by_id.setdefault(t.resource_id, []).append(cr)
+        elif k == "type":
+            self.by_type.setdefault(t.type, []).append(cr)
+        elif k == "name":
+            self.by_name.setdefault(t.name, []).append(cr)
+        elif k == "type_name":
+            self.by_type_name.setdefault((t.type, t.name), []).append(cr)
+        else:  # name_like, type_name_like
+            cr.glob = V.glob(t.pattern)
+            self.globs.append(cr)
+
+    def candidates(self, rid, rtype, rname) -> list[CRule]:
+        out: list[CRule] = []
+        if self.any:
+            out.extend(self.any)
+        if rid is not None:
+            got = self.by_id.get(rid)
+            if got:
+                out.extend(got)
+        if rtype is not None:
+            got = self.by_type.get(rtype)
+            if got:
+                out.extend(got)
+            if rname is not None and self.by_type_name:
+                got = self.by_type_name.get((rtype, rname))
+                if got:
+                    out.extend(got)
+        if rname is not None:
+            got = self.by_name.get(rname)
+            if got:
+                out.extend(got)
+            for cr in self.globs:
+                if cr.target.kind == "type_name_like" and cr.target.type != rtype:
+                    continue
+                if cr.glob.match(rname):
+                    out.append(cr)
+        if len(out) > 1:
+            out.sort(key=_order)
+        return out
+
+
+def _order(cr: CRule) -> int:
+    return cr.order
+
+
+class Plan:
+    """For one resource (owner, id, type, name): per scope, the candidate
+    forbids, permits and asks, in source order. Cached: a policy set never changes."""
+    __slots__ = ("rules", "by_scope")
+
+    def __init__(self, rules: list[CRule]):
+        self.rules = rules
+        self.by_scope: dict[str, tuple[tuple, tuple, tuple]] = {}
+
+    def for_scope(self, scope: str) -> tuple[tuple, tuple, tuple]:
+        got = self.by_scope.get(scope)
+        if got is None:
+            f, p, a = [], [], []
+            for cr in self.rules:
+                if cr.scopes is None or scope in cr.scopes:
+                    (f if cr.effect == "forbid" else p if cr.effect == "permit" else a).append(cr)
+            got = (tuple(f), tuple(p), tuple(a))
+            if len(self.by_scope) < 256:
+                self.by_scope[scope] = got
+        return got

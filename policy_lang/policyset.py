@@ -1,0 +1,197 @@
+"""The public face of the engine: sources → a checked, compiled PolicySet."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from . import ast as A
+from .compile import CRule, Ctx, Plan, TargetIndex, literal_value, rule_condition
+from .decide import Decision, assemble, decide_scope, normalise
+from .diagnostics import Diagnostic, PolicyError, make
+from .parser import parse
+
+GLOBAL = ""  # the index key of the operator's global rules
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One policy text. ``owner`` is set for an owner upload (the uploader)."""
+    name: str
+    text: str
+    owner: str | None = None
+
+
+def read_sources(paths: Iterable[str | os.PathLike]) -> tuple[list[Source], list[Diagnostic]]:
+    """Files and directories (``*.policy``, recursively, in name order) → sources.
+    Unreadable paths become E213 diagnostics."""
+    sources: list[Source] = []
+    diags: list[Diagnostic] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*.policy") if f.is_file())
+        elif p.exists():
+            files = [p]
+        else:
+            diags.append(make("E213", f"no such file or directory: {raw}", str(raw), None, 0, 0))
+            continue
+        for f in files:
+            try:
+                text = f.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e))
+                diags.append(make("E213", f"cannot read {f}: {reason}", str(f), None, 0, 0))
+                continue
+            sources.append(Source(str(f), text))
+    return sources, diags
+
+
+def parse_sources(sources: Iterable[Source]) -> tuple[list[A.PolicyFile], list[Diagnostic]]:
+    from .check import check_files
+
+    files: list[A.PolicyFile] = []
+    diags: list[Diagnostic] = []
+    texts: dict[str, str] = {}
+    uploads: dict[str, str] = {}
+    for src in sources:
+        texts[src.name] = src.text
+        pf, d = parse(src.text, src.name, src.owner)
+        diags.extend(d)
+        if pf is not None:
+            files.append(pf)
+            if src.owner is not None:
+                uploads[src.name] = src.owner
+    diags.extend(check_files(files, texts, uploads))
+    return files, diags
+
+
+def check_sources(sources: Iterable[Source]) -> list[Diagnostic]:
+    """Every diagnostic of these sources; never raises for bad text."""
+    return parse_sources(sources)[1]
+
+
+def compile_sources(sources: Iterable[Source]) -> "PolicySet":
+    """Check and compile; raise :class:`PolicyError` if any source has an error."""
+    sources = list(sources)
+    files, diags = parse_sources(sources)
+    if any(d.is_error for d in diags):
+        raise PolicyError(diags)
+    return PolicySet(files, diags, sources)
+
+
+def load(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> "PolicySet":
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    sources, diags = read_sources(paths)
+    if diags:
+        raise PolicyError(diags)
+    return compile_sources(sources)
+
+
+def loads(text: str, name: str = "<policy>", owner: str | None = None) -> "PolicySet":
+    return compile_sources([Source(name, text, owner)])
+
+
+class PolicySet:
+    """A checked, compiled, immutable set of policies. Thread-safe to share."""
+
+    def __init__(self, files: list[A.PolicyFile], diagnostics: list[Diagnostic] | None = None,
+                 sources: list[Source] | None = None):
+        self.files = files
+        self.diagnostics = [d for d in (diagnostics or []) if not d.is_error]
+        self.sources = sources or []
+        self.rules: list[CRule] = []
+        self._index: dict[str, TargetIndex] = {}
+        self._global = TargetIndex()
+        self._declared: dict[str, dict[str, tuple[str, str]]] = {GLOBAL: {}}
+        self._plans: dict[tuple, Plan] = {}
+        order = 0
+        # global files first: their rules come first in every plan
+        for pf in sorted(files, key=lambda f: (not f.is_global, f.name)):
+            groups = {g.name: literal_value(g.members) for g in pf.groups}
+            key = GLOBAL if pf.is_global else pf.owner
+            decl = self._declared.setdefault(key, {})
+            for c in pf.claims:
+                for n in c.names:
+                    decl[n] = (c.issuer, c.format)
+            index = self._global if pf.is_global else self._index.setdefault(pf.owner, TargetIndex())
+            for rule in pf.rules:
+                cr = CRule(rule.effect, frozenset(rule.scopes) if rule.scopes is not None else None,
+                           rule_condition(rule, groups), rule, rule.ref, None if pf.is_global else pf.owner,
+                           rule.target, order=order)
+                order += 1
+                index.add(cr)
+                self.rules.append(cr)
+        # an owner's view of claim declarations: the global ones, then the owner's own
+        glob_decl = self._declared[GLOBAL]
+        for key in list(self._declared):
+            if key != GLOBAL:
+                self._declared[key] = {**glob_decl, **self._declared[key]}
+        self.version = hashlib.sha256("\x00".join(
+            f"{s.name}\x00{s.owner or ''}\x00{s.text}" for s in self.sources).encode()).hexdigest()[:16]
+
+    # -------------------------------------------------------------- queries
+    @property
+    def owners(self) -> list[str]:
+        return sorted(self._index)
+
+    def declared_claims(self, owner: str | None) -> dict[str, tuple[str, str]]:
+        """claim name → (issuer, format) that apply to ``owner``'s resources."""
+        return self._declared.get(owner or GLOBAL, self._declared[GLOBAL])
+
+    def plan(self, owner: str, rid: str | None, rtype: str | None, rname: str | None) -> Plan:
+        key = (owner, rid, rtype, rname)
+        plan = self._plans.get(key)
+        if plan is None:
+            rules = self._global.candidates(rid, rtype, rname)
+            idx = self._index.get(owner)
+            if idx is not None:
+                rules = rules + idx.candidates(rid, rtype, rname)
+            plan = Plan(rules)
+            if len(self._plans) > 200_000:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    def claims_view(self, owner: str, claims: dict, sources: dict) -> dict:
+        """Drop claims whose issuer or format is not the one the owner's
+        ``claims … from … as …`` declarations require."""
+        if not sources:
+            return claims
+        decl = self._declared.get(owner) or self._declared[GLOBAL]
+        if not decl:
+            return claims
+        view = claims
+        for name, (issuer, fmt) in decl.items():
+            src = sources.get(name)
+            if name in claims and isinstance(src, dict):
+                if src.get("issuer") != issuer or not _same_format(src.get("format"), fmt):
+                    if view is claims:
+                        view = dict(claims)
+                    view.pop(name, None)
+        return view
+
+    # -------------------------------------------------------------- deciding
+    def decide(self, request: dict) -> Decision:
+        """Section 3 of the language page over a section 4 request."""
+        perms, claims, sources, client, now = normalise(request)
+        results = []
+        for resource, scopes, approvals in perms:
+            owner = resource["owner"]
+            plan = self.plan(owner, resource["id"], resource.get("type"), resource.get("name"))
+            ctx = Ctx(self.claims_view(owner, claims, sources), client, resource, now)
+            rid = resource["id"]
+            for scope in scopes:
+                results.append(decide_scope(plan, scope, ctx, approvals.get(scope), rid))
+        return assemble(results, self._declared)
+
+
+def _same_format(given, declared: str) -> bool:
+    from .compile import format_uri
+
+    if given is None:
+        return True  # the source names no format: the issuer alone decides
+    return format_uri(str(given)) == format_uri(declared)
