@@ -1,0 +1,418 @@
+"""Benchmark: our policy engine (policy_lang) against Cedar (cedarpy).
+
+    .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/policy_engine.py
+    .venv/bin/python bench/policy_engine.py --quick            # sizes 1, 100, 10000; fewer requests
+    .venv/bin/python bench/policy_engine.py --sizes 1,10000    # chosen sizes
+    .venv/bin/python bench/policy_engine.py --profile 10000    # cProfile of our decide() at that size
+
+For each size N the same model of N rules (``bench/policy_model.py``: N/10
+owners, one policy file per owner, rules by id, type, name and name glob,
+permit and forbid, conditions on claims and client) is written as our
+language and as Cedar. Before anything is timed, the script checks that our
+engine and cedarpy give the same permit/deny answer as a plain-Python
+oracle on a sample of requests, and aborts if any of the three disagree:
+timing wrong answers would be worthless.
+
+Cedar runs in its fastest public form: policies parsed once into a
+``cedarpy.PolicySet``, entities parsed once into a ``cedarpy.Entities``,
+the request context passed as a pre-serialised JSON string; both
+``is_authorized`` (one call per decision) and ``is_authorized_batch`` are
+timed and the faster is compared.
+
+Times are medians of per-decision times measured with
+``time.perf_counter_ns`` after a warm-up pass. This is a benchmark, not a
+test: it prints PASS/MISS against the targets and never fails on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import policy_model as pm
+
+DEFAULT_SIZES = (1, 100, 10_000, 100_000)
+QUICK_SIZES = (1, 100, 10_000)
+HEADLINE_SIZE = 1  # the three-clause target is judged on a policy set of exactly that rule
+
+
+class EquivalenceError(SystemExit):
+    """The engines (or an engine and the oracle) disagree: nothing is timed."""
+
+
+@dataclass
+class Settings:
+    requests: int  # mixed requests per size (ours is timed on all of them)
+    headline: int  # three-clause requests per size
+    check: int  # requests checked against cedarpy and the oracle (ours: all)
+    ours_budget_s: float  # time spent timing ours per size and request kind
+    cedar_budget_s: float  # time spent timing cedarpy per size, request kind and call form
+    max_passes: int
+
+
+FULL = Settings(requests=2000, headline=500, check=400, ours_budget_s=3.0,
+                cedar_budget_s=6.0, max_passes=5)
+QUICK = Settings(requests=500, headline=200, check=150, ours_budget_s=1.0,
+                 cedar_budget_s=2.0, max_passes=3)
+
+
+@dataclass
+class SizeResult:
+    size: int
+    owners: int
+    ours_compile_s: float = 0.0
+    cedar_parse_s: float = 0.0
+    cedar_entities_s: float = 0.0
+    checked: int = 0
+    permits: int = 0
+    ours_mixed_us: float = 0.0
+    ours_cold_us: float = 0.0
+    ours_head_us: float = 0.0
+    cedar_mixed_us: float = 0.0
+    cedar_mixed_form: str = ""
+    cedar_head_us: float = 0.0
+    cedar_head_form: str = ""
+    cedar_core_us: float = 0.0
+    cedar_samples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# Timing
+
+
+def _median_us(samples_ns: Sequence[float]) -> float:
+    return statistics.median(samples_ns) / 1000.0
+
+
+def per_call_samples(call: Callable[[Any], Any], items: Sequence[Any], budget_s: float,
+                     max_passes: int, per: Callable[[Any], int] = lambda _: 1) -> list[float]:
+    """Per-decision ns of ``call(item)`` over repeated passes, until the budget is spent.
+
+    ``per(item)`` is how many decisions one call makes (a batch's length).
+    """
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    deadline = clock() + int(budget_s * 1e9)
+    gc.collect()
+    for _ in range(max_passes):
+        for item in items:
+            t0 = clock()
+            call(item)
+            samples.append((clock() - t0) / per(item))
+            if clock() > deadline and samples:
+                return samples
+    return samples
+
+
+def timer_overhead_ns() -> float:
+    clock = time.perf_counter_ns
+    s = []
+    for _ in range(20_000):
+        t0 = clock()
+        s.append(clock() - t0)
+    return statistics.median(s)
+
+
+# ---------------------------------------------------------------------------
+# The engines
+
+
+def compile_ours(model: pm.Model) -> tuple[Any, float]:
+    import policy_lang
+
+    sources = [policy_lang.Source(name, text, owner) for name, text, owner in pm.our_sources(model)]
+    gc.collect()
+    t0 = time.perf_counter()
+    ps = policy_lang.compile_sources(sources)
+    return ps, time.perf_counter() - t0
+
+
+def prepare_cedar(model: pm.Model) -> tuple[Any, Any, float, float]:
+    import cedarpy
+
+    text, ents = pm.cedar_policies(model), pm.cedar_entities(model)
+    gc.collect()
+    t0 = time.perf_counter()
+    policies = cedarpy.PolicySet.from_str(text)
+    t1 = time.perf_counter()
+    entities = cedarpy.Entities.from_json_str(ents)
+    t2 = time.perf_counter()
+    if len(policies) != model.n_rules:
+        raise EquivalenceError(f"cedarpy parsed {len(policies)} policies, the model has {model.n_rules}")
+    return policies, entities, t1 - t0, t2 - t1
+
+
+def check_equivalence(model: pm.Model, ps: Any, reqs: list[pm.Req], ours_reqs: list[dict],
+                      policies: Any, entities: Any, n_cedar: int) -> tuple[int, list[int]]:
+    """Ours vs the oracle on every request; cedarpy vs the oracle on the first ``n_cedar``.
+
+    Returns (number of permits expected, Cedar's own authz_duration_micros per decision).
+    Raises EquivalenceError on the first disagreements, with what each side said.
+    """
+    import cedarpy
+
+    want = [pm.expected(model, r) for r in reqs]
+    bad: list[str] = []
+    for r, q, w in zip(reqs, ours_reqs, want):
+        d = ps.decide(q)
+        errors = getattr(d, "errors", None)
+        if d.decision != w or errors:
+            bad.append(f"ours={d.decision!r} (errors={errors!r}) oracle={w!r} for {r}")
+    sample = list(range(min(n_cedar, len(reqs))))
+    results = cedarpy.is_authorized_batch([pm.cedar_request(reqs[i]) for i in sample],
+                                          policies, entities)
+    core: list[int] = []
+    for i, res in zip(sample, results):
+        got = "permit" if res.allowed else "deny"
+        if got != want[i] or res.diagnostics.errors:
+            bad.append(f"cedar={got!r} (errors={res.diagnostics.errors!r}) oracle={want[i]!r} for {reqs[i]}")
+        core.append(int(res.metrics.get("authz_duration_micros", 0)))
+    if bad:
+        owner = model.owner(reqs[0].resource.owner)
+        lines = "\n  ".join(bad[:10])
+        raise EquivalenceError(
+            f"ENGINES DISAGREE on {len(bad)} decision(s) at {model.n_rules} rules; nothing timed.\n  "
+            f"{lines}\nfirst owner's file:\n{pm.ours_text(owner)}")
+    return sum(w == "permit" for w in want), core
+
+
+def time_cedar(policies: Any, entities: Any, creqs: list[dict], st: Settings) -> tuple[float, str, int]:
+    """Median µs per decision of cedarpy's faster call form, that form, and samples taken."""
+    import cedarpy
+
+    # warm-up and cost estimate: keep the slow sizes inside the budget
+    t0 = time.perf_counter()
+    for q in creqs[:3]:
+        cedarpy.is_authorized(q, policies, entities)
+    est = max((time.perf_counter() - t0) / 3, 1e-7)
+    n = max(10, min(len(creqs), int(st.cedar_budget_s / est)))
+    single = per_call_samples(lambda q: cedarpy.is_authorized(q, policies, entities),
+                              creqs[:n], st.cedar_budget_s, st.max_passes)
+    size = max(1, min(100, n // 10))
+    batches = [creqs[i:i + size] for i in range(0, n - size + 1, size)]
+    cedarpy.is_authorized_batch(batches[0], policies, entities)
+    batched = per_call_samples(lambda b: cedarpy.is_authorized_batch(b, policies, entities),
+                               batches, st.cedar_budget_s, st.max_passes, per=len)
+    s_us, b_us = _median_us(single), _median_us(batched)
+    if b_us < s_us:
+        return b_us, f"batch of {size}", len(batched) * size
+    return s_us, "is_authorized", len(single)
+
+
+def time_ours(ps: Any, ours_reqs: list[dict], st: Settings) -> float:
+    return _median_us(per_call_samples(ps.decide, ours_reqs, st.ours_budget_s, st.max_passes))
+
+
+# ---------------------------------------------------------------------------
+# One size
+
+
+def run_size(n: int, st: Settings, log: Callable[[str], None]) -> SizeResult:
+    t0 = time.perf_counter()
+    model = pm.build_model(n)
+    reqs = pm.build_requests(model, st.requests)
+    head = pm.headline_requests(model, st.headline)
+    res = SizeResult(n, len(model.owners))
+    log(f"[{n} rules] model of {len(model.owners)} owners built in {time.perf_counter() - t0:.1f}s")
+
+    ps, res.ours_compile_s = compile_ours(model)
+    log(f"[{n} rules] ours: load+compile {res.ours_compile_s:.2f}s")
+    policies, entities, res.cedar_parse_s, res.cedar_entities_s = prepare_cedar(model)
+    log(f"[{n} rules] cedarpy: PolicySet {res.cedar_parse_s:.2f}s, Entities {res.cedar_entities_s:.2f}s")
+
+    ours_reqs = [pm.our_request(r) for r in reqs]
+    ours_head = [pm.our_request(r) for r in head]
+    creqs = [pm.cedar_request(r) for r in reqs]
+    chead = [pm.cedar_request(r) for r in head]
+
+    # Cold: the very first decisions of a fresh PolicySet (plan cache empty).
+    cold = per_call_samples(ps.decide, ours_reqs, st.ours_budget_s, 1)
+    res.ours_cold_us = _median_us(cold)
+
+    # Correctness before speed. Cedar costs ~3 µs per rule per decision: check fewer at large N.
+    t0 = time.perf_counter()
+    n_check = st.check if n <= 10_000 else max(30, st.check // 10)
+    permits, core = check_equivalence(model, ps, reqs, ours_reqs, policies, entities, n_check)
+    hp, core_h = check_equivalence(model, ps, head, ours_head, policies, entities, max(10, n_check // 4))
+    res.checked = min(n_check, len(reqs)) + min(max(10, n_check // 4), len(head))
+    res.permits = permits
+    res.cedar_core_us = statistics.median(core)
+    log(f"[{n} rules] equivalent: ours = oracle on {len(reqs) + len(head)} requests "
+        f"({permits + hp} permits), cedarpy = oracle on {res.checked} "
+        f"({time.perf_counter() - t0:.1f}s)")
+
+    res.ours_mixed_us = time_ours(ps, ours_reqs, st)
+    res.ours_head_us = time_ours(ps, ours_head, st)
+    log(f"[{n} rules] ours: {res.ours_mixed_us:.2f} µs mixed, {res.ours_head_us:.2f} µs three-clause")
+    res.cedar_mixed_us, res.cedar_mixed_form, res.cedar_samples = time_cedar(policies, entities, creqs, st)
+    res.cedar_head_us, res.cedar_head_form, _ = time_cedar(policies, entities, chead, st)
+    log(f"[{n} rules] cedarpy: {res.cedar_mixed_us:.1f} µs mixed ({res.cedar_mixed_form}, "
+        f"{res.cedar_samples} decisions), {res.cedar_head_us:.1f} µs three-clause ({res.cedar_head_form})")
+    return res
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def _fmt_us(v: float) -> str:
+    return f"{v:,.1f}" if v >= 100 else f"{v:.2f}"
+
+
+def _pass(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(results: list[SizeResult], overhead_ns: float) -> str:
+    out: list[str] = []
+    out.append("Decision time (median µs per decision; ratio = cedarpy / ours)")
+    out.append("")
+    out.append("| rules | owners | ours mixed | ours cold | cedarpy mixed | ratio | ours 3-clause "
+               "| cedarpy 3-clause | ratio | cedar core* |")
+    out.append("|------:|-------:|-----------:|----------:|--------------:|------:|--------------:"
+               "|-----------------:|------:|------------:|")
+    for r in results:
+        out.append(
+            f"| {r.size:,} | {r.owners:,} | {_fmt_us(r.ours_mixed_us)} | {_fmt_us(r.ours_cold_us)} "
+            f"| {_fmt_us(r.cedar_mixed_us)} | {r.cedar_mixed_us / r.ours_mixed_us:,.1f}x "
+            f"| {_fmt_us(r.ours_head_us)} | {_fmt_us(r.cedar_head_us)} "
+            f"| {r.cedar_head_us / r.ours_head_us:,.1f}x | {_fmt_us(r.cedar_core_us)} |")
+    out.append("")
+    out.append("mixed: permit and deny requests over all owners (ours: warm plan cache; "
+               "cold: first decision of each request on a fresh PolicySet).")
+    out.append("3-clause: requests that evaluate all three clauses of the headline rule.")
+    out.append("* cedar core: Cedar's own authz_duration_micros metric (Rust, without the "
+               "Python binding), median over the checked sample.")
+    out.append(f"timer overhead (perf_counter_ns pair, included above): {overhead_ns:.0f} ns")
+    out.append("")
+    out.append("Load time (seconds)")
+    out.append("")
+    out.append("| rules | ours load+compile | cedarpy PolicySet.from_str | cedarpy Entities.from_json_str |")
+    out.append("|------:|------------------:|---------------------------:|-------------------------------:|")
+    for r in results:
+        out.append(f"| {r.size:,} | {r.ours_compile_s:.2f} | {r.cedar_parse_s:.2f} | {r.cedar_entities_s:.2f} |")
+    out.append("")
+    out.append("Targets")
+    out.append("")
+    by = {r.size: r for r in results}
+    faster = [r for r in results if r.ours_mixed_us < r.cedar_mixed_us and r.ours_head_us < r.cedar_head_us]
+    sizes = ", ".join(f"{r.size:,}" for r in results)
+    out.append(f"- {_pass(len(faster) == len(results))}: faster than cedarpy at every size measured "
+               f"({sizes}; mixed and 3-clause)")
+    if 10_000 in by:
+        r = by[10_000]
+        ratio = r.cedar_mixed_us / r.ours_mixed_us
+        out.append(f"- {_pass(ratio >= 100)}: >= 100x faster than cedarpy at 10,000 rules "
+                   f"(mixed: {ratio:,.0f}x)")
+    else:
+        out.append("- not measured: >= 100x faster at 10,000 rules (size not run)")
+    if HEADLINE_SIZE in by:
+        r = by[HEADLINE_SIZE]
+        out.append(f"- {_pass(r.ours_head_us <= 10)}: median decision <= 10 µs for the three-clause "
+                   f"rule (1 rule: {r.ours_head_us:.2f} µs)")
+    else:
+        out.append("- not measured: three-clause rule <= 10 µs (size 1 not run)")
+    if 10_000 in by:
+        r = by[10_000]
+        out.append(f"- {_pass(r.ours_compile_s <= 2)}: 10,000 rules loaded and compiled in <= 2 s "
+                   f"({r.ours_compile_s:.2f} s)")
+    else:
+        out.append("- not measured: 10,000 rules compiled in <= 2 s (size not run)")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    import cedarpy  # noqa: F401  (version below)
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, "
+            f"cedarpy {version('cedarpy')}, {platform.system()} {platform.release()}")
+
+
+# ---------------------------------------------------------------------------
+# Profile
+
+
+def profile(n: int, st: Settings) -> str:
+    model = pm.build_model(n)
+    reqs = [pm.our_request(r) for r in pm.build_requests(model, st.requests)]
+    head = [pm.our_request(r) for r in pm.headline_requests(model, st.headline)]
+    prof = cProfile.Profile()
+    prof.enable()
+    ps, _ = compile_ours(model)
+    prof.disable()
+    buf = io.StringIO()
+    buf.write(f"== cProfile: load+compile of {n:,} rules ==\n")
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
+    for label, items in (("mixed", reqs), ("3-clause", head)):
+        for q in items:
+            ps.decide(q)  # warm
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(5):
+            for q in items:
+                ps.decide(q)
+        prof.disable()
+        buf.write(f"== cProfile: decide() x {5 * len(items)} {label} requests at {n:,} rules ==\n")
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", help="comma-separated rule counts (default 1,100,10000,100000)")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer requests and shorter timing; sizes 1,100,10000 unless --sizes")
+    ap.add_argument("--profile", type=int, metavar="N",
+                    help="print a cProfile of our engine's compile and decide at N rules, then exit")
+    args = ap.parse_args(argv)
+    st = QUICK if args.quick else FULL
+    if args.profile:
+        print(profile(args.profile, st))
+        return 0
+    if args.sizes:
+        sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
+    else:
+        sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    log(f"machine: {machine()}")
+    overhead = timer_overhead_ns()
+    results = [run_size(n, st, log) for n in sizes]
+    print()
+    print(f"Machine: {machine()}")
+    print(f"Settings: {'--quick' if args.quick else 'full'}; {st.requests} mixed + {st.headline} "
+          f"three-clause requests per size; total run {time.perf_counter() - start:.0f} s")
+    print()
+    print(report(results, overhead))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
