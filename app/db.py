@@ -1,0 +1,162 @@
+"""Database engines, sessions and schema migrations.
+
+* :func:`init_app` builds one engine per Flask app (``app.extensions["uma_db"]``);
+* :func:`get_session` gives the request's session (closed at teardown);
+* :func:`session_scope` gives a session outside requests (CLI, tests);
+* :func:`upgrade_database` applies the alembic migrations in ``app/migrations``
+  under a lock, so several processes starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlmodel import Session
+
+from .models import PolicySetVersion
+from .security import now
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: Arbitrary constant naming the PostgreSQL advisory lock taken while migrating.
+_PG_MIGRATION_LOCK = 0x554D41  # "UMA"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no branch
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def init_app(app: Flask, url: str) -> Engine:
+    engine = make_engine(url)
+    app.extensions["uma_db"] = engine
+    app.teardown_appcontext(_close_session)
+    return engine
+
+
+def get_engine(app: Flask | None = None) -> Engine:
+    return (app or current_app).extensions["uma_db"]
+
+
+def get_session() -> Session:
+    """The session of the current app context (one per request)."""
+    session = g.get("_uma_session")
+    if session is None:
+        session = Session(get_engine(), expire_on_commit=False)
+        g._uma_session = session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("_uma_session", None)
+    if session is not None:
+        session.close()
+
+
+@contextlib.contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session committed on success and rolled back on error."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# -- migrations ---------------------------------------------------------------
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def schema_is_current(engine: Engine) -> bool:
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads
+
+
+@contextlib.contextmanager
+def _file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    with open(str(database) + ".migrate-lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``, once even if several processes call it together."""
+    cfg = alembic_config(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    else:
+        with _file_lock(engine), engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+
+def database_url_for(instance_path: str, configured: str) -> str:
+    if configured:
+        return configured
+    os.makedirs(instance_path, exist_ok=True)
+    return "sqlite:///" + str(Path(instance_path) / "uma.db")
+
+
+# -- the global policy-set version (architecture: "many processes, one truth") --
+
+
+def policy_set_version(session: Session) -> int:
+    """The version of the policy set every process must decide with."""
+    version = session.execute(
+        select(PolicySetVersion.version).where(PolicySetVersion.id == 1)
+    ).scalar_one_or_none()
+    return int(version or 0)
+
+
+def bump_policy_set_version(session: Session) -> int:
+    """Atomically increment the policy-set version (call in the transaction that changes policies)."""
+    result = session.execute(
+        update(PolicySetVersion)
+        .where(PolicySetVersion.id == 1)
+        .values(version=PolicySetVersion.version + 1, updated_at=now())
+    )
+    if result.rowcount == 0:
+        session.add(PolicySetVersion(id=1, version=1))
+        session.flush()
+    return policy_set_version(session)

@@ -1,0 +1,127 @@
+"""Typed API errors, turned into JSON responses at one boundary (:func:`register_error_handlers`).
+
+Raise an :class:`ApiError` subclass anywhere in a JSON endpoint; the handler
+answers ``{"error": ..., "error_description": ...}`` with ``Cache-Control:
+no-store`` (F-43). Unexpected exceptions are logged and answered as a JSON 500
+without details (they are bugs: every client input has a typed answer).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class ApiError(Exception):
+    """An error answered as JSON with a fixed status and error code."""
+
+    status: int = 400
+    error: str = "invalid_request"
+
+    def __init__(self, description: str = "", *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(description or self.error)
+        self.description = description
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"error": self.error}
+        if self.description:
+            data["error_description"] = self.description
+        data.update(self.extra)
+        return data
+
+
+class InvalidRequest(ApiError):
+    """Malformed request: missing/invalid/repeated parameter (F-29, F-36 DERIVED, A7)."""
+
+
+class NotFound(ApiError):
+    """Unknown resource id, or one the caller may not see (F-27)."""
+
+    status = 404
+    error = "not_found"
+
+
+class UnsupportedMethod(ApiError):
+    """Method not supported at this URL (F-28)."""
+
+    status = 405
+    error = "unsupported_method_type"
+
+
+class InvalidResourceId(ApiError):
+    """Permission request names a resource the AS does not know for this RS/owner (F-36, F-34)."""
+
+    error = "invalid_resource_id"
+
+
+class InvalidScope(ApiError):
+    """Permission request names a scope not registered for the resource (F-36)."""
+
+    error = "invalid_scope"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    error = "invalid_request"
+
+
+def json_error(status: int, error: str, description: str = "", headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"error": error}
+    if description:
+        body["error_description"] = description
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(NO_STORE)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+_HTTP_ERRORS = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "unsupported_method_type",
+    413: "invalid_request",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        response = jsonify(exc.body())
+        response.status_code = exc.status
+        response.headers.update(NO_STORE)
+        response.headers.update(exc.headers)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        if exc.response is not None:
+            return exc.response
+        status = exc.code or 500
+        wants_html = request.accept_mimetypes.best == "text/html" and request.method == "GET"
+        if wants_html and status in (404, 405):
+            return Response(
+                f"<!doctype html><title>{status}</title><p>{exc.name}</p>",
+                status=status,
+                mimetype="text/html",
+                headers={"X-Frame-Options": "DENY"},
+            )
+        response = json_error(status, _HTTP_ERRORS.get(status, "invalid_request"), exc.description or exc.name)
+        if status == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "server_error", "internal error")

@@ -1,0 +1,91 @@
+"""Permission tickets: issue, redeem exactly once (G-57…G-63, F-35).
+
+A ticket is ``secrets.token_urlsafe(32)`` (256 bits, G-57); the database keeps
+only its SHA-256. :func:`redeem_ticket` consumes a ticket with one conditional
+``UPDATE ... WHERE consumed = false AND expires_at > now`` and commits, so of
+two processes presenting the same ticket at once exactly one gets the row
+(G-59, G-60). The UMA grant uses :func:`issue_ticket` with ``predecessor`` to
+rotate tickets on ``need_info`` / ``request_submitted``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from ..models import PermissionTicket
+from ..security import hash_token, new_token, now
+
+
+def issue_ticket(
+    session: Session,
+    *,
+    owner: str,
+    rs_client_id: str,
+    permissions: list[dict[str, Any]],
+    lifetime: int,
+    predecessor: PermissionTicket | None = None,
+    client_id: str | None = None,
+    requesting_party: str | None = None,
+    claims: dict[str, Any] | None = None,
+    claim_sources: dict[str, Any] | None = None,
+) -> tuple[str, PermissionTicket]:
+    """Create a ticket; returns ``(raw_ticket, row)``. The caller commits.
+
+    With ``predecessor`` the new ticket inherits owner, RS, permissions, bound
+    client, requesting party and accumulated claims, overridden by the
+    arguments given (ticket rotation, §1.5 of the digest).
+    """
+    if predecessor is not None:
+        client_id = client_id or predecessor.client_id
+        requesting_party = requesting_party or predecessor.requesting_party
+        claims = {**predecessor.claims, **(claims or {})}
+        claim_sources = {**predecessor.claim_sources, **(claim_sources or {})}
+    raw = new_token()
+    issued = now()
+    row = PermissionTicket(
+        ticket_hash=hash_token(raw),
+        owner=owner,
+        rs_client_id=rs_client_id,
+        permissions=[
+            {"resource_id": p["resource_id"], "resource_scopes": list(p["resource_scopes"])} for p in permissions
+        ],
+        client_id=client_id,
+        requesting_party=requesting_party,
+        claims=dict(claims or {}),
+        claim_sources=dict(claim_sources or {}),
+        predecessor_id=predecessor.id if predecessor is not None else None,
+        created_at=issued,
+        expires_at=issued + lifetime,
+    )
+    session.add(row)
+    session.flush()
+    return raw, row
+
+
+def redeem_ticket(session: Session, raw_ticket: str) -> PermissionTicket | None:
+    """Consume ``raw_ticket`` atomically and return its row, or None.
+
+    None means unknown, already consumed or expired (→ ``invalid_grant``, G-15).
+    The session is committed in both cases (call this first in a request): a
+    presented ticket is spent whatever the outcome of the request (G-60), and
+    on SQLite no write lock stays held.
+    """
+    digest = hash_token(raw_ticket)
+    at = now()
+    result = session.execute(
+        update(PermissionTicket)
+        .where(
+            PermissionTicket.ticket_hash == digest,
+            PermissionTicket.consumed.is_(False),
+            PermissionTicket.expires_at > at,
+        )
+        .values(consumed=True, consumed_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount != 1:
+        return None
+    return session.execute(select(PermissionTicket).where(PermissionTicket.ticket_hash == digest)).scalar_one()

@@ -1,0 +1,47 @@
+"""Local accounts (owners and requesting parties) with a claim set each."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from .models import User
+from .security import dummy_password_check, hash_password, verify_password
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
+
+
+class UserError(ValueError):
+    """Invalid or duplicate user data."""
+
+
+def get_user(session: Session, username: str) -> User | None:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        return None
+    return session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def create_user(session: Session, username: str, password: str, claims: dict[str, Any] | None = None) -> User:
+    """Add a user (the caller commits). Raises :class:`UserError` on bad or taken names."""
+    if not USERNAME_RE.match(username):
+        raise UserError(f"invalid user name {username!r}: letters, digits and . _ @ + - only, at most 255")
+    if not password or "\x00" in password:
+        raise UserError("the password must be a non-empty string")
+    if get_user(session, username) is not None:
+        raise UserError(f"user {username!r} already exists")
+    user = User(username=username, password_hash=hash_password(password), claims=dict(claims or {}))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this name and password, or None (same cost either way)."""
+    user = get_user(session, username)
+    if user is None or not user.is_active:
+        dummy_password_check(password)
+        return None
+    return user if verify_password(password, user.password_hash) else None

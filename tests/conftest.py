@@ -1,0 +1,238 @@
+"""Shared fixtures: a database per test session and xdist worker, the app, a live HTTP server,
+and helpers to create users, clients and PATs.
+
+Database choice: ``UMA_TEST_DATABASE_URL`` (e.g.
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``) selects PostgreSQL, where
+every xdist worker gets its own schema (``search_path`` in the connection
+options); without it each worker uses a fresh SQLite file. The schema is
+created by the alembic migrations, as in production.
+
+Helpers for other test modules (all session-safe, names are unique per call):
+
+* ``make_user(username=None, password="pw-…", claims=None) -> UserInfo``
+* ``make_client(**create_client kwargs) -> ClientInfo`` (client_id, client_secret, row)
+* ``make_rs(owner=None) -> ClientInfo`` a resource server client (scope uma_protection)
+* ``pat_for(owner, rs=None) -> PatInfo`` a PAT for (owner, RS) issued directly in the database
+* ``http`` an ``httpx.Client`` on the live server (no cookies kept between tests)
+* ``db_session`` a SQLModel session on the test database
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import Session
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.db import make_engine, upgrade_database
+
+PG_ENV = "UMA_TEST_DATABASE_URL"
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A clean database for this session and worker."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        path = tmp_path_factory.mktemp("db") / "uma-test.db"
+        yield f"sqlite:///{path}"
+        return
+    schema = f"uma_test_{_worker()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str):
+    eng = make_engine(database_url)
+    upgrade_database(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture()
+def db_session(engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+class _Dispatch:
+    """WSGI entry bound before the app exists, so the app's issuer can name the real port."""
+
+    app: Any = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    app: Any
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@pytest.fixture(scope="session")
+def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app served over real HTTP on 127.0.0.1 with a free port, in a background thread."""
+    dispatch = _Dispatch()
+    server = make_server("127.0.0.1", 0, dispatch, threaded=True)
+    url = f"http://127.0.0.1:{server.port}"
+    dispatch.app = create_app(
+        {
+            "database_url": database_url,
+            "issuer": url,
+            "secret_key": secrets.token_hex(32),
+            "instance_path": str(tmp_path_factory.mktemp("instance")),
+            "rpt_format": "jwt",
+            "TESTING": True,
+        }
+    )
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(url=url, port=server.port, app=dispatch.app)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app(live_server: LiveServer):
+    """The application object behind the live server."""
+    return live_server.app
+
+
+@pytest.fixture(scope="session")
+def settings(app):
+    return app.config["UMA_SETTINGS"]
+
+
+@pytest.fixture()
+def http(live_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=False) as client:
+        yield client
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class UserInfo:
+    username: str
+    password: str
+    claims: dict[str, Any]
+
+
+@dataclass
+class ClientInfo:
+    client_id: str
+    client_secret: str | None
+    row: Any
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        assert self.client_secret is not None
+        return (self.client_id, self.client_secret)
+
+
+@dataclass
+class PatInfo:
+    token: str
+    owner: str
+    rs: ClientInfo
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def make_user(engine):
+    from app.users import create_user
+
+    def _make(username: str | None = None, password: str | None = None, claims: dict | None = None) -> UserInfo:
+        username = username or unique("user")
+        password = password or "pw-" + secrets.token_hex(8)
+        with Session(engine) as session:
+            create_user(session, username, password, claims)
+            session.commit()
+        return UserInfo(username, password, dict(claims or {}))
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def make_client(engine):
+    from app.oauth.clients import create_client
+
+    def _make(**kwargs: Any) -> ClientInfo:
+        kwargs.setdefault("client_name", unique("client"))
+        with Session(engine, expire_on_commit=False) as session:
+            row, secret = create_client(session, **kwargs)
+            session.commit()
+        return ClientInfo(row.client_id, secret, row)
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def make_rs(make_client):
+    """A confidential resource-server client allowed the uma_protection scope."""
+
+    def _make(owner: str | None = None, **kwargs: Any) -> ClientInfo:
+        kwargs.setdefault("grant_types", ["client_credentials", "authorization_code", "refresh_token"])
+        kwargs.setdefault("redirect_uris", ["https://rs.example.net/cb"])
+        kwargs.setdefault("scope", "uma_protection")
+        return make_client(owner=owner, **kwargs)
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def pat_for(engine, make_rs, app):
+    """Issue a PAT for ``owner`` at ``rs`` (a new RS when not given) straight into the database."""
+    from app.oauth.tokens import issue_token
+
+    def _make(owner: str, rs: ClientInfo | None = None, scope: str = "uma_protection") -> PatInfo:
+        rs = rs or make_rs()
+        with Session(engine) as session:
+            body, _ = issue_token(
+                session,
+                app.config["UMA_SETTINGS"],
+                client_id=rs.client_id,
+                subject=owner,
+                scope=scope,
+                grant_type="authorization_code",
+                include_refresh=False,
+            )
+            session.commit()
+        return PatInfo(body["access_token"], owner, rs)
+
+    return _make
