@@ -1,0 +1,450 @@
+"""``uma policy fmt``: one canonical layout for policy files.
+
+The layout (documented in docs/cli.md):
+
+* the header (``owner "…"`` or ``global``) first, then every item in source
+  order, exactly one blank line between items; the file ends with one newline;
+* a rule fits on one line when its one-line form is at most 80 columns and no
+  full-line comment sits inside it; otherwise the effect and scopes start the
+  rule and each clause (``on``, ``when``, ``unless``, ``for``/``until``) has
+  its own line, indented by two spaces. A clause longer than 80 columns whose
+  condition is a chain of ``and`` (or of ``or``) puts each operand on its own
+  line, the operator first, indented by four spaces;
+* a group list longer than 80 columns has one member per line, with a
+  trailing comma;
+* one space around every operator and after every comma; lists ``["a", "b"]``;
+  strings in double quotes with JSON escapes; numbers without superfluous
+  zeros; timestamps and durations as written;
+* scope and claim names bare when they are plain names, quoted otherwise
+  (and when they would read as a keyword);
+* only the parentheses operator precedence needs (``or`` < ``and`` < ``not``
+  < comparisons), plus those that keep the parsed tree identical (a nested
+  ``a or (b or c)`` keeps its parentheses);
+* comments kept: a full-line comment stays above the line that followed it
+  (blank lines between comment blocks and the next item are kept, at most
+  one); a comment at the end of a line stays at the end of the line that
+  holds what preceded it, after two spaces.
+
+Formatting never changes meaning: :func:`format_text` re-parses its output
+and refuses (``FormatError``) if the tree or the comments differ.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from functools import lru_cache
+
+from . import ast as A
+from .diagnostics import PolicyError
+from .parser import _comment_parser, parse
+
+WIDTH = 80
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+# characters str.splitlines() treats as line breaks but JSON does not escape
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+class FormatError(RuntimeError):
+    """The formatter would change a file's meaning (a bug): nothing is written."""
+
+
+# ------------------------------------------------------------------ atoms
+
+@lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    """Every word of the grammar: such names are quoted where a name may be quoted."""
+    words = {t.pattern.value for t in _comment_parser().terminals
+             if t.pattern.type == "str" and _NAME.match(t.pattern.value)}
+    return frozenset(words | {"permit", "forbid", "ask"})
+
+
+def quote(value: str) -> str:
+    """A string literal: double quotes, JSON escapes."""
+    out = json.dumps(value, ensure_ascii=False)
+    for ch, esc in _LINE_BREAKS.items():
+        out = out.replace(ch, esc)
+    return out
+
+
+def name_or_quoted(value: str) -> str:
+    """A scope, claim or format name: bare when the grammar reads it as a name."""
+    if _NAME.match(value) and value not in keywords():
+        return value
+    return quote(value)
+
+
+def number_text(node: A.Literal) -> str:
+    value = node.value
+    if isinstance(value, bool):  # not produced by the parser; be exact anyway
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = node.text or repr(value)
+    if re.fullmatch(r"-?\d+\.\d+", text):
+        sign = "-" if text.startswith("-") else ""
+        whole, frac = text.lstrip("-").split(".")
+        return f"{sign}{int(whole)}.{frac.rstrip('0') or '0'}"
+    d = Decimal(repr(value))  # a float built by hand: plain decimal notation
+    return format(d, "f") if "." in format(d, "f") else format(d, "f") + ".0"
+
+
+def duration_text(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def timestamp_text(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def literal(node: A.Literal) -> str:
+    k = node.kind
+    if k == "string":
+        return quote(node.value)
+    if k == "number":
+        return number_text(node)
+    if k == "bool":
+        return "true" if node.value else "false"
+    if k == "timestamp":
+        return node.text or timestamp_text(node.value)
+    if k == "duration":
+        return node.text or duration_text(node.value)
+    if k == "list":
+        return "[" + ", ".join(literal(x) for x in node.value) + "]"
+    raise FormatError(f"unknown literal kind {k!r}")
+
+
+# ------------------------------------------------------------------ expressions
+
+_OR, _AND, _NOT, _CMP, _ATOM = 1, 2, 3, 4, 5
+
+
+def _level(node) -> int:
+    if isinstance(node, A.Or):
+        return _OR
+    if isinstance(node, A.And):
+        return _AND
+    if isinstance(node, A.Not):
+        return _NOT
+    if isinstance(node, (A.Compare, A.Has)):
+        return _CMP
+    if isinstance(node, A.Truthy):
+        return _level(node.operand)
+    return _ATOM
+
+
+def _wrap(node, ok: bool) -> str:
+    text = expr(node)
+    return text if ok else f"({text})"
+
+
+def operand_in(parent, child) -> str:
+    """``child`` printed inside ``parent``, parenthesised only where needed to
+    read back the same tree."""
+    lv = _level(child)
+    if isinstance(parent, A.Or):
+        return _wrap(child, lv > _OR)
+    if isinstance(parent, A.And):
+        return _wrap(child, lv > _AND)
+    if isinstance(parent, A.Not):
+        return _wrap(child, lv >= _NOT)
+    return _wrap(child, lv == _ATOM)  # comparison operands, has
+
+
+def expr(node) -> str:
+    """An expression in canonical spelling."""
+    if isinstance(node, A.Or):
+        return " or ".join(operand_in(node, x) for x in node.items)
+    if isinstance(node, A.And):
+        return " and ".join(operand_in(node, x) for x in node.items)
+    if isinstance(node, A.Not):
+        return "not " + operand_in(node, node.item)
+    if isinstance(node, A.Compare):
+        return f"{operand_in(node, node.left)} {node.op} {operand_in(node, node.right)}"
+    if isinstance(node, A.Has):
+        return "has " + expr(node.ref)
+    if isinstance(node, A.Truthy):
+        return expr(node.operand)
+    if isinstance(node, A.Literal):
+        return literal(node)
+    if isinstance(node, A.ClaimRef):
+        if node.quoted:
+            return f"claims[{quote(node.name)}]"
+        return "claims." + ".".join(node.path)
+    if isinstance(node, A.AttrRef):
+        return f"{node.entity}.{node.name}"
+    if isinstance(node, A.NowRef):
+        return "now"
+    if isinstance(node, A.GroupRef):
+        return node.name
+    raise FormatError(f"cannot format {type(node).__name__}")
+
+
+def target(t: A.Target) -> str:
+    k = t.kind
+    if k == "any":
+        return "any resource"
+    if k == "id":
+        return f"resource {quote(t.resource_id or '')}"
+    if k == "type":
+        return f"type {quote(t.type or '')}"
+    if k == "name":
+        return f"name {quote(t.name or '')}"
+    if k == "name_like":
+        return f"name like {quote(t.pattern or '')}"
+    if k == "type_name":
+        return f"type {quote(t.type or '')} name {quote(t.name or '')}"
+    if k == "type_name_like":
+        return f"type {quote(t.type or '')} name like {quote(t.pattern or '')}"
+    raise FormatError(f"unknown target kind {k!r}")
+
+
+def scopes(names: tuple[str, ...] | None) -> str:
+    if names is None:
+        return "any scope"
+    return ", ".join(name_or_quoted(s) for s in names)
+
+
+def expiry(e: A.Expiry) -> str:
+    if e.kind == "for":
+        return "for " + (e.text or duration_text(e.duration or timedelta(0)))
+    return "until " + (e.text or timestamp_text(e.until))  # type: ignore[arg-type]
+
+
+def rule_one_line(rule: A.Rule) -> str:
+    parts = [f"{rule.effect} {scopes(rule.scopes)} on {target(rule.target)}"]
+    if rule.when is not None:
+        parts.append("when " + expr(rule.when))
+    if rule.unless is not None:
+        parts.append("unless " + expr(rule.unless))
+    if rule.expiry is not None:
+        parts.append(expiry(rule.expiry))
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------ layout
+
+@dataclass
+class _Seg:
+    """One output line, tied to the source line (``anchor``) it came from."""
+    anchor: int
+    indent: str
+    text: str
+    leading: list[str] = field(default_factory=list)  # full-line comments (and "" = blank)
+    trailing: list[str] = field(default_factory=list)
+
+
+def _points(node, out: list[tuple[int, int]]) -> None:
+    """Every (line, column) where a node of the tree starts or ends."""
+    if isinstance(node, (list, tuple)):
+        for x in node:
+            _points(x, out)
+        return
+    if not is_dataclass(node):
+        return
+    for f in fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, A.Pos):
+            if v.line:
+                out.append((v.line, v.column))
+                out.append((v.end_line, v.end_column))
+        elif isinstance(v, (list, tuple)) or is_dataclass(v):
+            _points(v, out)
+
+
+def _span(node) -> tuple[int, int]:
+    pos = getattr(node, "pos", None)
+    if not isinstance(pos, A.Pos) or not pos.line:
+        return (0, 0)
+    return (pos.line, pos.end_line)
+
+
+class _Layout:
+    def __init__(self, pf: A.PolicyFile, comments: list[tuple[int, int, str]]):
+        self.pf = pf
+        pts: list[tuple[int, int]] = []
+        if pf.header_pos is not None:
+            pts += [(pf.header_pos.line, pf.header_pos.column),
+                    (pf.header_pos.end_line, pf.header_pos.end_column)]
+        _points(pf.items, pts)
+        self.points: dict[int, int] = {}  # line -> leftmost column of a node there
+        for line, col in pts:
+            if line:
+                self.points[line] = min(col, self.points.get(line, col))
+        self.full: list[tuple[int, str]] = []
+        self.trailing: list[tuple[int, str]] = []
+        for line, col, text in sorted(comments):
+            text = text.rstrip()
+            if line in self.points and self.points[line] < col:
+                self.trailing.append((line, text))
+            else:
+                self.full.append((line, text))
+        self.full_lines = [line for line, _ in self.full]
+
+    def comment_inside(self, first: int, last: int) -> bool:
+        """A full-line comment strictly between these source lines?"""
+        return any(first < line < last for line in self.full_lines)
+
+    # -------------------------------------------------------------- items
+    def header(self) -> list[_Seg]:
+        pf = self.pf
+        if pf.is_global:
+            text = "global"
+        elif pf.owner is not None and not pf.owner_filled:
+            text = f"owner {quote(pf.owner)}"
+        else:
+            return []
+        anchor = pf.header_pos.line if pf.header_pos else 0
+        return [_Seg(anchor, "", text)]
+
+    def item(self, item) -> list[_Seg]:
+        if isinstance(item, A.Rule):
+            return self.rule(item)
+        if isinstance(item, A.GroupDecl):
+            return self.group(item)
+        line = item.pos.line
+        if isinstance(item, A.ClaimsDecl):
+            names = ", ".join(name_or_quoted(n) for n in item.names)
+            return [_Seg(line, "", f"claims {names} from {quote(item.issuer)} as "
+                                   f"{name_or_quoted(item.format)}")]
+        if isinstance(item, A.TypeDecl):
+            return [_Seg(line, "", f"type {quote(item.type)} has scopes {scopes(item.scopes)}")]
+        raise FormatError(f"cannot format {type(item).__name__}")
+
+    def group(self, g: A.GroupDecl) -> list[_Seg]:
+        one = f"group {g.name} = {literal(g.members)}"
+        first, last = _span(g)
+        if len(one) <= WIDTH and not self.comment_inside(first, last) or not g.members.value:
+            return [_Seg(first, "", one)]
+        segs = [_Seg(first, "", f"group {g.name} = [")]
+        for m in g.members.value:
+            segs.append(_Seg(m.pos.line or first, "  ", literal(m) + ","))
+        segs.append(_Seg(max(last, segs[-1].anchor), "", "]"))
+        return segs
+
+    def rule(self, r: A.Rule) -> list[_Seg]:
+        first, last = _span(r)
+        one = rule_one_line(r)
+        if len(one) <= WIDTH and not self.comment_inside(first, last):
+            return [_Seg(first, "", one)]
+        segs = [_Seg(first, "", f"{r.effect} {scopes(r.scopes)}")]
+        segs.append(_Seg(r.target.pos.line or first, "  ", "on " + target(r.target)))
+        for word, cond in (("when", r.when), ("unless", r.unless)):
+            if cond is not None:
+                segs.extend(self.clause(word, cond, segs[-1].anchor))
+        if r.expiry is not None:
+            segs.append(_Seg(r.expiry.pos.line or segs[-1].anchor, "  ", expiry(r.expiry)))
+        return segs
+
+    def clause(self, word: str, cond, prev: int) -> list[_Seg]:
+        text = f"{word} {expr(cond)}"
+        first, last = _span(cond)
+        first = first or prev
+        if len("  " + text) <= WIDTH and not self.comment_inside(first, max(last, first)) \
+                or not isinstance(cond, (A.And, A.Or)):
+            return [_Seg(first, "  ", text)]
+        op = "and" if isinstance(cond, A.And) else "or"
+        items = cond.items
+        segs = [_Seg(first, "  ", f"{word} {operand_in(cond, items[0])}")]
+        for x in items[1:]:
+            segs.append(_Seg(max(x.pos.line, segs[-1].anchor), "    ", f"{op} {operand_in(cond, x)}"))
+        return segs
+
+    # -------------------------------------------------------------- assembly
+    def render(self) -> str:
+        blocks: list[list[_Seg]] = []
+        head = self.header()
+        if head:
+            blocks.append(head)
+        for item in self.pf.items:
+            blocks.append(self.item(item))
+        segs = [s for b in blocks for s in b]
+        starts = {id(b[0]) for b in blocks}
+        tail: list[str] = []
+        # full-line comments: above the first line whose source follows them
+        full = list(self.full)
+        for i, (line, text) in enumerate(full):
+            target_seg = next((s for s in segs if s.anchor > line), None)
+            nxt = full[i + 1][0] if i + 1 < len(full) else None
+            dest = target_seg.leading if target_seg is not None else tail
+            dest.append(text)
+            # keep (one) blank line after a comment outside items when the source had one
+            limit = target_seg.anchor if target_seg is not None else None
+            if nxt is not None and (limit is None or nxt < limit):
+                follow = nxt
+            else:
+                follow = limit
+            if (target_seg is None or id(target_seg) in starts) and follow is not None \
+                    and follow - line > 1 and not self._inside_item(line):
+                dest.append("")
+        for line, text in self.trailing:
+            host = None
+            for s in segs:
+                if s.anchor <= line:
+                    host = s
+                else:
+                    break
+            (host or segs[0]).trailing.append(text)
+
+        out: list[str] = []
+        for b in blocks:
+            if out:
+                out.append("")
+            for s in b:
+                for c in s.leading:
+                    out.append(s.indent + c if c else "")
+                line = s.indent + s.text
+                if s.trailing:
+                    line += "  " + " ".join(s.trailing)
+                out.append(line)
+        if tail:
+            if out:
+                out.append("")
+            out.extend(tail)
+        while out and out[-1] == "":
+            out.pop()
+        return "\n".join(out) + "\n" if out else ""
+
+    def _inside_item(self, line: int) -> bool:
+        for item in self.pf.items:
+            first, last = _span(item)
+            if first < line < last:
+                return True
+        return False
+
+
+def format_file(pf: A.PolicyFile, comments: list[tuple[int, int, str]] | None = None) -> str:
+    """A parsed policy file (and its comments, ``pf.comments`` by default) in canonical layout."""
+    return _Layout(pf, pf.comments if comments is None else comments).render()
+
+
+def same_meaning(a: A.PolicyFile, b: A.PolicyFile) -> bool:
+    """Equal trees ignoring positions (the AST dataclasses compare without them)."""
+    return (a.owner, a.is_global, a.owner_filled, a.items) == (b.owner, b.is_global, b.owner_filled, b.items)
+
+
+def format_text(text: str, name: str = "<stdin>") -> str:
+    """Policy text → canonical text. Raises :class:`PolicyError` when the text
+    has a syntax error (nothing is formatted) and :class:`FormatError` if the
+    result would not read back as the same policy."""
+    pf, diags = parse(text, name)
+    if pf is None or any(d.is_error for d in diags):
+        raise PolicyError(diags)
+    out = format_file(pf, pf.comments)
+    again, diags2 = parse(out, name)
+    if again is None or any(d.is_error for d in diags2) or not same_meaning(pf, again):
+        raise FormatError(f"{name}: formatting would change the meaning of this file; left unchanged")
+    if _comment_words(pf) != _comment_words(again):
+        raise FormatError(f"{name}: formatting would lose a comment; left unchanged")
+    return out
+
+
+def _comment_words(pf: A.PolicyFile) -> list[str]:
+    """The words of all comments (trailing comments of one line may merge into one)."""
+    return sorted(w for c in pf.comments for w in c[2].split())
