@@ -48,6 +48,7 @@ class ScopeResult:
     missing: frozenset = frozenset()
     expires_at: datetime | None = None
     errors: list = field(default_factory=list)
+    owner: str | None = None  # the resource's owner: whose claims declarations apply
 
 
 @dataclass(slots=True)
@@ -342,7 +343,9 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
             submitted.setdefault(res.resource_id, []).append(res.scope)
         else:
             n_need += 1
-            owner_key = res.rules[0].owner if res.rules else None
+            # the resource owner's view of the claims declarations (global + own), even
+            # when a global rule is the one that needs the claim
+            owner_key = res.owner if res.owner is not None else (res.rules[0].owner if res.rules else None)
             missing_by_owner.setdefault(owner_key or "", set()).update(res.missing)
         reasons.extend(_reasons(res))
         for cr, err in res.errors:
@@ -363,7 +366,7 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
     if n_need:
         seen = set()
         for owner_key, names in missing_by_owner.items():
-            decl = declared_for.get(owner_key, {})
+            decl = declared_for.get(owner_key) or declared_for.get("", {})
             for name in sorted(names):
                 if name in seen:
                     continue

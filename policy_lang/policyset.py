@@ -185,7 +185,9 @@ class PolicySet:
             ctx = Ctx(self.claims_view(owner, claims, sources), client, resource, now)
             rid = resource["id"]
             for scope in scopes:
-                results.append(decide_scope(plan, scope, ctx, approvals.get(scope), rid))
+                res = decide_scope(plan, scope, ctx, approvals.get(scope), rid)
+                res.owner = owner
+                results.append(res)
         return assemble(results, self._declared)
 
 
