@@ -6,7 +6,9 @@ words. Codes are stable: tools and tests rely on them.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
+from typing import Iterable
 
 # code -> (severity, short title). Codes never change meaning once released.
 CODES: dict[str, tuple[str, str]] = {
@@ -21,6 +23,13 @@ CODES: dict[str, tuple[str, str]] = {
     "E107": ("error", "bad number"),
     "E108": ("error", "misplaced header"),
     "E109": ("error", "bad string escape"),
+    "E110": ("error", "unclosed bracket"),
+    "E111": ("error", "incomplete condition"),
+    "E112": ("error", "rule without scopes"),
+    "E113": ("error", "missing 'on'"),
+    "E114": ("error", "'=' used to compare"),
+    "E115": ("error", "reserved word used as a name"),
+    "E116": ("error", "nested too deeply"),
     # meaning (checker)
     "E200": ("error", "unknown group"),
     "E201": ("error", "type mismatch"),
@@ -71,16 +80,24 @@ class Diagnostic:
         return self.severity == "error"
 
     def render(self) -> str:
-        """``file:line:col: error[E200]: message`` + the line + a caret + a hint."""
+        """``file:line:col: error[E200]: message`` + the line + a caret + a hint.
+
+        Tabs in the quoted line are shown as four spaces and wide characters
+        count twice, so the caret sits under the right text in a terminal."""
         loc = self.file
         if self.line:
             loc += f":{self.line}:{self.column}"
         out = [f"{loc}: {self.severity}[{self.code}]: {self.message}"]
-        if self.source_line:
+        if self.source_line and self.line:
             gutter = f"{self.line} | "
-            out.append(f"{gutter}{self.source_line.rstrip()}")
-            width = max(1, (self.end_column - self.column) if self.end_column > self.column else 1)
-            out.append(" " * (len(gutter) + max(0, self.column - 1)) + "^" * width)
+            line = self.source_line.rstrip("\r\n")
+            shown = _display(line)
+            out.append(f"{gutter}{shown}".rstrip())
+            start = max(0, self.column - 1)
+            end = self.end_column - 1 if self.end_column > self.column else start + 1
+            before = _width(line[:start])
+            width = max(1, _width(line[start:end])) if start < len(line) else 1
+            out.append(" " * (len(gutter) + before) + "^" * width)
         if self.hint:
             out.append(f"  = help: {self.hint}")
         return "\n".join(out)
@@ -93,13 +110,44 @@ class Diagnostic:
 
 def make(code: str, message: str, file: str, text: str | None, line: int, column: int,
          hint: str = "", end_column: int = 0) -> Diagnostic:
-    """Build a diagnostic, quoting line ``line`` of ``text``."""
+    """Build a diagnostic, quoting line ``line`` of ``text``.
+
+    Lines are counted at ``\\n`` only, as the parser counts them (``str.splitlines``
+    would also split at form feeds and other separators and quote the wrong line)."""
     src = ""
     if text is not None and line > 0:
-        lines = text.splitlines()
+        lines = text.split("\n")
         if line <= len(lines):
-            src = lines[line - 1]
+            src = lines[line - 1].rstrip("\r")
     return Diagnostic(code, message, file, line, column, src, hint, end_column)
+
+
+def sort_key(d: Diagnostic) -> tuple:
+    return (d.file, d.line, d.column, d.code)
+
+
+def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """By file, line and column (then code): the order authors read them in."""
+    return sorted(diags, key=sort_key)
+
+
+def _char_width(c: str) -> int:
+    if c == "\t":
+        return 4
+    if unicodedata.combining(c):
+        return 0
+    if not c.isprintable():
+        return 1
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def _width(s: str) -> int:
+    return sum(_char_width(c) for c in s)
+
+
+def _display(s: str) -> str:
+    """The line as shown: tabs as four spaces, other control characters as one space."""
+    return "".join("    " if c == "\t" else (c if c.isprintable() else " ") for c in s)
 
 
 class PolicyError(Exception):
