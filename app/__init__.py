@@ -65,6 +65,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.after_request(_security_headers)
 
+    from .oauth import init_oauth
+    from .protection import init_protection
+    from .web import init_web
+
+    init_web(app)
+    server = init_oauth(app)
+    init_protection(app, server)
+
+    # The UMA grant (app/grant/) plugs in here; see the module docstring.
+    if importlib.util.find_spec(f"{__name__}.grant") is not None:
+        importlib.import_module(f"{__name__}.grant").init_app(app, server)
     return app
 
 

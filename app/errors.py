@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -108,13 +108,11 @@ def register_error_handlers(app: Flask) -> None:
         if exc.response is not None:
             return exc.response
         status = exc.code or 500
-        wants_html = request.accept_mimetypes.best == "text/html" and request.method == "GET"
-        if wants_html and status in (404, 405):
+        if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
             return Response(
-                f"<!doctype html><title>{status}</title><p>{exc.name}</p>",
+                render_template("error.html", error=exc.name, description=exc.description),
                 status=status,
                 mimetype="text/html",
-                headers={"X-Frame-Options": "DENY"},
             )
         response = json_error(status, _HTTP_ERRORS.get(status, "invalid_request"), exc.description or exc.name)
         if status == 405 and getattr(exc, "valid_methods", None):

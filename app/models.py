@@ -95,8 +95,9 @@ class OAuthClient(SQLModel, table=True):
         return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
+        """Requested scopes the client is registered for; all of them when none was requested."""
         if not scope:
-            return ""
+            return self.scope
         allowed = set(scope_to_list(self.scope))
         return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from ..config import Settings
-from ..models import PROTECTION_SCOPE, Token
+from ..models import PROTECTION_SCOPE, Pct, Token
 from ..security import hash_token, new_token, now
 
 
@@ -66,6 +66,10 @@ def find_access_token(session: Session, raw: str) -> Token | None:
 
 def find_refresh_token(session: Session, raw: str) -> Token | None:
     return session.execute(select(Token).where(Token.refresh_token_hash == hash_token(raw))).scalar_one_or_none()
+
+
+def find_pct(session: Session, raw: str) -> Pct | None:
+    return session.execute(select(Pct).where(Pct.pct_hash == hash_token(raw))).scalar_one_or_none()
 
 
 def revoke_family(session: Session, family_id: str) -> None:

@@ -1,0 +1,93 @@
+"""Signing keys for JWT RPTs: the active key signs; recent keys stay published.
+
+* :func:`active_key` — the key to sign with (created on first need);
+* :func:`rotate_signing_key` — make a new active key, retire the old one
+  (``uma keys rotate``);
+* :func:`jwks` — the public JWK set: the active key and keys retired less than
+  ``key_retention`` seconds ago, so RPTs signed just before a rotation still verify.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from sqlalchemy import or_, select, update
+from sqlmodel import Session
+
+from ..models import SigningKey
+from ..security import now
+
+ALGORITHM = "RS256"
+
+
+def _new_key_row() -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+    return SigningKey(kid=secrets.token_urlsafe(12), algorithm=ALGORITHM, private_key_pem=pem, active=True)
+
+
+def rotate_signing_key(session: Session) -> SigningKey:
+    """Create a new active key and retire the previous ones; commits. Returns the new key."""
+    session.execute(
+        update(SigningKey)
+        .where(SigningKey.active.is_(True))
+        .values(active=False, retired_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    row = _new_key_row()
+    session.add(row)
+    session.commit()
+    return row
+
+
+def active_key(session: Session) -> SigningKey:
+    """The newest active key; one is created (and committed) if there is none yet."""
+    row = session.execute(
+        select(SigningKey).where(SigningKey.active.is_(True)).order_by(SigningKey.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        row = _new_key_row()
+        session.add(row)
+        session.commit()
+    return row
+
+
+def private_key(row: SigningKey) -> Any:
+    return serialization.load_pem_private_key(row.private_key_pem.encode("ascii"), password=None)
+
+
+def public_jwk(row: SigningKey) -> dict[str, Any]:
+    jwk = json.loads(RSAAlgorithm.to_jwk(private_key(row).public_key()))
+    jwk.update(kid=row.kid, use="sig", alg=row.algorithm)
+    return jwk
+
+
+def published_keys(session: Session, retention: int) -> list[SigningKey]:
+    cutoff = now() - retention
+    return list(
+        session.execute(
+            select(SigningKey)
+            .where(or_(SigningKey.active.is_(True), SigningKey.retired_at >= cutoff))
+            .order_by(SigningKey.id.desc())
+        ).scalars()
+    )
+
+
+def jwks(session: Session, retention: int) -> dict[str, list[dict[str, Any]]]:
+    active_key(session)
+    return {"keys": [public_jwk(row) for row in published_keys(session, retention)]}
+
+
+def verification_key(session: Session, kid: str, retention: int) -> Any | None:
+    """The public key for ``kid`` if it is still published, else None."""
+    for row in published_keys(session, retention):
+        if row.kid == kid:
+            return private_key(row).public_key()
+    return None

@@ -1,0 +1,89 @@
+"""How OAuth endpoints read their parameters (RFC 6749 §3.1, §3.2; O-02).
+
+* the token, revocation and introspection endpoints read the form body only —
+  also when the client sent no ``Content-Type`` — never the query string
+  (credentials must not travel in URIs);
+* the authorization endpoint reads the query string;
+* a parameter sent with an empty value is treated as absent;
+* :func:`repeated_parameters` lists parameters given more than once
+  (→ ``invalid_request``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from urllib.parse import parse_qsl
+
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from flask import Request
+from werkzeug.datastructures import MultiDict
+
+FORM_TYPES = ("", "application/x-www-form-urlencoded")
+
+
+class BadForm(ValueError):
+    """The body is not a form-encoded UTF-8 parameter list."""
+
+
+def parse_form_body(request: Request) -> MultiDict[str, str]:
+    """Form parameters of the body, with or without ``Content-Type`` (empty values dropped)."""
+    if request.mimetype not in FORM_TYPES:
+        if request.mimetype == "multipart/form-data":
+            pairs = list(request.form.items(multi=True))
+            return MultiDict([(k, v) for k, v in pairs if v != ""])
+        raise BadForm(f"the body must be application/x-www-form-urlencoded, not {request.mimetype}")
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadForm("the body is not valid UTF-8 form data") from None
+    return MultiDict([(k, v) for k, v in pairs if v != ""])
+
+
+def query_params(request: Request) -> MultiDict[str, str]:
+    return MultiDict([(k, v) for k, v in request.args.items(multi=True) if v != ""])
+
+
+class Payload(OAuth2Payload):
+    def __init__(self, params: MultiDict[str, str]):
+        self._params = params
+
+    @property
+    def data(self) -> MultiDict[str, str]:
+        return self._params
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        values: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in self._params.items(multi=True):
+            values[key].append(value)
+        return values
+
+
+class UmaOAuth2Request(FlaskOAuth2Request):
+    """An authlib request over our parsed parameters.
+
+    ``uri`` is rebuilt from the configured issuer (the public URL), so
+    authlib's https check looks at what clients use, also behind a TLS proxy.
+    ``bad_form`` holds the parse error, raised as ``invalid_request`` by the endpoint.
+    """
+
+    def __init__(self, request: Request, params: MultiDict[str, str], public_uri: str, bad_form: str | None = None):
+        OAuth2Request.__init__(self, method=request.method, uri=public_uri, headers=request.headers)
+        self._request = request
+        self.payload = Payload(params)
+        self.bad_form = bad_form
+
+    @property
+    def form(self) -> MultiDict[str, str]:  # type: ignore[override]
+        return self.payload.data
+
+    @property
+    def args(self) -> MultiDict[str, str]:  # type: ignore[override]
+        return self.payload.data
+
+
+def repeated_parameters(params: MultiDict[str, str]) -> list[str]:
+    return sorted(k for k, values in params.lists() if len(values) > 1)

@@ -1,0 +1,47 @@
+"""Reading JSON request bodies without surprises: every failure is ``invalid_request`` (F-29)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from ..errors import InvalidRequest
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body() -> Any:
+    """The parsed JSON body (``application/json`` or no ``Content-Type``)."""
+    if request.mimetype not in ("", "application/json") and not request.mimetype.endswith("+json"):
+        raise InvalidRequest(f"The body must be application/json, not {request.mimetype}.")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise InvalidRequest("The body is empty; a JSON document is required.")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"The body is not valid JSON ({type(exc).__name__}).") from None
+
+
+MAX_DEPTH = 32
+
+
+def check_json_value(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse strings containing U+0000 (PostgreSQL text cannot hold them) and nesting
+    deeper than :data:`MAX_DEPTH`, with ``invalid_request``."""
+    if depth > MAX_DEPTH:
+        raise InvalidRequest(f"{where} is nested too deeply.")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidRequest(f"{where} contains a NUL character.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_json_value(key, where, depth + 1)
+            check_json_value(item, where, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json_value(item, where, depth + 1)

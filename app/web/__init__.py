@@ -1,0 +1,116 @@
+"""Server-rendered pages: login/logout, the session of a logged-in person, CSRF.
+
+Other parts (OAuth consent here; claims interaction and owner pages of the UMA
+grant) use :func:`current_user`, :func:`login_required`, :func:`csrf_token`
+(also available in templates) and :func:`check_csrf`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
+
+from ..db import get_session
+from ..models import User
+from ..security import new_token, now, tokens_equal
+from ..users import authenticate, get_user
+
+bp = Blueprint("web", __name__)
+
+_SESSION_USER = "user"
+_SESSION_CSRF = "csrf"
+
+
+def init_web(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+
+def csrf_token() -> str:
+    """The anti-CSRF token bound to this browser session (O-07, O-12, G-51)."""
+    token = session.get(_SESSION_CSRF)
+    if not token:
+        token = new_token()
+        session[_SESSION_CSRF] = token
+    return token
+
+
+def check_csrf() -> None:
+    """Abort with 400 unless the posted ``csrf_token`` matches the session's."""
+    sent = request.form.get("csrf_token", "")
+    expected = session.get(_SESSION_CSRF, "")
+    if not sent or not expected or not tokens_equal(sent, expected):
+        abort(400, description="The form expired or did not come from this site; reload the page and try again.")
+
+
+def current_user() -> User | None:
+    username = session.get(_SESSION_USER)
+    if not username:
+        return None
+    user = get_user(get_session(), username)
+    return user if user is not None and user.is_active else None
+
+
+def login_user(user: User) -> None:
+    """Start a fresh session for ``user`` (renewal on login: nothing of the old session survives)."""
+    session.clear()
+    session[_SESSION_USER] = user.username
+    session["auth_time"] = now()
+    session[_SESSION_CSRF] = new_token()
+    session.permanent = True
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login; anything else becomes ``/`` (no open redirect, O-44)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("web.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return url_for("web.home")
+    return target
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send anonymous visitors to the login page, coming back to this URL afterwards."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("web.login", next=request.full_path.rstrip("?")), code=303)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.get("/")
+def home() -> Any:
+    return render_template("home.html", user=current_user())
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Log in with a local account; 303 to ``next`` afterwards (O-54)."""
+    target = safe_next(request.values.get("next"))
+    error = None
+    if request.method == "POST":
+        check_csrf()
+        username = request.form.get("username", "")
+        password = request.form.get("password", "")
+        user = authenticate(get_session(), username, password) if username and password else None
+        if user is not None:
+            login_user(user)
+            return redirect(target, code=303)
+        error = "Unknown user name or wrong password."
+    status = 401 if error else 200
+    return render_template("login.html", next=target, error=error), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    check_csrf()
+    session.clear()
+    return redirect(url_for("web.login"), code=303)
