@@ -4,10 +4,11 @@ The layout (documented in docs/cli.md):
 
 * the header (``owner "…"`` or ``global``) first, then every item in source
   order, exactly one blank line between items; the file ends with one newline;
-* a rule fits on one line when its one-line form is at most 80 columns and no
-  full-line comment sits inside it; otherwise the effect and scopes start the
-  rule and each clause (``on``, ``when``, ``unless``, ``for``/``until``) has
-  its own line, indented by two spaces. A clause longer than 80 columns whose
+* a rule without a condition (no ``when``, no ``unless``) stays on one line
+  when that line is at most 80 columns and no full-line comment sits inside
+  it; every other rule starts with its effect and scopes, and each clause
+  (``on``, ``when``, ``unless``, ``for``/``until``) has its own line,
+  indented by two spaces. A clause longer than 80 columns whose
   condition is a chain of ``and`` (or of ``or``) puts each operand on its own
   line, the operator first, indented by four spaces;
 * a group list longer than 80 columns has one member per line, with a
@@ -331,7 +332,8 @@ class _Layout:
     def rule(self, r: A.Rule) -> list[_Seg]:
         first, last = _span(r)
         one = rule_one_line(r)
-        if len(one) <= WIDTH and not self.comment_inside(first, last):
+        if r.when is None and r.unless is None and len(one) <= WIDTH \
+                and not self.comment_inside(first, last):
             return [_Seg(first, "", one)]
         segs = [_Seg(first, "", f"{r.effect} {scopes(r.scopes)}")]
         segs.append(_Seg(r.target.pos.line or first, "  ", "on " + target(r.target)))
