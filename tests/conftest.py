@@ -236,3 +236,29 @@ def pat_for(engine, make_rs, app):
         return PatInfo(body["access_token"], owner, rs)
 
     return _make
+
+
+_CSRF_RE = __import__("re").compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF_RE.search(html)
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def login():
+    """``login(http, user)``: log ``user`` in through the login form (GET, read CSRF, POST)."""
+
+    def _login(http: httpx.Client, user: UserInfo) -> httpx.Response:
+        page = http.get("/login")
+        assert page.status_code == 200
+        response = http.post(
+            "/login",
+            data={"username": user.username, "password": user.password, "csrf_token": csrf_from(page.text), "next": "/"},
+        )
+        assert response.status_code == 303, response.text
+        return response
+
+    return _login
