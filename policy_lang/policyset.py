@@ -10,7 +10,7 @@ from typing import Iterable
 from . import ast as A
 from .compile import CRule, Ctx, Plan, TargetIndex, literal_value, rule_condition
 from .decide import Decision, assemble, decide_scope, normalise
-from .diagnostics import Diagnostic, PolicyError, make
+from .diagnostics import Diagnostic, PolicyError, make, sort_diagnostics
 from .parser import parse
 
 GLOBAL = ""  # the index key of the operator's global rules
@@ -65,7 +65,7 @@ def parse_sources(sources: Iterable[Source]) -> tuple[list[A.PolicyFile], list[D
             if src.owner is not None:
                 uploads[src.name] = src.owner
     diags.extend(check_files(files, texts, uploads))
-    return files, diags
+    return files, sort_diagnostics(diags)
 
 
 def check_sources(sources: Iterable[Source]) -> list[Diagnostic]:
