@@ -433,7 +433,7 @@ def _dangling_diag(file: str, text: str, t: _Tok) -> Diagnostic:
     elif t.value == "not":
         msg, hint = "'not' needs a condition after it", "write what must not hold: not claims.x == 1"
     elif t.value == "has":
-        msg, hint = "'has' needs what to look for", "write has claims.NAME or has client.NAME"
+        msg, hint = "'has' needs what to look for", "write has claims.email or has client.id"
     else:
         op = "starts with / ends with" if t.value == "with" else t.value
         msg, hint = f"'{op}' needs a value on its right", \
@@ -508,6 +508,10 @@ def _explain_syntax(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
         if ch in _BAD_CHARS:
             return make("E105", f"unexpected character {_show_char(ch)}", file, text, line, col,
                         _BAD_CHARS[ch], col + 1)
+        if ch.isalpha():
+            return make("E105", f"unexpected character {_show_char(ch)}", file, text, line, col,
+                        "names are written with the letters a-z and A-Z, digits, _ and -; "
+                        "quote other claim names: claims[\"…\"]", col + 1)
         expected = _expected_words(err.allowed or set())
         return make("E105", f"unexpected character {_show_char(ch)}", file, text, line, col,
                     f"expected {expected}" if expected else "remove it", col + 1)
@@ -562,6 +566,22 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
     if dangling is not None and (line_start(text, tok) or (
             prev is not None and prev.line > dangling.line and prev.value in EFFECTS)):
         return _dangling_diag(file, text, dangling)
+    for a, b in zip(toks[-3:], toks[-2:]):
+        if a.value in ("and", "or") and b.value in ("and", "or", "not") and b.value != "not":
+            return make("E111", f"'{b.value}' right after '{a.value}': a condition is missing "
+                                "between them", file, text, b.line, b.column,
+                        f"write a condition between '{a.value}' and '{b.value}', or remove one",
+                        b.end_column)
+    if value == "." and prev is not None and re.fullmatch(r"-?\d+(\.\d+)?", prev.value) \
+            and prev.line == line and prev.end_column == col:
+        m = re.match(r"-?[\w.]+", text.split("\n")[prev.line - 1][prev.column - 1:])
+        word = m.group(0) if m else prev.value + value
+        return make("E107", f"'{word}' is not a number", file, text, prev.line, prev.column,
+                    "numbers are written like 18, -3 or 2.5", prev.column + len(word))
+    if value in (")", "]") and _unclosed(toks) is None:
+        opener = "(" if value == ")" else "["
+        return make("E100", f"this '{value}' closes nothing", file, text, line, col,
+                    f"remove it, or add the matching '{opener}' before it", col + 1)
     if value == "=" and "COMPARATOR" in expected:
         return make("E114", "'=' does not compare; write '==' to test equality", file, text,
                     line, col, 'for example: claims.role == "physician"', col + 1)
@@ -613,8 +633,10 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
         return make("E108", f"'{value}' can only be the first line of a file", file, text,
                     line, col, "a file has at most one header, before everything else",
                     col + len(value))
-    return make("E100", f"unexpected {_describe_token(tok)}", file, text, line, col,
-                f"expected {_expected_words(expected)}", span)
+    hint = f"expected {_expected_words(expected)}"
+    if expected == {"STRING"} and tok.type == "NAME":
+        hint = f'expected a quoted string: write "{value}"'
+    return make("E100", f"unexpected {_describe_token(tok)}", file, text, line, col, hint, span)
 
 
 def _describe_token(tok: Token) -> str:
@@ -622,8 +644,8 @@ def _describe_token(tok: Token) -> str:
     if tok.type == "STRING":
         return f"string {value}" if len(value) <= 40 else "string"
     if tok.type in ("NUMBER", "DURATION", "TIMESTAMP"):
-        return f"{_WORDS[tok.type].split(' such as')[0]} {value}"
-    if tok.type == "NAME" or _keyword_of(tok.type):
+        return f"{tok.type.lower()} {value}"
+    if value[:1].isalpha():
         return f"word '{value}'"
     return f"'{value}'"
 
@@ -636,17 +658,7 @@ def line_start(text: str, tok: Token) -> bool:
     return lines[tok.line - 1][: tok.column - 1].strip() == ""
 
 
-# Kinds of things a position accepts, named once instead of token by token.
-_EXPECT_GROUPS = (
-    ({"EFFECT"}, "a rule (permit, forbid or ask)"),
-    ({"GROUP", "TYPE"}, "a declaration (group, claims or type)"),
-    ({"COMPARATOR", "IN", "CONTAINS", "STARTS", "ENDS", "LIKE"},
-     "an operator (==, !=, <, in, not in, contains, starts with, ends with, like)"),
-    ({"CLIENT", "NOW", "TRUE", "FALSE"},
-     "a value (claims.NAME, client.id, resource.NAME, now, a string, a number, a list or a "
-     "group name)"),
-    ({"WHEN", "UNLESS", "FOR", "UNTIL"}, None),
-)
+# Terminals that start a value, and the operators, named once instead of token by token.
 _IN_VALUE = {"CLAIMS", "CLIENT", "RESOURCE", "NOW", "TRUE", "FALSE", "STRING", "NUMBER",
              "TIMESTAMP", "DURATION", "LSQB", "LPAR", "NAME", "HAS", "NOT"}
 _IN_OPERATOR = {"COMPARATOR", "IN", "NOT", "CONTAINS", "STARTS", "ENDS", "LIKE"}
@@ -666,7 +678,7 @@ def _expected_words(expected) -> str:
         items.append("an operator (==, !=, <, in, not in, contains, starts with, ends with, like)")
         rest -= _IN_OPERATOR
     if rest & {"CLIENT", "NOW"}:
-        items.insert(0, "a value (claims.NAME, client.id, resource.NAME, now, a string, a "
+        items.insert(0, "a value (claims.email, client.id, resource.name, now, a string, a "
                         "number, a list or a group name)")
         rest -= _IN_VALUE
     keywords = []
