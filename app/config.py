@@ -74,6 +74,8 @@ class Settings:
     secret_key: str = ""
     #: Directory of operator policy files (``*.policy``) for the policy engine.
     policy_dir: str = "policies"
+    #: Seconds between a process's checks of the policy-set version (and of the policy files).
+    policy_reload_interval: int = 2
     #: ``jwt`` (signed with the active key, verifiable with the JWKS) or ``opaque``.
     rpt_format: str = "jwt"
     #: Permission ticket lifetime in seconds (G-62).

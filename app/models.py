@@ -284,6 +284,8 @@ class PermissionTicket(SQLModel, table=True):
     expires_at: int
     consumed: bool = False
     consumed_at: int | None = None
+    #: Set (atomically) when the claims interaction issued this consumed ticket's successor.
+    continued_at: int | None = None
 
 
 class Rpt(SQLModel, table=True):
@@ -404,6 +406,11 @@ class PolicySetVersion(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     version: int = 0
     updated_at: int = Field(default_factory=now)
+    #: SHA-256 over the operator's policy files last seen (app.policies bumps the version when it changes).
+    files_hash: str | None = Field(default=None, max_length=64)
+    #: Diagnostics (JSON list) of the last policy set that did not check, and the version it had.
+    last_error: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error_version: int | None = None
 
 
 class SigningKey(SQLModel, table=True):
