@@ -15,7 +15,8 @@ from joserfc.errors import InvalidClaimError
 
 from ..db import get_session
 from ..models import OAuthClient, Pct, Rpt, Token
-from .clients import GRANT_TYPES, ClientError, create_client
+from .clients import GRANT_TYPES, ClientError, check_redirect_uri, create_client
+from .requests import describe
 from .tokens import find_access_token, find_pct, find_refresh_token
 
 
@@ -124,7 +125,21 @@ class ClientRegistrationEndpoint(_RegistrationEndpoint):
             value = data.get(member)
             if isinstance(value, list) and not all(isinstance(v, str) for v in value):
                 raise InvalidClientMetadataError(f"'{member}' must be an array of strings.")
-        return super().extract_client_metadata(request)
+        for member in ("redirect_uris", "claims_redirect_uris"):
+            for uri in data.get(member) or []:
+                try:
+                    check_redirect_uri(uri, member)
+                except ClientError as exc:
+                    raise InvalidRedirectURIError(describe(str(exc))) from None
+        jwks = data.get("jwks")
+        if jwks is not None and not (
+            isinstance(jwks.get("keys"), list) and all(isinstance(k, dict) for k in jwks["keys"])
+        ):
+            raise InvalidClientMetadataError("'jwks' must be a JWK set with a 'keys' array.")
+        try:
+            return super().extract_client_metadata(request)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise InvalidClientMetadataError(f"Invalid client metadata ({type(exc).__name__}).") from None
 
     def create_registration_response(self, request: Any) -> tuple[int, dict[str, Any], list]:
         metadata = self.extract_client_metadata(request)
@@ -162,8 +177,8 @@ class ClientRegistrationEndpoint(_RegistrationEndpoint):
         except ClientError as exc:
             session.rollback()
             if exc.error == "invalid_redirect_uri":
-                raise InvalidRedirectURIError(str(exc)) from None
-            raise InvalidClientMetadataError(str(exc)) from None
+                raise InvalidRedirectURIError(describe(str(exc))) from None
+            raise InvalidClientMetadataError(describe(str(exc))) from None
         session.commit()
         request.uma_client_secret = secret
         return client

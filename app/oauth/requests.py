@@ -86,4 +86,24 @@ class UmaOAuth2Request(FlaskOAuth2Request):
 
 
 def repeated_parameters(params: MultiDict[str, str]) -> list[str]:
-    return sorted(k for k, values in params.lists() if len(values) > 1)
+    return sorted(describe(k, 40) for k, values in params.lists() if len(values) > 1)
+
+
+#: Parameters whose grammar (RFC 6749 App. A, RFC 3986) never has ``"``, ``\\`` or non-ASCII,
+#: and which authlib may quote in error descriptions.
+STRICT_PARAMETERS = ("response_type", "redirect_uri", "grant_type", "scope", "client_id",
+                     "code_challenge_method", "token_type_hint")
+
+
+def _error_safe(text: str) -> bool:
+    return all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in text)
+
+
+def unsafe_parameters(params: MultiDict[str, str]) -> list[str]:
+    return [name for name in STRICT_PARAMETERS if any(not _error_safe(v) for v in params.getlist(name))]
+
+
+def describe(text: str, limit: int = 200) -> str:
+    """Text usable as an OAuth ``error_description``: only %x20-21 / %x23-5B / %x5D-7E (O-05)."""
+    cleaned = "".join(c if (0x20 <= ord(c) <= 0x7E and c not in '"\\') else "?" for c in text)
+    return cleaned[:limit]

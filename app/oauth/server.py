@@ -9,7 +9,6 @@ the ``rpts`` table, see :mod:`app.protection.rpt`).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -21,10 +20,19 @@ from werkzeug.datastructures import MultiDict
 
 from .. import get_settings
 from ..db import get_session
+from ..jsonutil import JsonError, loads_strict
 from ..models import OAuthClient, Token
 from ..security import hash_token, new_token, now
 from .clients import get_client
-from .requests import BadForm, UmaOAuth2Request, parse_form_body, query_params, repeated_parameters
+from .requests import (
+    BadForm,
+    UmaOAuth2Request,
+    describe,
+    parse_form_body,
+    query_params,
+    repeated_parameters,
+    unsafe_parameters,
+)
 from .tokens import access_lifetime
 
 #: Endpoints whose parameters come from the query string (RFC 6749 §3.1).
@@ -44,8 +52,8 @@ class SafeJsonPayload(JsonPayload):
         if not self._parsed:
             self._parsed = True
             try:
-                self._data = json.loads(self._raw.decode("utf-8"))
-            except (ValueError, RecursionError):
+                self._data = loads_strict(self._raw)
+            except JsonError:
                 raise InvalidRequestError("The body must be a JSON object.") from None
         return self._data
 
@@ -81,10 +89,13 @@ class UmaAuthorizationServer(AuthorizationServer):
         """Why a form-encoded request is malformed (O-02), or None."""
         bad = getattr(request, "bad_form", None)
         if bad:
-            return bad
+            return describe(bad)
         repeated = repeated_parameters(request.payload.data)
         if repeated:
             return f"Parameters must not be repeated: {', '.join(repeated)}."
+        unsafe = unsafe_parameters(request.payload.data)
+        if unsafe:
+            return f"Invalid characters in: {', '.join(unsafe)}."
         return None
 
     def create_token_response(self, request: Any = None) -> Any:
@@ -95,7 +106,7 @@ class UmaAuthorizationServer(AuthorizationServer):
         if problem is None and not req.payload.grant_type:
             problem = "Missing 'grant_type'."
         if problem:
-            return self.handle_error_response(req, InvalidRequestError(problem))
+            return self.handle_error_response(req, InvalidRequestError(describe(problem)))
         return super().create_token_response(req)
 
     # -- storage -------------------------------------------------------------

@@ -51,6 +51,9 @@ def authorize() -> Any:
     """
     server = get_server()
     user = current_user()
+    problem = server.form_problem(server.create_oauth2_request(None))
+    if problem:
+        return render_template("error.html", error="invalid_request", description=problem, not_redirected=True), 400
     try:
         grant = server.get_consent_grant(end_user=user)
     except OAuth2Error as error:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import request
 
 from ..errors import InvalidRequest
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+from ..jsonutil import JsonError, loads_strict
 
 
 def json_body() -> Any:
@@ -22,9 +18,9 @@ def json_body() -> Any:
     if not raw.strip():
         raise InvalidRequest("The body is empty; a JSON document is required.")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequest(f"The body is not valid JSON ({type(exc).__name__}).") from None
+        return loads_strict(raw)
+    except JsonError as exc:
+        raise InvalidRequest(f"The body is {exc}.") from None
 
 
 MAX_DEPTH = 32
