@@ -1,0 +1,433 @@
+"""The one bridge between the UMA grant and the policy engine.
+
+Ticket + client + verified claims + stored approvals → the policy request
+(section 4 of the language page) → :meth:`policy_lang.PolicySet.decide` → the
+UMA answer (G-21…G-43)::
+
+    {"permissions": [{"resource": {"id", "owner", "type", "name", "scopes", "description"},
+                      "scopes": RequestedScopes(r),            # G-21 with A3
+                      "approvals": [{"scope", "answer"}]}],    # the owner's answers for this party
+     "claims": {...}, "claim_sources": {name: {"issuer", "format"}},
+     "client": {"id", "name", ...registered metadata}, "time": "…Z"}
+
+Decision → answer, in the order of the language page:
+
+=====================  ======================================================
+``permit``             200 RPT with every requested scope (G-22)
+``need_info``          403 ``need_info``: successor ticket, ``required_claims``,
+                       ``redirect_user`` when the claims interaction endpoint
+                       can gather the claims (G-40, A10)
+``request_submitted``  403 ``request_submitted``: successor ticket, ``interval``;
+                       a pending request for the owner (G-42)
+``partial``            200 RPT with the granted scopes only (G-23 choice (a))
+``deny``               403 ``request_denied`` (G-41)
+=====================  ======================================================
+
+Every decision is audited (:mod:`app.audit`) with the rules that made it and
+the policy-set version. ``uma policy eval`` runs the same engine on the same
+request shape; :func:`policy_request` is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import policy_lang
+from authlib.oauth2.rfc6749.util import scope_to_list
+from sqlalchemy import select
+from sqlmodel import Session
+
+from .. import audit
+from ..config import Settings
+from ..models import OAuthClient, PendingRequest, PermissionTicket, Resource, Rpt
+from ..policies import PolicyStore
+from ..protection.rpt import current_permissions, issue_rpt, token_response
+from ..protection.tickets import issue_ticket
+from ..security import hash_token, new_token, now
+from .errors import NeedInfo, RequestDenied, RequestSubmitted, invalid_grant, invalid_scope
+
+#: Client attributes every policy may read; registered metadata is added as is.
+_CLIENT_CORE = ("client_id", "client_name")
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+def resource_attributes(resource: Resource) -> dict[str, Any]:
+    """A registered resource as the policy request's ``resource`` object."""
+    data: dict[str, Any] = {"id": resource.id, "owner": resource.owner, "scopes": list(resource.resource_scopes)}
+    for key in ("type", "name", "description"):
+        value = getattr(resource, key)
+        if isinstance(value, str):
+            data[key] = value
+    return data
+
+
+def client_attributes(client: OAuthClient) -> dict[str, Any]:
+    """``client``: ``id``, ``name`` and the client's registered metadata (RFC 7591 members and extras)."""
+    data = client.to_public_dict()
+    data["id"] = client.client_id
+    data["name"] = client.client_name
+    return data
+
+
+def requesting_party_of(claims: dict[str, Any], sources: dict[str, Any], as_issuer: str, client_id: str) -> str:
+    """A stable subject for the requesting party.
+
+    ``sub`` (qualified by its issuer unless it is this AS, whose ``sub`` is the
+    local user name), else the email, else — no person known — the client
+    itself (``client:<id>``). Long values are hashed to fit the columns.
+    """
+    value: str | None = None
+    for name, prefix in (("sub", ""), ("email", "email:")):
+        claim = claims.get(name)
+        if isinstance(claim, str) and claim:
+            source = sources.get(name) if isinstance(sources.get(name), dict) else {}
+            issuer = source.get("issuer")
+            value = f"{prefix}{claim}" if issuer in (None, as_issuer) else f"{issuer}#{prefix}{claim}"
+            break
+    if value is None:
+        value = f"client:{client_id}"
+    if len(value) > 255:
+        value = "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return value
+
+
+def requested_scopes(
+    ticket: PermissionTicket, resources: dict[str, Resource], scope_param: str | None, client: OAuthClient
+) -> list[tuple[Resource, list[str]]]:
+    """RequestedScopes(r) = TicketScopes(r) ∪ (RegisteredScopes ∩ RequestedScopes ∩ Available(r)) (G-21, A3).
+
+    A ``scope`` value that no ticket resource offers, or that the client is not
+    pre-registered for, is ``invalid_scope`` (G-39, G-20). Resources deregistered
+    since the ticket was issued, and scopes no longer registered, are left out
+    (F-30); a ticket with nothing left is ``invalid_grant``.
+    """
+    asked = list(dict.fromkeys(scope_to_list(scope_param or "") or []))
+    registered = set(scope_to_list(client.scope or "") or [])
+    available_any = {s for r in resources.values() for s in r.resource_scopes}
+    for s in asked:
+        if s not in available_any:
+            raise invalid_scope(f"Scope {s[:64]} matches no available scope of the ticket's resources.")
+        if s not in registered:
+            raise invalid_scope(f"The client is not registered for scope {s[:64]}.")
+    out = []
+    for perm in ticket.permissions:
+        resource = resources.get(perm["resource_id"])
+        if resource is None:
+            continue
+        available = resource.resource_scopes
+        scopes = [s for s in perm.get("resource_scopes", []) if s in available]
+        scopes += [s for s in asked if s in available and s not in scopes]
+        out.append((resource, scopes))
+    if not out:
+        raise invalid_grant("The ticket's resources are no longer registered.")
+    return out
+
+
+def load_approvals(
+    session: Session, owner: str, requesting_party: str, resource_ids: list[str]
+) -> dict[str, list[dict[str, str]]]:
+    """The owner's latest answer per (resource, scope) for this requesting party."""
+    rows = session.execute(
+        select(PendingRequest)
+        .where(
+            PendingRequest.owner == owner,
+            PendingRequest.requesting_party == requesting_party,
+            PendingRequest.resource_id.in_(resource_ids),
+            PendingRequest.status.in_(("approved", "denied")),
+        )
+        .order_by(PendingRequest.decided_at.desc(), PendingRequest.id.desc())
+    ).scalars()
+    answers: dict[str, dict[str, str]] = {}
+    for row in rows:
+        latest = answers.setdefault(row.resource_id, {})
+        approved = set(row.scopes_approved) if row.status == "approved" else set()
+        for scope in row.scopes_requested:
+            latest.setdefault(scope, "approved" if scope in approved else "denied")
+    return {rid: [{"scope": s, "answer": a} for s, a in per.items()] for rid, per in answers.items()}
+
+
+def iso_now(at: datetime | None = None) -> str:
+    return (at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def policy_request(
+    requested: list[tuple[Resource, list[str]]],
+    client: OAuthClient,
+    claims: dict[str, Any],
+    claim_sources: dict[str, Any],
+    approvals: dict[str, list[dict[str, str]]],
+    time: str,
+) -> dict[str, Any]:
+    """The section-4 request (``permissions`` form) for one token request."""
+    return {
+        "permissions": [
+            {
+                "resource": resource_attributes(resource),
+                "scopes": list(scopes),
+                "approvals": approvals.get(resource.id, []),
+            }
+            for resource, scopes in requested
+        ],
+        "claims": dict(claims),
+        "claim_sources": dict(claim_sources),
+        "client": client_attributes(client),
+        "time": time,
+    }
+
+
+# -- the assessment -----------------------------------------------------------
+
+
+@dataclass
+class Assessment:
+    """Everything the bridge needs for one token request (or a claims-interaction preview)."""
+
+    ticket: PermissionTicket
+    client: OAuthClient
+    requested: list[tuple[Resource, list[str]]]
+    claims: dict[str, Any] = field(default_factory=dict)
+    claim_sources: dict[str, Any] = field(default_factory=dict)
+    #: Claims of a presented PCT (to tell whether a new PCT is worth issuing).
+    pct_claims: dict[str, Any] | None = None
+    old_rpt: Rpt | None = None
+    #: Set when a pushed claim token was refused: the answer is need_info whatever the decision.
+    claim_token_problem: str | None = None
+    requesting_party: str = ""
+
+
+def load_resources(session: Session, ticket: PermissionTicket) -> dict[str, Resource]:
+    ids = [p["resource_id"] for p in ticket.permissions]
+    if not ids:
+        return {}
+    return {
+        r.id: r
+        for r in session.execute(
+            select(Resource).where(
+                Resource.id.in_(ids), Resource.owner == ticket.owner, Resource.rs_client_id == ticket.rs_client_id
+            )
+        ).scalars()
+    }
+
+
+def decide(store: PolicyStore, session: Session, a: Assessment) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
+    """Build the policy request and decide it with the set in use; (decision, version, request)."""
+    approvals = load_approvals(session, a.ticket.owner, a.requesting_party, [r.id for r, _ in a.requested])
+    request = policy_request(a.requested, a.client, a.claims, a.claim_sources, approvals, iso_now())
+    in_use = store.current()
+    return in_use.policy_set.decide(request), in_use.version, request
+
+
+def _epoch(value: str | None) -> int | None:
+    if value is None:
+        return None
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+
+
+def _can_interact(settings: Settings, client: OAuthClient, required: list[dict[str, Any]]) -> bool:
+    """The claims interaction endpoint gathers claims this AS issues (its local users' claims)."""
+    if not client.claims_redirect_uris:
+        return False
+    for member in required:
+        issuers = member.get("issuer")
+        if issuers and settings.issuer not in issuers:
+            return False
+    return True
+
+
+def _successor(session: Session, settings: Settings, a: Assessment) -> tuple[str, PermissionTicket]:
+    """The next ticket of this process: same permissions, the claims so far, bound to the client (G-43, A6)."""
+    return issue_ticket(
+        session,
+        owner=a.ticket.owner,
+        rs_client_id=a.ticket.rs_client_id,
+        permissions=a.ticket.permissions,
+        lifetime=settings.ticket_lifetime,
+        predecessor=a.ticket,
+        client_id=a.client.client_id,
+        requesting_party=a.requesting_party,
+        claims=a.claims,
+        claim_sources=a.claim_sources,
+    )
+
+
+def _submit(session: Session, a: Assessment, submitted: list[dict[str, Any]], ticket_id: int | None) -> None:
+    """Record (or refresh) the owner's pending requests for the waiting scopes (G-42)."""
+    at = now()
+    for item in submitted:
+        row = session.execute(
+            select(PendingRequest).where(
+                PendingRequest.owner == a.ticket.owner,
+                PendingRequest.requesting_party == a.requesting_party,
+                PendingRequest.resource_id == item["resource_id"],
+                PendingRequest.status == "pending",
+            )
+        ).scalars().first()
+        if row is None:
+            session.add(
+                PendingRequest(
+                    owner=a.ticket.owner,
+                    requesting_party=a.requesting_party,
+                    client_id=a.client.client_id,
+                    rs_client_id=a.ticket.rs_client_id,
+                    resource_id=item["resource_id"],
+                    scopes_requested=list(item["scopes"]),
+                    ticket_id=ticket_id,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+        else:
+            row.scopes_requested = list(dict.fromkeys([*row.scopes_requested, *item["scopes"]]))
+            row.client_id = a.client.client_id
+            row.ticket_id = ticket_id
+            row.updated_at = at
+            session.add(row)
+
+
+def _merge_upgrade(granted: list[dict[str, Any]], old: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Union per resource; where both have an expiry, the earlier one (G-36)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for p in granted:
+        merged[p["resource_id"]] = {**p, "resource_scopes": list(p["resource_scopes"])}
+    for p in old:
+        cur = merged.get(p["resource_id"])
+        if cur is None:
+            merged[p["resource_id"]] = {"resource_id": p["resource_id"], "resource_scopes": list(p["resource_scopes"]), "exp": p.get("exp")}
+            continue
+        cur["resource_scopes"] = list(dict.fromkeys([*cur["resource_scopes"], *p["resource_scopes"]]))
+        exps = [e for e in (cur.get("exp"), p.get("exp")) if e is not None]
+        cur["exp"] = min(exps) if exps else None
+    return list(merged.values())
+
+
+def _contains(new: list[dict[str, Any]], old: list[dict[str, Any]]) -> bool:
+    have = {p["resource_id"]: set(p["resource_scopes"]) for p in new}
+    return all(set(p.get("resource_scopes", [])) <= have.get(p["resource_id"], set()) for p in old)
+
+
+def _upgrade_source(session: Session, a: Assessment) -> Rpt | None:
+    """The presented RPT if it may be upgraded: this AS's, same client, owner, RS and party (G-36, A5)."""
+    old = a.old_rpt
+    if old is None or old.revoked:
+        return None
+    if (old.client_id, old.owner, old.rs_client_id) != (a.client.client_id, a.ticket.owner, a.ticket.rs_client_id):
+        return None
+    if old.requesting_party and old.requesting_party != a.requesting_party:
+        return None
+    return old
+
+
+def _issue_pct(session: Session, settings: Settings, a: Assessment) -> str | None:
+    """A PCT when this process gathered claims the presented PCT did not already hold (G-29, G-64)."""
+    from ..models import Pct
+
+    if not a.claims or (a.pct_claims is not None and a.pct_claims == a.claims):
+        return None
+    raw = new_token()
+    issued = now()
+    session.add(
+        Pct(
+            pct_hash=hash_token(raw),
+            client_id=a.client.client_id,
+            subject=a.requesting_party,
+            claims=dict(a.claims),
+            claim_sources=dict(a.claim_sources),
+            created_at=issued,
+            expires_at=issued + settings.pct_lifetime,
+        )
+    )
+    return raw
+
+
+def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessment) -> tuple[int, dict[str, Any]]:
+    """Decide and turn the decision into the UMA answer; returns ``(200, body)`` or raises a UMA error."""
+    decision, version, _request = decide(store, session, a)
+    outcome = decision.decision
+    if a.claim_token_problem is not None:
+        outcome = "need_info"
+    audit.record_decision(
+        session,
+        owner=a.ticket.owner,
+        requesting_party=a.requesting_party,
+        client_id=a.client.client_id,
+        requested=[(r.id, scopes) for r, scopes in a.requested],
+        outcome=outcome,
+        reasons=decision.reasons,
+        policy_version=version,
+    )
+    if all(not scopes for _, scopes in a.requested):
+        session.commit()
+        raise RequestDenied("The ticket asks for no scope and the request added none.")
+
+    if outcome == "need_info":
+        required = list(decision.required_claims) if decision.decision == "need_info" else []
+        if a.claim_token_problem is not None and not required:
+            from .claim_tokens import describe_trusted
+
+            required = describe_trusted(settings)
+        redirect = settings.url("/uma/claims") if _can_interact(settings, a.client, required) else None
+        if not required and redirect is None:
+            # Nothing the client could do would change the answer.
+            session.commit()
+            raise RequestDenied(a.claim_token_problem or "The requested permissions cannot be granted.")
+        ticket, _ = _successor(session, settings, a)
+        session.commit()
+        description = (
+            f"The claim token was refused: {a.claim_token_problem}."
+            if a.claim_token_problem
+            else "More claims are needed: " + ", ".join(str(m.get("name")) for m in required if m.get("name")) + "."
+        )
+        raise NeedInfo(description, ticket=ticket, required_claims=required, redirect_user=redirect)
+
+    if outcome == "request_submitted":
+        ticket, successor = _successor(session, settings, a)
+        _submit(session, a, decision.submitted, successor.id)
+        session.commit()
+        raise RequestSubmitted(
+            "The resource owner has been asked; poll again with the new ticket.",
+            ticket=ticket,
+            interval=settings.request_submitted_interval,
+        )
+
+    if outcome in ("permit", "partial"):
+        granted = [
+            {"resource_id": g["resource_id"], "resource_scopes": list(g["scopes"]), "exp": _epoch(g.get("expires_at"))}
+            for g in decision.granted
+            if g["scopes"]
+        ]
+        upgraded = None
+        old = _upgrade_source(session, a)
+        if old is not None:
+            carried = current_permissions(session, old)
+            granted = _merge_upgrade(granted, carried)
+            upgraded = _contains(granted, old.permissions)
+        pct = _issue_pct(session, settings, a)
+        session.commit()
+        issued = issue_rpt(
+            client_id=a.client.client_id,
+            owner=a.ticket.owner,
+            rs_client_id=a.ticket.rs_client_id,
+            permissions=granted,
+            requesting_party=a.requesting_party,
+            ticket_id=a.ticket.id,
+            session=session,
+            settings=settings,
+        )
+        if old is not None:
+            old.revoked = True
+            session.add(old)
+            session.commit()
+        body = token_response(issued)
+        if pct:
+            body["pct"] = pct
+        if upgraded:
+            body["upgraded"] = True
+        return 200, body
+
+    session.commit()
+    raise RequestDenied("The resource owner's policies do not grant the requested permissions.")

@@ -1,0 +1,189 @@
+"""Pushed claim tokens: ``claim_token`` + ``claim_token_format`` (G-16, G-17, G-74).
+
+Two formats are accepted, both compact JWS verified with pyjwt:
+
+* ``http://openid.net/specs/openid-connect-core-1_0.html#IDToken`` (an OpenID
+  Connect ID Token), and
+* ``urn:ietf:params:oauth:token-type:jwt`` (any signed JWT).
+
+Only issuers the operator listed in ``trusted_issuers`` are accepted; each
+names its keys (``jwks_uri``, fetched and cached by :class:`jwt.PyJWKClient`,
+or ``jwks_file``, read with :class:`jwt.PyJWKSet`), its expected audience and
+its algorithms — a pinned list that never holds ``none``, so neither an
+unsigned token nor an HS256 token "signed" with the issuer's public key gets
+through. Checked: signature, ``iss``, ``aud`` (the configured audience, or else
+this AS's issuer or the presenting client's id — an audience restriction is
+never ignored, G-74), ``exp`` (required), ``nbf`` and ``iat`` (not in the
+future), with 30 seconds of leeway.
+
+Every verified claim (minus the JWT bookkeeping members) gets a
+``claim_sources`` entry ``{"issuer", "format"}`` so that a policy's ``claims …
+from … as …`` declaration applies to it.
+
+A token that fails any check raises :class:`ClaimTokenError`; the grant answers
+``need_info`` with a fresh ticket and the reason in ``error_description`` — the
+digest's reading of G-17 ("a claim token the AS cannot use … is reported with
+need_info, not a hard error").
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from ..config import Settings, TrustedIssuer
+
+ID_TOKEN_FORMAT = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"
+JWT_FORMAT = "urn:ietf:params:oauth:token-type:jwt"
+SUPPORTED_FORMATS = (ID_TOKEN_FORMAT, JWT_FORMAT)
+MAX_CLAIM_TOKEN_CHARS = 16 * 1024
+LEEWAY = 30
+#: JWT members that describe the token, not the requesting party.
+_BOOKKEEPING = frozenset({"iss", "aud", "exp", "nbf", "iat", "jti", "nonce", "at_hash", "c_hash", "azp", "sid"})
+
+
+class ClaimTokenError(ValueError):
+    """The pushed claim token cannot be used; the message says why (safe to show the client)."""
+
+
+@dataclass
+class VerifiedClaims:
+    claims: dict[str, Any]
+    claim_sources: dict[str, dict[str, str]]
+    issuer: str
+    format: str
+
+
+class _KeyCache:
+    """Per-app cache of JWKS clients (by URI) and key sets (by file and mtime)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[str, jwt.PyJWKClient] = {}
+        self._files: dict[str, tuple[int, jwt.PyJWKSet]] = {}
+
+    def key_for(self, issuer: TrustedIssuer, token: str, kid: str | None) -> Any:
+        if issuer.jwks_uri:
+            with self._lock:
+                client = self._clients.get(issuer.jwks_uri)
+                if client is None:
+                    client = jwt.PyJWKClient(issuer.jwks_uri, cache_keys=True, lifespan=300, timeout=10)
+                    self._clients[issuer.jwks_uri] = client
+            try:
+                return client.get_signing_key_from_jwt(token).key
+            except jwt.PyJWKClientConnectionError:
+                raise ClaimTokenError(f"the keys of issuer {issuer.issuer} could not be fetched") from None
+            except jwt.PyJWKClientError:
+                raise ClaimTokenError("no key of the issuer matches the token's key id (kid)") from None
+        return self._from_file(issuer, kid)
+
+    def _from_file(self, issuer: TrustedIssuer, kid: str | None) -> Any:
+        path = str(issuer.jwks_file)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            raise ClaimTokenError(f"the keys of issuer {issuer.issuer} are not available") from None
+        with self._lock:
+            cached = self._files.get(path)
+            if cached is None or cached[0] != mtime:
+                try:
+                    with open(path, encoding="utf-8") as fh:
+                        keyset = jwt.PyJWKSet.from_json(fh.read())
+                except (OSError, ValueError, jwt.PyJWTError):
+                    raise ClaimTokenError(f"the keys of issuer {issuer.issuer} are not usable") from None
+                self._files[path] = (mtime, keyset)
+            else:
+                keyset = cached[1]
+        keys = [k for k in keyset.keys if k.public_key_use in (None, "sig")]
+        if kid is not None:
+            keys = [k for k in keys if k.key_id == kid]
+        elif len(keys) > 1:
+            raise ClaimTokenError("the token has no key id (kid) and the issuer has several keys")
+        if not keys:
+            raise ClaimTokenError("no key of the issuer matches the token's key id (kid)")
+        return keys[0].key
+
+
+def key_cache() -> _KeyCache:
+    """The current app's key cache."""
+    from flask import current_app
+
+    return current_app.extensions.setdefault("uma_claim_keys", _KeyCache())
+
+
+def verify_claim_token(
+    token: str, token_format: str, *, settings: Settings, client_id: str
+) -> VerifiedClaims:
+    """Verify a pushed claim token and return its claims with their sources (G-17)."""
+    if token_format not in SUPPORTED_FORMATS:
+        raise ClaimTokenError(
+            "unsupported claim_token_format; supported: " + ", ".join(SUPPORTED_FORMATS)
+        )
+    if len(token) > MAX_CLAIM_TOKEN_CHARS or token.count(".") != 2:
+        raise ClaimTokenError("the claim token is not a compact signed JWT")
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise ClaimTokenError("the claim token is not a well-formed JWT") from None
+    issuer_name = unverified.get("iss")
+    if not isinstance(issuer_name, str):
+        raise ClaimTokenError("the claim token has no issuer (iss)")
+    trusted = next((t for t in settings.trusted_issuers if t.issuer == issuer_name), None)
+    if trusted is None:
+        raise ClaimTokenError("the claim token's issuer is not trusted by this server")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none" or alg not in trusted.algorithms:
+        raise ClaimTokenError(
+            "the claim token's algorithm is not accepted for its issuer (accepted: "
+            + ", ".join(trusted.algorithms) + ")"
+        )
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise ClaimTokenError("the claim token's key id (kid) is not a string")
+    key = key_cache().key_for(trusted, token, kid)
+    audience: Any = trusted.audience if trusted.audience else [settings.issuer, client_id]
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=list(trusted.algorithms),
+            audience=audience,
+            issuer=trusted.issuer,
+            leeway=LEEWAY,
+            options={"require": ["exp", "iss", "aud"], "verify_signature": True},
+        )
+    except jwt.ExpiredSignatureError:
+        raise ClaimTokenError("the claim token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise ClaimTokenError("the claim token is not meant for this server or client (aud)") from None
+    except jwt.InvalidIssuerError:
+        raise ClaimTokenError("the claim token's issuer is not trusted by this server") from None
+    except jwt.ImmatureSignatureError:
+        raise ClaimTokenError("the claim token is not valid yet (nbf or iat in the future)") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise ClaimTokenError(f"the claim token lacks the required member {exc.claim}") from None
+    except jwt.InvalidSignatureError:
+        raise ClaimTokenError("the claim token's signature does not verify") from None
+    except jwt.InvalidAlgorithmError:
+        raise ClaimTokenError("the claim token's algorithm is not accepted for its issuer") from None
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise ClaimTokenError("the claim token could not be verified") from None
+    if not isinstance(claims, dict):
+        raise ClaimTokenError("the claim token's payload is not a JSON object")
+    person = {k: v for k, v in claims.items() if k not in _BOOKKEEPING}
+    sources = {name: {"issuer": trusted.issuer, "format": token_format} for name in person}
+    return VerifiedClaims(person, sources, trusted.issuer, token_format)
+
+
+def describe_trusted(settings: Settings) -> list[dict[str, Any]]:
+    """A ``required_claims`` hint naming what pushed tokens this server accepts (G-40, A10)."""
+    issuers = [t.issuer for t in settings.trusted_issuers]
+    if not issuers:
+        return []
+    return [{"claim_token_format": list(SUPPORTED_FORMATS), "issuer": issuers}]
+

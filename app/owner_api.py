@@ -1,0 +1,338 @@
+"""The resource owner's API: pending requests and approvals, policy text, audit.
+
+Authentication (each request, one of):
+
+* ``Authorization: Basic`` with the owner's local user name and password (curl, scripts);
+* ``Authorization: Bearer <token>`` with an OAuth access token of scope
+  ``uma_owner`` issued to the owner (authorization code + PKCE; for owner apps);
+* the browser session of the owner pages (login at ``/login``); unsafe methods
+  then need the session's anti-CSRF token in ``X-CSRF-Token``.
+
+Endpoints (JSON; errors ``{"error", "error_description"}``):
+
+=======  ===========================================  =================================================
+GET      /owner/requests?status=pending|…|all          the owner's access requests (G-42)
+POST     /owner/requests/<id>/approve                  ``{"scopes": [...]}`` optional: approve all or fewer
+POST     /owner/requests/<id>/deny                     refuse
+GET      /owner/policy                                 the active uploaded policy text and its version
+PUT      /owner/policy                                 new text (``text/plain`` or ``{"text": …}``), checked first
+DELETE   /owner/policy                                 stop using the uploaded text
+GET      /owner/policy/versions                        every version (newest first)
+GET      /owner/policy/versions/<n>                    one version's text
+POST     /owner/policy/versions/<n>/restore            make an earlier text the active one (a new version)
+GET      /owner/audit?resource_id=&outcome=&limit=     the owner's decisions, newest first
+GET      /policies/status                              the policy set in use, its version, the last error
+=======  ===========================================  =================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from authlib.oauth2.rfc6749 import scope_to_list
+from flask import Blueprint, Response, g, jsonify, request, session
+from sqlalchemy import select
+
+from . import audit
+from .db import get_session, policy_set_version
+from .errors import ApiError, InvalidRequest, NotFound
+from .models import PendingRequest, PolicyDocument
+from .oauth.tokens import find_access_token
+from .policies import MAX_POLICY_BYTES, PolicyRejected, get_store
+from .security import now, tokens_equal
+from .users import authenticate
+from .web import current_user
+
+bp = Blueprint("owner_api", __name__)
+
+OWNER_SCOPE = "uma_owner"
+_CHALLENGE = 'Basic realm="uma-owner", Bearer realm="uma-owner"'
+STATUSES = ("pending", "approved", "denied")
+
+
+class Unauthenticated(ApiError):
+    status = 401
+    error = "invalid_token"
+
+    def __init__(self, description: str):
+        super().__init__(description, headers={"WWW-Authenticate": _CHALLENGE})
+
+
+class Forbidden(ApiError):
+    status = 403
+    error = "insufficient_scope"
+
+
+class InvalidPolicy(ApiError):
+    """The uploaded text does not check; ``diagnostics`` lists why."""
+
+    error = "invalid_policy"
+
+
+def _basic(value: str) -> str:
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Unauthenticated("Malformed Basic credentials.") from None
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        raise Unauthenticated("Malformed Basic credentials.")
+    user = authenticate(get_session(), username, password)
+    if user is None:
+        raise Unauthenticated("Unknown user name or wrong password.")
+    return user.username
+
+
+def _bearer(value: str) -> str:
+    token = find_access_token(get_session(), value.strip()) if value.strip() else None
+    if token is None or token.is_expired() or token.is_revoked() or not token.subject:
+        raise Unauthenticated("The access token is unknown, expired or revoked.")
+    if OWNER_SCOPE not in scope_to_list(token.scope or ""):
+        raise Forbidden(f"This API needs an owner token (scope {OWNER_SCOPE}).")
+    return token.subject
+
+
+def current_owner() -> str:
+    """The authenticated owner's user name (see the module docstring)."""
+    if "uma_owner" in g:
+        return g.uma_owner
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "basic":
+        owner = _basic(value)
+    elif scheme.lower() == "bearer":
+        owner = _bearer(value)
+    elif header:
+        raise Unauthenticated("Use Basic or Bearer authentication.")
+    else:
+        user = current_user()
+        if user is None:
+            raise Unauthenticated("Log in, or send Basic or Bearer credentials.")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            sent = request.headers.get("X-CSRF-Token", "")
+            expected = session.get("csrf", "")
+            if not sent or not expected or not tokens_equal(sent, expected):
+                raise Forbidden("Send the page's anti-CSRF token in X-CSRF-Token.")
+        owner = user.username
+    g.uma_owner = owner
+    return owner
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    response = jsonify(data)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _json_object() -> dict[str, Any]:
+    if not request.get_data(cache=True):
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return data
+
+
+# -- access requests ----------------------------------------------------------
+
+
+def request_json(row: PendingRequest) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "requesting_party": row.requesting_party,
+        "client_id": row.client_id,
+        "resource_id": row.resource_id,
+        "scopes_requested": list(row.scopes_requested),
+        "scopes_approved": list(row.scopes_approved),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "decided_at": row.decided_at,
+    }
+
+
+@bp.get("/owner/requests")
+def list_requests() -> Response:
+    """The owner's access requests, newest first; ``status`` filters (default ``pending``)."""
+    owner = current_owner()
+    status = request.args.get("status", "pending")
+    if status not in (*STATUSES, "all"):
+        raise InvalidRequest("status must be pending, approved, denied or all.")
+    query = select(PendingRequest).where(PendingRequest.owner == owner)
+    if status != "all":
+        query = query.where(PendingRequest.status == status)
+    rows = get_session().execute(query.order_by(PendingRequest.id.desc()).limit(500)).scalars()
+    return _json({"requests": [request_json(r) for r in rows]})
+
+
+def _own_request(request_id: int) -> PendingRequest:
+    row = get_session().get(PendingRequest, request_id)
+    if row is None or row.owner != current_owner():
+        raise NotFound("No such request.")
+    return row
+
+
+@bp.post("/owner/requests/<int:request_id>/approve")
+def approve(request_id: int) -> Response:
+    """Approve all requested scopes, or only ``{"scopes": [...]}`` of them (the rest is refused)."""
+    row = _own_request(request_id)
+    data = _json_object()
+    scopes = data.get("scopes", list(row.scopes_requested))
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+        raise InvalidRequest("'scopes' must be a non-empty array of requested scopes (use deny to refuse all).")
+    unknown = [s for s in scopes if s not in row.scopes_requested]
+    if unknown:
+        raise InvalidRequest(f"Scope {unknown[0][:64]!r} was not requested.")
+    return _answer(row, "approved", list(dict.fromkeys(scopes)))
+
+
+@bp.post("/owner/requests/<int:request_id>/deny")
+def deny(request_id: int) -> Response:
+    return _answer(_own_request(request_id), "denied", [])
+
+
+def _answer(row: PendingRequest, status: str, scopes: list[str]) -> Response:
+    at = now()
+    row.status = status
+    row.scopes_approved = scopes
+    row.decided_at = at
+    row.updated_at = at
+    session = get_session()
+    session.add(row)
+    session.commit()
+    return _json(request_json(row))
+
+
+# -- policy text --------------------------------------------------------------
+
+
+def document_json(doc: PolicyDocument, with_text: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "owner": doc.owner,
+        "name": doc.name,
+        "version": doc.version,
+        "active": doc.active,
+        "created_at": doc.created_at,
+    }
+    if with_text:
+        data["text"] = doc.text
+    return data
+
+
+def _policy_text() -> str:
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_POLICY_BYTES:
+        raise InvalidRequest(f"The policy text is larger than {MAX_POLICY_BYTES} bytes.")
+    if request.mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            raise InvalidRequest('The JSON body must be {"text": "<policy text>"}.')
+        return data["text"]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("The policy text must be UTF-8.") from None
+
+
+def _store(owner: str, text: str, status: int) -> Response:
+    session = get_session()
+    try:
+        doc, warnings = get_store().store_upload(session, owner, text)
+    except PolicyRejected as exc:
+        session.rollback()
+        raise InvalidPolicy("The policy does not check; nothing was changed.", diagnostics=exc.diagnostics) from None
+    body = document_json(doc)
+    body["warnings"] = warnings
+    body["policy_set_version"] = policy_set_version(session)
+    return _json(body, status)
+
+
+@bp.get("/owner/policy")
+def get_policy() -> Response:
+    owner = current_owner()
+    doc = get_session().execute(
+        select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.active.is_(True))
+    ).scalars().first()
+    if doc is None:
+        raise NotFound("You have no uploaded policy.")
+    return _json(document_json(doc))
+
+
+@bp.put("/owner/policy")
+def put_policy() -> Response:
+    """Check the text with the policy engine; store it as a new active version only if it checks."""
+    owner = current_owner()
+    return _store(owner, _policy_text(), 200)
+
+
+@bp.delete("/owner/policy")
+def delete_policy() -> Response:
+    owner = current_owner()
+    if not get_store().remove_upload(get_session(), owner):
+        raise NotFound("You have no uploaded policy.")
+    return _json({"owner": owner, "active": False, "policy_set_version": policy_set_version(get_session())})
+
+
+@bp.get("/owner/policy/versions")
+def list_versions() -> Response:
+    owner = current_owner()
+    rows = get_session().execute(
+        select(PolicyDocument).where(PolicyDocument.owner == owner).order_by(PolicyDocument.version.desc())
+    ).scalars()
+    return _json({"versions": [document_json(r, with_text=False) for r in rows]})
+
+
+def _version(owner: str, number: int) -> PolicyDocument:
+    doc = get_session().execute(
+        select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.version == number)
+    ).scalars().first()
+    if doc is None:
+        raise NotFound(f"No version {number}.")
+    return doc
+
+
+@bp.get("/owner/policy/versions/<int:number>")
+def get_version(number: int) -> Response:
+    return _json(document_json(_version(current_owner(), number)))
+
+
+@bp.post("/owner/policy/versions/<int:number>/restore")
+def restore_version(number: int) -> Response:
+    """The text of version ``number`` becomes the active one, as a new version (checked again)."""
+    owner = current_owner()
+    return _store(owner, _version(owner, number).text, 200)
+
+
+# -- audit --------------------------------------------------------------------
+
+
+@bp.get("/owner/audit")
+def list_audit() -> Response:
+    """The owner's decisions, newest first; filters ``resource_id``, ``outcome``; paging ``before``."""
+    owner = current_owner()
+    outcome = request.args.get("outcome")
+    if outcome is not None and outcome not in audit.OUTCOMES:
+        raise InvalidRequest("outcome must be one of " + ", ".join(audit.OUTCOMES) + ".")
+    try:
+        limit = int(request.args.get("limit", "100"))
+        before = request.args.get("before")
+        before_id = int(before) if before is not None else None
+    except ValueError:
+        raise InvalidRequest("limit and before must be integers.") from None
+    rows = audit.list_records(
+        get_session(), owner, resource_id=request.args.get("resource_id"), outcome=outcome, limit=limit, before_id=before_id
+    )
+    return _json({"records": [audit.audit_json(r) for r in rows]})
+
+
+# -- the policy set in use ----------------------------------------------------
+
+
+@bp.get("/policies/status")
+def policies_status() -> Response:
+    """Version in the database, version this process serves, and the last set that did not check."""
+    current_owner()
+    return _json(get_store().status())
