@@ -776,8 +776,11 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
 MAX_DEPTH = 64
 
 
+_NOT_NESTING = frozenset({"start", "rule", "when_clause", "unless_clause", "group_decl"})
+
+
 def _too_deep(tree):
-    """The first parse-tree node nested deeper than MAX_DEPTH, else None (iterative)."""
+    """The first expression or list nested deeper than MAX_DEPTH, else None (iterative)."""
     stack = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
@@ -785,7 +788,7 @@ def _too_deep(tree):
             return node
         for child in getattr(node, "children", ()):
             if hasattr(child, "children"):
-                stack.append((child, depth + 1))
+                stack.append((child, depth + (child.data not in _NOT_NESTING)))
     return None
 
 
