@@ -75,7 +75,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     # The UMA grant (app/grant/) plugs in here; see the module docstring.
     if importlib.util.find_spec(f"{__name__}.grant") is not None:
-        importlib.import_module(f"{__name__}.grant").init_app(app, server)
+        grant_init = getattr(importlib.import_module(f"{__name__}.grant"), "init_app", None)
+        if grant_init is not None:
+            grant_init(app, server)
     return app
 
 
