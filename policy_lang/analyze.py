@@ -298,15 +298,20 @@ def _entries(ps: PolicySet, res: dict, scopes: list[str] | None, now: datetime |
         forbids, permits, asks = plan.for_scope(scope)
         entries: list[dict] = []
         grants = 0
+        blocked = False
         for cr in (*forbids, *permits, *asks):
             entry = _entry(cr, scope, res, groups_by_file.get(cr.rule.pos.file, {}), now)
             if entry is None:
                 continue
             entries.append(entry)
-            if cr.effect != "forbid" and not entry["expired"]:
+            if entry["expired"]:
+                continue
+            if cr.effect != "forbid":
                 grants += 1
+            elif entry["condition"] is None:
+                blocked = True
         entries.sort(key=lambda e: _EFFECT_ORDER[e["effect"]])
-        if not grants:
+        if blocked or not grants:
             entries.append({"scope": scope, "effect": "deny", "condition": None, "rule": None,
                             "expiry": None, "expired": False, "claims": [], "client": []})
         out.extend(entries)
@@ -845,55 +850,55 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
         names = sorted(all_slots)
         dims = [_slot_values(k, all_slots[k]) for k in names] + [approvals]
         budget = per_resource
-        produced: list[dict] = []
-
-        def emit(values: list) -> None:
-            assignment = dict(zip(names, values[:-1]))
-            produced.append(_request(res, scopes, assignment, values[-1]))
-
         total = _size(dims)
+        # each rule's own slots, exhaustively (bounded), the others absent
+        cap = max(4, budget // (2 * max(1, len(per_rule))))
+        focused: list[tuple[dict, list]] = []
+        for rs in per_rule:
+            own = [i for i, k in enumerate(names) if k in rs]
+            sub = [dims[i] for i in own] + [approvals]
+            n = _size(sub)
+            picks = range(n) if n <= cap else sorted(rng.sample(range(n), cap))
+            for j in picks:
+                vals = _product_at(sub, j)
+                row = [ABSENT] * len(names) + [vals[-1]]
+                for i, v in zip(own, vals[:-1]):
+                    row[i] = v
+                focused.append((rs, row))
         if total <= budget:
-            for i in range(total):
-                emit(_product_at(dims, i))
+            rows = [_product_at(dims, i) for i in range(total)]
         else:
-            # each rule's own slots, exhaustively (bounded), the others absent
-            cap = max(4, budget // (2 * max(1, len(per_rule))))
-            for rs in per_rule:
-                own = [i for i, k in enumerate(names) if k in rs]
-                sub = [dims[i] for i in own] + [approvals]
-                n = _size(sub)
-                picks = range(n) if n <= cap else sorted(rng.sample(range(n), cap))
-                for j in picks:
-                    vals = _product_at(sub, j)
-                    row = [ABSENT] * len(names) + [vals[-1]]
-                    for i, v in zip(own, vals[:-1]):
-                        row[i] = v
-                    emit(row)
+            rows = [row for _, row in focused]
             # then combinations of every slot, sampled with the fixed seed
             tries = 0
-            while len(produced) < budget and tries < budget * 4:
+            while len(rows) < budget and tries < budget * 4:
                 tries += 1
-                emit(_product_at(dims, rng.randrange(total)))
-        for req in produced[: max(budget, 1)]:
-            add(req)
-        _claim_source_variants(produced, sets, resource["owner"], add)
+                rows.append(_product_at(dims, rng.randrange(total)))
+        for row in rows[: max(budget, 1)]:
+            add(_request(res, scopes, dict(zip(names, row[:-1])), row[-1]))
+        # claim sources: where a rule reads a declared claim, that claim from each
+        # declared issuer (of either set) and from one nobody declared
+        declared = _declared(sets, resource["owner"])
+        for rs, row in focused:
+            for slot in rs:
+                if slot[0] != "claims" or slot[1] not in declared:
+                    continue
+                at = names.index(slot)
+                if row[at] is ABSENT:
+                    continue
+                req = _request(res, scopes, dict(zip(names, row[:-1])), row[-1])
+                for issuer, fmt in declared[slot[1]]:
+                    add(dict(req, claim_sources={slot[1]: {"issuer": issuer, "format": fmt}}))
     if len(requests) > limit:
         step = len(requests) / limit
         requests = [requests[int(i * step)] for i in range(limit)]
     return requests
 
 
-def _claim_source_variants(produced: list[dict], sets: tuple[PolicySet, ...], owner: str,
-                           add) -> None:
-    """For each declared claim: the first request presenting it, with the claim
-    coming from each declared issuer (of either set) and from an undeclared one."""
+def _declared(sets: tuple[PolicySet, ...], owner: str) -> dict[str, list[tuple[str, str]]]:
+    """Claim name → the (issuer, format) pairs either set declares, plus an undeclared issuer."""
     declared: dict[str, set[tuple[str, str]]] = {}
     for s in sets:
         for name, (issuer, fmt) in s.declared_claims(owner).items():
             declared.setdefault(name, set()).add((issuer, fmt))
-    for name in sorted(declared):
-        base = next((r for r in produced if name in r["claims"]), None)
-        if base is None:
-            continue
-        for issuer, fmt in sorted(declared[name]) + [(OTHER_ISSUER, "jwt")]:
-            add(dict(base, claim_sources={name: {"issuer": issuer, "format": fmt}}))
+    return {name: sorted(pairs) + [(OTHER_ISSUER, "jwt")] for name, pairs in declared.items()}
