@@ -89,9 +89,24 @@ def _plain(v: Any) -> Any:
 _REFS = (A.ClaimRef, A.AttrRef, A.NowRef)
 
 
+def _kind(node) -> str:
+    if isinstance(node, A.And):
+        return "and"
+    if isinstance(node, A.Or):
+        return "or"
+    if isinstance(node, A.Not):
+        return "not"
+    if isinstance(node, A.Compare):
+        return node.op
+    if isinstance(node, A.Has):
+        return "has"
+    return "truth"  # a bare operand used as a condition
+
+
 def node_json(node, groups: dict, ctx: Ctx) -> dict:
     """One condition node, its value (the engine's closure for this node) and its parts."""
-    out: dict[str, Any] = {"text": fmt.expr(node), **value_json(compile_cond(node, groups)(ctx))}
+    out: dict[str, Any] = {"text": fmt.expr(node), "kind": _kind(node),
+                           **value_json(compile_cond(node, groups)(ctx))}
     if isinstance(node, (A.And, A.Or)):
         out["parts"] = [node_json(x, groups, ctx) for x in node.items]
     elif isinstance(node, A.Not):
