@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .decide import RequestError, normalise
+from .decide import RESOURCE_MEMBERS, RequestError, normalise
 from .diagnostics import Diagnostic, PolicyError
 from .policyset import PolicySet, Source, check_sources, compile_sources, read_sources
 
@@ -288,8 +288,8 @@ def _resource_arg(args) -> dict:
     if args.resource is not None:
         name, resource = read_text(args.resource)
         resource = parse_json(name, resource)
-        if isinstance(resource, dict) and set(resource) == {"resource"}:
-            resource = resource["resource"]  # a request-shaped file is accepted too
+        if isinstance(resource, dict) and "id" not in resource and isinstance(resource.get("resource"), dict):
+            resource = resource["resource"]  # a request file: its resource
     else:
         if not args.owner:
             raise InputError("--resource-id needs --owner (whose resource it is)")
@@ -303,6 +303,10 @@ def _resource_arg(args) -> dict:
         normalise({"resource": resource, "scopes": list(args.scope or [])})
     except RequestError as e:
         raise InputError(f"bad resource in {name}: {e}") from None
+    unknown = sorted(set(resource) - RESOURCE_MEMBERS)
+    if unknown:
+        raise InputError(f"bad resource in {name}: unknown member {unknown[0]!r} "
+                         f"(known: {', '.join(sorted(RESOURCE_MEMBERS))})")
     return resource
 
 
