@@ -618,9 +618,16 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
             return make("E113", f"this rule says '{value}' before saying what it applies to",
                         file, text, line, col,
                         "write the target first: permit view on any resource when …", span)
+    near = _near_keyword(value, expected) if tok.type == "NAME" else None
+    if tok.type == "NAME" and "EFFECT" in expected and near and near not in EFFECTS \
+            and line_start(text, tok):
+        return make("E100", f"unknown word '{value}'", file, text, line, col,
+                    f"did you mean '{near}'?", col + len(value))
     if tok.type == "NAME" and "EFFECT" in expected and (
             value.lower() in _EFFECT_LIKE or value.lower() in EFFECTS or line_start(text, tok)):
         hint = "a rule starts with permit, forbid or ask"
+        if near in EFFECTS:
+            hint = f"did you mean '{near}'? ({hint})"
         if value.lower() in ("allow", "grant", "accept"):
             hint = f"did you mean 'permit'? ({hint})"
         elif value.lower() in ("deny", "reject", "refuse", "block"):
@@ -634,9 +641,25 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
                     line, col, "a file has at most one header, before everything else",
                     col + len(value))
     hint = f"expected {_expected_words(expected)}"
+    if near:
+        hint = f"did you mean '{near}'? ({hint})"
     if expected == {"STRING"} and tok.type == "NAME":
         hint = f'expected a quoted string: write "{value}"'
     return make("E100", f"unexpected {_describe_token(tok)}", file, text, line, col, hint, span)
+
+
+def _near_keyword(word: str, expected: set[str]) -> str | None:
+    """A keyword the position accepts that ``word`` looks like a misspelling of."""
+    import difflib
+
+    words = {_keyword_of(name) for name in expected} - {None}
+    if "EFFECT" in expected:
+        words |= set(EFFECTS)
+    if "STARTS" in expected:
+        words |= {"starts with", "ends with"}
+    words = {w for w in words if w and w[0].isalpha()}
+    got = difflib.get_close_matches(word.lower(), sorted(words), n=1, cutoff=0.65)
+    return got[0] if got and got[0] != word else None
 
 
 def _describe_token(tok: Token) -> str:
