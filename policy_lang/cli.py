@@ -58,13 +58,13 @@ def _err(text: str) -> None:
     sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
-def _check_paths(paths: list[str]) -> None:
-    """Every path exists, and every directory holds at least one ``*.policy``."""
+def _check_paths(paths: list[str], policies: bool = True) -> None:
+    """Every path exists, and (``policies``) every directory holds at least one ``*.policy``."""
     for raw in paths:
         p = Path(raw)
         if not p.exists():
             raise InputError(f"cannot read {raw}: No such file or directory")
-        if p.is_dir() and not any(f.is_file() for f in p.rglob("*.policy")):
+        if policies and p.is_dir() and not any(f.is_file() for f in p.rglob("*.policy")):
             raise InputError(f"no .policy files in {raw}")
 
 
@@ -273,7 +273,7 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_test(args) -> int:
-    _check_paths(args.paths)
+    _check_paths(args.paths, policies=False)  # test files may name their policies elsewhere
     from .testing import TestFileError, run_tests
 
     try:

@@ -296,6 +296,65 @@ def test_diff_bad_requests_file_exit_2(work, capsys):
     assert code == 2 and err.startswith("uma policy diff: bad request at reqs.jsonl:1: unknown member 'extra'")
 
 
+# ---------------------------------------------------------------- test
+
+ALICE_TESTS = {
+    "defaults": {"resource": {"id": "r1", "owner": "alice", "type": "photo-album", "name": "summer-2026"},
+                 "scopes": ["view"], "client": {"id": "photo-app"}, "time": "2026-11-27T10:00:00Z"},
+    "cases": [
+        {"name": "family views", "request": {"claims": {"email": "bob@example.com", "email_verified": True}},
+         "expect": "permit"},
+        {"name": "private stays home", "expect": "deny",
+         "request": {"resource": {"name": "private/x"},
+                     "claims": {"email": "bob@example.com", "email_verified": True}}},
+    ],
+}
+
+
+def test_test_passing_cases_exit_0(work, capsys):
+    (work / "pol" / "alice.tests.json").write_text(json.dumps(ALICE_TESTS))
+    code, out, err = run(capsys, "test", "pol")
+    assert code == 0 and err == ""
+    assert "2 passed, 0 failed" in out
+    assert "coverage: 2 of 2 rules exercised" in out
+
+
+def test_test_failing_case_exit_1_with_explanation(work, capsys):
+    tests = json.loads(json.dumps(ALICE_TESTS))
+    tests["cases"][1]["expect"] = "permit"
+    (work / "pol" / "alice.tests.json").write_text(json.dumps(tests))
+    code, out, _ = run(capsys, "test", "pol")
+    assert code == 1
+    assert "FAIL" in out and "private stays home" in out and "1 passed, 1 failed" in out
+    assert "step 1: a forbid whose condition is true denies the scope" in out
+    code, out, _ = run(capsys, "test", "--no-explain", "pol")
+    assert code == 1 and "FAIL" in out and "step 1:" not in out
+
+
+def test_test_reports_rules_no_case_exercised(work, capsys):
+    tests = json.loads(json.dumps(ALICE_TESTS))
+    del tests["cases"][1]
+    (work / "pol" / "alice.tests.json").write_text(json.dumps(tests))
+    code, out, _ = run(capsys, "test", "pol")
+    assert code == 0 and "coverage: 1 of 2 rules exercised" in out
+    assert "pol/alice.policy:10" in out
+
+
+def test_test_malformed_test_file_exit_2(work, capsys):
+    (work / "pol" / "alice.tests.json").write_text(json.dumps({"cases": [{"name": "x", "expekt": "permit"}]}))
+    code, out, err = run(capsys, "test", "pol")
+    assert code == 2 and out == ""
+    assert err.startswith("uma policy test: ") and "alice.tests.json" in err and "expekt" in err
+    assert "Traceback" not in err
+
+
+def test_test_with_policy_errors_exit_1(work, capsys):
+    (work / "pol" / "broken.policy").write_text(BROKEN)
+    (work / "pol" / "alice.tests.json").write_text(json.dumps(ALICE_TESTS))
+    code, out, err = run(capsys, "test", "pol")
+    assert code == 1 and "error[E200]" in err
+
+
 # ---------------------------------------------------------------- bad inputs and usage
 
 def _write_inputs(work: Path) -> None:
@@ -439,3 +498,19 @@ def test_python_m_policy_lang_fmt_stdin(work):
     assert p.returncode == 0 and p.stdout == MESSY_OUT
     p = _proc(PY + ["fmt", "--check", "pol"], work)
     assert p.returncode == 1 and p.stdout == "would reformat pol/alice.policy\n"
+
+
+UMA = Path(sys.executable).parent / "uma"
+
+
+def test_uma_policy_console_script(work):
+    """The installed ``uma`` entry point (app.cli:main) hands ``policy …`` to policy_lang.cli.main."""
+    assert UMA.exists(), "the project is installed (pip install -e .) with its uma console script"
+    p = _proc([str(UMA), "policy", "eval", "pol", "--request", "request.json", "--explain"], work)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["explanation"][0]["step"] == 3
+    p = _proc([str(UMA), "policy", "check", "broken.policy"], work)
+    assert p.returncode == 1 and "1 file checked: 1 error, 0 warnings" in p.stdout
+    p = _proc([str(UMA), "policy", "eval", "pol", "--request", "nope.json"], work)
+    assert p.returncode == 2
+    assert p.stderr == "uma policy eval: cannot read nope.json: No such file or directory\n"
