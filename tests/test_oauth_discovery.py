@@ -48,8 +48,8 @@ def test_extension_metadata_and_profiles_are_added(app):
     from app.oauth.metadata import register_metadata, server_metadata
 
     settings = app.config["UMA_SETTINGS"]
-    assert "claims_interaction_endpoint" not in server_metadata(app, settings)
     probe = type(app)("probe")
+    assert "claims_interaction_endpoint" not in server_metadata(probe, settings)
     register_metadata(probe, lambda s: {"claims_interaction_endpoint": s.url("/uma/claims"),
                                         "uma_profiles_supported": ["https://x.example/p"]})
     meta = server_metadata(probe, settings)

@@ -1,0 +1,221 @@
+"""The ``uma`` command.
+
+    uma serve [--host H] [--port P] [--config F] [--demo]
+    uma db upgrade [--config F]
+    uma client add --name N [--grant-type G]... [--redirect-uri U]... [--claims-redirect-uri U]...
+                   [--owner USER] [--public] [--scope S] [--config F]
+    uma user add NAME --password P [--claim k=v]... [--config F]
+    uma keys rotate [--config F]
+    uma policy ...            (everything after "policy" goes to policy_lang.cli.main)
+
+Bad usage prints one line on stderr and exits 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, NoReturn
+
+PROG = "uma"
+
+
+class UsageError(Exception):
+    """Bad command line or bad input values (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="UMA 2.0 authorization server")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--config", metavar="FILE", help="TOML settings file (default: $UMA_CONFIG)")
+        return sp
+
+    serve = with_config(sub.add_parser("serve", help="migrate the database, then serve HTTP (werkzeug)"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="seed demo users, clients and a resource first")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    with_config(db.add_parser("upgrade", help="apply the migrations")).set_defaults(func=cmd_db_upgrade)
+
+    client = sub.add_parser("client", help="OAuth clients").add_subparsers(
+        dest="client_command", required=True, parser_class=_Parser
+    )
+    add = with_config(client.add_parser("add", help="register a client; prints it as JSON (secret shown once)"))
+    add.add_argument("--name", required=True)
+    add.add_argument("--grant-type", action="append", default=[], dest="grant_types")
+    add.add_argument("--redirect-uri", action="append", default=[], dest="redirect_uris")
+    add.add_argument("--claims-redirect-uri", action="append", default=[], dest="claims_redirect_uris")
+    add.add_argument("--owner", help="user for whom client-credentials PATs are issued")
+    add.add_argument("--public", action="store_true", help="a public client (no secret)")
+    add.add_argument("--scope", default="", help="space-separated scopes the client may ask for")
+    add.set_defaults(func=cmd_client_add)
+
+    user = sub.add_parser("user", help="local accounts").add_subparsers(
+        dest="user_command", required=True, parser_class=_Parser
+    )
+    uadd = with_config(user.add_parser("add", help="create a user"))
+    uadd.add_argument("name")
+    uadd.add_argument("--password", required=True)
+    uadd.add_argument("--claim", action="append", default=[], metavar="K=V",
+                      help="a claim; V is JSON if it parses, else a string")
+    uadd.set_defaults(func=cmd_user_add)
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(
+        dest="keys_command", required=True, parser_class=_Parser
+    )
+    with_config(keys.add_parser("rotate", help="new active signing key")).set_defaults(func=cmd_keys_rotate)
+
+    sub.add_parser("policy", help="policy tools: uma policy --help", add_help=False)
+    return p
+
+
+def _app(args: argparse.Namespace, **overrides: Any) -> Any:
+    from . import create_app
+
+    config: dict[str, Any] = dict(overrides)
+    if getattr(args, "config", None):
+        config["config_file"] = args.config
+    return create_app(config)
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from .config import Settings, load_settings
+    from .db import get_engine, upgrade_database
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"{PROG} serve: --port must be between 1 and 65535")
+    overrides: dict[str, Any] = {}
+    if load_settings(config_file=args.config).issuer == Settings().issuer:
+        overrides["issuer"] = f"http://{args.host}:{args.port}"
+    app = _app(args, auto_migrate=False, **overrides)
+    upgrade_database(get_engine(app))
+    if args.demo:
+        from .demo import seed_demo
+
+        with app.app_context():
+            print(seed_demo(app))
+    run_simple(args.host, args.port, app, threaded=True)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from .db import get_engine, upgrade_database
+
+    app = _app(args, auto_migrate=False)
+    upgrade_database(get_engine(app))
+    print("database is up to date")
+    return 0
+
+
+def cmd_client_add(args: argparse.Namespace) -> int:
+    from .db import session_scope
+    from .oauth.clients import ClientError, create_client
+    from .users import get_user
+
+    app = _app(args)
+    grant_types = args.grant_types or (["authorization_code"] if args.public else ["client_credentials"])
+    with app.app_context(), session_scope() as session:
+        if args.owner and get_user(session, args.owner) is None:
+            raise UsageError(f"{PROG} client add: no user {args.owner!r} (create it with: uma user add)")
+        try:
+            client, secret = create_client(
+                session,
+                client_name=args.name,
+                grant_types=grant_types,
+                redirect_uris=args.redirect_uris,
+                claims_redirect_uris=args.claims_redirect_uris,
+                scope=args.scope,
+                token_endpoint_auth_method="none" if args.public else "client_secret_basic",
+                owner=args.owner,
+            )
+        except ClientError as exc:
+            raise UsageError(f"{PROG} client add: {exc}") from None
+        data = client.to_public_dict()
+    if secret:
+        data["client_secret"] = secret
+    _print(data)
+    return 0
+
+
+def _claims(pairs: list[str]) -> dict[str, Any]:
+    claims: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{PROG} user add: --claim needs K=V, not {pair!r}")
+        try:
+            claims[key] = json.loads(value)
+        except ValueError:
+            claims[key] = value
+    return claims
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from .db import session_scope
+    from .users import UserError, create_user
+
+    claims = _claims(args.claim)
+    app = _app(args)
+    with app.app_context(), session_scope() as session:
+        try:
+            user = create_user(session, args.name, args.password, claims)
+        except UserError as exc:
+            raise UsageError(f"{PROG} user add: {exc}") from None
+        data = {"username": user.username, "claims": user.claims}
+    _print(data)
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from .db import session_scope
+    from .oauth.keys import rotate_signing_key
+
+    app = _app(args)
+    with app.app_context(), session_scope() as session:
+        key = rotate_signing_key(session)
+        print(json.dumps({"kid": key.kid, "algorithm": key.algorithm}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``uma`` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "policy":
+        from policy_lang.cli import main as policy_main
+
+        return policy_main(argv[1:])
+    from .config import ConfigError
+
+    try:
+        args = _parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
