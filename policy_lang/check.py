@@ -39,6 +39,8 @@ STRING, NUMBER, BOOL, TIMESTAMP, DURATION, LIST = (
     "string", "number", "bool", "timestamp", "duration", "list")
 KIND_WORDS = {STRING: "a string", NUMBER: "a number", BOOL: "true or false",
               TIMESTAMP: "a timestamp", DURATION: "a duration", LIST: "a list"}
+PLURALS = {STRING: "strings", NUMBER: "numbers", BOOL: "true/false values",
+           TIMESTAMP: "timestamps", DURATION: "durations", LIST: "lists"}
 ORDERED = (NUMBER, STRING, TIMESTAMP, DURATION)
 ORDER_OPS = ("<", "<=", ">", ">=")
 CLIENT_STRINGS = ("id",)
@@ -254,7 +256,7 @@ class _FileCheck:
             first, *others = list(kinds.values())
             odd = others[0]
             self.emit(self.src.at(
-                "E210", f"group '{group}' mixes {_kinds(KIND_WORDS[k][2:] + 's' for k in kinds)}",
+                "E210", f"group '{group}' mixes {_kinds(PLURALS[k] for k in kinds)}",
                 odd.pos, f"a group's members are all of one kind, like the first one "
                          f"({KIND_WORDS[first.kind]}); quote numbers meant as text: \"42\""))
 
@@ -264,8 +266,8 @@ class _FileCheck:
         seen: dict[str, tuple[str, str, A.ClaimsDecl]] = {}
         for c in self.pf.claims:
             fmt = c.format
-            if not c.format_quoted and fmt not in FORMAT_NAMES or c.format_quoted and (
-                    ":" not in fmt or fmt != fmt.strip() or not fmt):
+            if fmt not in FORMAT_NAMES and (not c.format_quoted or ":" not in fmt
+                                            or fmt != fmt.strip() or " " in fmt):
                 sug = _suggest(fmt, FORMAT_NAMES)
                 hint = (f"did you mean '{sug}'? " if sug else "") + \
                     "write id_token, jwt, or a token format URI in quotes " \
@@ -480,9 +482,11 @@ class _FileCheck:
             return
         kinds = {i.kind for i in items}
         if kind not in kinds:
-            self.mismatch(node, f"this list holds {_kinds(sorted(KIND_WORDS[k] for k in kinds))}"
-                                f", never {KIND_WORDS[kind]}: '{op}' is "
-                                f"{'always true' if op == 'not in' else 'never true'} here",
+            holds = _kinds(sorted(PLURALS[k] for k in kinds))
+            outcome = {"in": f"{KIND_WORDS[kind]} is never in it",
+                       "not in": "'not in' is always true here",
+                       "contains": f"it never contains {KIND_WORDS[kind]}"}[op]
+            self.mismatch(node, f"this list holds only {holds}, so {outcome}",
                           "make the list's items the same kind as the value tested "
                           "(quote numbers meant as text)", lst)
 

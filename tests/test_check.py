@@ -331,6 +331,26 @@ def test_conflicting_claims_across_an_owners_files():
     assert [d.code for d in check_sources([a, c])] == []
 
 
+def test_group_of_mixed_kinds_names_them_in_words():
+    d = the(check(H + 'group g = [true, "a", 2026-01-01]\n'
+                      "permit view on any resource when claims.x in g\n"), "E210")
+    assert d.message == "group 'g' mixes true/false values, strings and timestamps"
+
+
+def test_list_of_other_kind_says_why_it_never_matches():
+    d = the(check(H + 'group ids = [1, 2]\npermit view on any resource when client.id in ids\n'),
+            "E201")
+    assert d.message == "this list holds only numbers, so a string is never in it"
+    assert (d.line, d.column, caret_text(d)) == (3, 47, "ids")
+
+
+@pytest.mark.parametrize("fmt", ["jwt", "id_token", '"jwt"',
+                                 '"urn:ietf:params:oauth:token-type:saml2"'])
+def test_claim_token_formats_accepted(fmt):
+    assert check(H + f'claims email from "https://a" as {fmt}\n'
+                     'permit view on any resource when claims.email == "x"\n') == []
+
+
 def test_id_token_name_and_uri_are_the_same_format():
     text = H + ('claims email from "https://a" as id_token\nclaims email from "https://a" as '
                 '"http://openid.net/specs/openid-connect-core-1_0.html#IDToken"\n'

@@ -137,6 +137,11 @@ MISTAKES = {
     "unterminated string": (H + 'permit view on name "summer\n', "E101", "never closed"),
     "&& instead of and": (H + "permit view on any resource when claims.a == 1 && claims.b\n",
                           "E105", "write 'and'"),
+    "misspelt keyword": (H + "permit view on any resource whne claims.a == 1\n", "E100",
+                         "did you mean 'when'?"),
+    "misspelt header": ('ownr "alice"\npermit view on any resource\n', "E100",
+                        "did you mean 'owner'?"),
+    "misspelt effect": (H + "permt view on any resource\n", "E102", "did you mean 'permit'?"),
     "scopes without comma": (H + "permit view download on any resource\n", "E100",
                              "separated by commas"),
 }
