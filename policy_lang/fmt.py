@@ -23,8 +23,9 @@ The layout (documented in docs/cli.md):
   ``a or (b or c)`` keeps its parentheses);
 * comments kept: a full-line comment stays above the line that followed it
   (blank lines between comment blocks and the next item are kept, at most
-  one); a comment at the end of a line stays at the end of the line that
-  holds what preceded it, after two spaces.
+  one); a comment at the end of a line stays at the end of the first output
+  line made from that source line (the rule's first line for a one-line
+  rule), after two spaces.
 
 Formatting never changes meaning: :func:`format_text` re-parses its output
 and refuses (``FormatError``) if the tree or the comments differ.
@@ -386,12 +387,13 @@ class _Layout:
                     and follow - line > 1 and not self._inside_item(line):
                 dest.append("")
         for line, text in self.trailing:
+            # the first output line of the last source line at or before the comment's
             host = None
             for s in segs:
-                if s.anchor <= line:
-                    host = s
-                else:
+                if s.anchor > line:
                     break
+                if host is None or s.anchor > host.anchor:
+                    host = s
             (host or segs[0]).trailing.append(text)
 
         out: list[str] = []

@@ -126,10 +126,10 @@ type "doc" has scopes view, edit
 
 claims email, "https://x.example/role" from "https://idp" as jwt
 
-permit view, edit
+permit view, edit  # long
   on any resource
   when (claims.a or claims.b) and not claims.c == 1.5
-  unless claims.x in g or (claims.y or claims.z)  # long
+  unless claims.x in g or (claims.y or claims.z)
 
 forbid read
   on resource "r1"
