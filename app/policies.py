@@ -289,7 +289,7 @@ class PolicyStore:
         the whole set if the upload only breaks it in combination); returns its warnings.
         """
         if not isinstance(text, str) or not text.strip():
-            raise PolicyRejected([{"code": "E000", "severity": "error", "message": "the policy text is empty",
+            raise PolicyRejected([{"code": "E-EMPTY", "severity": "error", "message": "the policy text is empty",
                                    "file": upload_name(owner, name), "line": None, "column": None,
                                    "hint": None, "rendered": "the policy text is empty"}])
         own = policy_lang.Source(upload_name(owner, name), text, owner=owner)
