@@ -103,8 +103,8 @@ def per_call_samples(call: Callable[[Any], Any], items: Sequence[Any], budget_s:
     """
     samples: list[float] = []
     clock = time.perf_counter_ns
+    gc.collect()  # before the clock starts: a full collection of a large heap takes seconds
     deadline = clock() + int(budget_s * 1e9)
-    gc.collect()
     for _ in range(max_passes):
         for item in items:
             t0 = clock()
@@ -199,19 +199,24 @@ def time_cedar(policies: Any, entities: Any, creqs: list[dict], st: Settings) ->
     n = max(10, min(len(creqs), int(st.cedar_budget_s / est)))
     single = per_call_samples(lambda q: cedarpy.is_authorized(q, policies, entities),
                               creqs[:n], st.cedar_budget_s, st.max_passes)
-    size = max(1, min(100, n // 10))
+    s_us = _median_us(single)
+    size = min(100, n // 10)
+    if size < 2:  # so slow that a batch saves nothing worth measuring
+        return s_us, "is_authorized", len(single)
     batches = [creqs[i:i + size] for i in range(0, n - size + 1, size)]
     cedarpy.is_authorized_batch(batches[0], policies, entities)
     batched = per_call_samples(lambda b: cedarpy.is_authorized_batch(b, policies, entities),
                                batches, st.cedar_budget_s, st.max_passes, per=len)
-    s_us, b_us = _median_us(single), _median_us(batched)
+    b_us = _median_us(batched)
     if b_us < s_us:
         return b_us, f"batch of {size}", len(batched) * size
     return s_us, "is_authorized", len(single)
 
 
-def time_ours(ps: Any, ours_reqs: list[dict], st: Settings) -> float:
-    return _median_us(per_call_samples(ps.decide, ours_reqs, st.ours_budget_s, st.max_passes))
+def time_ours(ps: Any, ours_reqs: list[dict], st: Settings) -> tuple[float, int]:
+    """Median µs per decision of ``ps.decide`` and the number of decisions timed."""
+    samples = per_call_samples(ps.decide, ours_reqs, st.ours_budget_s, st.max_passes)
+    return _median_us(samples), len(samples)
 
 
 # ---------------------------------------------------------------------------
@@ -252,9 +257,10 @@ def run_size(n: int, st: Settings, log: Callable[[str], None]) -> SizeResult:
         f"({permits + hp} permits), cedarpy = oracle on {res.checked} "
         f"({time.perf_counter() - t0:.1f}s)")
 
-    res.ours_mixed_us = time_ours(ps, ours_reqs, st)
-    res.ours_head_us = time_ours(ps, ours_head, st)
-    log(f"[{n} rules] ours: {res.ours_mixed_us:.2f} µs mixed, {res.ours_head_us:.2f} µs three-clause")
+    res.ours_mixed_us, n_mixed = time_ours(ps, ours_reqs, st)
+    res.ours_head_us, n_head = time_ours(ps, ours_head, st)
+    log(f"[{n} rules] ours: {res.ours_mixed_us:.2f} µs mixed ({n_mixed} decisions), "
+        f"{res.ours_head_us:.2f} µs three-clause ({n_head} decisions)")
     res.cedar_mixed_us, res.cedar_mixed_form, res.cedar_samples = time_cedar(policies, entities, creqs, st)
     res.cedar_head_us, res.cedar_head_form, _ = time_cedar(policies, entities, chead, st)
     log(f"[{n} rules] cedarpy: {res.cedar_mixed_us:.1f} µs mixed ({res.cedar_mixed_form}, "
@@ -345,8 +351,10 @@ def machine() -> str:
                     break
     except OSError:
         pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, "
-            f"cedarpy {version('cedarpy')}, {platform.system()} {platform.release()}")
+            f"cedarpy {version('cedarpy')}, {platform.system()} {platform.release()}; "
+            f"load average {load}")
 
 
 # ---------------------------------------------------------------------------
@@ -404,9 +412,19 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     log(f"machine: {machine()}")
     overhead = timer_overhead_ns()
+    import policy_lang
+
+    t0 = time.perf_counter()
+    policy_lang.loads('owner "warm-up"\n', name="warm-up.policy")  # builds the Lark parser once
+    grammar_s = time.perf_counter() - t0
     results = [run_size(n, st, log) for n in sizes]
     print()
     print(f"Machine: {machine()}")
+    busy = os.getloadavg()[0]
+    if busy > (os.cpu_count() or 1):
+        print(f"WARNING: the machine was busy (1-minute load {busy:.1f} on {os.cpu_count()} cores): "
+              "every figure below is inflated; rerun on an idle machine.")
+    print(f"Engine start (Lark parser built once, not counted below): {grammar_s:.2f} s")
     print(f"Settings: {'--quick' if args.quick else 'full'}; {st.requests} mixed + {st.headline} "
           f"three-clause requests per size; total run {time.perf_counter() - start:.0f} s")
     print()
