@@ -3,9 +3,10 @@
     uma policy check PATH… [--format text|json] [--strict]
     uma policy eval POLICY_PATH… --request REQUEST.json|- [--explain] [--text]
     uma policy fmt PATH…|- [--check]
-    uma policy test PATH… [--no-explain]
-    uma policy who-can PATH… (--resource RESOURCE.json | --resource-id ID --owner O [--type T] [--name N]) [--scope S]…
-    uma policy diff OLD NEW [--requests REQUESTS.jsonl] [--exit-code]
+    uma policy test PATH… [--no-explain] [--format text|json]
+    uma policy who-can PATH… (--resource RESOURCE.json | --resource-id ID --owner O [--type T] [--name N])
+                             [--scope S]… [--format text|json]
+    uma policy diff OLD NEW [--requests REQUESTS.jsonl] [--exit-code] [--format text|json]
 
 Exit codes: 0 fine; 1 policy errors, failed tests, fmt --check differences
 (and decision changes with ``diff --exit-code``); 2 bad usage or input (an
@@ -280,7 +281,7 @@ def cmd_test(args) -> int:
         report = run_tests(args.paths, explain=not args.no_explain)
     except TestFileError as e:
         raise InputError(str(e)) from None
-    _out(report.render())
+    _out(_dump(report.to_json()) if args.format == "json" else report.render())
     return 0 if report.ok else 1
 
 
@@ -315,9 +316,15 @@ def cmd_who_can(args) -> int:
         raise InputError("give the resource: --resource RESOURCE.json, or --resource-id ID --owner OWNER")
     resource = _resource_arg(args)
     ps = load_policies(args.paths)
+    scopes = list(args.scope) if args.scope else None
+    if args.format == "json":
+        from .analyze import who_can_data
+
+        _out(_dump({"resource": resource, "entries": who_can_data(ps, resource, scopes)}))
+        return 0
     from .analyze import who_can
 
-    _out(who_can(ps, resource, list(args.scope) if args.scope else None))
+    _out(who_can(ps, resource, scopes))
     return 0
 
 
@@ -331,7 +338,7 @@ def cmd_diff(args) -> int:
         report = diff(old, new, requests)
     except RequestError as e:
         raise InputError(f"bad request in {args.requests}: {e}") from None
-    _out(report.render())
+    _out(_dump(report.to_json()) if args.format == "json" else report.render())
     return 1 if args.exit_code and report.changes else 0
 
 
@@ -367,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("test", help="run the test cases written next to the policies")
     t.add_argument("paths", nargs="+", metavar="PATH")
     t.add_argument("--no-explain", action="store_true", help="do not explain failures")
+    t.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     t.set_defaults(func=cmd_test)
 
     w = sub.add_parser("who-can", help="which scopes of a resource can be granted, under which conditions")
@@ -378,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--type", metavar="TYPE")
     w.add_argument("--name", metavar="NAME")
     w.add_argument("--scope", action="append", metavar="SCOPE", help="only this scope (repeatable)")
+    w.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     w.set_defaults(func=cmd_who_can)
 
     d = sub.add_parser("diff", help="which decisions change between two versions of a policy set")
@@ -386,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--requests", metavar="REQUESTS.jsonl",
                    help="one request per line (default: requests generated from the policies)")
     d.add_argument("--exit-code", action="store_true", help="exit 1 when some decision changes")
+    d.add_argument("--format", choices=("text", "json"), default="text",
+                   help="output format (default text; json lists every change)")
     d.set_defaults(func=cmd_diff)
     return p
 

@@ -233,6 +233,15 @@ def test_who_can_by_options(work, capsys):
     assert "claims.email in family" in out
 
 
+def test_who_can_json(work, capsys):
+    code, out, _ = run(capsys, "who-can", "pol", "--resource-id", "r1", "--owner", "alice",
+                       "--type", "photo-album", "--scope", "view", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["resource"] == {"id": "r1", "owner": "alice", "type": "photo-album"}
+    assert {(e["scope"], e["effect"], e["rule"]) for e in data["entries"]} >= {
+        ("view", "permit", "pol/alice.policy:6")}
+
+
 def test_who_can_by_resource_file(work, capsys):
     (work / "res.json").write_text(json.dumps(REQUEST["resource"]))
     code, out, _ = run(capsys, "who-can", "pol", "--resource", "res.json")
@@ -284,6 +293,11 @@ def test_diff_over_recorded_requests(work, capsys):
     assert out == report.render().rstrip("\n") + "\n"
     code, _, _ = run(capsys, "diff", "pol", str(new), "--requests", "reqs.jsonl", "--exit-code")
     assert code == 1
+    code, out, _ = run(capsys, "diff", "pol", str(new), "--requests", "reqs.jsonl", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["checked"] == 2 and len(data["changes"]) == 1
+    assert data["changes"][0]["request"] == dave
+    assert (data["changes"][0]["old"]["decision"], data["changes"][0]["new"]["decision"]) == ("deny", "permit")
 
 
 def test_diff_bad_requests_file_exit_2(work, capsys):
@@ -329,6 +343,16 @@ def test_test_failing_case_exit_1_with_explanation(work, capsys):
     assert "step 1: a forbid whose condition is true denies the scope" in out
     code, out, _ = run(capsys, "test", "--no-explain", "pol")
     assert code == 1 and "FAIL" in out and "step 1:" not in out
+
+
+def test_test_json_format(work, capsys):
+    tests = json.loads(json.dumps(ALICE_TESTS))
+    tests["cases"][1]["expect"] = "permit"
+    (work / "pol" / "alice.tests.json").write_text(json.dumps(tests))
+    code, out, _ = run(capsys, "test", "--format", "json", "pol")
+    data = json.loads(out)
+    assert code == 1 and (data["ok"], data["passed"], data["failed"]) == (False, 1, 1)
+    assert data["failures"][0]["name"] == "private stays home"
 
 
 def test_test_reports_rules_no_case_exercised(work, capsys):
