@@ -162,7 +162,7 @@ def test_eval_with_policy_errors_exit_1_diagnostics_on_stderr(work, capsys):
 # ---------------------------------------------------------------- fmt
 
 MESSY = 'owner   "alice"\npermit   view on any resource when claims.email=="a@b"   # ok\n'
-MESSY_OUT = 'owner "alice"\n\npermit view\n  on any resource\n  when claims.email == "a@b"  # ok\n'
+MESSY_OUT = 'owner "alice"\n\npermit view  # ok\n  on any resource\n  when claims.email == "a@b"\n'
 
 
 def test_fmt_rewrites_files(work, capsys):
