@@ -52,12 +52,10 @@ def seed_demo(app: Flask) -> str:
                              type="photo-album", resource_scopes=["view", "download", "print"])
             session.add(album)
         lines = [
-            f"Demo data (password of alice and bob: {DEMO_PASSWORD}):",
-            f"  RS photo-rs:   client_id={rs.client_id}"
-            + (f" client_secret={rs_secret}" if rs_secret else " (secret shown when first created)"),
-            f"  client photo-app: client_id={app_client.client_id}"
-            + (f" client_secret={app_secret}" if app_secret else " (secret shown when first created)"),
-            f"  alice's album: resource id {album.id}",
+            f"Demo data (password of alice and bob: {DEMO_PASSWORD}; secrets are shown only when created):",
+            f"  export RS_ID={rs.client_id}" + (f" RS_SECRET={rs_secret}" if rs_secret else ""),
+            f"  export APP_ID={app_client.client_id}" + (f" APP_SECRET={app_secret}" if app_secret else ""),
+            f"  alice's album (RS photo-rs): resource id {album.id}",
             "Try it:",
             f"  PAT=$(curl -s -u $RS_ID:$RS_SECRET -d grant_type=client_credentials {settings.url('/token')} | jq -r .access_token)",
             f"  curl -s -H \"Authorization: Bearer $PAT\" -H 'Content-Type: application/json' "

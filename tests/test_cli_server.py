@@ -121,6 +121,19 @@ def test_keys_rotate(capsys, cli_env, http):
     assert kid in [k["kid"] for k in http.get("/jwks").json()["keys"]]
 
 
+def test_demo_seed_is_idempotent(tmp_path):
+    from app import create_app
+    from app.demo import seed_demo
+
+    app = create_app({"database_url": f"sqlite:///{tmp_path}/demo.db", "instance_path": str(tmp_path),
+                      "secret_key": "k"})
+    with app.app_context():
+        first = seed_demo(app)
+        second = seed_demo(app)
+    assert "RS_SECRET=" in first and "RS_SECRET=" not in second
+    assert "demo-summer-2026" in second
+
+
 def test_policy_arguments_go_to_policy_lang(capsys):
     code, out, err = run(capsys, "policy", "check", str(ROOT / "policies"))
     assert code == 0, err

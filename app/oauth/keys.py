@@ -33,8 +33,15 @@ def _new_key_row() -> SigningKey:
     return SigningKey(kid=secrets.token_urlsafe(12), algorithm=ALGORITHM, private_key_pem=pem, active=True)
 
 
-def rotate_signing_key(session: Session) -> SigningKey:
-    """Create a new active key and retire the previous ones; commits. Returns the new key."""
+def rotate_signing_key(session: Session | None = None) -> SigningKey:
+    """Create a new active key and retire the previous ones; commits. Returns the new key.
+
+    Without ``session``, uses the current app's request session.
+    """
+    if session is None:
+        from ..db import get_session
+
+        session = get_session()
     session.execute(
         update(SigningKey)
         .where(SigningKey.active.is_(True))
