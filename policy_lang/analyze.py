@@ -435,17 +435,17 @@ class DiffReport:
         return {"checked": self.checked, "generated": self.generated, "changes": self.changes}
 
 
-def _outcome_key(d: dict) -> str:
+def _outcome_key(d: dict) -> tuple:
     """What a decision means, without where its rules sit in the files."""
-    return json.dumps({
-        "decision": d.get("decision"),
-        "granted": sorted((g["resource_id"], sorted(g["scopes"]), g.get("expires_at"))
-                          for g in d.get("granted", [])),
-        "denied": sorted((g["resource_id"], sorted(g["scopes"])) for g in d.get("denied", [])),
-        "submitted": sorted((g["resource_id"], sorted(g["scopes"])) for g in d.get("submitted", [])),
-        "required_claims": sorted(json.dumps(c, sort_keys=True) for c in d.get("required_claims", [])),
-        "errors": sorted((e["resource_id"], e["scope"], e["message"]) for e in d.get("errors", [])),
-    }, sort_keys=True, default=str)
+    return (
+        d.get("decision"),
+        sorted((g["resource_id"], sorted(g["scopes"]), g.get("expires_at") or "")
+               for g in d.get("granted", [])),
+        sorted((g["resource_id"], sorted(g["scopes"])) for g in d.get("denied", [])),
+        sorted((g["resource_id"], sorted(g["scopes"])) for g in d.get("submitted", [])),
+        sorted(json.dumps(c, sort_keys=True) for c in d.get("required_claims", [])),
+        sorted((e["resource_id"], e["scope"], e["message"]) for e in d.get("errors", [])),
+    )
 
 
 def _scope_outcomes(d: dict) -> dict[tuple[str, str], tuple[str, str]]:
@@ -613,11 +613,16 @@ def _values_for(op: str, v: Any, ref_on_left: bool) -> list:
             op = _FLIP[op]
         else:
             return [v, _other(v)]
-    if op in ("==", "!="):
+    # the first value meets the comparison; the others do not, or meet it otherwise
+    if op == "==":
         return [v, _other(v)]
+    if op == "!=":
+        return [_other(v), v]
     if op in ("in", "not in"):
         if isinstance(v, tuple):
-            return list(v[:4]) + [_other(v[0] if v else "")]
+            inside = list(v[:4])
+            other = _other(v[0] if v else "")
+            return inside + [other] if op == "in" else [other] + inside
         return [v, _other(v)]
     if op == "contains":
         return [[v], [], v] if isinstance(v, str) else [[v], []]
@@ -818,20 +823,24 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
     owners = sorted({o for s in sets for o in s.owners}) or ["some-owner"]
     groups = [rule_groups(s) for s in sets]
     resources = [r for o in owners for r in _resources(o, sets)]
-    per_resource = max(12, limit // max(1, len(resources)))
     rng = random.Random(seed)
-    requests: list[dict] = []
-    seen: set[str] = set()
+    tiers: list[list[tuple]] = [[], [], [], []]  # (request maker, row, claim_sources)
 
-    def add(req: dict) -> None:
-        key = json.dumps(req, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            requests.append(req)
-
+    classes: set = set()
+    chosen = []
     for resource in resources:
         plans = [s.plan(resource["owner"], resource["id"], resource.get("type"), resource.get("name"))
                  for s in sets]
+        # resources that the same rules of both sets govern decide alike, unless a
+        # rule reads the resource's own attributes: keep the first of each class
+        key = (resource["owner"],) + tuple(tuple(cr.order for cr in p.rules) for p in plans)
+        if any(_reads_resource(cr.rule) for p in plans for cr in p.rules):
+            key += (resource["id"], resource.get("type"), resource.get("name"))
+        if key not in classes:
+            classes.add(key)
+            chosen.append((resource, plans))
+    per_resource = max(12, limit // max(1, len(chosen)))
+    for resource, plans in chosen:
         rules: list[tuple[CRule, dict]] = []
         for s_i, plan in enumerate(plans):
             for cr in plan.rules:
@@ -849,50 +858,106 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
                 all_slots.setdefault(k, []).extend(v)
         names = sorted(all_slots)
         dims = [_slot_values(k, all_slots[k]) for k in names] + [approvals]
-        budget = per_resource
         total = _size(dims)
-        # each rule's own slots, exhaustively (bounded), the others absent
-        cap = max(4, budget // (2 * max(1, len(per_rule))))
-        focused: list[tuple[dict, list]] = []
+        def req_of(row: list, res=res, scopes=scopes, names=names) -> dict:
+            return _request(res, scopes, dict(zip(names, row[:-1])), row[-1])
+        # tier 0: nobody presenting anything, and per rule a base that meets its
+        # literals (each of its slots at its first value for that rule); tier 1:
+        # each slot varied alone around each base (every value any rule of this
+        # resource compares it with, and absence), the approvals too
+        anonymous = [ABSENT] * len(names) + [None]
+        bases: list[tuple[dict, list]] = []
+        varied: list[list] = []
+        extra: list[list] = []
         for rs in per_rule:
             own = [i for i, k in enumerate(names) if k in rs]
+            base = list(anonymous)
+            for i in own:
+                base[i] = next((v for v in _slot_values(names[i], rs[names[i]]) if v is not ABSENT), ABSENT)
+            bases.append((rs, base))
+            for i in own + [len(names)]:
+                for v in dims[i]:
+                    if repr(v) != repr(base[i]):
+                        varied.append(base[:i] + [v] + base[i + 1:])
+            # filler: more combinations of the rule's own slots
             sub = [dims[i] for i in own] + [approvals]
             n = _size(sub)
-            picks = range(n) if n <= cap else sorted(rng.sample(range(n), cap))
-            for j in picks:
+            for j in (range(n) if n <= 16 else sorted(rng.sample(range(n), 16))):
                 vals = _product_at(sub, j)
-                row = [ABSENT] * len(names) + [vals[-1]]
-                for i, v in zip(own, vals[:-1]):
+                row = list(anonymous)
+                for i, v in zip(own + [len(names)], vals):
                     row[i] = v
-                focused.append((rs, row))
-        if total <= budget:
-            rows = [_product_at(dims, i) for i in range(total)]
+                extra.append(row)
+        # filler: combinations of every slot the resource's rules read
+        if total <= per_resource:
+            extra.extend(_product_at(dims, i) for i in range(total))
         else:
-            rows = [row for _, row in focused]
-            # then combinations of every slot, sampled with the fixed seed
-            tries = 0
-            while len(rows) < budget and tries < budget * 4:
-                tries += 1
-                rows.append(_product_at(dims, rng.randrange(total)))
-        for row in rows[: max(budget, 1)]:
-            add(_request(res, scopes, dict(zip(names, row[:-1])), row[-1]))
-        # claim sources: where a rule reads a declared claim, that claim from each
-        # declared issuer (of either set) and from one nobody declared
+            extra.extend(_product_at(dims, rng.randrange(total)) for _ in range(per_resource))
+        seen: set = set()
+        reprs: dict[int, str] = {}  # id → repr of the values alive in this resource's rows
+
+        def fresh(row: list, tag: Any = None) -> bool:
+            key = (_row_key(row, reprs), tag)
+            if key in seen:
+                return False
+            seen.add(key)
+            return True
+
+        tiers[0].extend((req_of, row, None) for row in [anonymous] + [b for _, b in bases] if fresh(row))
+        tiers[1].extend((req_of, row, None) for row in varied if fresh(row))
+        # tier 2, claim sources: where a rule reads a declared claim, its base with
+        # that claim from each declared issuer (of either set) and from one nobody declared
         declared = _declared(sets, resource["owner"])
-        for rs, row in focused:
+        for rs, row in bases:
             for slot in rs:
-                if slot[0] != "claims" or slot[1] not in declared:
+                if slot[0] != "claims" or slot[1] not in declared or row[names.index(slot)] is ABSENT:
                     continue
-                at = names.index(slot)
-                if row[at] is ABSENT:
-                    continue
-                req = _request(res, scopes, dict(zip(names, row[:-1])), row[-1])
-                for issuer, fmt in declared[slot[1]]:
-                    add(dict(req, claim_sources={slot[1]: {"issuer": issuer, "format": fmt}}))
-    if len(requests) > limit:
-        step = len(requests) / limit
-        requests = [requests[int(i * step)] for i in range(limit)]
-    return requests
+                if fresh(row, slot[1]):
+                    tiers[2].extend((req_of, row, {slot[1]: {"issuer": issuer, "format": fmt}})
+                                    for issuer, fmt in declared[slot[1]])
+        n = 0
+        for row in extra:
+            if n < per_resource and fresh(row):
+                tiers[3].append((req_of, row, None))
+                n += 1
+    chosen_rows: list = []
+    for tier in tiers:
+        room = limit - len(chosen_rows)
+        if room <= 0:
+            break
+        chosen_rows.extend(_spread(tier, room))
+    out = []
+    for make, row, sources in chosen_rows:
+        req = make(row)
+        if sources is not None:
+            req["claim_sources"] = sources
+        out.append(req)
+    return out
+
+
+def _reads_resource(rule: A.Rule) -> bool:
+    from .check import walk
+
+    return any(isinstance(n, A.AttrRef) and n.entity == "resource"
+               for cond in (rule.when, rule.unless) for n in walk(cond))
+
+
+def _row_key(row: list, reprs: dict[int, str]) -> tuple:
+    out = []
+    for v in row:
+        r = reprs.get(id(v))
+        if r is None:
+            r = reprs[id(v)] = "<absent>" if v is ABSENT else repr(v)
+        out.append(r)
+    return tuple(out)
+
+
+def _spread(items: list, n: int) -> list:
+    """``n`` items evenly spread over the list (all when there are fewer)."""
+    if len(items) <= n:
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
 
 
 def _declared(sets: tuple[PolicySet, ...], owner: str) -> dict[str, list[tuple[str, str]]]:
