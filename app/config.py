@@ -13,12 +13,10 @@ Every setting is a field of :class:`Settings`; ``docs/operations.md`` lists them
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Mapping
 
 ENV_PREFIX = "UMA_"
@@ -221,11 +219,3 @@ def flask_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """The entries of a create_app mapping that are Flask settings (upper case)."""
     names = {f.name for f in fields(Settings)}
     return {k: v for k, v in (overrides or {}).items() if k not in names and k.isupper()}
-
-
-def as_dict(settings: Settings) -> dict[str, Any]:
-    return dataclasses.asdict(settings)
-
-
-def default_sqlite_url(instance_path: str) -> str:
-    return "sqlite:///" + str(Path(instance_path) / "uma.db")

@@ -50,13 +50,6 @@ class NotFound(ApiError):
     error = "not_found"
 
 
-class UnsupportedMethod(ApiError):
-    """Method not supported at this URL (F-28)."""
-
-    status = 405
-    error = "unsupported_method_type"
-
-
 class InvalidResourceId(ApiError):
     """Permission request names a resource the AS does not know for this RS/owner (F-36, F-34)."""
 
@@ -67,11 +60,6 @@ class InvalidScope(ApiError):
     """Permission request names a scope not registered for the resource (F-36)."""
 
     error = "invalid_scope"
-
-
-class PayloadTooLarge(ApiError):
-    status = 413
-    error = "invalid_request"
 
 
 def json_error(status: int, error: str, description: str = "", headers: dict[str, str] | None = None) -> Response:

@@ -57,8 +57,8 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, expected)
 
 
-#: A hash of a random password, so a login for an unknown user costs as much as for a known one.
 def dummy_password_check(password: str) -> None:
+    """Spend as much time as a real check, so a login for an unknown user is not faster."""
     verify_password(password, _DUMMY_HASH)
 
 

@@ -20,6 +20,7 @@ Helpers for other test modules (all session-safe, names are unique per call):
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import threading
 import uuid
@@ -238,7 +239,7 @@ def pat_for(engine, make_rs, app):
     return _make
 
 
-_CSRF_RE = __import__("re").compile(r'name="csrf_token" value="([^"]+)"')
+_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def csrf_from(html: str) -> str:
