@@ -286,7 +286,10 @@ def _compile_compare(node: A.Compare, groups) -> Fn:
         b = right(ctx)
         if a.__class__ is _Missing or b.__class__ is _Missing or a.__class__ is Err or b.__class__ is Err:
             return apply_op(op, a, b)
-        return fn(a, b)
+        try:
+            return fn(a, b)
+        except RecursionError:  # two request values nested deeper than the stack: fail closed
+            return Err("values nested too deeply to compare")
     return compare
 
 
