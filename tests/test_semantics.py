@@ -792,3 +792,29 @@ def test_like_pathological_subject_gets_the_correct_answer():
     assert decide(ps, claims={"s": subject})["decision"] == "deny"
     assert decide(ps, claims={"s": subject + "b"})["decision"] == "permit"
     assert decide(ps, scopes=["download"], resource={"name": subject})["decision"] == "deny"
+
+
+# ---------------------------------------------------------------- totality
+
+def _deep_list(depth: int) -> list:
+    root: list = []
+    cur = root
+    for _ in range(depth):
+        nxt: list = []
+        cur.append(nxt)
+        cur = nxt
+    return root
+
+
+def test_evaluation_is_total_for_deeply_nested_claim_values():
+    deep = _deep_list(5000)
+    ps = owner_policy("permit view on any resource when claims.x == claims.y\n"
+                      "permit print on any resource when claims.x contains claims.y\n"
+                      "permit download on any resource\n"
+                      "forbid download on any resource when claims.x != claims.y\n")
+    d = decide(ps, scopes=["view", "print", "download"], claims={"x": deep, "y": _deep_list(5000)})
+    # a comparison that cannot be completed is a reported error: permits do not apply,
+    # the forbid applies (fail closed)
+    assert d["decision"] == "deny"
+    assert sorted(e["scope"] for e in d["errors"]) == ["download", "print", "view"]
+    assert decide(ps, scopes=["view"], claims={"x": [[1]], "y": [[1]]})["decision"] == "permit"
