@@ -434,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err(f"{where}: interrupted")
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 1
     except OSError as e:
         _err(f"{where}: {e.filename + ': ' if e.filename else ''}{e.strerror or e}")
