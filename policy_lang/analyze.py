@@ -291,8 +291,11 @@ def _entries(ps: PolicySet, res: dict, scopes: list[str] | None, now: datetime |
     if scopes is None:
         scopes = list(res.get("scopes") or [])
         if not scopes:
+            # the scopes its type declares, then those the candidate rules name
+            declared = [sc for pf in ps.files if pf.is_global or pf.owner == res["owner"]
+                        for t in pf.types if t.type == res.get("type") for sc in t.scopes]
             named = sorted({s for cr in plan.rules if cr.scopes for s in cr.scopes})
-            scopes = named
+            scopes = list(dict.fromkeys(declared + named))
     out: list[dict] = []
     for scope in scopes:
         forbids, permits, asks = plan.for_scope(scope)

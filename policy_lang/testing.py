@@ -210,9 +210,11 @@ def _n(count: int, word: str) -> str:
 
 
 def _reason_text(r: dict) -> str:
+    where = f"{r.get('resource_id')} {r.get('scope')}"
+    if r.get("missing"):
+        return f"{where}: needs {', '.join(r['missing'])} for the {r.get('effect')} at {r.get('rule')}"
     rule = r.get("rule") or "no rule (default deny)"
-    missing = f", missing {', '.join(r['missing'])}" if r.get("missing") else ""
-    return f"{r.get('resource_id')} {r.get('scope')}: {r.get('effect')} by {rule}{missing}"
+    return f"{where}: {r.get('effect')} by {rule}"
 
 
 # ------------------------------------------------------------------ reading test files

@@ -320,3 +320,9 @@ def test_generated_clients_times_approvals_and_sources(generated):
     answers = {a["answer"] for r in generated for a in r.get("approvals", [])}
     assert answers == {"approved", "denied"}
     assert any(s.get("issuer") == OTHER_ISSUER for r in generated for s in r.get("claim_sources", {}).values())
+
+
+def test_who_can_without_scopes_uses_the_type_declaration(ps):
+    data = who_can_data(ps, {"id": "d", "owner": "acme", "type": "document", "name": "engineering/x"},
+                        now=NOW)
+    assert list(dict.fromkeys(d["scope"] for d in data)) == ["read", "comment", "edit"]
