@@ -77,3 +77,37 @@ def test_unknown_versions_and_requests_are_404(uma):
     assert uma.http.post("/owner/policy/versions/9/restore", auth=auth).status_code == 404
     assert uma.http.post("/owner/requests/999999/deny", auth=auth).status_code == 404
     assert uma.http.get("/owner/requests", params={"status": "bogus"}, auth=auth).status_code == 400
+
+
+def test_owner_token_obtained_by_authorization_code_with_pkce(uma, make_client):
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlsplit
+
+    owner = uma.user()
+    app = make_client(grant_types=["authorization_code"], redirect_uris=["https://owner-app.example/cb"],
+                      scope="uma_owner")
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"response_type": "code", "client_id": app.client_id, "redirect_uri": "https://owner-app.example/cb",
+              "scope": "uma_owner", "state": "s1", "code_challenge": challenge, "code_challenge_method": "S256"}
+    with httpx.Client(base_url=uma.url, follow_redirects=False) as browser:
+        login = browser.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        browser.post("/login", data={"csrf_token": csrf, "username": owner.username, "password": owner.password,
+                                     "next": "/"})
+        page = browser.get("/authorize", params=params)
+        assert page.status_code == 200, page.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+        r = browser.post(action, data={"csrf_token": csrf, "decision": "approve"})
+        assert r.status_code in (302, 303), r.text
+        code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
+    token = uma.http.post("/token", data={"grant_type": "authorization_code", "code": code,
+                                          "redirect_uri": "https://owner-app.example/cb", "code_verifier": verifier},
+                          auth=app.basic_auth)
+    assert token.status_code == 200, token.text
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    r = uma.http.get("/owner/requests", headers=bearer)
+    assert r.status_code == 200 and r.json() == {"requests": []}
