@@ -37,7 +37,9 @@ is one JSON object::
 Merging defaults: ``resource``, ``claims``, ``client`` and ``claim_sources``
 are merged member by member (the case wins; a ``null`` member removes the
 default's); every other request member given by the case replaces the
-default's. ``granted``/``denied``/``submitted`` are a list of scopes (over all
+default's. A case giving ``permissions`` (several resources) drops the
+defaults' ``resource``, ``scopes`` and ``approvals``; a case giving
+``resource`` or ``scopes`` drops the defaults' ``permissions``. ``granted``/``denied``/``submitted`` are a list of scopes (over all
 resources of the request) or an object ``{"resource id": [scopes]}``.
 
 ``rule`` names the rules that decided the request (its reasons): each one
@@ -46,8 +48,8 @@ to the test file, or as the decision prints it) or by a label: a comment
 ``# label: NAME`` in the comment block just above the rule. Labels keep tests
 valid when lines move.
 
-Unknown members anywhere in a test file are errors (a misspelt expectation
-must not pass silently), as are malformed requests; both raise
+Unknown or repeated members anywhere in a test file are errors (a misspelt
+expectation must not pass silently), as are malformed requests; all raise
 :class:`TestFileError` naming the file, the case and the problem.
 
 Running: every ``*.policy`` under the given paths (plus the ``policies`` the
@@ -58,6 +60,8 @@ what was expected, what came, and why (the decision's reasons and the
 engine's explanation of every candidate rule). Coverage: a rule is exercised
 when some case's decision names it among its reasons; the report lists the
 rules no case exercised.
+
+The user documentation, with examples: ``docs/policy-testing.md``.
 """
 from __future__ import annotations
 
@@ -240,10 +244,25 @@ def _case_line(text: str, name: Any, start: int) -> tuple[int, int]:
     if not isinstance(name, str):
         return 0, start
     pattern = re.compile(r'"name"\s*:\s*' + re.escape(json.dumps(name, ensure_ascii=False)))
-    m = pattern.search(text, start) or pattern.search(text.replace("\\/", "/"), start)
+    m = pattern.search(text, start)
     if m is None:
         return 0, start
     return text.count("\n", 0, m.start()) + 1, m.end()
+
+
+class _Duplicate(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Duplicate(k)
+        out[k] = v
+    return out
 
 
 def _scopes_expectation(value: Any) -> str | None:
@@ -318,9 +337,12 @@ def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
         reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e))
         raise _fail(file, f"cannot read the test file: {reason}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise _fail(file, f"not valid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
+    except _Duplicate as e:
+        raise _fail(file, f"member {e.name!r} is given twice in one object "
+                          "(JSON would silently keep only the last)") from None
     if not isinstance(data, dict):
         raise _fail(file, 'a test file is a JSON object: {"defaults": {...}, "cases": [...]}')
     problem = _unknown(data, FILE_MEMBERS, "the test file")
@@ -371,10 +393,13 @@ def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
         problem = _unknown(request, tuple(sorted(REQUEST_MEMBERS)), "the request")
         if problem:
             raise _fail(file, problem, label, line)
-        merged = _merge(defaults, request)
-        if "permissions" in merged and "permissions" in request:
-            merged.pop("resource", None)
-            merged.pop("scopes", None)
+        base = dict(defaults)
+        if "permissions" in request:  # several resources: the single-resource defaults do not apply
+            for k in ("resource", "scopes", "approvals"):
+                base.pop(k, None)
+        elif "resource" in request or "scopes" in request:
+            base.pop("permissions", None)
+        merged = _merge(base, request)
         expect = {k: case[k] for k in CASE_MEMBERS if k in case and k not in ("name", "description", "request")}
         out.append(TestCase(file, name, i, line, merged, expect))
     return out, extra_paths

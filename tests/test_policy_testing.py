@@ -238,6 +238,10 @@ BAD_FILES = [
 ]
 
 
+BAD_FILES.append(('{"cases": [{"name": "c", "expect": "deny", "expect": "permit"}]}',
+                  "member 'expect' is given twice in one object"))
+
+
 @pytest.mark.parametrize("text,message", BAD_FILES)
 def test_malformed_test_file_raises_with_file_and_problem(tmp_path, text, message):
     _raw(tmp_path, text)
@@ -289,3 +293,19 @@ def test_load_test_file_returns_merged_requests(tmp_path):
     assert cases[0].request["claims"] == {"email": "bob@example.com"}
     assert cases[0].request["time"] == "2026-11-27T10:00:00Z"
     assert cases[0].expect == {"expect": "permit", "granted": ["view"], "rule": "family-albums"}
+
+
+def test_permissions_in_a_case_replace_the_single_resource_defaults(tmp_path):
+    case = {"name": "two albums",
+            "request": {"permissions": [
+                {"resource": {"id": "a1", "owner": "alice", "type": "photo-album", "name": "summer"},
+                 "scopes": ["view"]},
+                {"resource": {"id": "p1", "owner": "alice", "type": "photo-album", "name": "private/x"},
+                 "scopes": ["view"]}],
+                "claims": {"email": "bob@example.com"}},
+            "expect": "partial", "granted": {"a1": ["view"]}, "denied": {"p1": ["view"]},
+            "rule": ["family-albums", "alice.policy:22"]}
+    write_suite(tmp_path, [case], defaults=dict(DEFAULTS, approvals=[{"scope": "view", "answer": "denied"}]))
+    report = run_tests([str(tmp_path)])
+    assert report.ok, report.render()
+    assert "resource" not in report.results[0].case.request
