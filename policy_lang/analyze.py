@@ -523,7 +523,10 @@ def diff(old: PolicySet, new: PolicySet, requests: list[dict] | None = None, *,
     if requests is None:
         requests = generate_requests(old, new, limit=limit)
     changes = []
+    now = iso(datetime.now(timezone.utc))
     for req in requests:
+        if isinstance(req, dict) and req.get("time") is None:
+            req = {**req, "time": now}  # one instant for both decisions (and the report)
         a = old.decide(req).to_json()
         b = new.decide(req).to_json()
         if _outcome_key(a) != _outcome_key(b):
@@ -589,6 +592,8 @@ def _slot_of(node: Any) -> tuple | None:
         return ("claims",) + ((node.name,) if node.quoted else tuple(node.path))
     if isinstance(node, A.AttrRef) and node.entity == "client":
         return ("client", node.name)
+    if isinstance(node, A.AttrRef) and node.entity == "resource" and node.name == "description":
+        return ("resource", node.name)  # the other attributes come from the targets
     if isinstance(node, A.NowRef):
         return ("now",)
     return None
@@ -610,8 +615,8 @@ def _values_for(op: str, v: Any, ref_on_left: bool) -> list:
     if not ref_on_left:
         if op in ("in", "not in"):  # "x" in claims.list
             return [[v], [], v] if isinstance(v, str) else [[v], []]
-        if op == "contains":  # "abc" contains claims.s
-            return [v[:1], OTHER] if isinstance(v, str) else [v, OTHER]
+        if op == "contains":  # "abc" contains claims.s, group contains claims.s
+            return [v[:1], OTHER] if isinstance(v, str) else list(v[:4]) + [OTHER]
         if op in _FLIP:
             op = _FLIP[op]
         else:
@@ -672,7 +677,14 @@ def _collect(node: Any, groups: dict, slots: dict[tuple, list]) -> None:
     if isinstance(node, A.Compare):
         ls, rs = _slot_of(node.left), _slot_of(node.right)
         lc, rc = _const(node.left, groups), _const(node.right, groups)
-        if ls is not None and rc is not ABSENT:
+        claim_vs_now = ls is not None and rs is not None and ("now",) in (ls, rs) and \
+            "claims" in (ls[0], rs[0])
+        if claim_vs_now:
+            # a claim compared with now: timestamps either side of the base time
+            claim = rs if ls == ("now",) else ls
+            slots.setdefault(claim, []).extend([iso(BASE_TIME - timedelta(days=1)),
+                                                iso(BASE_TIME + timedelta(days=1))])
+        elif ls is not None and rc is not ABSENT:
             slots.setdefault(ls, []).extend(_values_for(node.op, rc, True))
         elif rs is not None and lc is not ABSENT:
             slots.setdefault(rs, []).extend(_values_for(node.op, lc, False))
@@ -784,6 +796,8 @@ def _request(resource: dict, scopes: list[str], assignment: dict[tuple, Any],
             client[slot[1]] = _json_value(v)
         elif slot[0] == "now":
             time = v
+        elif slot[0] == "resource" and isinstance(v, str):
+            resource = {**resource, slot[1]: v}
     req = {"resource": resource, "scopes": list(scopes), "claims": claims, "client": client,
            "time": iso(time)}
     if approval is not None:

@@ -326,3 +326,42 @@ def test_who_can_without_scopes_uses_the_type_declaration(ps):
     data = who_can_data(ps, {"id": "d", "owner": "acme", "type": "document", "name": "engineering/x"},
                         now=NOW)
     assert list(dict.fromkeys(d["scope"] for d in data)) == ["read", "comment", "edit"]
+
+
+def test_generated_values_for_claims_against_now_groups_and_descriptions():
+    old = policy_lang.loads(
+        'owner "o"\n'
+        'group staff = ["ann", "ben"]\n'
+        'permit view on any resource when claims.expires > now\n'
+        'permit edit on any resource when staff contains claims.user\n'
+        'permit share on any resource when resource.description == "public"\n', "o.policy")
+    reqs = generate_requests(old, old)
+    times = {r["claims"].get("expires") for r in reqs}
+    assert {"2025-12-31T00:00:00Z", "2026-01-02T00:00:00Z"} <= times
+    assert {"ann", "ben", OTHER, None} <= {r["claims"].get("user") for r in reqs}
+    assert {"public", OTHER, None} <= {r["resource"].get("description") for r in reqs}
+    # and diff finds a change to each
+    for before, after in (("claims.expires > now", "claims.expires < now"),
+                          ('["ann", "ben"]', '["ann"]'), ('"public"', '"open"')):
+        new = policy_lang.loads(old.sources[0].text.replace(before, after), "o.policy")
+        assert diff(old, new).changes, before
+
+
+def test_global_only_sets_are_diffed_for_some_owner():
+    old = policy_lang.loads('global\nforbid any scope on any resource when client.id == "bad"\n'
+                            'permit view on any resource\n', "g.policy")
+    new = policy_lang.loads('global\npermit view on any resource\n', "g.policy")
+    report = diff(old, new)
+    assert report.changes
+    assert all(c["request"]["client"].get("id") == "bad" for c in report.changes)
+
+
+def test_recorded_requests_without_time_are_decided_at_one_instant(ps, sources):
+    req = {"resource": {"id": "lab", "owner": "alice", "name": "health/labs/x"}, "scopes": ["read"],
+           "claims": {"https://example.org/claims/role": "physician"}, "client": {"id": "clinic-app"}}
+    new = variant(sources, "alice.policy", lambda t: t.replace("for 30d", "for 7d"))
+    (change,) = diff(ps, new, [req]).changes
+    assert "time" not in req and change["request"]["time"] is not None
+    old_exp = datetime.fromisoformat(change["old"]["granted"][0]["expires_at"].replace("Z", "+00:00"))
+    new_exp = datetime.fromisoformat(change["new"]["granted"][0]["expires_at"].replace("Z", "+00:00"))
+    assert (old_exp - new_exp).days == 23 and (old_exp - new_exp).seconds == 0
