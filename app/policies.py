@@ -123,7 +123,8 @@ class PolicyStore:
         seen: dict[str, _FileEntry] = {}
         if self.policy_dir.is_dir():
             for path in sorted(p for p in self.policy_dir.rglob("*.policy") if p.is_file()):
-                key = str(path)
+                # "policies/alice.policy": the same on every machine, and what rule references show
+                key = f"{self.policy_dir.name}/{path.relative_to(self.policy_dir).as_posix()}"
                 try:
                     st = path.stat()
                     old = self._files.get(key)
@@ -150,6 +151,12 @@ class PolicyStore:
     def _sync_files(self, session: Session) -> list[policy_lang.Source]:
         """Bump the version when the files differ from those last recorded (once across processes)."""
         digest, sources = self.scan_files()
+        recorded = session.execute(
+            select(PolicySetVersion.files_hash).where(PolicySetVersion.id == 1)
+        ).scalar_one_or_none()
+        if recorded == digest:
+            session.rollback()
+            return sources
         result = session.execute(
             update(PolicySetVersion)
             .where(

@@ -49,10 +49,6 @@ from ..protection.tickets import issue_ticket
 from ..security import hash_token, new_token, now
 from .errors import NeedInfo, RequestDenied, RequestSubmitted, invalid_grant, invalid_scope
 
-#: Client attributes every policy may read; registered metadata is added as is.
-_CLIENT_CORE = ("client_id", "client_name")
-
-
 # -- inputs -------------------------------------------------------------------
 
 
