@@ -175,7 +175,7 @@ def _granted(decision: dict) -> set[str]:
 def test_removed_rule_is_found(ps, sources):
     new = variant(sources, "alice.policy",
                   lambda t: re.sub(r"# label: dave-summer\n(.*\n)*?\n", "", t, count=1))
-    report = diff(ps, new)
+    report = diff(ps, new, limit=1000)
     assert report.changes and not report.ok
     dave = [c for c in report.changes if c["request"]["claims"].get("email") == "dave@example.com"
             and "view" in _granted(c["old"]) and "view" not in _granted(c["new"])]
@@ -187,7 +187,7 @@ def test_removed_rule_is_found(ps, sources):
 def test_added_rule_is_found(ps, sources):
     new = variant(sources, "alice.policy",
                   lambda t: t + '\npermit print\n  on type "photo-album"\n  when claims.email == "eve@example.com"\n')
-    report = diff(ps, new)
+    report = diff(ps, new, limit=1000)
     eve = [c for c in report.changes if c["request"]["claims"].get("email") == "eve@example.com"
            and "print" in _granted(c["new"]) and "print" not in _granted(c["old"])]
     assert eve
@@ -195,7 +195,7 @@ def test_added_rule_is_found(ps, sources):
 
 def test_changed_duration_is_found(ps, sources):
     new = variant(sources, "alice.policy", lambda t: t.replace("for 30d", "for 60d"))
-    report = diff(ps, new)
+    report = diff(ps, new, limit=1000)
     assert report.changes
     assert all(c["old"]["decision"] == c["new"]["decision"] for c in report.changes)
     c = report.changes[0]
@@ -205,14 +205,14 @@ def test_changed_duration_is_found(ps, sources):
 def test_changed_group_member_is_found(ps, sources):
     new = variant(sources, "alice.policy",
                   lambda t: t.replace('["bob@example.com", "carol@example.com"]', '["bob@example.com"]'))
-    report = diff(ps, new)
+    report = diff(ps, new, limit=1000)
     assert any(c["request"]["claims"].get("email") == "carol@example.com" for c in report.changes)
 
 
 def test_changed_claim_issuer_is_found(ps, sources):
     new = variant(sources, "alice.policy",
                   lambda t: t.replace('from "https://health-id.example"', 'from "https://other-health.example"'))
-    report = diff(ps, new)
+    report = diff(ps, new, limit=1000)
     role = "https://example.org/claims/role"
     # the physician's claim from the old issuer no longer counts ...
     assert any(c["request"].get("claim_sources", {}).get(role, {}).get("issuer") == "https://health-id.example"
@@ -224,7 +224,7 @@ def test_changed_claim_issuer_is_found(ps, sources):
 
 def test_changed_condition_operator_is_found(ps, sources):
     new = variant(sources, "acme.policy", lambda t: t.replace("claims.clearance >= 3", "claims.clearance > 3"))
-    report = diff(ps, new)
+    report = diff(ps, new, limit=1000)
     assert any(c["request"]["claims"].get("clearance") == 3 for c in report.changes)
 
 
