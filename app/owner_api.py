@@ -161,11 +161,15 @@ def list_requests() -> Response:
     status = request.args.get("status", "pending")
     if status not in (*STATUSES, "all"):
         raise InvalidRequest("status must be pending, approved, denied or all.")
+    return _json({"requests": [request_json(r) for r in owner_requests(get_session(), owner, status)]})
+
+
+def owner_requests(db: Any, owner: str, status: str = "pending", limit: int = 500) -> list[PendingRequest]:
+    """An owner's access requests with ``status`` (or ``all``), newest first (API and owner pages)."""
     query = select(PendingRequest).where(PendingRequest.owner == owner)
     if status != "all":
         query = query.where(PendingRequest.status == status)
-    rows = get_session().execute(query.order_by(PendingRequest.id.desc()).limit(500)).scalars()
-    return _json({"requests": [request_json(r) for r in rows]})
+    return list(db.execute(query.order_by(PendingRequest.id.desc()).limit(limit)).scalars())
 
 
 def _own_request(request_id: int) -> PendingRequest:
@@ -180,13 +184,18 @@ def approve(request_id: int) -> Response:
     """Approve all requested scopes, or only ``{"scopes": [...]}`` of them (the rest is refused)."""
     row = _own_request(request_id)
     data = _json_object()
-    scopes = data.get("scopes", list(row.scopes_requested))
+    scopes = approved_scopes(row, data.get("scopes", list(row.scopes_requested)))
+    return _answer(row, "approved", scopes)
+
+
+def approved_scopes(row: PendingRequest, scopes: Any) -> list[str]:
+    """Validate the scopes an owner approves: a non-empty subset of those requested."""
     if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
         raise InvalidRequest("'scopes' must be a non-empty array of requested scopes (use deny to refuse all).")
     unknown = [s for s in scopes if s not in row.scopes_requested]
     if unknown:
         raise InvalidRequest(f"Scope {unknown[0][:64]!r} was not requested.")
-    return _answer(row, "approved", list(dict.fromkeys(scopes)))
+    return list(dict.fromkeys(scopes))
 
 
 @bp.post("/owner/requests/<int:request_id>/deny")
@@ -195,15 +204,19 @@ def deny(request_id: int) -> Response:
 
 
 def _answer(row: PendingRequest, status: str, scopes: list[str]) -> Response:
+    return _json(request_json(answer_request(get_session(), row, status, scopes)))
+
+
+def answer_request(db: Any, row: PendingRequest, status: str, scopes: list[str]) -> PendingRequest:
+    """Record the owner's answer (``approved`` with ``scopes``, or ``denied``); commits (G-42)."""
     at = now()
     row.status = status
     row.scopes_approved = scopes
     row.decided_at = at
     row.updated_at = at
-    session = get_session()
-    session.add(row)
-    session.commit()
-    return _json(request_json(row))
+    db.add(row)
+    db.commit()
+    return row
 
 
 # -- policy text --------------------------------------------------------------
@@ -252,13 +265,17 @@ def _store(owner: str, text: str, status: int) -> Response:
 
 @bp.get("/owner/policy")
 def get_policy() -> Response:
-    owner = current_owner()
-    doc = get_session().execute(
-        select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.active.is_(True))
-    ).scalars().first()
+    doc = active_document(get_session(), current_owner())
     if doc is None:
         raise NotFound("You have no uploaded policy.")
     return _json(document_json(doc))
+
+
+def active_document(db: Any, owner: str) -> PolicyDocument | None:
+    """The owner's uploaded policy text in use, if any."""
+    return db.execute(
+        select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.active.is_(True))
+    ).scalars().first()
 
 
 @bp.put("/owner/policy")
@@ -278,17 +295,26 @@ def delete_policy() -> Response:
 
 @bp.get("/owner/policy/versions")
 def list_versions() -> Response:
-    owner = current_owner()
-    rows = get_session().execute(
-        select(PolicyDocument).where(PolicyDocument.owner == owner).order_by(PolicyDocument.version.desc())
-    ).scalars()
+    rows = policy_versions(get_session(), current_owner())
     return _json({"versions": [document_json(r, with_text=False) for r in rows]})
 
 
-def _version(owner: str, number: int) -> PolicyDocument:
-    doc = get_session().execute(
+def policy_versions(db: Any, owner: str) -> list[PolicyDocument]:
+    """Every version of the owner's uploaded policy text, newest first."""
+    return list(db.execute(
+        select(PolicyDocument).where(PolicyDocument.owner == owner).order_by(PolicyDocument.version.desc())
+    ).scalars())
+
+
+def find_version(db: Any, owner: str, number: int) -> PolicyDocument | None:
+    """Version ``number`` of the owner's policy text (never another owner's)."""
+    return db.execute(
         select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.version == number)
     ).scalars().first()
+
+
+def _version(owner: str, number: int) -> PolicyDocument:
+    doc = find_version(get_session(), owner, number)
     if doc is None:
         raise NotFound(f"No version {number}.")
     return doc

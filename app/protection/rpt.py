@@ -270,3 +270,36 @@ def refresh_rpt(session: Session, settings: Settings, row: Rpt, scope: str | Non
         settings=settings,
     )
     return token_response(issued)
+
+
+def active_rpts(session: Session, owner: str, limit: int = 1000) -> list[tuple[Rpt, list[dict[str, Any]]]]:
+    """The owner's RPTs that still work (not revoked, not expired, some permission still valid),
+    newest first, each with its still-valid permissions (owner pages, O-31)."""
+    rows = session.execute(
+        select(Rpt)
+        .where(Rpt.owner == owner, Rpt.revoked.is_(False), Rpt.expires_at > now())
+        .order_by(Rpt.id.desc())
+        .limit(limit)
+    ).scalars()
+    out = []
+    for row in rows:
+        permissions = [p for p in current_permissions(session, row) if p["resource_scopes"]]
+        if permissions:
+            out.append((row, permissions))
+    return out
+
+
+def revoke_party_rpts(session: Session, owner: str, requesting_party: str | None, resource_id: str,
+                      scopes: list[str]) -> int:
+    """Revoke the owner's working RPTs of ``requesting_party`` that carry any of ``scopes`` on
+    ``resource_id`` (an approval withdrawn stops its tokens at once); commits; returns how many."""
+    count = 0
+    for row, permissions in active_rpts(session, owner):
+        if row.requesting_party != requesting_party:
+            continue
+        if any(p["resource_id"] == resource_id and set(p["resource_scopes"]) & set(scopes) for p in permissions):
+            row.revoked = True
+            session.add(row)
+            count += 1
+    session.commit()
+    return count

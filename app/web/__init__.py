@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, session, url_for
 
 from ..db import get_session
 from ..models import User
@@ -26,8 +26,26 @@ _SESSION_CSRF = "csrf"
 
 
 def init_web(app: Flask) -> None:
+    from . import common, policy_pages, sharing  # noqa: F401  (their routes join ``bp``)
+
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    common.init_filters(app)
+
+
+#: The pages load only their own stylesheet and script: no inline code, no other origin.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@bp.after_request
+def _page_headers(response: Response) -> Response:
+    """Owner pages are private and change often: never cached; a strict content policy (O-55)."""
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def csrf_token() -> str:
@@ -40,8 +58,9 @@ def csrf_token() -> str:
 
 
 def check_csrf() -> None:
-    """Abort with 400 unless the posted ``csrf_token`` matches the session's."""
-    sent = request.form.get("csrf_token", "")
+    """Abort with 400 unless the posted ``csrf_token`` (or the ``X-CSRF-Token`` header of a
+    page's script) matches the session's."""
+    sent = request.form.get("csrf_token", "") or request.headers.get("X-CSRF-Token", "")
     expected = session.get(_SESSION_CSRF, "")
     if not sent or not expected or not tokens_equal(sent, expected):
         abort(400, description="The form expired or did not come from this site; reload the page and try again.")
@@ -88,7 +107,14 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 @bp.get("/")
 def home() -> Any:
-    return render_template("home.html", user=current_user())
+    """The signed-in owner's overview (links to every page), or a welcome with the login link."""
+    user = current_user()
+    if user is None:
+        return render_template("home.html", user=None)
+    from .common import render_page
+    from .sharing import overview
+
+    return render_page("home.html", user=user, overview=overview(user.username))
 
 
 @bp.route("/login", methods=["GET", "POST"])
