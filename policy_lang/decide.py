@@ -192,6 +192,12 @@ def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, d
         raise RequestError("with 'permissions', give 'approvals' inside each permission")
     claims = _obj(request.get("claims"), "claims")
     sources = _obj(request.get("claim_sources"), "claim_sources")
+    for name, src in sources.items():
+        # a malformed source must not let a claim pass as if it had none (fail closed)
+        if not isinstance(src, dict) or any(
+                src.get(k) is not None and not isinstance(src.get(k), str) for k in ("issuer", "format")):
+            raise RequestError(f"'claim_sources.{name}' must be an object with 'issuer' and "
+                               "'format' strings")
     client = _obj(request.get("client"), "client")
     return perms, claims, sources, client, parse_time(request.get("time"))
 
