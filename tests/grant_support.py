@@ -33,11 +33,13 @@ UMA_GRANT = "urn:ietf:params:oauth:grant-type:uma-ticket"
 ID_TOKEN = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"
 JWT_FORMAT = "urn:ietf:params:oauth:token-type:jwt"
 IDP_ISSUER = "https://idp.test.example"
+#: A second trusted issuer whose keys are fetched over HTTP (jwks_uri), with the same key.
+IDP2_ISSUER = "https://idp2.test.example"
 IDP_AUDIENCE = "uma-as-tests"
 CLAIMS_CB = "https://client.example.com/uma-cb"
 
 __all__ = [
-    "UMA_GRANT", "ID_TOKEN", "JWT_FORMAT", "IDP_ISSUER", "IDP_AUDIENCE", "CLAIMS_CB",
+    "UMA_GRANT", "ID_TOKEN", "JWT_FORMAT", "IDP_ISSUER", "IDP2_ISSUER", "IDP_AUDIENCE", "CLAIMS_CB",
     "Idp", "idp", "Uma", "uma", "Flow",
 ]
 
@@ -69,8 +71,33 @@ class Idp:
 
 
 @pytest.fixture(scope="session")
-def idp(tmp_path_factory) -> Idp:
-    return Idp(tmp_path_factory.mktemp("idp"))
+def idp(tmp_path_factory) -> Iterator[Idp]:
+    """The issuer, its JWKS file, and the same JWKS served over HTTP (``idp.jwks_uri``)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    issuer = Idp(tmp_path_factory.mktemp("idp"))
+    body = issuer.jwks_file.read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/jwks" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            if self.path == "/jwks":
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="idp-jwks", daemon=True)
+    thread.start()
+    issuer.jwks_uri = f"http://127.0.0.1:{server.server_port}/jwks"
+    try:
+        yield issuer
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 class _Dispatch:
@@ -178,7 +205,8 @@ def uma(engine, database_url, idp, make_user, make_client, make_rs, pat_for, tmp
             "rpt_format": "jwt",
             "trusted_issuers": [
                 {"issuer": IDP_ISSUER, "jwks_file": str(idp.jwks_file), "audience": IDP_AUDIENCE,
-                 "algorithms": ["RS256"]}
+                 "algorithms": ["RS256"]},
+                {"issuer": IDP2_ISSUER, "jwks_uri": idp.jwks_uri, "algorithms": ["RS256"]},
             ],
             "TESTING": True,
         }

@@ -69,7 +69,7 @@ def test_claims_from_another_format_than_declared_do_not_count(uma, idp):
 def test_wrong_claim_value_is_request_denied_G_41(uma, idp):
     flow = uma.flow(POLICY)
     r = flow.token(flow.ticket(("album", ["view"])),
-                   claim_token=idp.token(email="eve@example.com", email_verified=True), claim_token_format=ID_TOKEN)
+                   claim_token=idp.token(sub="eve", email="eve@example.com", email_verified=True), claim_token_format=ID_TOKEN)
     assert r.status_code == 403 and r.json()["error"] == "request_denied"
 
 
@@ -171,7 +171,8 @@ def test_refused_claim_token_never_grants_even_if_policy_needs_nothing(uma, idp)
     r = flow.token(flow.ticket(("album", ["view"])), claim_token=idp.token(issuer="https://evil.example"),
                    claim_token_format=ID_TOKEN)
     assert r.status_code == 403 and r.json()["error"] == "need_info"
-    assert r.json()["required_claims"] == [{"claim_token_format": [ID_TOKEN, JWT_FORMAT], "issuer": [IDP_ISSUER]}]
+    assert r.json()["required_claims"] == [{"claim_token_format": [ID_TOKEN, JWT_FORMAT],
+                                             "issuer": [IDP_ISSUER, IDP2_ISSUER]}]
 
 
 def test_pct_is_reusable_without_pushing_claims_again_G_18_G_64(uma, idp):
@@ -205,3 +206,20 @@ def test_revoked_pct_is_ignored_G_56_O_31(uma, idp):
     assert revoke.status_code == 200
     r = flow.token(flow.ticket(("album", ["view"])), pct=pct)
     assert r.status_code == 403 and r.json()["error"] == "need_info"
+
+
+def test_issuer_keys_fetched_from_jwks_uri_and_default_audience_G_74(uma, idp):
+    """Without a configured audience the token must be meant for this server or the presenting client."""
+    policy = f'claims email from "{IDP2_ISSUER}" as jwt\npermit view on type "photo-album" when claims.email == "bob@example.com"'
+    flow = uma.flow(policy)
+    for audience in (uma.url, flow.client.client_id):
+        token = idp.token(issuer=IDP2_ISSUER, audience=audience, email="bob@example.com")
+        r = flow.token(flow.ticket(("album", ["view"])), claim_token=token, claim_token_format=JWT_FORMAT)
+        assert r.status_code == 200, r.text
+    token = idp.token(issuer=IDP2_ISSUER, audience="another-client", email="bob@example.com")
+    assert "aud" in _refused(flow, token, fmt=JWT_FORMAT)
+
+
+def test_id_token_without_subject_is_refused(uma, idp):
+    token = idp.token(email="bob@example.com", email_verified=True)
+    assert "sub" in _refused(uma.flow(POLICY), token)

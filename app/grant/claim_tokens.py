@@ -13,8 +13,8 @@ its algorithms — a pinned list that never holds ``none``, so neither an
 unsigned token nor an HS256 token "signed" with the issuer's public key gets
 through. Checked: signature, ``iss``, ``aud`` (the configured audience, or else
 this AS's issuer or the presenting client's id — an audience restriction is
-never ignored, G-74), ``exp`` (required), ``nbf`` and ``iat`` (not in the
-future), with 30 seconds of leeway.
+never ignored, G-74), ``exp`` (required; an ID Token also needs ``sub`` and
+``iat``), ``nbf`` and ``iat`` (not in the future), with 30 seconds of leeway.
 
 Every verified claim (minus the JWT bookkeeping members) gets a
 ``claim_sources`` entry ``{"issuer", "format"}`` so that a policy's ``claims …
@@ -42,6 +42,8 @@ JWT_FORMAT = "urn:ietf:params:oauth:token-type:jwt"
 SUPPORTED_FORMATS = (ID_TOKEN_FORMAT, JWT_FORMAT)
 MAX_CLAIM_TOKEN_CHARS = 16 * 1024
 LEEWAY = 30
+#: Members a token of each format must have (an ID Token also names its subject and issue time).
+_REQUIRED = {ID_TOKEN_FORMAT: ["exp", "iss", "aud", "sub", "iat"], JWT_FORMAT: ["exp", "iss", "aud"]}
 #: JWT members that describe the token, not the requesting party.
 _BOOKKEEPING = frozenset({"iss", "aud", "exp", "nbf", "iat", "jti", "nonce", "at_hash", "c_hash", "azp", "sid"})
 
@@ -155,7 +157,7 @@ def verify_claim_token(
             audience=audience,
             issuer=trusted.issuer,
             leeway=LEEWAY,
-            options={"require": ["exp", "iss", "aud"], "verify_signature": True},
+            options={"require": _REQUIRED[token_format], "verify_signature": True},
         )
     except jwt.ExpiredSignatureError:
         raise ClaimTokenError("the claim token has expired") from None
