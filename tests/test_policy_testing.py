@@ -309,3 +309,22 @@ def test_permissions_in_a_case_replace_the_single_resource_defaults(tmp_path):
     report = run_tests([str(tmp_path)])
     assert report.ok, report.render()
     assert "resource" not in report.results[0].case.request
+
+
+def test_labels_come_from_the_comment_block_just_above_a_rule():
+    import policy_lang
+    from policy_lang.testing import rule_labels
+
+    ps = policy_lang.loads(
+        'owner "o"\n'
+        '# label: first\n'
+        '# label: also-first\n'
+        '# some words\n'
+        'permit view on any resource\n'
+        '# label: orphan\n'
+        '\n'
+        'permit edit on any resource\n'
+        'permit share on any resource  # label: trailing-is-not-a-label\n'
+        'permit print on any resource\n', "o.policy")
+    assert rule_labels(ps) == {"o.policy:5": {"first", "also-first"}, "o.policy:8": set(),
+                               "o.policy:9": set(), "o.policy:10": set()}
