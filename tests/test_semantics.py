@@ -331,7 +331,7 @@ def test_step3_permit_true_beats_ask_true():
     ("denied", "deny", "denied"),
     (None, "request_submitted", "submitted"),
 ])
-def test_step4_ask_true_follows_the_owners_approval(answer, decision, bucket):
+def test_step4_ask_true_follows_the_owners_approval_G_42(answer, decision, bucket):
     ps = owner_policy('ask view on any resource when claims.email ends with "@acme.example"\n')
     approvals = [] if answer is None else [{"scope": "view", "answer": answer}]
     d = decide(ps, claims={"email": "joe@acme.example"}, approvals=approvals)
@@ -389,7 +389,7 @@ def test_step5_adds_the_claims_of_unknown_forbids():
     assert {r["effect"] for r in d["reasons"]} == {"forbid", "permit"}
 
 
-def test_step6_default_deny_without_a_matching_rule():
+def test_step6_default_deny_without_a_matching_rule_G_26():
     ps = owner_policy('permit download on any resource\npermit view on name "other"\n')
     d = decide(ps)
     assert d["decision"] == "deny"
@@ -397,7 +397,7 @@ def test_step6_default_deny_without_a_matching_rule():
     assert d["reasons"] == [{"resource_id": "r1", "scope": "view", "effect": "deny", "rule": None}]
 
 
-def test_step6_default_deny_when_every_condition_is_false():
+def test_step6_default_deny_when_every_condition_is_false_G_26():
     ps = owner_policy('permit view on any resource when claims.email == "bob@example.com"\n'
                       'ask view on any resource when claims.email ends with "@acme.example"\n')
     assert decide(ps, claims={"email": "eve@example.com"})["decision"] == "deny"
@@ -423,14 +423,14 @@ forbid delete on any resource
     (["delete"], {}, "deny"),
     (["delete", "download"], {"age": 5}, "deny"),
 ])
-def test_request_level_order_permit_need_info_submitted_partial_deny(scopes, claims, decision):
+def test_request_level_order_permit_need_info_submitted_partial_deny_G_22_G_23(scopes, claims, decision):
     ps = owner_policy(REQ_POLICY)
     d = decide(ps, scopes=scopes, claims=claims)
     assert d["decision"] == decision
     assert len(d["reasons"]) >= len(scopes)
 
 
-def test_request_partial_grants_only_the_granted_scopes():
+def test_request_partial_grants_only_the_granted_scopes_G_23():
     ps = owner_policy(REQ_POLICY)
     d = decide(ps, scopes=["view", "download", "delete"], claims={"age": 30})
     assert d["decision"] == "partial"
@@ -438,7 +438,7 @@ def test_request_partial_grants_only_the_granted_scopes():
     assert d["denied"] == [{"resource_id": "r1", "scopes": ["delete"]}]
 
 
-def test_request_level_order_over_several_resources_permissions_form():
+def test_request_level_order_over_several_resources_permissions_form_G_22_G_23():
     ps = owner_policy(REQ_POLICY + 'permit share on resource "r2" when claims.team == "x"\n')
 
     def perm(rid: str, scopes: list[str], approvals=None) -> dict:
@@ -487,7 +487,7 @@ permit share on any resource when claims.nickname == "bobby"
 """
 
 
-def test_required_claims_are_built_from_claims_declarations():
+def test_required_claims_are_built_from_claims_declarations_G_40():
     ps = policy(CLAIMS_DECL)
     d = decide(ps, scopes=["view", "print", "download", "share"])
     assert d["decision"] == "need_info"
@@ -574,7 +574,7 @@ def test_a_claim_from_another_issuer_cannot_satisfy_a_forbid_either():
 
 # ---------------------------------------------------------------- expiry
 
-def test_for_duration_expiry_is_request_time_plus_duration():
+def test_for_duration_expiry_is_request_time_plus_duration_G_32():
     ps = owner_policy("permit view on any resource for 30d\n")
     d = decide(ps)
     assert d["granted"][0]["expires_at"] == "2026-12-27T10:00:00Z"
@@ -585,7 +585,7 @@ def test_for_duration_expiry_is_request_time_plus_duration():
         assert got["granted"][0]["expires_at"] == want
 
 
-def test_until_expiry_is_the_fixed_time():
+def test_until_expiry_is_the_fixed_time_G_32():
     ps = owner_policy("permit view on any resource until 2026-12-31T23:59:59Z\n")
     assert decide(ps)["granted"][0]["expires_at"] == "2026-12-31T23:59:59Z"
     ps2 = owner_policy("permit view on any resource until 2027-01-01T01:00:00+02:00\n")
