@@ -73,7 +73,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from .decide import REQUEST_MEMBERS, RequestError
+from .decide import REQUEST_MEMBERS, RESOURCE_MEMBERS, RequestError
 from .explain import explain as explain_request
 from .explain import render_explanation
 from .fmt import rule_one_line
@@ -327,6 +327,22 @@ def _merge(defaults: dict, request: dict) -> dict:
     return out
 
 
+def _resource_members(request: dict) -> str | None:
+    """A misspelt resource member would silently test another resource."""
+    known = tuple(sorted(RESOURCE_MEMBERS))
+    found = [("the request's resource", request.get("resource"))]
+    perms = request.get("permissions")
+    if isinstance(perms, list):
+        found += [(f"permissions[{i}].resource", p.get("resource"))
+                  for i, p in enumerate(perms) if isinstance(p, dict)]
+    for what, resource in found:
+        if isinstance(resource, dict):
+            problem = _unknown(resource, known, what)
+            if problem:
+                return problem
+    return None
+
+
 def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
     """One test file → (its cases, the extra policy paths it names).
     Raises :class:`TestFileError` for anything not of the documented shape."""
@@ -400,6 +416,9 @@ def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
         elif "resource" in request or "scopes" in request:
             base.pop("permissions", None)
         merged = _merge(base, request)
+        problem = _resource_members(merged)
+        if problem:
+            raise _fail(file, problem, label, line)
         expect = {k: case[k] for k in CASE_MEMBERS if k in case and k not in ("name", "description", "request")}
         out.append(TestCase(file, name, i, line, merged, expect))
     return out, extra_paths

@@ -235,6 +235,13 @@ BAD_FILES = [
     (json.dumps({"cases": [_case(request=[])]}), "'request' must be an object"),
     (json.dumps({"cases": [_case(request={"claim": {}})]}),
      "unknown member 'claim' in the request (did you mean 'claims'?)"),
+    (json.dumps({"cases": [_case(request={"resource": {"id": "a", "owner": "alice", "nme": "x"}})]}),
+     "unknown member 'nme' in the request's resource (did you mean 'name'?)"),
+    (json.dumps({"defaults": {"resource": {"id": "a", "owner": "alice", "typ": "x"}}, "cases": [_case()]}),
+     "unknown member 'typ' in the request's resource (did you mean 'type'?)"),
+    (json.dumps({"cases": [_case(request={"permissions": [
+        {"resource": {"id": "a", "owner": "alice", "scope": ["view"]}, "scopes": ["view"]}]})]}),
+     "unknown member 'scope' in permissions[0].resource (did you mean 'scopes'?)"),
 ]
 
 
