@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
@@ -206,6 +205,7 @@ class _FileCheck:
     # -------------------------------------------------------------- header
     def header(self) -> None:
         pf, src = self.pf, self.src
+        self.empty_names()
         if self.uploader is not None:
             if pf.is_global:
                 self.emit(src.at("E212", "an owner's upload cannot hold global rules",
@@ -218,12 +218,51 @@ class _FileCheck:
                             f"'{self.uploader}'", pf.header_pos, r'"(?:[^"\\\n]|\\.)*"',
                     f'you can only upload rules for your own resources: write owner '
                     f'"{self.uploader}" or leave the owner line out'))
-        elif not pf.is_global and pf.owner is None and pf.items:
+        if pf.owner is not None and not pf.owner.strip() and not pf.owner_filled:
+            self.emit(src.at_found("E217", "the owner's name is empty", pf.header_pos,
+                                   r'"(?:[^"\\\n]|\\.)*"',
+                                   'write whose resources these rules govern: owner "alice"'))
+        if self.uploader is not None:
+            return
+        if not pf.is_global and pf.owner is None and pf.items:
             first = pf.items[0].pos
             self.emit(src.diag(
                 "E203", "this file does not say whose resources its rules govern",
                 first.line, first.column, first.column + len(_first_word(src, first)),
                 'start the file with owner "<subject>" (or global, for the operator\'s guardrails)'))
+
+    def empty_names(self) -> None:
+        """E217: an empty scope, resource id, type, name, claim or issuer never matches."""
+        src = self.src
+        quoted_empty = r'""'
+        for c in self.pf.claims:
+            if not c.issuer.strip():
+                self.emit(src.at_found("E217", "the issuer is empty", c.pos,
+                                       r'\bfrom\s+("\s*")', 'write the issuer\'s URL: from '
+                                       '"https://idp.example.com"', group=1))
+            if any(not n.strip() for n in c.names):
+                self.emit(src.at_found("E217", "a claim name is empty", c.pos, quoted_empty,
+                                       "name the claim, such as email"))
+        for t in self.pf.types:
+            if not t.type.strip():
+                self.emit(src.at_found("E217", "the type name is empty", t.pos, quoted_empty,
+                                       'name the resource type: type "photo-album" has scopes …'))
+        for r in self.pf.rules:
+            for name, spos in zip(r.scopes or (), r.scope_pos or ()):
+                if not name.strip():
+                    self.emit(src.at("E217", "a scope name is empty", spos,
+                                     "name the scope, such as view, or write 'any scope'"))
+            t = r.target
+            for what, value in (("resource id", t.resource_id), ("type", t.type),
+                                ("name", t.name)):
+                if value is not None and not value.strip():
+                    self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
+                                           f"an empty {what} matches no resource"))
+            for cond in (r.when, r.unless):
+                for node in walk(cond):
+                    if isinstance(node, A.ClaimRef) and node.quoted and not node.name.strip():
+                        self.emit(src.at("E217", "the claim name is empty", node.pos,
+                                         'name the claim: claims["https://example.com/role"]'))
 
     # -------------------------------------------------------------- groups
     def group_decls(self) -> None:
@@ -403,11 +442,7 @@ class _FileCheck:
     def describe(self, node, kind: str | None) -> str:
         text = self.src.snippet(node.pos) if hasattr(node, "pos") else None
         what = KIND_WORDS.get(kind, "a value") if kind else "a value"
-        if text is None:
-            return what
-        if isinstance(node, A.Literal):
-            return f"{text} ({what})"
-        return f"{text} ({what})"
+        return what if text is None else f"{text} ({what})"
 
     def mismatch(self, node: A.Compare, msg: str, hint: str, at=None) -> None:
         target = at if at is not None else node
@@ -628,13 +663,6 @@ def _contradiction(node) -> str | None:
 
 # ------------------------------------------------------------------ across files
 
-@dataclass
-class _Owned:
-    """The files one owner's decisions read: the owner's own (or the global ones)."""
-    key: str
-    files: list[A.PolicyFile]
-
-
 class _SetCheck:
     def __init__(self, files: list[A.PolicyFile], srcs: dict[str, _Src]):
         self.files = files
@@ -681,7 +709,7 @@ class _SetCheck:
             for t in pf.types:
                 if t.type in declared:
                     opf, ot = declared[t.type]
-                    if set(ot.scopes) != set(t.scopes) and pf in own:
+                    if set(ot.scopes) != set(t.scopes) and any(pf is o for o in own):
                         where = f"line {ot.pos.line}" if opf is pf else f"{opf.name}:{ot.pos.line}"
                         self.out.append(self.srcs[pf.name].at_found(
                             "E211", f"type '{t.type}' is declared again with other scopes",

@@ -46,6 +46,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E212": ("error", "global rules in an owner upload"),
     "E213": ("error", "unreadable file"),
     "E214": ("error", "zero duration"),
+    "E217": ("error", "empty name"),
     # warnings
     "W300": ("warning", "rule shadowed by an unconditional forbid"),
     "W301": ("warning", "duplicate rule"),

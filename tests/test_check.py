@@ -143,6 +143,11 @@ CASES = [
     ("E211-conflicting-types", H + 'type "album" has scopes view\ntype "album" has scopes view, edit\n'
      'permit view on type "album"\n', "E211", 3, 6, '"album"'),
     ("E214-zero-duration", H + "permit view on any resource for 0d\n", "E214", 2, 29, "for 0d"),
+    ("E217-empty-owner", 'owner ""\npermit view on any resource\n', "E217", 1, 7, '""'),
+    ("E217-empty-scope", H + 'permit "" on any resource\n', "E217", 2, 8, '""'),
+    ("E217-empty-type", H + 'permit view on type ""\n', "E217", 2, 21, '""'),
+    ("E217-empty-claim-name", H + 'permit view on any resource when claims[""] == 1\n',
+     "E217", 2, 34, 'claims[""]'),
     ("E115-reserved-group-name", H + 'group true = ["a"]\n', "E115", 2, 7, "true"),
     # ------------------------------------------------------------ warnings
     ("W300-shadowed", H + "forbid any scope on any resource\npermit view on type \"album\"\n",
@@ -433,3 +438,11 @@ def test_compile_refuses_a_policy_with_checker_errors():
 def test_warnings_do_not_stop_compilation_and_are_kept():
     ps = policy_lang.loads(H + 'permit view on name like "summer"\n', "x.policy")
     assert [d.code for d in ps.diagnostics] == ["W305"]
+
+
+def test_an_empty_owner_is_refused_not_made_global():
+    """owner "" would share the global files' index key for claims declarations."""
+    text = 'owner ""\nclaims email from "https://evil" as jwt\npermit view on any resource when claims.email == "x"\n'
+    with pytest.raises(policy_lang.PolicyError) as e:
+        policy_lang.loads(text, "x.policy")
+    assert [d.code for d in e.value.errors] == ["E217"]
