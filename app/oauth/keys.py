@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from typing import Any
@@ -66,8 +67,15 @@ def active_key(session: Session) -> SigningKey:
     return row
 
 
+@functools.lru_cache(maxsize=32)
+def _load_pem(pem: str) -> Any:
+    return serialization.load_pem_private_key(pem.encode("ascii"), password=None)
+
+
 def private_key(row: SigningKey) -> Any:
-    return serialization.load_pem_private_key(row.private_key_pem.encode("ascii"), password=None)
+    """The key object of ``row``; parsing and checking a PEM costs ~0.1 s, so parsed
+    keys are cached per process (by their PEM, which never changes for a kid)."""
+    return _load_pem(row.private_key_pem)
 
 
 def public_jwk(row: SigningKey) -> dict[str, Any]:
