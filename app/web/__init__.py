@@ -85,7 +85,14 @@ def login_user(user: User) -> None:
 
 def safe_next(target: str | None) -> str:
     """A local path to go to after login; anything else becomes ``/`` (no open redirect, O-44)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        not target
+        or len(target) > 2048
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return url_for("web.home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
