@@ -10,6 +10,8 @@ import pytest
 
 import policy_lang
 from policy_lang import Source
+from policy_lang import ast as A
+from policy_lang.check import walk
 from policy_lang.values import Glob
 from policy_lang.analyze import (OTHER, OTHER_ISSUER, UNMENTIONED_SCOPE, diff, expr_text,
                                  generate_requests, who_can, who_can_data)
@@ -365,3 +367,16 @@ def test_recorded_requests_without_time_are_decided_at_one_instant(ps, sources):
     old_exp = datetime.fromisoformat(change["old"]["granted"][0]["expires_at"].replace("Z", "+00:00"))
     new_exp = datetime.fromisoformat(change["new"]["granted"][0]["expires_at"].replace("Z", "+00:00"))
     assert (old_exp - new_exp).days == 23 and (old_exp - new_exp).seconds == 0
+
+
+def test_expr_text_of_every_example_condition_parses_back_to_it(ps):
+    for cr in ps.rules:
+        for cond in (cr.rule.when, cr.rule.unless):
+            if cond is None:
+                continue
+            text = expr_text(cond)
+            groups = "\n".join(f"group {g} = []" for g in sorted(
+                {n.name for n in walk(cond) if isinstance(n, A.GroupRef)}))
+            again = policy_lang.loads(f'owner "o"\n{groups}\npermit view on any resource when {text}',
+                                      "o.policy")
+            assert again.rules[0].rule.when == cond, (cr.ref, text)
