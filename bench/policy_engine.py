@@ -84,6 +84,8 @@ class SizeResult:
     cedar_head_us: float = 0.0
     cedar_head_form: str = ""
     cedar_core_us: float = 0.0
+    sharded_us: float = 0.0
+    sharded_build_s: float = 0.0
     cedar_samples: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -153,6 +155,31 @@ def prepare_cedar(model: pm.Model) -> tuple[Any, Any, float, float]:
     if len(policies) != model.n_rules:
         raise EquivalenceError(f"cedarpy parsed {len(policies)} policies, the model has {model.n_rules}")
     return policies, entities, t1 - t0, t2 - t1
+
+
+def prepare_cedar_shards(model: pm.Model) -> tuple[dict[str, Any], float]:
+    """One cedarpy PolicySet per owner (the caller picks it by the resource's owner)."""
+    import cedarpy
+
+    texts = {o.id: pm.cedar_policies_of(o) for o in model.owners}
+    gc.collect()
+    t0 = time.perf_counter()
+    shards = {oid: cedarpy.PolicySet.from_str(text) for oid, text in texts.items()}
+    return shards, time.perf_counter() - t0
+
+
+def check_sharded(model: pm.Model, shards: dict[str, Any], entities: Any, reqs: list[pm.Req]) -> None:
+    import cedarpy
+
+    bad = []
+    for r in reqs:
+        res = cedarpy.is_authorized(pm.cedar_request(r), shards[r.resource.owner], entities)
+        got, want = ("permit" if res.allowed else "deny"), pm.expected(model, r)
+        if got != want or res.diagnostics.errors:
+            bad.append(f"cedar sharded={got!r} (errors={res.diagnostics.errors!r}) oracle={want!r} for {r}")
+    if bad:
+        raise EquivalenceError("ENGINES DISAGREE (cedarpy, one PolicySet per owner); nothing timed.\n  "
+                               + "\n  ".join(bad[:10]))
 
 
 def check_equivalence(model: pm.Model, ps: Any, reqs: list[pm.Req], ours_reqs: list[dict],
@@ -226,6 +253,8 @@ def time_ours(ps: Any, ours_reqs: list[dict], st: Settings) -> tuple[float, int]
 
 
 def run_size(n: int, st: Settings, log: Callable[[str], None]) -> SizeResult:
+    import cedarpy
+
     t0 = time.perf_counter()
     model = pm.build_model(n)
     reqs = pm.build_requests(model, st.requests)
@@ -265,6 +294,14 @@ def run_size(n: int, st: Settings, log: Callable[[str], None]) -> SizeResult:
         f"{res.ours_head_us:.2f} µs three-clause ({n_head} decisions)")
     res.cedar_mixed_us, res.cedar_mixed_form, res.cedar_samples = time_cedar(policies, entities, creqs, st)
     res.cedar_head_us, res.cedar_head_form, _ = time_cedar(policies, entities, chead, st)
+    del policies
+    shards, res.sharded_build_s = prepare_cedar_shards(model)
+    check_sharded(model, shards, entities, reqs[:200])
+    pairs = [(shards[r.resource.owner], q) for r, q in zip(reqs, creqs)]
+    res.sharded_us = _median_us(per_call_samples(
+        lambda pq: cedarpy.is_authorized(pq[1], pq[0], entities), pairs, st.cedar_budget_s, st.max_passes))
+    log(f"[{n} rules] cedarpy, one PolicySet per owner: {res.sharded_us:.1f} µs mixed "
+        f"(built in {res.sharded_build_s:.2f}s)")
     log(f"[{n} rules] cedarpy: {res.cedar_mixed_us:.1f} µs mixed ({res.cedar_mixed_form}, "
         f"{res.cedar_samples} decisions), {res.cedar_head_us:.1f} µs three-clause ({res.cedar_head_form})")
     return res
@@ -303,6 +340,15 @@ def report(results: list[SizeResult], overhead_ns: float) -> str:
     out.append("* cedar core: Cedar's own authz_duration_micros metric (Rust, without the "
                "Python binding), median over the checked sample.")
     out.append(f"timer overhead (perf_counter_ns pair, included above): {overhead_ns:.0f} ns")
+    out.append("")
+    out.append("For scale, not a target: cedarpy with one PolicySet per owner, the caller "
+               "choosing it by the resource's owner (is_authorized per decision)")
+    out.append("")
+    out.append("| rules | cedarpy per-owner mixed | ratio to ours | building the per-owner sets (s) |")
+    out.append("|------:|------------------------:|--------------:|--------------------------------:|")
+    for r in results:
+        out.append(f"| {r.size:,} | {_fmt_us(r.sharded_us)} | {r.sharded_us / r.ours_mixed_us:,.1f}x "
+                   f"| {r.sharded_build_s:.2f} |")
     out.append("")
     out.append("Load time (seconds)")
     out.append("")

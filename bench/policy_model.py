@@ -430,6 +430,11 @@ def cedar_policies(model: Model) -> str:
     return "\n".join(cedar_rule(r, o) for o in model.owners for r in o.rules) + "\n"
 
 
+def cedar_policies_of(owner: Owner) -> str:
+    """One owner's rules alone: for a caller that keeps one Cedar PolicySet per owner."""
+    return "\n".join(cedar_rule(r, owner) for r in owner.rules) + "\n"
+
+
 def cedar_entities(model: Model) -> str:
     """The entity store: owners, their resources (children of the owner), the people."""
     ents: list[dict] = []
