@@ -179,7 +179,7 @@ def _own_request(request_id: int) -> PendingRequest:
     return row
 
 
-@bp.post("/owner/requests/<int:request_id>/approve")
+@bp.post("/owner/requests/<int(max=2147483647):request_id>/approve")
 def approve(request_id: int) -> Response:
     """Approve all requested scopes, or only ``{"scopes": [...]}`` of them (the rest is refused)."""
     row = _own_request(request_id)
@@ -198,7 +198,7 @@ def approved_scopes(row: PendingRequest, scopes: Any) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
-@bp.post("/owner/requests/<int:request_id>/deny")
+@bp.post("/owner/requests/<int(max=2147483647):request_id>/deny")
 def deny(request_id: int) -> Response:
     return _answer(_own_request(request_id), "denied", [])
 
@@ -243,11 +243,18 @@ def _policy_text() -> str:
         data = request.get_json(silent=True)
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise InvalidRequest('The JSON body must be {"text": "<policy text>"}.')
-        return data["text"]
+        return _no_nul(data["text"])
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("The policy text must be UTF-8.") from None
+    return _no_nul(text)
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise InvalidRequest("The policy text must not contain NUL characters.")
+    return text
 
 
 def _store(owner: str, text: str, status: int) -> Response:
@@ -320,12 +327,12 @@ def _version(owner: str, number: int) -> PolicyDocument:
     return doc
 
 
-@bp.get("/owner/policy/versions/<int:number>")
+@bp.get("/owner/policy/versions/<int(max=2147483647):number>")
 def get_version(number: int) -> Response:
     return _json(document_json(_version(current_owner(), number)))
 
 
-@bp.post("/owner/policy/versions/<int:number>/restore")
+@bp.post("/owner/policy/versions/<int(max=2147483647):number>/restore")
 def restore_version(number: int) -> Response:
     """The text of version ``number`` becomes the active one, as a new version (checked again)."""
     owner = current_owner()
@@ -348,8 +355,13 @@ def list_audit() -> Response:
         before_id = int(before) if before is not None else None
     except ValueError:
         raise InvalidRequest("limit and before must be integers.") from None
+    if before_id is not None and not 0 <= before_id <= 2**31 - 1:
+        raise InvalidRequest("before is not a record id.")
+    resource_id = request.args.get("resource_id")
+    if resource_id is not None and ("\x00" in resource_id or len(resource_id) > 64):
+        raise InvalidRequest("resource_id is not a resource id.")
     rows = audit.list_records(
-        get_session(), owner, resource_id=request.args.get("resource_id"), outcome=outcome, limit=limit, before_id=before_id
+        get_session(), owner, resource_id=resource_id, outcome=outcome, limit=limit, before_id=before_id
     )
     return _json({"records": [audit.audit_json(r) for r in rows]})
 

@@ -53,6 +53,12 @@ CASES = [
     Case("unsupported claim token format G-17", lambda f, t: _form(f, ticket=t, claim_token="a.b.c",
                                                                   claim_token_format="urn:x:\"quoted\""),
          403, "need_info"),
+    Case("NUL in ticket G-38", lambda f, t: _form(f, ticket="ab\x00cd"), 400, "invalid_grant"),
+    Case("NUL in client_id O-02", lambda f, t: {"data": {"grant_type": UMA_GRANT, "ticket": t, "client_id": "a\x00b"}},
+         400, "invalid_request"),
+    Case("NUL in pct, rpt and claim token A5", lambda f, t: _form(f, ticket=t, pct="p\x00", rpt="r\x00",
+                                                                 claim_token="a\x00.b.c", claim_token_format=ID_TOKEN),
+         403, "need_info"),
     Case("garbage pct and rpt A5", lambda f, t: _form(f, ticket=t, pct="\u00e9" * 50, rpt="r" * 70000), 200, ""),
 ]
 
@@ -89,3 +95,19 @@ def test_ticket_asking_no_scope_is_request_denied_F_33(uma):
 def test_get_on_the_token_endpoint_is_not_allowed(uma):
     r = uma.http.get("/token", params={"grant_type": UMA_GRANT, "ticket": "x"})
     assert r.status_code == 405
+
+
+@pytest.mark.parametrize("params", [
+    {"client_id": "a\x00b", "ticket": "t"},
+    {"client_id": "x" * 5000, "ticket": "t"},
+    {"ticket": "t\x00", "claims_redirect_uri": "\x00"},
+])
+def test_odd_claims_interaction_input_gets_an_error_page_G_46(uma, params):
+    r = uma.http.get("/uma/claims", params=params)
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+def test_odd_ticket_at_claims_interaction_redirects_with_invalid_request_A4(uma):
+    flow = uma.flow(POLICY)
+    r = uma.http.get("/uma/claims", params={"client_id": flow.client.client_id, "ticket": "t\x00" * 3000})
+    assert r.status_code == 303 and "error=invalid_request" in r.headers["Location"]

@@ -111,3 +111,20 @@ def test_owner_token_obtained_by_authorization_code_with_pkce(uma, make_client):
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
     r = uma.http.get("/owner/requests", headers=bearer)
     assert r.status_code == 200 and r.json() == {"requests": []}
+
+
+@pytest.mark.parametrize("method,path,kwargs,status", [
+    ("POST", "/owner/requests/99999999999999999999/deny", {}, 404),
+    ("GET", "/owner/policy/versions/99999999999999999999", {}, 404),
+    ("PUT", "/owner/policy", {"content": b"# \x00\npermit view on any resource",
+                              "headers": {"Content-Type": "text/plain"}}, 400),
+    ("PUT", "/owner/policy", {"json": {"text": "# \x00"}}, 400),
+    ("GET", "/owner/audit?resource_id=a%00b", {}, 400),
+    ("GET", "/owner/audit?before=99999999999999999999", {}, 400),
+    ("GET", "/owner/audit?limit=lots", {}, 400),
+    ("POST", "/owner/requests/1/approve", {"content": b"[1,2]", "headers": {"Content-Type": "application/json"}}, 404),
+])
+def test_odd_owner_api_input_is_answered_never_500(uma, method, path, kwargs, status):
+    owner = uma.user()
+    r = uma.http.request(method, path, auth=(owner.username, owner.password), **kwargs)
+    assert r.status_code == status, r.text
