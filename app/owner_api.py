@@ -34,6 +34,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import scope_to_list
 from flask import Blueprint, Response, g, jsonify, request, session
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from . import audit
 from .db import get_session, policy_set_version
@@ -63,6 +64,11 @@ class Unauthenticated(ApiError):
 class Forbidden(ApiError):
     status = 403
     error = "insufficient_scope"
+
+
+class Conflict(ApiError):
+    status = 409
+    error = "conflict"
 
 
 class InvalidPolicy(ApiError):
@@ -264,6 +270,9 @@ def _store(owner: str, text: str, status: int) -> Response:
     except PolicyRejected as exc:
         session.rollback()
         raise InvalidPolicy("The policy does not check; nothing was changed.", diagnostics=exc.diagnostics) from None
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("Another change of your policy was stored at the same moment; send it again.") from None
     body = document_json(doc)
     body["warnings"] = warnings
     body["policy_set_version"] = policy_set_version(session)

@@ -186,3 +186,14 @@ def test_refresh_token_of_rpt_needs_no_new_assessment_G_53_G_55(uma):
                                       "scope": "view"}, auth=flow.client.basic_auth)
     assert r.status_code == 200, r.text
     assert flow.introspect(r.json()["access_token"])["permissions"][0]["resource_scopes"] == ["view"]
+
+
+def test_two_clients_racing_with_one_ticket_get_one_rpt_G_59(uma):
+    from concurrent.futures import ThreadPoolExecutor
+
+    flow = uma.flow('permit view on type "photo-album"')
+    ticket = flow.ticket(("album", ["view"]))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: flow.token(ticket), range(2)))
+    assert sorted(r.status_code for r in answers) == [200, 400]
+    assert [r.json()["error"] for r in answers if r.status_code == 400] == ["invalid_grant"]
