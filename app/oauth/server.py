@@ -9,7 +9,10 @@ the ``rpts`` table, see :mod:`app.protection.rpt`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
+from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import JsonPayload, JsonRequest, OAuth2Request
@@ -58,6 +61,26 @@ class SafeJsonPayload(JsonPayload):
         return self._data
 
 
+def authenticate_client_secret_basic(query_client: Any, request: OAuth2Request) -> OAuthClient | None:
+    """HTTP Basic client authentication (RFC 6749 §2.3.1, O-03): id and secret are
+    form-urlencoded before base64. Unlike authlib's version, bytes that are not
+    UTF-8 are a failed authentication, not an exception."""
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    client = query_client(unquote_plus(client_id))
+    if client is not None and client.check_client_secret(unquote_plus(secret)):
+        return client
+    return None
+
+
 class UmaAuthorizationServer(AuthorizationServer):
     """authlib's Flask server with our request parsing, token format and storage."""
 
@@ -65,6 +88,7 @@ class UmaAuthorizationServer(AuthorizationServer):
         super().__init__()
         self.init_app(app, query_client=self._query_client_db, save_token=self._save_token_db)
         self.register_token_generator("default", self._generate_token)
+        self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
 
     # -- requests ------------------------------------------------------------
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
