@@ -14,6 +14,8 @@ approvals. Runs are derandomized: the same examples on every run.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from functools import lru_cache
 
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 
 import policy_lang
 from policy_lang import Source
+from policy_lang import ast as A
 
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=200,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -272,3 +275,252 @@ def test_decision_json_shape(policy, request):
         assert set(g) == {"resource_id", "scopes", "expires_at"}
     for m in d["required_claims"]:
         assert m["name"] in CLAIMS and m["friendly_name"] == m["name"]
+
+
+# ---------------------------------------------------------------- a direct reading of section 3
+#
+# An independent evaluator written from the language page (it shares only the
+# parser with the engine): conditions over the AST in three-valued logic with
+# run-time errors, then steps 1-6 per scope and the request-level order. The
+# engine (indexed, compiled, with fast paths) must agree with it exactly.
+
+_MISSING = object()
+_ABSENT = object()
+_ERR = "E"
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _eq(a, b) -> bool:
+    if _num(a) and _num(b):
+        return a == b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b))
+    if type(a) is not type(b) and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))):
+        return False
+    return a == b
+
+
+def _glob_fullmatch(pattern: str, s: str) -> bool:
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, s, re.S) is not None
+
+
+def _value(node, ctx, groups):
+    if isinstance(node, A.Literal):
+        return tuple(_value(x, ctx, groups) for x in node.value) if node.kind == "list" else node.value
+    if isinstance(node, A.GroupRef):
+        return _value(groups[node.name], ctx, groups)
+    if isinstance(node, A.ClaimRef):
+        v = ctx["claims"].get(node.path[0])
+        for part in node.path[1:]:
+            v = v.get(part) if isinstance(v, dict) else None
+        return ("missing", node.path[0]) if v is None else v
+    if isinstance(node, A.AttrRef):
+        v = ctx[node.entity].get(node.name)
+        return _ABSENT if v is None else v
+    if isinstance(node, A.NowRef):
+        return ctx["now"]
+    raise AssertionError(f"operand outside the generated vocabulary: {node!r}")
+
+
+def _is_missing(v) -> bool:
+    return isinstance(v, tuple) and len(v) == 2 and v[0] == "missing"
+
+
+def _compare(op, a, b):
+    if op == "==":
+        return _eq(a, b)
+    if op == "!=":
+        return not _eq(a, b)
+    if op in ("<", "<=", ">", ">="):
+        ok = (_num(a) and _num(b)) or (isinstance(a, str) and isinstance(b, str)) or (
+            isinstance(a, datetime) and isinstance(b, datetime))
+        if not ok:
+            return _ERR
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    if op in ("in", "not in"):
+        if isinstance(b, (list, tuple)):
+            r = any(_eq(a, x) for x in b)
+        elif isinstance(b, str) and isinstance(a, str):
+            r = a in b
+        else:
+            return _ERR
+        return r if op == "in" else not r
+    if op == "contains":
+        if isinstance(a, (list, tuple)):
+            return any(_eq(x, b) for x in a)
+        if isinstance(a, str) and isinstance(b, str):
+            return b in a
+        return _ERR
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return _ERR
+    if op == "starts with":
+        return a.startswith(b)
+    if op == "ends with":
+        return a.endswith(b)
+    assert op == "like"
+    return _glob_fullmatch(b, a)
+
+
+def _cond(node, ctx, groups):
+    """True, False, _ERR or a frozenset of missing claim names (UNKNOWN)."""
+    if isinstance(node, (A.And, A.Or)):
+        parts = [_cond(x, ctx, groups) for x in node.items]
+        win, lose = (False, True) if isinstance(node, A.And) else (True, False)
+        if win in parts:
+            return win
+        if _ERR in parts:
+            return _ERR
+        unknown = [p for p in parts if isinstance(p, frozenset)]
+        return frozenset().union(*unknown) if unknown else lose
+    if isinstance(node, A.Not):
+        r = _cond(node.item, ctx, groups)
+        return (not r) if isinstance(r, bool) else r
+    if isinstance(node, A.Has):
+        v = _value(node.ref, ctx, groups)
+        if isinstance(node.ref, A.ClaimRef):
+            return frozenset([v[1]]) if _is_missing(v) else True
+        return v is not _ABSENT
+    if isinstance(node, A.Compare):
+        a, b = _value(node.left, ctx, groups), _value(node.right, ctx, groups)
+        missing = frozenset(v[1] for v in (a, b) if _is_missing(v))
+        if missing:
+            return missing
+        if a is _ABSENT or b is _ABSENT:
+            return False
+        return _compare(node.op, a, b)
+    v = _value(node, ctx, groups)  # a bare operand: a boolean test
+    if _is_missing(v):
+        return frozenset([v[1]])
+    if v is _ABSENT:
+        return False
+    return v if isinstance(v, bool) else _ERR
+
+
+def _targets(t: A.Target, res: dict) -> bool:
+    name, rtype = res.get("name"), res.get("type")
+    return {
+        "any": True,
+        "id": res["id"] == t.resource_id,
+        "type": rtype == t.type,
+        "name": name == t.name,
+        "name_like": name is not None and _glob_fullmatch(t.pattern or "", name),
+        "type_name": rtype == t.type and name == t.name,
+        "type_name_like": rtype == t.type and name is not None and _glob_fullmatch(t.pattern or "", name),
+    }[t.kind]
+
+
+def _oracle_scope(files, res, scope, ctx, approval):
+    """(outcome, missing names, expiry) by steps 1-6 of section 3."""
+    now = ctx["now"]
+    cands = []  # global files first, then the owner's; each in source order
+    for pf in sorted(files, key=lambda f: (not f.is_global, f.name)):
+        if not pf.is_global and pf.owner != res["owner"]:
+            continue
+        groups = {g.name: g.members for g in pf.groups}
+        for r in pf.rules:
+            if not _targets(r.target, res) or (r.scopes is not None and scope not in r.scopes):
+                continue
+            if r.expiry is not None and r.expiry.kind == "until" and now > r.expiry.until:
+                continue
+            when = True if r.when is None else _cond(r.when, ctx, groups)
+            unless = False if r.unless is None else _cond(r.unless, ctx, groups)
+            not_unless = (not unless) if isinstance(unless, bool) else unless
+            parts = [when, not_unless]
+            if False in parts:
+                value = False
+            elif _ERR in parts:
+                value = _ERR
+            elif any(isinstance(p, frozenset) for p in parts):
+                value = frozenset().union(*[p for p in parts if isinstance(p, frozenset)])
+            else:
+                value = True
+            bound = None
+            if r.expiry is not None:
+                bound = now + r.expiry.duration if r.expiry.kind == "for" else r.expiry.until
+            cands.append((r.effect, value, bound))
+    forbids = [c for c in cands if c[0] == "forbid"]
+    permits = [c for c in cands if c[0] == "permit"]
+    asks = [c for c in cands if c[0] == "ask"]
+    if any(v is True or v == _ERR for _, v, _ in forbids):                     # step 1
+        return "denied", frozenset(), None
+    forbid_missing = frozenset().union(*[v for _, v, _ in forbids if isinstance(v, frozenset)])
+    true_permits = [b for _, v, b in permits if v is True]
+    true_asks = [b for _, v, b in asks if v is True]
+    alternatives = [v for _, v, _ in permits + asks if isinstance(v, frozenset)]
+    if forbid_missing:                                                         # step 2 (+ 5)
+        extra = min(alternatives, key=len) if alternatives and not true_permits and not true_asks \
+            else frozenset()
+        return "need_info", forbid_missing | extra, None
+    if true_permits:                                                           # step 3
+        return "granted", frozenset(), None if None in true_permits else max(true_permits)
+    if true_asks:                                                              # step 4
+        if approval == "approved":
+            return "granted", frozenset(), true_asks[0]
+        return ("denied" if approval == "denied" else "submitted"), frozenset(), None
+    if alternatives:                                                           # step 5
+        return "need_info", min(alternatives, key=len), None
+    return "denied", frozenset(), None                                         # step 6
+
+
+def _oracle(ps: policy_lang.PolicySet, request: dict) -> dict:
+    perms = request.get("permissions") or [{"resource": request["resource"], "scopes": request["scopes"],
+                                            "approvals": request.get("approvals")}]
+    now = datetime.fromisoformat(request["time"].replace("Z", "+00:00"))
+    out: dict[tuple[str, str], tuple] = {}
+    for p in perms:
+        answers: dict[str, str] = {}
+        for a in p.get("approvals") or []:
+            if answers.get(a["scope"]) != "denied":
+                answers[a["scope"]] = a["answer"]
+        ctx = {"claims": request["claims"], "client": request["client"], "resource": p["resource"],
+               "now": now}
+        for s in p["scopes"]:
+            out[(p["resource"]["id"], s)] = _oracle_scope(ps.files, p["resource"], s, ctx, answers.get(s))
+    return out
+
+
+def _engine_view(d: dict) -> dict:
+    out: dict[tuple[str, str], tuple] = {}
+    for bucket, outcome in (("granted", "granted"), ("denied", "denied"), ("submitted", "submitted")):
+        for e in d[bucket]:
+            for s in e["scopes"]:
+                out[(e["resource_id"], s)] = (outcome, frozenset(), None)
+    for r in d["reasons"]:
+        if "missing" in r:
+            out[(r["resource_id"], r["scope"])] = ("need_info", frozenset(r["missing"]), None)
+    return out
+
+
+@SETTINGS
+@given(policies, st.lists(requests(), min_size=1, max_size=3))
+def test_engine_agrees_with_a_direct_reading_of_section_3(policy, reqs):
+    ps = build(*policy)
+    for request in reqs:
+        d = ps.decide(request).to_json()
+        want = _oracle(ps, request)
+        got = _engine_view(d)
+        assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in want.items()}, request
+        # expiry: per scope the latest bound, per resource the earliest over its scopes
+        for g in d["granted"]:
+            bounds = [want[(g["resource_id"], s)][2] for s in g["scopes"]]
+            finite = [b for b in bounds if b is not None]
+            expected = min(finite).strftime("%Y-%m-%dT%H:%M:%SZ") if finite else None
+            assert g["expires_at"] == expected
+        # the request-level order
+        outcomes = [v[0] for v in want.values()]
+        if all(o == "granted" for o in outcomes):
+            assert d["decision"] == "permit"
+        elif "need_info" in outcomes:
+            assert d["decision"] == "need_info"
+            assert {m["name"] for m in d["required_claims"]} == frozenset().union(
+                *[v[1] for v in want.values() if v[0] == "need_info"])
+        elif "submitted" in outcomes:
+            assert d["decision"] == "request_submitted"
+        elif "granted" in outcomes:
+            assert d["decision"] == "partial"
+        else:
+            assert d["decision"] == "deny"
