@@ -90,7 +90,11 @@ class _Src:
     def at(self, code: str, msg: str, pos: A.Pos | None, hint: str = "") -> Diagnostic:
         if pos is None or pos.line <= 0:
             return self.diag(code, msg, 1, 1, 0, hint)
-        end = pos.end_column if pos.end_line == pos.line else 0
+        if pos.end_line == pos.line:
+            end = pos.end_column
+        else:  # a span over several lines: underline the rest of its first line
+            first = self.lines[pos.line - 1] if pos.line <= len(self.lines) else ""
+            end = len(first.rstrip()) + 1 if len(first.rstrip()) >= pos.column else 0
         return self.diag(code, msg, pos.line, pos.column, end, hint)
 
     def snippet(self, pos: A.Pos, limit: int = 40) -> str | None:

@@ -446,3 +446,12 @@ def test_an_empty_owner_is_refused_not_made_global():
     with pytest.raises(policy_lang.PolicyError) as e:
         policy_lang.loads(text, "x.policy")
     assert [d.code for d in e.value.errors] == ["E217"]
+
+
+def test_a_span_over_several_lines_is_underlined_to_the_end_of_its_first_line():
+    text = H + "permit view on any resource\n  when claims.a == \"x\" and\n       claims.a == \"y\"\n"
+    d = the(check(text), "W306")
+    assert d.render().splitlines()[1:3] == [
+        '3 |   when claims.a == "x" and',
+        "           " + "^" * len('claims.a == "x" and'),
+    ]

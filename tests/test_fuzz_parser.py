@@ -104,6 +104,10 @@ def _located(d: Diagnostic, name: str, text: str) -> None:
     assert d.file == name
     assert d.line >= 1 and d.column >= 1, d
     assert d.line <= text.count("\n") + 1, d
+    line = text.split("\n")[d.line - 1].rstrip("\r")
+    assert d.source_line == line, d
+    assert d.column <= len(line) + 1, d
+    assert d.end_column == 0 or d.end_column > d.column, d
     assert d.message and "Traceback" not in d.message
     d.render()  # never raises
 
