@@ -292,8 +292,9 @@ class PolicyStore:
     def validate_upload(self, session: Session, owner: str, text: str, name: str = "owner.policy") -> list[dict[str, Any]]:
         """Check ``text`` as ``owner``'s document together with the set in use.
 
-        Raises :class:`PolicyRejected` with the diagnostics of the upload (and of
-        the whole set if the upload only breaks it in combination); returns its warnings.
+        Raises :class:`PolicyRejected` with the errors the upload brings in (its own,
+        and those it causes elsewhere, e.g. a claims declaration conflicting with an
+        operator's file); returns the upload's warnings.
         """
         if not isinstance(text, str) or not text.strip():
             raise PolicyRejected([{"code": "E-EMPTY", "severity": "error", "message": "the policy text is empty",
@@ -301,16 +302,17 @@ class PolicyStore:
                                    "hint": None, "rendered": "the policy text is empty"}])
         own = policy_lang.Source(upload_name(owner, name), text, owner=owner)
         in_use = self.current()
-        others = [s for s in self.upload_sources(session, exclude_owner=owner)]
-        diags = policy_lang.check_sources([*in_use.file_sources, *others, own])
+        base = [*in_use.file_sources, *self.upload_sources(session, exclude_owner=owner)]
+        diags = policy_lang.check_sources([*base, own])
         errors = [d for d in diags if d.is_error]
-        mine = [d for d in errors if d.file == own.name]
-        if mine or errors:
-            # Errors of other sources are not the owner's: check the text alone then.
-            alone = policy_lang.check_sources([own])
-            alone_errors = [d for d in alone if d.is_error]
-            if mine or alone_errors:
-                raise PolicyRejected(diagnostics_json(mine or alone_errors))
+        if errors:
+            # Refuse what the upload brings in: its own errors, and errors it causes in other
+            # files (a conflicting declaration may be reported at either place). Errors the set
+            # already had without it are not the owner's to fix.
+            before = {d.render() for d in policy_lang.check_sources(base) if d.is_error}
+            new = [d for d in errors if d.file == own.name or d.render() not in before]
+            if new:
+                raise PolicyRejected(diagnostics_json(new))
         return diagnostics_json([d for d in diags if not d.is_error and d.file == own.name])
 
     def store_upload(self, session: Session, owner: str, text: str, name: str = "owner.policy") -> tuple[PolicyDocument, list[dict[str, Any]]]:

@@ -191,3 +191,29 @@ def test_unchanged_files_do_not_bump_the_version(fresh_database_url, tmp_path):
     for _ in range(3):
         assert two.status()["version"] == v1 and one.status()["version"] == v1
     engine.dispose()
+
+
+def test_upload_conflicting_with_the_owners_file_is_refused(fresh_database_url, tmp_path):
+    from sqlmodel import Session
+
+    from app.policies import PolicyRejected
+
+    engine = make_engine(fresh_database_url)
+    upgrade_database(engine)
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    _write(policy_dir / "op.policy",
+           'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource when claims.email == "x"')
+    app = create_app({"database_url": fresh_database_url, "instance_path": str(tmp_path / "i"), "secret_key": "k" * 32,
+                      "policy_dir": str(policy_dir), "policy_reload_interval": 0})
+    store = app.extensions["uma_policies"]
+    with Session(engine, expire_on_commit=False) as session:
+        with pytest.raises(PolicyRejected) as refused:
+            store.store_upload(session, "op", 'claims email from "https://b.example" as jwt\n'
+                                              'permit read on any resource when claims.email == "y"')
+        session.rollback()
+        doc, _ = store.store_upload(session, "op", 'permit read on any resource when claims.email == "y"')
+    assert refused.value.diagnostics[0]["code"] == "E207"
+    status = store.status()
+    assert status["error"] is None and status["owner_documents"] == 1 and doc.version == 1
+    engine.dispose()
