@@ -5,8 +5,8 @@ The layout (documented in docs/cli.md):
 * the header (``owner "…"`` or ``global``) first, then every item in source
   order, exactly one blank line between items; the file ends with one newline;
 * a rule without a condition (no ``when``, no ``unless``) stays on one line
-  when that line is at most 80 columns and no full-line comment sits inside
-  it; every other rule starts with its effect and scopes, and each clause
+  when that line is at most 80 columns and no full-line comment sits between
+  its clauses; every other rule starts with its effect and scopes, and each clause
   (``on``, ``when``, ``unless``, ``for``/``until``) has its own line,
   indented by two spaces. A clause longer than 80 columns whose
   condition is a chain of ``and`` (or of ``or``) puts each operand on its own
@@ -242,6 +242,30 @@ class _Seg:
     trailing: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Unit:
+    """Something printed on one line when it fits, else on the lines ``segs``.
+    It stays expanded when a full-line comment sits before one of its later
+    lines: the comment then keeps its place, and formatting stays idempotent
+    (the decision depends only on where the comments land, never on the
+    source layout)."""
+    one: str  # the one-line form, without indent
+    indent: str
+    segs: list[_Seg]
+    can_join: bool = True
+
+    def lines(self) -> list[_Seg]:
+        return _join(self.segs, self.indent, self.one, self.can_join)
+
+
+def _join(segs: list[_Seg], indent: str, one: str, can_join: bool) -> list[_Seg]:
+    if len(segs) == 1 or not can_join or len(indent + one) > WIDTH \
+            or any(s.leading for s in segs[1:]):
+        return segs
+    first = segs[0]
+    return [_Seg(first.anchor, indent, one, first.leading, [t for s in segs for t in s.trailing])]
+
+
 def _points(node, out: list[tuple[int, int]]) -> None:
     """Every (line, column) where a node of the tree starts or ends."""
     if isinstance(node, (list, tuple)):
@@ -267,6 +291,24 @@ def _span(node) -> tuple[int, int]:
     return (pos.line, pos.end_line)
 
 
+class _Block:
+    """One header or item: its lines fully expanded, and how to join them."""
+
+    def __init__(self, units: list[_Unit], one: str | None = None):
+        self.units = units
+        self.one = one  # the whole item on one line, when it may be
+
+    @property
+    def segs(self) -> list[_Seg]:
+        return [s for u in self.units for s in u.segs]
+
+    def lines(self) -> list[_Seg]:
+        segs = [s for u in self.units for s in u.lines()]
+        if self.one is None:
+            return segs
+        return _join(segs, "", self.one, True)
+
+
 class _Layout:
     def __init__(self, pf: A.PolicyFile, comments: list[tuple[int, int, str]]):
         self.pf = pf
@@ -287,25 +329,20 @@ class _Layout:
                 self.trailing.append((line, text))
             else:
                 self.full.append((line, text))
-        self.full_lines = [line for line, _ in self.full]
-
-    def comment_inside(self, first: int, last: int) -> bool:
-        """A full-line comment strictly between these source lines?"""
-        return any(first < line < last for line in self.full_lines)
 
     # -------------------------------------------------------------- items
-    def header(self) -> list[_Seg]:
+    def header(self) -> _Block | None:
         pf = self.pf
         if pf.is_global:
             text = "global"
         elif pf.owner is not None and not pf.owner_filled:
             text = f"owner {quote(pf.owner)}"
         else:
-            return []
+            return None
         anchor = pf.header_pos.line if pf.header_pos else 0
-        return [_Seg(anchor, "", text)]
+        return _Block([_Unit(text, "", [_Seg(anchor, "", text)])])
 
-    def item(self, item) -> list[_Seg]:
+    def item(self, item) -> _Block:
         if isinstance(item, A.Rule):
             return self.rule(item)
         if isinstance(item, A.GroupDecl):
@@ -313,62 +350,61 @@ class _Layout:
         line = item.pos.line
         if isinstance(item, A.ClaimsDecl):
             names = ", ".join(name_or_quoted(n) for n in item.names)
-            return [_Seg(line, "", f"claims {names} from {quote(item.issuer)} as "
-                                   f"{name_or_quoted(item.format)}")]
-        if isinstance(item, A.TypeDecl):
-            return [_Seg(line, "", f"type {quote(item.type)} has scopes {scopes(item.scopes)}")]
-        raise FormatError(f"cannot format {type(item).__name__}")
+            text = f"claims {names} from {quote(item.issuer)} as {name_or_quoted(item.format)}"
+        elif isinstance(item, A.TypeDecl):
+            text = f"type {quote(item.type)} has scopes {scopes(item.scopes)}"
+        else:
+            raise FormatError(f"cannot format {type(item).__name__}")
+        return _Block([_Unit(text, "", [_Seg(line, "", text)])])
 
-    def group(self, g: A.GroupDecl) -> list[_Seg]:
+    def group(self, g: A.GroupDecl) -> _Block:
         one = f"group {g.name} = {literal(g.members)}"
         first, last = _span(g)
-        if len(one) <= WIDTH and not self.comment_inside(first, last) or not g.members.value:
-            return [_Seg(first, "", one)]
         segs = [_Seg(first, "", f"group {g.name} = [")]
         for m in g.members.value:
-            segs.append(_Seg(m.pos.line or first, "  ", literal(m) + ","))
+            segs.append(_Seg(max(m.pos.line, segs[-1].anchor), "  ", literal(m) + ","))
         segs.append(_Seg(max(last, segs[-1].anchor), "", "]"))
-        return segs
+        return _Block([_Unit(one, "", segs)])
 
-    def rule(self, r: A.Rule) -> list[_Seg]:
-        first, last = _span(r)
-        one = rule_one_line(r)
-        if r.when is None and r.unless is None and len(one) <= WIDTH \
-                and not self.comment_inside(first, last):
-            return [_Seg(first, "", one)]
-        segs = [_Seg(first, "", f"{r.effect} {scopes(r.scopes)}")]
-        segs.append(_Seg(r.target.pos.line or first, "  ", "on " + target(r.target)))
+    def rule(self, r: A.Rule) -> _Block:
+        first, _ = _span(r)
+        head = f"{r.effect} {scopes(r.scopes)}"
+        units = [_Unit(head, "", [_Seg(first, "", head)])]
+        on = "on " + target(r.target)
+        units.append(_Unit(on, "  ", [_Seg(max(r.target.pos.line, first), "  ", on)]))
         for word, cond in (("when", r.when), ("unless", r.unless)):
             if cond is not None:
-                segs.extend(self.clause(word, cond, segs[-1].anchor))
+                units.append(self.clause(word, cond, units[-1].segs[-1].anchor))
         if r.expiry is not None:
-            segs.append(_Seg(r.expiry.pos.line or segs[-1].anchor, "  ", expiry(r.expiry)))
-        return segs
+            text = expiry(r.expiry)
+            units.append(_Unit(text, "  ", [_Seg(max(r.expiry.pos.line, units[-1].segs[-1].anchor),
+                                                 "  ", text)]))
+        # only a rule without a condition may stand on one line
+        one = rule_one_line(r) if r.when is None and r.unless is None else None
+        return _Block(units, one)
 
-    def clause(self, word: str, cond, prev: int) -> list[_Seg]:
-        text = f"{word} {expr(cond)}"
-        first, last = _span(cond)
-        first = first or prev
-        if len("  " + text) <= WIDTH and not self.comment_inside(first, max(last, first)) \
-                or not isinstance(cond, (A.And, A.Or)):
-            return [_Seg(first, "  ", text)]
+    def clause(self, word: str, cond, prev: int) -> _Unit:
+        one = f"{word} {expr(cond)}"
+        first = max(_span(cond)[0], prev)
+        if not isinstance(cond, (A.And, A.Or)):
+            return _Unit(one, "  ", [_Seg(first, "  ", one)])
         op = "and" if isinstance(cond, A.And) else "or"
         items = cond.items
         segs = [_Seg(first, "  ", f"{word} {operand_in(cond, items[0])}")]
         for x in items[1:]:
             segs.append(_Seg(max(x.pos.line, segs[-1].anchor), "    ", f"{op} {operand_in(cond, x)}"))
-        return segs
+        return _Unit(one, "  ", segs)
 
     # -------------------------------------------------------------- assembly
     def render(self) -> str:
-        blocks: list[list[_Seg]] = []
+        blocks: list[_Block] = []
         head = self.header()
-        if head:
+        if head is not None:
             blocks.append(head)
         for item in self.pf.items:
             blocks.append(self.item(item))
-        segs = [s for b in blocks for s in b]
-        starts = {id(b[0]) for b in blocks}
+        segs = [s for b in blocks for s in b.segs]  # every line, fully expanded
+        starts = {id(b.segs[0]) for b in blocks}
         tail: list[str] = []
         # full-line comments: above the first line whose source follows them
         full = list(self.full)
@@ -400,7 +436,7 @@ class _Layout:
         for b in blocks:
             if out:
                 out.append("")
-            for s in b:
+            for s in b.lines():
                 for c in s.leading:
                     out.append(s.indent + c if c else "")
                 line = s.indent + s.text
