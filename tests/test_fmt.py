@@ -491,3 +491,27 @@ def test_generated_policies_keep_every_comment(data):
     text = data.draw(policies())
     commented = data.draw(with_comments(text))
     assert_canonical(commented)
+
+
+def test_comment_on_a_line_without_a_node_is_stable():
+    # found by fuzzing: '# c' sits on a line holding only an operator
+    text = ('permit view,edit  # a\n  on any resource when (claims.email == claims.email)  # b\n'
+            '  unless claims.email and claims.email  # c\n   ==  # d\n   claims.email for 30d  # e\n')
+    out = assert_canonical(text)
+    assert out == ('permit view, edit  # a\n  on any resource  # b\n  when claims.email == claims.email\n'
+                   '  unless claims.email and claims.email == claims.email  # c\n  # d\n  for 30d  # e\n')
+
+
+def test_comment_between_wrapped_operands_keeps_the_clause_wrapped():
+    text = ('owner "a"\npermit v on any resource\n  when claims.a == 1\n  # why b\n  and claims.b == 2\n')
+    out = assert_canonical(text)
+    assert out == ('owner "a"\n\npermit v\n  on any resource\n  when claims.a == 1\n'
+                   '    # why b\n    and claims.b == 2\n')
+
+
+def test_comment_inside_a_short_unconditional_rule_keeps_it_expanded():
+    text = 'permit v on type "t"\n  # until the audit\n  until 2027-01-01\n'
+    out = assert_canonical(text)
+    assert out == 'permit v\n  on type "t"\n  # until the audit\n  until 2027-01-01\n'
+    assert assert_canonical('permit v on type "t" until 2027-01-01  # audit\n') == (
+        'permit v on type "t" until 2027-01-01  # audit\n')
