@@ -13,7 +13,7 @@ Endpoints (JSON; errors ``{"error", "error_description"}``):
 =======  ===========================================  =================================================
 GET      /owner/requests?status=pending|…|all          the owner's access requests (G-42)
 POST     /owner/requests/<id>/approve                  ``{"scopes": [...]}`` optional: approve all or fewer
-POST     /owner/requests/<id>/deny                     refuse
+POST     /owner/requests/<id>/deny                     refuse (live RPTs holding a refused scope are revoked)
 GET      /owner/policy                                 the active uploaded policy text and its version
 PUT      /owner/policy                                 new text (``text/plain`` or ``{"text": …}``), checked first
 DELETE   /owner/policy                                 stop using the uploaded text
@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from . import audit
 from .db import get_session, policy_set_version
 from .errors import ApiError, InvalidRequest, NotFound
-from .models import PendingRequest, PolicyDocument
+from .models import PendingRequest, PolicyDocument, Rpt
 from .oauth.tokens import find_access_token
 from .policies import MAX_POLICY_BYTES, PolicyRejected, get_store
 from .security import now, tokens_equal
@@ -221,8 +221,28 @@ def answer_request(db: Any, row: PendingRequest, status: str, scopes: list[str])
     row.decided_at = at
     row.updated_at = at
     db.add(row)
+    refused = {s for s in row.scopes_requested if s not in scopes}
+    if refused:
+        _revoke_refused(db, row, refused)
     db.commit()
     return row
+
+
+def _revoke_refused(db: Any, row: PendingRequest, refused: set[str]) -> None:
+    """An owner who now refuses scopes takes them back at once (G-76): live RPTs of this
+    requesting party holding a refused scope on this resource are revoked."""
+    live = db.execute(
+        select(Rpt).where(
+            Rpt.owner == row.owner,
+            Rpt.requesting_party == row.requesting_party,
+            Rpt.revoked.is_(False),
+            Rpt.expires_at > now(),
+        )
+    ).scalars()
+    for rpt in live:
+        if any(p["resource_id"] == row.resource_id and refused & set(p["resource_scopes"]) for p in rpt.permissions):
+            rpt.revoked = True
+            db.add(rpt)
 
 
 # -- policy text --------------------------------------------------------------

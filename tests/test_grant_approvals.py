@@ -106,3 +106,14 @@ def test_other_owners_cannot_see_or_answer_requests(uma, idp):
     assert _requests(uma, stranger) == []
     r = uma.http.post(f"/owner/requests/{request_id}/approve", auth=(stranger.username, stranger.password))
     assert r.status_code == 404
+
+
+def test_owner_changing_an_approval_to_a_refusal_revokes_the_rpt_G_76(uma, idp):
+    flow, body, _ = _submitted(uma, idp)
+    auth = (flow.owner.username, flow.owner.password)
+    request_id = _requests(uma, flow.owner)[0]["id"]
+    uma.http.post(f"/owner/requests/{request_id}/approve", auth=auth)
+    rpt = flow.token(body["ticket"]).json()["access_token"]
+    assert flow.introspect(rpt)["active"] is True
+    assert uma.http.post(f"/owner/requests/{request_id}/deny", auth=auth).status_code == 200
+    assert flow.introspect(rpt) == {"active": False}
