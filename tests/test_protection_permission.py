@@ -109,9 +109,11 @@ def test_malformed_permission_requests_are_invalid_request_F_36_A7(http, pat, bo
 
 
 def test_weird_resource_ids_are_invalid_resource_id_not_500(http, pat):
-    for rid in ["x" * 10000, "a\u0000b", "\u202e\ud7ff", "../../etc/passwd", "' OR 1=1 --"]:
+    for rid in ["x" * 10000, "\u202e\ud7ff", "../../etc/passwd", "' OR 1=1 --"]:
         response = http.post(PERM, headers=pat.headers, json={"resource_id": rid, "resource_scopes": []})
         assert response.status_code == 400 and response.json()["error"] == "invalid_resource_id", rid
+    nul = http.post(PERM, headers=pat.headers, json={"resource_id": "a\u0000b", "resource_scopes": []})
+    assert nul.status_code == 400 and nul.json()["error"] == "invalid_request"
 
 
 def test_permission_endpoint_requires_a_pat_F_03(http, pat_for):
