@@ -30,6 +30,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E114": ("error", "'=' used to compare"),
     "E115": ("error", "reserved word used as a name"),
     "E116": ("error", "nested too deeply"),
+    "E118": ("error", "condition without 'when'"),
+    "E119": ("error", "missing 'and' or 'or'"),
     # meaning (checker)
     "E200": ("error", "unknown group"),
     "E201": ("error", "type mismatch"),

@@ -544,6 +544,28 @@ def _accepts(err: UnexpectedInput) -> set[str]:
     return expected
 
 
+def _missing_when_or_and(file: str, text: str, toks: list[_Tok], start: _Tok) -> Diagnostic:
+    """A condition where the rule has ended: 'when' is missing, or 'and'/'or' between two
+    conditions."""
+    has_condition = False
+    for t in reversed(toks):
+        if t.value in ("when", "unless"):
+            has_condition = True
+            break
+        if t.value in EFFECTS:
+            break
+    rest = text.split("\n")[start.line - 1][start.column - 1:].split("#")[0].strip()
+    if len(rest) > 40:
+        rest = rest[:39] + "…"
+    if has_condition:
+        return make("E119", "two conditions need 'and' or 'or' between them", file, text,
+                    start.line, start.column,
+                    f"write 'and {rest}' if both must hold, 'or {rest}' if either may",
+                    start.end_column)
+    return make("E118", "this condition needs 'when' (or 'unless') before it", file, text,
+                start.line, start.column, f"write 'when {rest}'", start.end_column)
+
+
 def _reserved_diag(file: str, text: str, t: _Tok) -> Diagnostic:
     example = {"claims": "claims.email", "client": "client.id", "resource": "resource.name"}
     return make("E115", f"'{t.value}' is a word of the policy language, not a group name", file,
@@ -582,6 +604,15 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
         opener = "(" if value == ")" else "["
         return make("E100", f"this '{value}' closes nothing", file, text, line, col,
                     f"remove it, or add the matching '{opener}' before it", col + 1)
+    starts_value = None
+    if prev is not None and prev.value == "claims" and value in (".", "[") \
+            and "COMPARATOR" not in expected:
+        starts_value = prev  # 'claims.x' read as the start of a claims declaration
+    elif value in ("client", "resource", "now", "not", "has", "(") and (
+            {"WHEN", "UNLESS", "AND", "OR"} & expected):
+        starts_value = _Tok("word", value, line, col)
+    if starts_value is not None:
+        return _missing_when_or_and(file, text, toks, starts_value)
     if value == "=" and "COMPARATOR" in expected:
         return make("E114", "'=' does not compare; write '==' to test equality", file, text,
                     line, col, 'for example: claims.role == "physician"', col + 1)

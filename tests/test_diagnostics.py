@@ -81,6 +81,12 @@ SYNTAX = [
      "E113", 2, 13, "when"),
     ("E114-single-equals", H + 'permit view on any resource when claims.role = "x"\n',
      "E114", 2, 46, "="),
+    ("E118-missing-when", H + "permit view on any resource claims.x == 1\n",
+     "E118", 2, 29, "claims"),
+    ("E118-missing-when-client", H + 'permit view on any resource client.id == "x"\n',
+     "E118", 2, 29, "client"),
+    ("E119-missing-and", H + "permit view on any resource when claims.x == 1\n  claims.y == 2\n",
+     "E119", 3, 3, "claims"),
     ("E115-keyword-as-group", H + 'group claims = ["a"]\n'
      "permit view on any resource when claims.email in claims\n", "E115", 3, 50, "claims"),
     ("E116-too-deep", H + "permit view on any resource when " + "not " * (MAX_DEPTH + 5) + "true\n",
@@ -137,6 +143,10 @@ MISTAKES = {
     "unterminated string": (H + 'permit view on name "summer\n', "E101", "never closed"),
     "&& instead of and": (H + "permit view on any resource when claims.a == 1 && claims.b\n",
                           "E105", "write 'and'"),
+    "condition without when": (H + "permit view on any resource claims.x == 1\n", "E118",
+                               "write 'when claims.x == 1'"),
+    "two conditions without and": (H + "permit view on any resource when claims.x == 1\n"
+                                   "  not claims.y == 2\n", "E119", "'and not claims.y == 2'"),
     "misspelt keyword": (H + "permit view on any resource whne claims.a == 1\n", "E100",
                          "did you mean 'when'?"),
     "misspelt header": ('ownr "alice"\npermit view on any resource\n', "E100",
@@ -166,7 +176,7 @@ def test_expected_words_name_things_not_tokens():
                       "type), 'and', 'or', 'unless', 'for' or 'until'")
     d = syntax_error(H + "permit view on\n")
     assert d.hint == "expected 'any', 'name', 'resource' or 'type'"
-    d = syntax_error(H + "permit view on any resource when claims.x ( 1\n")
+    d = syntax_error(H + 'permit view on any resource when claims.x "a"\n')
     assert "an operator (==, !=, <, in" in d.hint and no_token_names(d.hint)
     d = syntax_error(H + "permit view on any resource when claims.x == ,\n")
     assert d.hint.startswith("expected a value (claims.email, client.id")
