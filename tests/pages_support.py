@@ -75,10 +75,11 @@ class Sharing:
 
 def make_sharing(http: httpx.Client, make_user, make_client, pat_for, policy: str | None,
                  resources: dict[str, list[str]] | None = None, owner: Any = None,
-                 owner_claims: dict | None = None) -> Sharing:
+                 owner_claims: dict | None = None, client_name: str | None = None) -> Sharing:
     """``policy``: text with ``{client}`` replaced by the new client's id (None: no upload)."""
     owner = owner or make_user(claims=owner_claims)
-    client = make_client(grant_types=[UMA_GRANT, "refresh_token"], claims_redirect_uris=[CLAIMS_CB])
+    named = {"client_name": client_name} if client_name else {}
+    client = make_client(grant_types=[UMA_GRANT, "refresh_token"], claims_redirect_uris=[CLAIMS_CB], **named)
     world = Sharing(http, owner, pat_for(owner.username), client)
     if policy is not None:
         r = world.put_policy(policy.replace("{client}", client.client_id))

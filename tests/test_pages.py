@@ -68,16 +68,25 @@ FORMS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def signed_in(live_server, make_user):
+    """One signed-in browser session for the tests that change nothing."""
+    with httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=False) as client:
+        sign_in(client, make_user())
+        yield client
+
+
 @pytest.mark.parametrize("path", FORMS)
 @pytest.mark.parametrize("token", [None, "wrong-token"])
-def test_every_form_refuses_a_missing_or_wrong_csrf_token_O_12(browser, make_user, path, token):
-    sign_in(browser, make_user())
+def test_every_form_refuses_a_missing_or_wrong_csrf_token_O_12(signed_in, path, token):
+    browser = signed_in
     data = {"text": 'permit view on any resource', "username": "x", "password": "y"}
     if token is not None:
         data["csrf_token"] = token
     r = browser.post(path, data=data)
     assert r.status_code == 400
     assert "location" not in r.headers
+    assert browser.get("/my/resources").status_code == 200  # still signed in: nothing happened
 
 
 def test_check_endpoint_refuses_a_wrong_csrf_header_O_12(browser, make_user):
