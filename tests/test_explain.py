@@ -10,10 +10,15 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import policy_lang
 from policy_lang import RequestError, Source
 from policy_lang.explain import STEPS, explain, render_explanation
+
+# the random policy generator of the fmt tests (tests/ is on sys.path under pytest)
+from test_fmt import parsed, requests_for  # noqa: E402
+from test_fmt import policies as st_policies  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 T = "2026-11-27T10:00:00Z"
@@ -174,6 +179,16 @@ def test_explanation_agrees_on_the_shipped_policies_with_global_rules():
                "claims": claims, "client": {"id": rnd.choice(["photo-app", "evil-app", "acme-hr"]),
                                             "trusted": rnd.choice([True, False])},
                "time": T}
+        assert_agrees(ps, req)
+
+
+@settings(derandomize=True, max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st_policies())
+def test_explanation_agrees_on_generated_policies(text):
+    pf = parsed(text, "g.policy")
+    ps = policy_lang.PolicySet([pf])  # compiled as written, run-time type errors included
+    for req in requests_for(pf, 8, len(text)):
         assert_agrees(ps, req)
 
 
