@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from .models import User
+from .models import OAuthClient, User
 from .security import dummy_password_check, hash_password, verify_password
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
@@ -32,6 +32,9 @@ def create_user(session: Session, username: str, password: str, claims: dict[str
         raise UserError("the password must be a non-empty string")
     if get_user(session, username) is not None:
         raise UserError(f"user {username!r} already exists")
+    if session.execute(select(OAuthClient.id).where(OAuthClient.client_id == username)).first() is not None:
+        # A client acting for itself is an owner named by its client_id (O-51): never share the name.
+        raise UserError(f"{username!r} is the id of a client; choose another user name")
     user = User(username=username, password_hash=hash_password(password), claims=dict(claims or {}))
     session.add(user)
     session.flush()

@@ -135,3 +135,13 @@ def test_client_secret_is_stored_hashed(make_client, engine):
     assert row.client_secret_hash == hash_token(info.client_secret)
     assert row.check_client_secret(info.client_secret)
     assert not row.check_client_secret(info.client_secret + "x")
+
+
+def test_a_user_cannot_take_the_name_of_a_client_O_51(make_client, engine):
+    import pytest
+
+    from app.users import UserError, create_user
+
+    client = make_client(grant_types=["client_credentials"])
+    with Session(engine) as session, pytest.raises(UserError, match="id of a client"):
+        create_user(session, client.client_id, "pw")
