@@ -199,7 +199,9 @@ def cmd_eval(args) -> int:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace a file's content in one step (never a half-written policy)."""
+    """Replace a file's content in one step (never a half-written policy);
+    through a symbolic link, the file it points to."""
+    path = Path(os.path.realpath(path))
     mode = path.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".fmt", dir=path.parent)
     try:

@@ -479,17 +479,24 @@ def test_internal_errors_are_one_line_not_a_traceback(work, capsys, monkeypatch)
                    "please report it\n")
 
 
-def test_unreadable_file_exit_2(work, capsys):
-    if os.geteuid() == 0:  # root reads anything: make the path unreadable another way
-        target = work / "pol" / "locked.policy"
-        target.mkdir()  # a directory named *.policy cannot be read as a file
-        code, _, err = run(capsys, "eval", str(target), "--request", "request.json")
-        assert code == 2 and err.startswith(f"uma policy eval: no .policy files in {target}")
-        return
-    (work / "locked.policy").write_text(ALICE)
-    os.chmod(work / "locked.policy", 0)
-    code, _, err = run(capsys, "check", "locked.policy")
-    assert code == 2 and err == "uma policy check: cannot read locked.policy: Permission denied\n"
+def test_unreadable_policy_paths_exit_2(work, capsys):
+    (work / "dangling.policy").symlink_to(work / "gone.policy")
+    code, _, err = run(capsys, "check", "dangling.policy")
+    assert code == 2 and err == "uma policy check: cannot read dangling.policy: No such file or directory\n"
+    (work / "pol" / "dir.policy").mkdir()  # a directory named like a policy is not read as one
+    (work / "only-dirs").mkdir()
+    (work / "only-dirs" / "x.policy").mkdir()
+    code, _, err = run(capsys, "check", "only-dirs")
+    assert code == 2 and err == "uma policy check: no .policy files in only-dirs\n"
+    assert run(capsys, "check", "pol")[0] == 0
+
+
+def test_fmt_through_a_symlink_rewrites_the_target(work, capsys):
+    (work / "m.policy").write_text(MESSY)
+    (work / "link.policy").symlink_to(work / "m.policy")
+    assert run(capsys, "fmt", "link.policy")[0] == 0
+    assert (work / "link.policy").is_symlink()
+    assert (work / "m.policy").read_text() == MESSY_OUT
 
 
 # ---------------------------------------------------------------- real processes
