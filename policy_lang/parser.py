@@ -613,6 +613,15 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
         starts_value = _Tok("word", value, line, col)
     if starts_value is not None:
         return _missing_when_or_and(file, text, toks, starts_value)
+    if "COMPARATOR" in expected and tok.type in ("STRING", "NUMBER", "TIMESTAMP", "DURATION") \
+            and prev is not None and prev.line == line:
+        j = len(toks) - 1
+        while j > 0 and (toks[j].value in (".", "[", "]") or toks[j - 1].value in (".", "[")):
+            j -= 1
+        left = "".join(t.value for t in toks[j:])
+        return make("E100", f"an operator is missing before {value}", file, text, line, col,
+                    f"compare with ==, !=, <, <=, >, >=, in, contains, starts with, ends with or "
+                    f"like: {left} == {value}", span)
     if value == "=" and "COMPARATOR" in expected:
         return make("E114", "'=' does not compare; write '==' to test equality", file, text,
                     line, col, 'for example: claims.role == "physician"', col + 1)

@@ -176,8 +176,13 @@ def test_expected_words_name_things_not_tokens():
                       "type), 'and', 'or', 'unless', 'for' or 'until'")
     d = syntax_error(H + "permit view on\n")
     assert d.hint == "expected 'any', 'name', 'resource' or 'type'"
-    d = syntax_error(H + 'permit view on any resource when claims.x "a"\n')
+    d = syntax_error(H + 'permit view on any resource when claims.x is "a"\n')
     assert "an operator (==, !=, <, in" in d.hint and no_token_names(d.hint)
+    d = syntax_error(H + 'permit view on any resource when claims.age 18\n')
+    assert d.message == "an operator is missing before 18"
+    assert d.hint.endswith("like: claims.age == 18")
+    d = syntax_error(H + 'permit view on any resource when claims["https://x/y"] "a"\n')
+    assert d.hint.endswith('like: claims["https://x/y"] == "a"')
     d = syntax_error(H + "permit view on any resource when claims.x == ,\n")
     assert d.hint.startswith("expected a value (claims.email, client.id")
 
