@@ -158,10 +158,10 @@ def check_files(files: list[A.PolicyFile], texts: dict[str, str],
     uploads = uploads or {}
     if now is None:
         now = datetime.now(timezone.utc)
-    srcs = {pf.name: _Src(pf, texts.get(pf.name)) for pf in files}
+    srcs = {id(pf): _Src(pf, texts.get(pf.name)) for pf in files}
     out: list[Diagnostic] = []
     for pf in files:
-        out.extend(_FileCheck(pf, srcs[pf.name], uploads.get(pf.name), now).run())
+        out.extend(_FileCheck(pf, srcs[id(pf)], uploads.get(pf.name), now).run())
     out.extend(_SetCheck(files, srcs).run())
     return sort_diagnostics(out)
 
@@ -668,7 +668,7 @@ def _contradiction(node) -> str | None:
 # ------------------------------------------------------------------ across files
 
 class _SetCheck:
-    def __init__(self, files: list[A.PolicyFile], srcs: dict[str, _Src]):
+    def __init__(self, files: list[A.PolicyFile], srcs: dict[int, _Src]):
         self.files = files
         self.srcs = srcs
         self.out: list[Diagnostic] = []
@@ -698,7 +698,7 @@ class _SetCheck:
                     if n in first and first[n][0] is not pf and n not in here:
                         opf, oc = first[n]
                         if (oc.issuer, format_uri(oc.format)) != (c.issuer, format_uri(c.format)):
-                            self.out.append(self.srcs[pf.name].at_found(
+                            self.out.append(self.srcs[id(pf)].at_found(
                                 "E207", f"claim '{n}' is declared differently in two files",
                                 c.pos, _name_re(n),
                                 f"{opf.name}:{oc.pos.line} says it comes from '{oc.issuer}' as "
@@ -715,7 +715,7 @@ class _SetCheck:
                     opf, ot = declared[t.type]
                     if set(ot.scopes) != set(t.scopes) and any(pf is o for o in own):
                         where = f"line {ot.pos.line}" if opf is pf else f"{opf.name}:{ot.pos.line}"
-                        self.out.append(self.srcs[pf.name].at_found(
+                        self.out.append(self.srcs[id(pf)].at_found(
                             "E211", f"type '{t.type}' is declared again with other scopes",
                             t.pos, r'"(?:[^"\\\n]|\\.)*"',
                             f"{where} says it has scopes {', '.join(ot.scopes)}; declare each "
@@ -734,7 +734,7 @@ class _SetCheck:
                     forbids.append((pf, r))
         seen: dict[tuple, tuple[A.PolicyFile, A.Rule]] = {}
         for pf in own:
-            src = self.srcs[pf.name]
+            src = self.srcs[id(pf)]
             groups = {g.name: g.members for g in pf.groups}
             for r in pf.rules:
                 effect_span = (r.pos.line, r.pos.column, r.pos.column + len(r.effect))
@@ -803,7 +803,7 @@ class _SetCheck:
             for c in pf.claims:
                 for n in c.names:
                     if n not in used:
-                        self.out.append(self.srcs[pf.name].at_found(
+                        self.out.append(self.srcs[id(pf)].at_found(
                             "W308", f"claim '{n}' is declared but no rule reads it", c.pos,
                             _name_re(n),
                             f"use it in a condition (claims.{n} == …) or remove it from the "
