@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
 
     e = sub.add_parser("eval", help="decide one request; print the JSON decision")
-    e.add_argument("paths", nargs="+", metavar="POLICY_PATH")
+    e.add_argument("paths", nargs="+", metavar="POLICY_PATH", help="policy files or directories of *.policy")
     e.add_argument("--request", required=True, metavar="REQUEST.json",
                    help="the request (section 4 of the language page); - reads stdin")
     e.add_argument("--explain", action="store_true",
@@ -374,26 +374,27 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_fmt)
 
     t = sub.add_parser("test", help="run the test cases written next to the policies")
-    t.add_argument("paths", nargs="+", metavar="PATH")
+    t.add_argument("paths", nargs="+", metavar="PATH",
+                   help="directories (or files) with *.policy and *.tests.json files")
     t.add_argument("--no-explain", action="store_true", help="do not explain failures")
     t.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     t.set_defaults(func=cmd_test)
 
     w = sub.add_parser("who-can", help="which scopes of a resource can be granted, under which conditions")
-    w.add_argument("paths", nargs="+", metavar="PATH")
+    w.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories of *.policy")
     g = w.add_mutually_exclusive_group()
     g.add_argument("--resource", metavar="RESOURCE.json", help="the resource as JSON ({\"id\", \"owner\", …})")
-    g.add_argument("--resource-id", metavar="ID")
-    w.add_argument("--owner", metavar="OWNER")
-    w.add_argument("--type", metavar="TYPE")
-    w.add_argument("--name", metavar="NAME")
+    g.add_argument("--resource-id", metavar="ID", help="the resource's id (with --owner)")
+    w.add_argument("--owner", metavar="OWNER", help="whose resource it is")
+    w.add_argument("--type", metavar="TYPE", help="the resource's type")
+    w.add_argument("--name", metavar="NAME", help="the resource's name")
     w.add_argument("--scope", action="append", metavar="SCOPE", help="only this scope (repeatable)")
     w.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     w.set_defaults(func=cmd_who_can)
 
     d = sub.add_parser("diff", help="which decisions change between two versions of a policy set")
-    d.add_argument("old", metavar="OLD")
-    d.add_argument("new", metavar="NEW")
+    d.add_argument("old", metavar="OLD", help="the policies before (a file or directory)")
+    d.add_argument("new", metavar="NEW", help="the policies after (a file or directory)")
     d.add_argument("--requests", metavar="REQUESTS.jsonl",
                    help="one request per line (default: requests generated from the policies)")
     d.add_argument("--exit-code", action="store_true", help="exit 1 when some decision changes")
