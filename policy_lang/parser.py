@@ -540,7 +540,8 @@ def _accepts(err: UnexpectedInput) -> set[str]:
         expected = set(err.interactive_parser.accepts()) or expected  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - fall back to Lark's own set
         pass
-    expected.discard("$END") if expected - {"$END"} else None
+    if expected - {"$END"}:
+        expected.discard("$END")
     return expected
 
 
