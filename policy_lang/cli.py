@@ -51,12 +51,21 @@ class _Parser(argparse.ArgumentParser):
 
 # ------------------------------------------------------------------ input helpers
 
+def _write(stream, text: str) -> None:
+    text = text if text.endswith("\n") else text + "\n"
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:  # e.g. a lone surrogate in a request's claim: escape it
+        enc = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(text.encode(enc, "backslashreplace").decode(enc))
+
+
 def _out(text: str = "") -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _write(sys.stdout, text)
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    _write(sys.stderr, text)
 
 
 def _check_paths(paths: list[str], policies: bool = True) -> None:
@@ -198,7 +207,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _write(path: Path, text: str) -> None:
+def _replace_file(path: Path, text: str) -> None:
     """Replace a file's content in one step (never a half-written policy);
     through a symbolic link, the file it points to."""
     path = Path(os.path.realpath(path))
@@ -264,7 +273,7 @@ def cmd_fmt(args) -> int:
             if args.check:
                 _out(f"would reformat {f}")
             else:
-                _write(f, out)
+                _replace_file(f, out)
                 _err(f"reformatted {f}")
     if args.check:
         if changed:

@@ -152,6 +152,14 @@ def test_eval_explain_text(work, capsys):
     assert "claims.email in family  -> true" in out
 
 
+def test_eval_odd_claim_values_are_printed_not_crashed_on(work, capsys):
+    req = {**REQUEST, "claims": {"email": "\ud800bob", "email_verified": "\u00e9"}}
+    (work / "odd.json").write_text(json.dumps(req))  # JSON escapes: a lone surrogate is valid JSON
+    p = _proc(PY + ["eval", "pol", "--request", "odd.json", "--explain", "--text"], work)
+    assert p.returncode == 0, p.stderr
+    assert "decision: deny" in p.stdout and "\\ud800bob" in p.stdout and "é" in p.stdout
+
+
 def test_eval_with_policy_errors_exit_1_diagnostics_on_stderr(work, capsys):
     code, out, err = run(capsys, "eval", "broken.policy", "--request", "request.json")
     assert code == 1 and out == ""
