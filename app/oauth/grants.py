@@ -210,7 +210,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def issue_token(self, user: Any, refresh_token: Token) -> dict[str, Any]:
         scope = self.request.payload.scope or refresh_token.get_scope()
-        self.request.user = None
         return self.generate_token(user=None, scope=" ".join(scope_to_list(scope)), include_refresh_token=True)
 
     def revoke_old_credential(self, refresh_token: Token) -> None:

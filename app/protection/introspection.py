@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.consts import default_json_headers
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint, g, request
 
@@ -40,6 +40,8 @@ class UmaIntrospectionEndpoint(IntrospectionEndpoint):
         if pat is None:
             return super().authenticate_endpoint_client(request)
         client = get_client(get_session(), pat.client_id)
+        if client is None:
+            raise InvalidClientError("The PAT's client no longer exists.", status_code=401)
         request.client = client
         return client
 
