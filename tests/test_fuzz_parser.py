@@ -152,3 +152,48 @@ def test_arbitrary_unicode_text_never_raises(text, owner):
 def test_the_valid_seeds_are_valid():
     for text in VALID:
         assert not any(d.is_error for d in check_sources([Source("f.policy", text)])), text
+
+
+# ------------------------------------------------------------------ the type checker is sound
+
+LITERALS = ['"a"', '"n"', '""', "1", "2.5", "-3", "true", "false", "2026-01-01",
+            "2026-01-01T10:00:00Z", "30d", "0s", '["a", "b"]', "[1, 2]", "[]", '["n"]']
+REFS = ["client.id", "client.tier", "resource.id", "resource.name", "resource.type",
+        "resource.owner", "resource.scopes", "resource.description", "now", "gs", "gn"]
+OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "starts with",
+       "ends with", "like"]
+
+
+def _conditions() -> st.SearchStrategy[str]:
+    operand = st.sampled_from(LITERALS + REFS)
+    compare = st.builds(lambda a, op, b: f"{a} {op} {b}", operand, st.sampled_from(OPS), operand)
+    leaf = st.one_of(compare, operand, st.sampled_from(["has client.id", "has resource.name",
+                                                         "has client.tier"]))
+    return st.recursive(leaf, lambda inner: st.one_of(
+        st.builds(lambda a: f"not {a}", inner),
+        st.builds(lambda a, b: f"({a} and {b})", inner, inner),
+        st.builds(lambda a, b: f"({a} or {b})", inner, inner),
+        st.builds(lambda a, op, b: f"({a}) {op} {b}", inner, st.sampled_from(["==", "!="]),
+                  operand),
+    ), max_leaves=6)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(_conditions(), st.sampled_from(["permit", "forbid", "ask"]))
+def test_a_policy_the_checker_accepts_has_no_type_errors_at_run_time(cond, effect):
+    """Without claims every value has its static kind, so a clean check means the
+    engine never meets a type mismatch (Decision.errors stays empty)."""
+    text = ('owner "alice"\ngroup gs = ["a", "n"]\ngroup gn = [1, 2]\n'
+            f"{effect} view on any resource when {cond}\n")
+    diags = check_sources([Source("t.policy", text)])
+    for d in diags:
+        _located(d, "t.policy", text)
+    if any(d.is_error for d in diags):
+        return
+    ps = policy_lang.loads(text, "t.policy")
+    got = ps.decide({"resource": {"id": "r1", "owner": "alice", "type": "t", "name": "n",
+                                  "scopes": ["view"], "description": "d"},
+                     "client": {"id": "app"}, "scopes": ["view"], "approvals": [],
+                     "time": "2026-06-01T00:00:00Z"})
+    assert got.errors == [], (cond, got.errors)
