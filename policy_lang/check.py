@@ -159,9 +159,13 @@ def check_files(files: list[A.PolicyFile], texts: dict[str, str],
     if now is None:
         now = datetime.now(timezone.utc)
     srcs = {id(pf): _Src(pf, texts.get(pf.name)) for pf in files}
+    elsewhere: dict[tuple[str | None, str], str] = {}  # (owner, group) → a file declaring it
+    for pf in files:
+        for g in pf.groups:
+            elsewhere.setdefault((owner_key(pf), g.name), pf.name)
     out: list[Diagnostic] = []
     for pf in files:
-        out.extend(_FileCheck(pf, srcs[id(pf)], uploads.get(pf.name), now).run())
+        out.extend(_FileCheck(pf, srcs[id(pf)], uploads.get(pf.name), now, elsewhere).run())
     out.extend(_SetCheck(files, srcs).run())
     return sort_diagnostics(out)
 
@@ -180,7 +184,9 @@ def owner_key(pf: A.PolicyFile) -> str | None:
 # ------------------------------------------------------------------ one file
 
 class _FileCheck:
-    def __init__(self, pf: A.PolicyFile, src: _Src, uploader: str | None, now: datetime):
+    def __init__(self, pf: A.PolicyFile, src: _Src, uploader: str | None, now: datetime,
+                 elsewhere: dict[tuple[str | None, str], str] | None = None):
+        self.elsewhere = elsewhere or {}
         self.pf = pf
         self.src = src
         self.uploader = uploader
@@ -373,7 +379,11 @@ class _FileCheck:
 
     def unknown_group(self, node: A.GroupRef) -> None:
         sug = _suggest(node.name, list(self.groups) + ["true", "false", "now"])
-        if sug:
+        other = self.elsewhere.get((owner_key(self.pf), node.name))
+        if other is not None and other != self.pf.name:
+            hint = (f"group '{node.name}' is declared in {other}, but a group can only be used "
+                    "in the file that declares it: declare it here too")
+        elif sug:
             hint = f"did you mean '{sug}'?"
         elif self.groups:
             hint = (f"declare it with: group {node.name} = [\"…\"] (this file declares "

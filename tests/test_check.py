@@ -455,3 +455,13 @@ def test_a_span_over_several_lines_is_underlined_to_the_end_of_its_first_line():
         '3 |   when claims.a == "x" and',
         "           " + "^" * len('claims.a == "x" and'),
     ]
+
+
+def test_group_declared_in_another_file_of_the_owner_says_so():
+    decl = Source("groups.policy", H + 'group family = ["bob@example.com"]\n')
+    use = Source("rules.policy", H + "permit view on any resource when claims.email in family\n")
+    diags = check_sources([decl, use])
+    d = the(diags, "E200")
+    assert d.file == "rules.policy"
+    assert d.hint == ("group 'family' is declared in groups.policy, but a group can only be used "
+                      "in the file that declares it: declare it here too")
