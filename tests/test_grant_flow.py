@@ -197,3 +197,10 @@ def test_two_clients_racing_with_one_ticket_get_one_rpt_G_59(uma):
         answers = list(pool.map(lambda _: flow.token(ticket), range(2)))
     assert sorted(r.status_code for r in answers) == [200, 400]
     assert [r.json()["error"] for r in answers if r.status_code == 400] == ["invalid_grant"]
+
+
+def test_discovery_names_the_claims_interaction_endpoint_G_07_G_09(uma):
+    meta = uma.http.get("/.well-known/uma2-configuration").json()
+    assert meta["claims_interaction_endpoint"] == uma.url + "/uma/claims"
+    assert meta["claim_token_formats_supported"] == [ID_TOKEN, JWT_FORMAT]
+    assert UMA_GRANT in meta["grant_types_supported"]
