@@ -29,7 +29,7 @@ SETTINGS = settings(derandomize=True, deadline=None, max_examples=200,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SCOPES = ["view", "download", "print", "share"]
-CLAIMS = ["a", "b", "c", "email"]
+CLAIMS = ["a", "b", "c", "email", "address", "https://x.example/level"]
 
 # ---------------------------------------------------------------- policies
 
@@ -39,7 +39,8 @@ ATOMS = [
     *(f"claims.{c} != 2" for c in "abc"),
     *(f"claims.{c} in [1, 2]" for c in "abc"),
     *(f'claims.{c} not in [1, "s"]' for c in "abc"),
-    *(f"has claims.{c}" for c in CLAIMS),
+    *(f"has claims.{c}" for c in ("a", "b", "c", "email", "address")),
+    'has claims["https://x.example/level"]',
     "claims.c",
     "claims.email in team",
     'claims.email ends with "@x"',
@@ -52,6 +53,18 @@ ATOMS = [
     'resource.type == "album"',
     'resource.name starts with "p/"',
     "now < 2026-12-01",
+    "claims.c < 2.5",
+    "claims.a == claims.b",
+    "claims.a in claims.b",
+    '"s" in claims.a',
+    'claims.address.country == "DE"',
+    'claims.address.country in ["DE", "FR"]',
+    'claims["https://x.example/level"] >= 2',
+    'resource.scopes contains "view"',
+    'client.tier != "gold"',
+    "not has client.tier",
+    'claims.email like "u?@x"',
+    'claims.email starts with "u"',
 ]
 
 conditions = st.recursive(
@@ -108,13 +121,15 @@ policies = st.tuples(st.lists(rules(), min_size=1, max_size=6), st.lists(rules()
 
 # ---------------------------------------------------------------- requests
 
-claim_values = st.sampled_from([1, 2, 3.5, "s", "1", True, False, "u1@x", "u3@x", "z@y", [1, 2]])
+claim_values = st.sampled_from([1, 2, 3.5, "s", "1", True, False, "u1@x", "u3@x", "z@y", [1, 2],
+                                ["s", 1], None, {"country": "DE"}, {"country": "FR"}, {"city": "x"}])
 
 resources = st.fixed_dictionaries(
     {"owner": st.sampled_from(["alice", "alice", "alice", "bob"])},
     optional={"type": st.sampled_from(["album", "doc"]),
               "name": st.sampled_from(["a", "ab", "p/x", "b"]),
-              "description": st.just("d")},
+              "description": st.just("d"),
+              "scopes": st.sampled_from([["view", "print"], ["download"]])},
 )
 
 approvals = st.lists(st.fixed_dictionaries({"scope": st.sampled_from(SCOPES),
@@ -134,7 +149,7 @@ def requests(draw) -> dict:
         if appr:
             perm["approvals"] = appr
         perms.append(perm)
-    claims = draw(st.dictionaries(st.sampled_from(CLAIMS), claim_values, max_size=4))
+    claims = draw(st.dictionaries(st.sampled_from(CLAIMS), claim_values, max_size=5))
     client = draw(st.one_of(st.just({}), st.fixed_dictionaries(
         {"id": st.sampled_from(["x", "y", "z"])}, optional={"tier": st.just("gold")})))
     time = draw(st.sampled_from(["2026-11-27T10:00:00Z", "2026-12-15T00:00:00Z"]))
