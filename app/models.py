@@ -286,6 +286,8 @@ class PermissionTicket(SQLModel, table=True):
     consumed_at: int | None = None
     #: Set (atomically) when the claims interaction issued this consumed ticket's successor.
     continued_at: int | None = None
+    #: The PCT whose claims joined this authorization process (carried to successor tickets).
+    pct_id: int | None = None
 
 
 class Rpt(SQLModel, table=True):

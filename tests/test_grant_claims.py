@@ -223,3 +223,18 @@ def test_issuer_keys_fetched_from_jwks_uri_and_default_audience_G_74(uma, idp):
 def test_id_token_without_subject_is_refused(uma, idp):
     token = idp.token(email="bob@example.com", email_verified=True)
     assert "sub" in _refused(uma.flow(POLICY), token)
+
+
+def test_pct_link_travels_with_successor_tickets_G_43(uma, idp):
+    """A PCT presented at the start of a process is remembered by its successor tickets:
+    polling later without it still decides with its claims and issues no redundant PCT."""
+    policy = POLICY + '\nask print on type "photo-album" when claims.email == "bob@example.com"'
+    flow = uma.flow(policy)
+    pct = flow.token(flow.ticket(("album", ["view"])), claim_token=_bob(idp), claim_token_format=ID_TOKEN).json()["pct"]
+    submitted = flow.token(flow.ticket(("album", ["print"])), pct=pct).json()
+    assert submitted["error"] == "request_submitted"
+    pending = uma.http.get("/owner/requests", auth=(flow.owner.username, flow.owner.password)).json()["requests"]
+    uma.http.post(f"/owner/requests/{pending[0]['id']}/approve", auth=(flow.owner.username, flow.owner.password))
+    r = flow.token(submitted["ticket"])
+    assert r.status_code == 200, r.text
+    assert "pct" not in r.json()

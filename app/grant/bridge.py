@@ -188,8 +188,9 @@ class Assessment:
     requested: list[tuple[Resource, list[str]]]
     claims: dict[str, Any] = field(default_factory=dict)
     claim_sources: dict[str, Any] = field(default_factory=dict)
-    #: Claims of a presented PCT (to tell whether a new PCT is worth issuing).
+    #: Claims of the PCT of this process (presented now or earlier), to tell whether a new PCT is worth issuing.
     pct_claims: dict[str, Any] | None = None
+    pct_id: int | None = None
     old_rpt: Rpt | None = None
     #: Set when a pushed claim token was refused: the answer is need_info whatever the decision.
     claim_token_problem: str | None = None
@@ -236,8 +237,9 @@ def _can_interact(settings: Settings, client: OAuthClient, required: list[dict[s
 
 
 def _successor(session: Session, settings: Settings, a: Assessment) -> tuple[str, PermissionTicket]:
-    """The next ticket of this process: same permissions, the claims so far, bound to the client (G-43, A6)."""
-    return issue_ticket(
+    """The next ticket of this process: same permissions, the claims so far, the PCT link,
+    bound to the client (G-43, A6)."""
+    raw, row = issue_ticket(
         session,
         owner=a.ticket.owner,
         rs_client_id=a.ticket.rs_client_id,
@@ -249,6 +251,9 @@ def _successor(session: Session, settings: Settings, a: Assessment) -> tuple[str
         claims=a.claims,
         claim_sources=a.claim_sources,
     )
+    row.pct_id = a.pct_id
+    session.add(row)
+    return raw, row
 
 
 def _submit(session: Session, a: Assessment, submitted: list[dict[str, Any]], ticket_id: int | None) -> None:

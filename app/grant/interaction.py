@@ -196,7 +196,7 @@ def consent() -> Any:
     user = current_user()
     settings = get_settings()
     claims = _user_claims(user)
-    raw, _ = issue_ticket(
+    raw, successor = issue_ticket(
         session,
         owner=ticket.owner,
         rs_client_id=ticket.rs_client_id,
@@ -208,5 +208,7 @@ def consent() -> Any:
         claims=claims,
         claim_sources={name: {"issuer": settings.issuer} for name in claims},
     )
+    successor.pct_id = ticket.pct_id
+    session.add(successor)
     session.commit()
     return _back(uri, [("ticket", raw)], state)

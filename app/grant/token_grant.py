@@ -47,7 +47,7 @@ from sqlalchemy import select, update
 
 from .. import get_settings
 from ..db import get_session
-from ..models import UMA_TICKET_GRANT, PermissionTicket, Rpt
+from ..models import UMA_TICKET_GRANT, Pct, PermissionTicket, Rpt
 from ..oauth.tokens import find_pct
 from ..policies import get_store
 from ..protection.rpt import find_rpt
@@ -72,6 +72,10 @@ def _revoke_issued_from(ticket_hash: str) -> None:
         update(Rpt).where(Rpt.ticket_id == row.id).values(revoked=True).execution_options(synchronize_session=False)
     )
     session.commit()
+
+
+def _usable(pct: Pct) -> bool:
+    return not pct.revoked and pct.expires_at > now()
 
 
 class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
@@ -110,17 +114,22 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
 
         claims: dict[str, Any] = {}
         sources: dict[str, Any] = {}
-        pct_claims = None
+        pct_row: Pct | None = None
         raw_pct = data.get("pct")
         if raw_pct and len(raw_pct) <= MAX_PARAM_CHARS:
             pct = find_pct(session, raw_pct)
             if pct is not None:
                 if not pct.check_client(client):
                     raise invalid_grant("The PCT was issued to another client.")
-                if not pct.revoked and pct.expires_at > now():
+                if _usable(pct):
                     claims.update(pct.claims)
                     sources.update(pct.claim_sources)
-                    pct_claims = dict(pct.claims)
+                    pct_row = pct
+        if pct_row is None and ticket.pct_id is not None:
+            # A PCT presented earlier in this process: its claims travel in the ticket already.
+            chained = session.get(Pct, ticket.pct_id)
+            if chained is not None and chained.check_client(client) and _usable(chained):
+                pct_row = chained
         claims.update(ticket.claims)
         sources.update(ticket.claim_sources)
 
@@ -145,7 +154,8 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
             requested=requested,
             claims=claims,
             claim_sources=sources,
-            pct_claims=pct_claims,
+            pct_claims=dict(pct_row.claims) if pct_row is not None else None,
+            pct_id=pct_row.id if pct_row is not None else None,
             old_rpt=old_rpt,
             claim_token_problem=problem,
             requesting_party=requesting_party_of(claims, sources, settings.issuer, client.client_id),
