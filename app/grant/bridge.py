@@ -42,11 +42,12 @@ from sqlmodel import Session
 
 from .. import audit
 from ..config import Settings
-from ..models import OAuthClient, PendingRequest, PermissionTicket, Resource, Rpt
+from ..models import OAuthClient, Pct, PendingRequest, PermissionTicket, Resource, Rpt
 from ..policies import PolicyStore
 from ..protection.rpt import current_permissions, issue_rpt, token_response
 from ..protection.tickets import issue_ticket
 from ..security import hash_token, new_token, now
+from .claim_tokens import describe_trusted
 from .errors import NeedInfo, RequestDenied, RequestSubmitted, invalid_grant, invalid_scope
 
 # -- inputs -------------------------------------------------------------------
@@ -311,7 +312,7 @@ def _contains(new: list[dict[str, Any]], old: list[dict[str, Any]]) -> bool:
     return all(set(p.get("resource_scopes", [])) <= have.get(p["resource_id"], set()) for p in old)
 
 
-def _upgrade_source(session: Session, a: Assessment) -> Rpt | None:
+def _upgrade_source(a: Assessment) -> Rpt | None:
     """The presented RPT if it may be upgraded: this AS's, same client, owner, RS and party (G-36, A5)."""
     old = a.old_rpt
     if old is None or old.revoked:
@@ -324,9 +325,7 @@ def _upgrade_source(session: Session, a: Assessment) -> Rpt | None:
 
 
 def _issue_pct(session: Session, settings: Settings, a: Assessment) -> str | None:
-    """A PCT when this process gathered claims the presented PCT did not already hold (G-29, G-64)."""
-    from ..models import Pct
-
+    """A PCT when this process gathered claims its PCT (if any) did not already hold (G-29, G-64)."""
     if not a.claims or (a.pct_claims is not None and a.pct_claims == a.claims):
         return None
     raw = new_token()
@@ -368,8 +367,6 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
     if outcome == "need_info":
         required = list(decision.required_claims) if decision.decision == "need_info" else []
         if a.claim_token_problem is not None and not required:
-            from .claim_tokens import describe_trusted
-
             required = describe_trusted(settings)
         redirect = settings.url("/uma/claims") if _can_interact(settings, a.client, required) else None
         if not required and redirect is None:
@@ -402,7 +399,7 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             if g["scopes"]
         ]
         upgraded = None
-        old = _upgrade_source(session, a)
+        old = _upgrade_source(a)
         if old is not None:
             carried = current_permissions(session, old)
             granted = _merge_upgrade(granted, carried)
