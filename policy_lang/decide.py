@@ -305,8 +305,14 @@ def _bound(cr: CRule, now: datetime) -> datetime | None:
     if e is None:
         return None
     if e.kind == "for":
-        return now + e.duration
+        try:
+            return now + e.duration
+        except OverflowError:  # past the last representable instant: bounded by that instant
+            return _LAST_INSTANT
     return e.until
+
+
+_LAST_INSTANT = datetime.max.replace(tzinfo=timezone.utc)
 
 
 # ------------------------------------------------------------------ the whole request
