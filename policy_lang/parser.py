@@ -70,7 +70,10 @@ def parse_duration(text: str) -> timedelta:
     m = re.fullmatch(r"(\d+)([smhdw])", text)
     if not m:
         raise ValueError("a duration is a whole number followed by s, m, h, d or w (30d, 12h, 15m)")
-    return timedelta(seconds=int(m.group(1)) * DURATION_UNITS[m.group(2)])
+    try:
+        return timedelta(seconds=int(m.group(1)) * DURATION_UNITS[m.group(2)])
+    except OverflowError:
+        raise ValueError("this duration is too long; write at most 999999 days") from None
 
 
 def _pos(file: str, meta_or_tok) -> A.Pos:
@@ -217,7 +220,7 @@ class _Build(Transformer):
             d = parse_duration(str(tok))
         except ValueError as e:
             self._diag("E104", f"'{tok}' is not a duration", tok, str(e))
-            d = timedelta(0)
+            d = None  # not a zero duration: no second error (E214) for the same mistake
         return A.Expiry("for", d, None, str(tok), self._p(meta))
 
     @v_args(meta=True)
