@@ -673,3 +673,12 @@ def test_reference_worked_examples_are_the_engines_output():
             pending = None
             checked += 1
     assert checked >= 15
+
+
+def test_a_duration_too_long_to_represent_is_one_located_error():
+    pf, diags = parse('owner "alice"\npermit view on any resource for 99999999999999999999d\n', "t.policy")
+    assert [(d.code, d.line, d.column) for d in diags] == [("E104", 2, 33)]
+    assert "too long" in diags[0].hint
+    with pytest.raises(PolicyError) as e:
+        policy_lang.loads('owner "alice"\npermit view on any resource for 99999999999999999999d\n')
+    assert [d.code for d in e.value.errors] == ["E104"]

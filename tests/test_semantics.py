@@ -818,3 +818,13 @@ def test_evaluation_is_total_for_deeply_nested_claim_values():
     assert d["decision"] == "deny"
     assert sorted(e["scope"] for e in d["errors"]) == ["download", "print", "view"]
     assert decide(ps, scopes=["view"], claims={"x": [[1]], "y": [[1]]})["decision"] == "permit"
+
+
+def test_evaluation_is_total_when_a_for_bound_passes_the_last_representable_instant():
+    ps = owner_policy("permit view on any resource for 99999999w\n")
+    d = decide(ps)
+    assert d["decision"] == "permit"
+    assert d["granted"][0]["expires_at"] == "9999-12-31T23:59:59Z"
+    ps2 = owner_policy("permit view on any resource for 30d\n")
+    d2 = decide(ps2, time="9999-12-31T00:00:00Z")
+    assert d2["granted"][0]["expires_at"] == "9999-12-31T23:59:59Z"
