@@ -95,6 +95,10 @@ def parse_time(value: Any) -> datetime:
     except ValueError:
         raise RequestError(f"'time' is not an ISO-8601 timestamp: {value!r}") from None
     t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    try:
+        t = t.astimezone(timezone.utc)  # in UTC, so no later arithmetic leaves the calendar
+    except OverflowError:
+        raise RequestError(f"'time' is out of range: {value!r}") from None
     if len(_TIME_CACHE) > 1024:
         _TIME_CACHE.clear()
     _TIME_CACHE[value] = t
