@@ -63,7 +63,10 @@ def parse_timestamp(text: str) -> datetime:
     if "T" in text and not (text.endswith("Z") or re.search(r"[+-]\d{2}:\d{2}$", text)):
         raise ValueError("a timestamp with a time needs a zone: end it with Z (UTC) or an offset like +02:00")
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("this timestamp is outside the years 0001 to 9999 in UTC") from None
 
 
 def parse_duration(text: str) -> timedelta:
@@ -341,7 +344,7 @@ class _Build(Transformer):
 
 def _ts_hint(e: Exception) -> str:
     msg = str(e)
-    if "zone" in msg:
+    if "zone" in msg or "outside the years" in msg:
         return msg
     return "there is no such date or time; write YYYY-MM-DD, optionally with a time: 2027-01-01T09:00:00Z"
 
