@@ -190,6 +190,7 @@ BAD_REQUESTS = [
      "claim_sources.email"),
     ("bad time", dict(req(), time="yesterday"), "time"),
     ("time not a string", dict(req(), time=1700000000), "time"),
+    ("time out of range", dict(req(), time="9999-12-31T20:00:00-05:00"), "out of range"),
     ("approvals not a list", dict(req(), approvals={"scope": "view"}), "approvals"),
     ("approval bad answer", dict(req(), approvals=[{"scope": "view", "answer": "maybe"}]), "approvals"),
     ("approval without scope", dict(req(), approvals=[{"answer": "approved"}]), "approvals"),

@@ -527,6 +527,8 @@ def test_timestamp_literals_compare_in_utc():
 @pytest.mark.parametrize("text,code", [
     ("2027-01-01T09:00:00", "E103"),  # a time needs a zone
     ("2027-02-30", "E103"),          # no such date
+    ("9999-12-31T23:59:59-05:00", "E103"),  # after the last representable instant in UTC
+    ("0001-01-01T00:00:00+01:00", "E103"),  # before the first
     (r'"bad \q escape"', "E109"),
     ("15y", "E104"),
 ])
