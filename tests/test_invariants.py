@@ -25,7 +25,7 @@ import policy_lang
 from policy_lang import Source
 from policy_lang import ast as A
 
-SETTINGS = settings(derandomize=True, deadline=None, max_examples=200,
+SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=200,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SCOPES = ["view", "download", "print", "share"]
