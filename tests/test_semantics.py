@@ -828,3 +828,11 @@ def test_evaluation_is_total_when_a_for_bound_passes_the_last_representable_inst
     ps2 = owner_policy("permit view on any resource for 30d\n")
     d2 = decide(ps2, time="9999-12-31T00:00:00Z")
     assert d2["granted"][0]["expires_at"] == "9999-12-31T23:59:59Z"
+
+
+def test_step2_forbid_unknown_needs_info_even_when_nothing_could_grant():
+    ps = owner_policy("forbid view on any resource when claims.age < 18\n")
+    d = decide(ps)
+    assert d["decision"] == "need_info" and needed(d) == {"age"}
+    # once ruled out, default deny
+    assert decide(ps, claims={"age": 40})["decision"] == "deny"
