@@ -101,8 +101,12 @@ def rules(draw, effects=("permit", "forbid", "ask")) -> str:
     return text + draw(st.sampled_from(expiries))
 
 
-HEADER = 'owner "alice"\ngroup team = ["u1@x", "u2@x"]\n'
-GLOBAL_HEADER = 'global\ngroup team = ["u2@x", "u3@x"]\n'
+HEADER = ('owner "alice"\ngroup team = ["u1@x", "u2@x"]\n'
+          'claims email from "https://idp.example" as id_token\n')
+GLOBAL_HEADER = ('global\ngroup team = ["u2@x", "u3@x"]\n'
+                 'claims a, email from "https://gov.example" as jwt\n')
+ISSUERS = ["https://idp.example", "https://gov.example", "https://evil.example"]
+FORMATS = ["id_token", "jwt", "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"]
 
 
 def build(owner_rules: list[str], global_rules: list[str]) -> policy_lang.PolicySet:
@@ -161,6 +165,12 @@ def requests(draw) -> dict:
     else:
         out = {"permissions": perms}
     out.update(claims=claims, client=client, time=time)
+    if claims and draw(st.booleans()):
+        out["claim_sources"] = draw(st.dictionaries(
+            st.sampled_from(sorted(claims)),
+            st.fixed_dictionaries({"issuer": st.sampled_from(ISSUERS)},
+                                  optional={"format": st.sampled_from(FORMATS)}),
+            max_size=3))
     return out
 
 
@@ -481,6 +491,33 @@ def _oracle_scope(files, res, scope, ctx, approval):
     return "denied", frozenset(), None                                         # step 6
 
 
+_FORMAT_URIS = {"id_token": FORMATS[2], "jwt": "urn:ietf:params:oauth:token-type:jwt"}
+
+
+def _declarations(files, owner: str) -> dict[str, tuple[str, str]]:
+    """claim name -> (issuer, format URI) for an owner's resources: global, then the owner's own."""
+    out: dict[str, tuple[str, str]] = {}
+    for pf in sorted(files, key=lambda f: not f.is_global):
+        if pf.is_global or pf.owner == owner:
+            for c in pf.claims:
+                for n in c.names:
+                    out[n] = (c.issuer, _FORMAT_URIS.get(c.format, c.format))
+    return out
+
+
+def _claims_view(files, owner: str, claims: dict, sources: dict) -> dict:
+    """A claim from another issuer or format than declared is not that claim."""
+    decl = _declarations(files, owner)
+    view = dict(claims)
+    for name, src in sources.items():
+        if name in decl:
+            issuer, fmt = decl[name]
+            given = src.get("format")
+            if src.get("issuer") != issuer or (given is not None and _FORMAT_URIS.get(given, given) != fmt):
+                view.pop(name, None)
+    return view
+
+
 def _oracle(ps: policy_lang.PolicySet, request: dict) -> dict:
     perms = request.get("permissions") or [{"resource": request["resource"], "scopes": request["scopes"],
                                             "approvals": request.get("approvals")}]
@@ -491,7 +528,9 @@ def _oracle(ps: policy_lang.PolicySet, request: dict) -> dict:
         for a in p.get("approvals") or []:
             if answers.get(a["scope"]) != "denied":
                 answers[a["scope"]] = a["answer"]
-        ctx = {"claims": request["claims"], "client": request["client"], "resource": p["resource"],
+        claims = _claims_view(ps.files, p["resource"]["owner"], request["claims"],
+                              request.get("claim_sources") or {})
+        ctx = {"claims": claims, "client": request["client"], "resource": p["resource"],
                "now": now}
         for s in p["scopes"]:
             out[(p["resource"]["id"], s)] = _oracle_scope(ps.files, p["resource"], s, ctx, answers.get(s))
@@ -531,8 +570,24 @@ def test_engine_agrees_with_a_direct_reading_of_section_3(policy, reqs):
             assert d["decision"] == "permit"
         elif "need_info" in outcomes:
             assert d["decision"] == "need_info"
-            assert {m["name"] for m in d["required_claims"]} == frozenset().union(
-                *[v[1] for v in want.values() if v[0] == "need_info"])
+            assert sorted(m["name"] for m in d["required_claims"]) == sorted(frozenset().union(
+                *[v[1] for v in want.values() if v[0] == "need_info"]))
+            # each member comes from the claims declarations of an owner whose resource needs it
+            # (resources of owners who declare one claim differently get one of them)
+            owners = {p["resource"]["id"]: p["resource"]["owner"] for p in (
+                request.get("permissions") or [{"resource": request["resource"]}])}
+            possible: dict[str, list[dict]] = {}
+            for (rid, _), (outcome, missing, _) in want.items():
+                if outcome != "need_info":
+                    continue
+                decl = _declarations(ps.files, owners[rid])
+                for name in missing:
+                    member = {"name": name, "friendly_name": name}
+                    if name in decl:
+                        member.update(claim_token_format=[decl[name][1]], issuer=[decl[name][0]])
+                    possible.setdefault(name, []).append(member)
+            for m in d["required_claims"]:
+                assert m in possible[m["name"]], (m, possible[m["name"]])
         elif "submitted" in outcomes:
             assert d["decision"] == "request_submitted"
         elif "granted" in outcomes:
