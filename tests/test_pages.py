@@ -89,6 +89,23 @@ def test_every_form_refuses_a_missing_or_wrong_csrf_token_O_12(signed_in, path, 
     assert browser.get("/my/resources").status_code == 200  # still signed in: nothing happened
 
 
+@pytest.mark.parametrize("path", [
+    "/my/grants/{n}/revoke", "/my/approvals/{n}/revoke", "/my/requests/{n}/approve", "/my/requests/{n}/deny",
+    "/my/policy/versions/{n}/restore",
+])
+@pytest.mark.parametrize("n", ["0", "2147483648", "9" * 40])
+def test_out_of_range_ids_are_not_found_never_an_error(signed_in, path, n):
+    csrf = csrf_of(signed_in.get("/").text)
+    assert signed_in.post(path.format(n=n), data={"csrf_token": csrf}).status_code == 404
+    assert signed_in.get(f"/my/policy/versions/{n}").status_code == 404
+
+
+@pytest.mark.parametrize("query", [{"before": "9" * 5000}, {"before": "-1"}, {"before": "x"},
+                                   {"resource_id": "r" * 5000}, {"outcome": ""}])
+def test_odd_history_queries_are_answered(signed_in, query):
+    assert signed_in.get("/my/history", params=query).status_code == 200
+
+
 def test_check_endpoint_refuses_a_wrong_csrf_header_O_12(browser, make_user):
     sign_in(browser, make_user())
     r = browser.post("/my/policy/check", json={"text": "permit view on any resource"},
@@ -393,6 +410,8 @@ def test_try_a_request_shows_the_decision_and_why_without_recording_it(browser, 
     need = browser.post("/my/try", data={**form, "claims": ""}).text
     assert "need info" in need and '<span class="chip">email</span>' in need
     assert browser.post("/my/try", data={**form, "claims": "{not json"}).status_code == 400
+    assert browser.post("/my/try", data={**form, "claims": "{\"a\": " + "[" * 5000}).status_code == 400
+    assert browser.post("/my/try", data={**form, "claims": "a = " + "[" * 5000}).status_code == 200
     bad_scope = browser.post("/my/try", data={**form, "scopes": "share"})
     assert bad_scope.status_code == 400 and "not registered" in bad_scope.text
     assert browser.post("/my/try", data={**form, "resource_id": "someone-elses"}).status_code == 400

@@ -40,8 +40,12 @@ def own_resource(db: Session, owner_name: str, resource_id: str) -> Resource:
     return row
 
 
+#: Largest id a table's integer key can hold; a bigger number in a path is simply not found.
+MAX_ID = 2**31 - 1
+
+
 def own_request(db: Session, owner_name: str, request_id: int) -> PendingRequest:
-    row = db.get(PendingRequest, request_id)
+    row = db.get(PendingRequest, request_id) if 0 < request_id <= MAX_ID else None
     if row is None or row.owner != owner_name:
         abort(404)
     return row

@@ -35,7 +35,7 @@ from ..oauth.clients import get_client
 from ..owner_api import active_document, find_version, policy_versions
 from ..policies import MAX_POLICY_BYTES, PolicyRejected, get_store
 from . import bp, check_csrf, login_required
-from .common import owner, owner_resources, render_page
+from .common import MAX_ID, owner, owner_resources, render_page
 
 STARTER = '''# Your sharing rules. Each rule: EFFECT SCOPES on TARGET [when CONDITION].
 # For example:
@@ -69,8 +69,15 @@ def _editor(text: str, status: int = 200, errors: list[dict[str, Any]] | None = 
 @login_required
 def policy() -> Any:
     """The owner's policy text in the editor (a starter text when none was uploaded yet)."""
-    active = active_document(get_session(), owner().username)
-    return _editor(active.text if active is not None else STARTER)
+    db = get_session()
+    user = owner()
+    active = active_document(db, user.username)
+    if active is None:
+        return _editor(STARTER)
+    try:  # the text in use, checked as the editor would: its warnings show at once
+        return _editor(active.text, warnings=get_store().validate_upload(db, user.username, active.text))
+    except PolicyRejected as exc:  # it checked when saved; the operator's files may have changed since
+        return _editor(active.text, errors=exc.diagnostics)
 
 
 def _posted_text() -> str | None:
@@ -136,7 +143,7 @@ def check_policy() -> Any:
 @login_required
 def policy_version(number: int) -> Any:
     user = owner()
-    doc = find_version(get_session(), user.username, number)
+    doc = find_version(get_session(), user.username, number) if number <= MAX_ID else None
     if doc is None:
         abort(404)
     return render_page("web/policy_version.html", user=user, doc=doc,
@@ -150,7 +157,7 @@ def restore_policy_version(number: int) -> Any:
     check_csrf()
     db = get_session()
     user = owner()
-    doc = find_version(db, user.username, number)
+    doc = find_version(db, user.username, number) if number <= MAX_ID else None
     if doc is None:
         abort(404)
     try:
@@ -177,7 +184,7 @@ def _parse_claims(raw: str) -> dict[str, Any]:
     if raw.startswith("{"):
         try:
             data = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError(f"The claims are not valid JSON: {exc}.") from None
         if not isinstance(data, dict):
             raise ValueError("The claims must be a JSON object.")
@@ -192,7 +199,7 @@ def _parse_claims(raw: str) -> dict[str, Any]:
         value = value.strip()
         try:
             claims[name.strip()] = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             claims[name.strip()] = value
     return claims
 

@@ -35,7 +35,7 @@ from ..owner_api import answer_request, approved_scopes, owner_requests
 from ..policies import get_store
 from ..protection.rpt import active_rpts, revoke_party_rpts, revoke_rpt
 from . import bp, check_csrf, login_required
-from .common import client_names, own_request, own_resource, owner, owner_resources, render_page, resources_by_id
+from .common import MAX_ID, client_names, own_request, own_resource, owner, owner_resources, render_page, resources_by_id
 
 
 def _who_can(resource: Resource) -> "OrderedDict[str, list[dict[str, Any]]]":
@@ -113,7 +113,7 @@ def revoke_grant(rpt_id: int) -> Any:
     check_csrf()
     db = get_session()
     user = owner()
-    row = db.get(Rpt, rpt_id)
+    row = db.get(Rpt, rpt_id) if 0 < rpt_id <= MAX_ID else None
     if row is None or row.owner != user.username:
         abort(404)
     if not row.revoked:
@@ -205,7 +205,7 @@ def history() -> Any:
     if outcome is not None and outcome not in audit.OUTCOMES:
         abort(400, description="Unknown outcome filter.")
     before = request.args.get("before")
-    before_id = int(before) if before and before.isdigit() and len(before) < 19 else None
+    before_id = int(before) if before and before.isdigit() and len(before) <= 10 and int(before) <= MAX_ID else None
     records = audit.list_records(db, user.username, resource_id=resource_id, outcome=outcome, limit=51,
                                  before_id=before_id)
     more = len(records) > 50
