@@ -16,6 +16,7 @@ owner pages) and metadata members (:func:`app.oauth.metadata.register_metadata`)
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -102,12 +103,12 @@ def _instance_secret(instance_path: str) -> str:
     path = Path(instance_path) / "secret_key"
     if not path.exists():
         tmp = path.with_name(f".secret_key.{os.getpid()}")
-        tmp.write_text(os.urandom(32).hex())
-        tmp.chmod(0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(os.urandom(32).hex())
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
+            with contextlib.suppress(FileExistsError):  # another process was first: use its key
+                os.link(tmp, path)
         finally:
             tmp.unlink()
     return path.read_text().strip()
