@@ -76,3 +76,16 @@ def test_unknown_toml_key_is_refused(tmp_path):
     cfg.write_text("tiket_lifetime = 3\n")
     with pytest.raises(ConfigError, match="tiket_lifetime"):
         load_settings(environ={"UMA_CONFIG": str(cfg)})
+
+
+def test_generated_secret_key_is_kept_in_the_instance_folder(tmp_path):
+    import os
+
+    from app import create_app
+
+    config = {"database_url": f"sqlite:///{tmp_path}/k.db", "instance_path": str(tmp_path / "inst")}
+    first = create_app(config).config["SECRET_KEY"]
+    second = create_app(config).config["SECRET_KEY"]
+    assert first == second and len(first) == 64
+    assert os.stat(tmp_path / "inst" / "secret_key").st_mode & 0o777 == 0o600
+    assert create_app({**config, "secret_key": "explicit"}).config["SECRET_KEY"] == "explicit"
