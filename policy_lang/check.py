@@ -15,6 +15,8 @@ with anything is fine here (a mismatch at run time is reported by the engine).
 """
 from __future__ import annotations
 
+import threading
+
 import difflib
 import re
 from datetime import datetime, timezone
@@ -66,6 +68,26 @@ def walk(node) -> Iterator:
             stack.append(n.ref)
         elif isinstance(n, A.Truthy):
             stack.append(n.operand)
+
+
+class _NodeCache(threading.local):
+    def __init__(self) -> None:
+        self.map: dict[int, tuple] = {}
+
+
+_NODE_CACHE = _NodeCache()
+
+
+def _nodes(node) -> tuple:
+    """``walk(node)`` remembered for the current check run: the checks read each
+    condition several times, and a large policy set has many of them."""
+    if node is None:
+        return ()
+    cache = _NODE_CACHE.map
+    got = cache.get(id(node))
+    if got is None or got[0] is not node:
+        got = cache[id(node)] = (node, tuple(walk(node)))
+    return got[1]
 
 
 # ------------------------------------------------------------------ source access
@@ -150,6 +172,17 @@ def _kinds(words: Iterable[str]) -> str:
 def check_files(files: list[A.PolicyFile], texts: dict[str, str],
                 uploads: dict[str, str] | None = None,
                 now: datetime | None = None) -> list[Diagnostic]:
+    """Every meaning error and warning of a policy set (see :func:`_check_files`)."""
+    _NODE_CACHE.map.clear()
+    try:
+        return _check_files(files, texts, uploads, now)
+    finally:
+        _NODE_CACHE.map.clear()
+
+
+def _check_files(files: list[A.PolicyFile], texts: dict[str, str],
+                 uploads: dict[str, str] | None = None,
+                 now: datetime | None = None) -> list[Diagnostic]:
     """Every meaning error and warning of a policy set, sorted by file, line, column.
 
     ``uploads`` maps a file name to its uploader (an owner upload); ``now``
@@ -269,7 +302,7 @@ class _FileCheck:
                     self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
                                            f"an empty {what} matches no resource"))
             for cond in (r.when, r.unless):
-                for node in walk(cond):
+                for node in _nodes(cond):
                     if isinstance(node, A.ClaimRef) and node.quoted and not node.name.strip():
                         self.emit(src.at("E217", "the claim name is empty", node.pos,
                                          'name the claim: claims["https://example.com/role"]'))
@@ -361,7 +394,7 @@ class _FileCheck:
             if cond is None:
                 continue
             self.condition(cond)
-            for node in walk(cond):
+            for node in _nodes(cond):
                 if isinstance(node, A.GroupRef):
                     used_groups.add(node.name)
                     if node.name not in self.groups:
@@ -800,7 +833,7 @@ class _SetCheck:
             names = read.setdefault(owner_key(pf), set())
             for r in pf.rules:
                 for cond in (r.when, r.unless):
-                    for node in walk(cond):
+                    for node in _nodes(cond):
                         if isinstance(node, A.ClaimRef):
                             names.add(node.path[0] if not node.quoted else node.name)
         everything = set().union(*read.values()) if read else set()
@@ -880,7 +913,7 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
 
 def _rule_key(r: A.Rule, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
-    used = sorted({n.name for c in (r.when, r.unless) for n in walk(c)
+    used = sorted({n.name for c in (r.when, r.unless) for n in _nodes(c)
                    if isinstance(n, A.GroupRef)})
     return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
             r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from importlib import resources
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast as A
@@ -98,6 +98,24 @@ class _Build(Transformer):
 
     def _p(self, x) -> A.Pos:
         return _pos(self.file, x)
+
+    def run(self, tree: Tree):
+        """Transform bottom-up like ``Transformer.transform``, with a dispatch
+        table built once per class instead of Lark's per-node lookups (the
+        builder is a third of the cost of reading a large policy set)."""
+        table = _dispatch(type(self))
+
+        def conv(t):
+            children = [conv(c) if c.__class__ is Tree else c for c in t.children]
+            entry = table.get(t.data)
+            if entry is None:
+                return Tree(t.data, children, t.meta)
+            func, with_meta = entry
+            try:
+                return func(self, t.meta, children) if with_meta else func(self, children)
+            except Exception as e:  # noqa: BLE001 - reported like Lark's VisitError
+                raise VisitError(t.data, t, e) from e
+        return conv(tree)
 
     def _diag(self, code: str, msg: str, tok, hint: str = "") -> None:
         self.diags.append(make(code, msg, self.file, self.text, tok.line, tok.column, hint,
@@ -340,6 +358,22 @@ class _Build(Transformer):
     def list_lit(self, meta, ch):
         items = tuple(c for c in ch if isinstance(c, A.Literal))
         return A.Literal(items, "list", self._p(meta))
+
+
+@lru_cache(maxsize=None)
+def _dispatch(cls) -> dict[str, tuple]:
+    """rule name → (plain function, takes meta?) for a Transformer class."""
+    table = {}
+    for name in dir(cls):
+        if name.startswith("__"):
+            continue
+        attr = getattr(cls, name, None)
+        wrapper = getattr(attr, "visit_wrapper", None)
+        if wrapper is not None:
+            table[name] = (attr.base_func, True)
+        elif callable(attr) and not isinstance(attr, type):
+            table[name] = (attr, False)
+    return table
 
 
 def _ts_hint(e: Exception) -> str:
@@ -807,7 +841,7 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
         return None, [deep_diag(file, text, deep)]
     builder = _Build(file, text)
     try:
-        items = builder.transform(tree)
+        items = builder.run(tree)
     except VisitError as err:  # a bug in the builder, reported located rather than raised
         orig = err.orig_exc
         return None, [make("E100", f"cannot read this policy: {orig}", file, text, 1, 1)]
