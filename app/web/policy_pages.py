@@ -47,7 +47,7 @@ MAX_CLAIMS_BYTES = 16 * 1024
 
 
 def _editor(text: str, status: int = 200, errors: list[dict[str, Any]] | None = None,
-            warnings: list[dict[str, Any]] | None = None) -> Any:
+            warnings: list[dict[str, Any]] | None = None, refused: bool = False) -> Any:
     db = get_session()
     user = owner()
     active = active_document(db, user.username)
@@ -60,7 +60,7 @@ def _editor(text: str, status: int = 200, errors: list[dict[str, Any]] | None = 
             marks[int(d["line"])] = "error"
     return render_page(
         "web/policy.html", status, user=user, text=text, active=active, errors=errors or [],
-        warnings=warnings or [], marks=marks, line_count=max(1, text.count("\n") + 1),
+        warnings=warnings or [], marks=marks, refused=refused, line_count=max(1, text.count("\n") + 1),
         versions=policy_versions(db, user.username), max_bytes=MAX_POLICY_BYTES,
     )
 
@@ -102,7 +102,7 @@ def save_policy() -> Any:
         doc, warnings = get_store().store_upload(db, user.username, text)
     except PolicyRejected as exc:
         db.rollback()
-        return _editor(text, 400, errors=exc.diagnostics)
+        return _editor(text, 400, errors=exc.diagnostics, refused=True)
     flash(f"Saved as version {doc.version}; it decides every request from now on.")
     if warnings:
         flash(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}: see below the editor.", "warning")
@@ -164,7 +164,7 @@ def restore_policy_version(number: int) -> Any:
         new, _ = get_store().store_upload(db, user.username, doc.text)
     except PolicyRejected as exc:
         db.rollback()
-        return _editor(doc.text, 400, errors=exc.diagnostics)
+        return _editor(doc.text, 400, errors=exc.diagnostics, refused=True)
     flash(f"Version {number} restored as version {new.version}.")
     return redirect(url_for("web.policy"), code=303)
 
