@@ -26,18 +26,14 @@ def json_body() -> Any:
 MAX_DEPTH = 32
 
 
-def check_json_value(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse strings containing U+0000 (PostgreSQL text cannot hold them) and nesting
-    deeper than :data:`MAX_DEPTH`, with ``invalid_request``."""
+def check_depth(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` with ``invalid_request``.
+    (NUL characters and lone surrogates are already refused by the JSON parser.)"""
     if depth > MAX_DEPTH:
         raise InvalidRequest(f"{where} is nested too deeply.")
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidRequest(f"{where} contains a NUL character.")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_json_value(key, where, depth + 1)
-            check_json_value(item, where, depth + 1)
+    if isinstance(value, dict):
+        for item in value.values():
+            check_depth(item, where, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            check_json_value(item, where, depth + 1)
+            check_depth(item, where, depth + 1)

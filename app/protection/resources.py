@@ -27,7 +27,7 @@ from ..errors import NO_STORE, InvalidRequest, NotFound
 from ..models import Resource, Token
 from ..security import now
 from .auth import current_pat, pat_required
-from .jsonbody import check_json_value, json_body
+from .jsonbody import check_depth, json_body
 
 bp = Blueprint("resources", __name__)
 
@@ -60,7 +60,7 @@ def parse_description(data: Any) -> dict[str, Any]:
         if value is None:
             fields[member] = None
             continue
-        if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
             raise InvalidRequest(f"'{member}' must be a string of at most {MAX_TEXT} characters.")
         fields[member] = value
     icon = fields["icon_uri"]
@@ -69,10 +69,7 @@ def parse_description(data: Any) -> dict[str, Any]:
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise InvalidRequest("'icon_uri' must be an absolute http(s) URI.")
     extra = {k: v for k, v in data.items() if k not in ("resource_scopes", *TEXT_MEMBERS, *AS_MEMBERS)}
-    try:
-        check_json_value(extra, "The resource description")
-    except RecursionError:
-        raise InvalidRequest("The resource description is nested too deeply.") from None
+    check_depth(extra, "The resource description")
     fields["extra"] = extra
     return fields
 
