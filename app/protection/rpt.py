@@ -288,18 +288,3 @@ def active_rpts(session: Session, owner: str, limit: int = 1000) -> list[tuple[R
             out.append((row, permissions))
     return out
 
-
-def revoke_party_rpts(session: Session, owner: str, requesting_party: str | None, resource_id: str,
-                      scopes: list[str]) -> int:
-    """Revoke the owner's working RPTs of ``requesting_party`` that carry any of ``scopes`` on
-    ``resource_id`` (an approval withdrawn stops its tokens at once); commits; returns how many."""
-    count = 0
-    for row, permissions in active_rpts(session, owner):
-        if row.requesting_party != requesting_party:
-            continue
-        if any(p["resource_id"] == resource_id and set(p["resource_scopes"]) & set(scopes) for p in permissions):
-            row.revoked = True
-            session.add(row)
-            count += 1
-    session.commit()
-    return count

@@ -9,7 +9,7 @@ the owner's requests and answers (:mod:`app.owner_api`), the RPT store
 GET    /my/resources                            every resource of the owner, its scopes
 GET    /my/resources/<id>                       who can use it (rules per scope), active grants
 POST   /my/grants/<rpt id>/revoke               revoke an RPT: it introspects inactive at once
-POST   /my/approvals/<request id>/revoke        withdraw an approval (and stop its RPTs)
+POST   /my/approvals/<request id>/revoke        withdraw an approval (its RPTs stop, G-76)
 GET    /my/requests                             pending ask requests, recent answers
 POST   /my/requests/<id>/approve                approve all or some scopes (form ``scopes``)
 POST   /my/requests/<id>/deny                   refuse
@@ -33,7 +33,7 @@ from ..grant.bridge import resource_attributes
 from ..models import PendingRequest, Resource, Rpt
 from ..owner_api import answer_request, approved_scopes, owner_requests
 from ..policies import get_store
-from ..protection.rpt import active_rpts, revoke_party_rpts, revoke_rpt
+from ..protection.rpt import active_rpts, revoke_rpt
 from . import bp, check_csrf, login_required
 from .common import MAX_ID, client_names, own_request, own_resource, owner, owner_resources, render_page, resources_by_id
 
@@ -132,10 +132,8 @@ def revoke_approval(request_id: int) -> Any:
     row = own_request(db, user.username, request_id)
     if row.status != "approved":
         abort(404)
-    scopes = list(row.scopes_approved)
-    answer_request(db, row, "denied", [])
-    stopped = revoke_party_rpts(db, user.username, row.requesting_party, row.resource_id, scopes)
-    flash(f"Approval withdrawn; {stopped} token{'s' if stopped != 1 else ''} stopped.")
+    answer_request(db, row, "denied", [])  # also revokes the party's live tokens holding those scopes (G-76)
+    flash("Approval withdrawn: the tokens it gave stop working now.")
     return _back_to(request.form.get("resource_id") or row.resource_id, user.username)
 
 
