@@ -101,21 +101,50 @@ class _Build(Transformer):
 
     def run(self, tree: Tree):
         """Transform bottom-up like ``Transformer.transform``, with a dispatch
-        table built once per class instead of Lark's per-node lookups (the
-        builder is a third of the cost of reading a large policy set)."""
+        table built once per class instead of Lark's per-node lookups.
+
+        The parser keeps every token and does not propagate positions (that
+        halves Lark's work on large policy sets); each node's span is taken
+        here from its first and last token, keywords included — what Lark's
+        ``propagate_positions`` would give — and keyword tokens are dropped
+        before the node's method sees its children."""
         table = _dispatch(type(self))
+        named = _NAMED_TERMINALS
 
         def conv(t):
-            children = [conv(c) if c.__class__ is Tree else c for c in t.children]
+            children = []
+            first = last = None
+            for c in t.children:
+                if c.__class__ is Tree:
+                    if c.data == "operand":  # ( expr ): unwrap nested parentheses without recursing
+                        inner = c.children[1]
+                        while inner.__class__ is Tree and inner.data == "operand":
+                            inner = inner.children[1]
+                        value = conv(inner)[0]
+                        span = _Span(c.children[0], c.children[-1])
+                    else:
+                        value, span = conv(c)
+                    if span is None:
+                        continue
+                    if value is not _SKIP:
+                        children.append(value)
+                else:
+                    span = c
+                    if c.type in named:
+                        children.append(c)
+                if first is None:
+                    first = span
+                last = span
+            meta = _Span(first, last) if first is not None else _NO_SPAN
             entry = table.get(t.data)
-            if entry is None:
-                return Tree(t.data, children, t.meta)
+            if entry is None:  # a parenthesised operand: the expression inside
+                return (children[0] if len(children) == 1 else _SKIP), meta
             func, with_meta = entry
             try:
-                return func(self, t.meta, children) if with_meta else func(self, children)
+                return (func(self, meta, children) if with_meta else func(self, children)), meta
             except Exception as e:  # noqa: BLE001 - reported like Lark's VisitError
                 raise VisitError(t.data, t, e) from e
-        return conv(tree)
+        return conv(tree)[0]
 
     def _diag(self, code: str, msg: str, tok, hint: str = "") -> None:
         self.diags.append(make(code, msg, self.file, self.text, tok.line, tok.column, hint,
@@ -358,6 +387,31 @@ class _Build(Transformer):
     def list_lit(self, meta, ch):
         items = tuple(c for c in ch if isinstance(c, A.Literal))
         return A.Literal(items, "list", self._p(meta))
+
+
+# Terminals that carry a value; every other token is a keyword or punctuation.
+_NAMED_TERMINALS = frozenset({"EFFECT", "NAME", "STRING", "NUMBER", "TIMESTAMP", "DURATION",
+                              "COMPARATOR"})
+_SKIP = object()
+
+
+class _Span:
+    """A node's position: from its first token's start to its last token's end."""
+    __slots__ = ("line", "column", "end_line", "end_column")
+
+    def __init__(self, first, last):
+        self.line = first.line
+        self.column = first.column
+        self.end_line = last.end_line
+        self.end_column = last.end_column
+
+
+class _NoSpan:
+    __slots__ = ()
+    line = column = end_line = end_column = 0
+
+
+_NO_SPAN = _NoSpan()
 
 
 @lru_cache(maxsize=None)
@@ -880,7 +934,8 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
 MAX_DEPTH = 64
 
 
-_NOT_NESTING = frozenset({"start", "rule", "when_clause", "unless_clause", "group_decl"})
+_NOT_NESTING = frozenset({"start", "rule", "when_clause", "unless_clause", "group_decl",
+                          "operand"})  # parentheses add no depth
 
 
 def _too_deep(tree):
@@ -897,9 +952,9 @@ def _too_deep(tree):
 
 
 def deep_diag(file: str, text: str, node) -> Diagnostic:
-    meta = node.meta
-    line = getattr(meta, "line", 1) or 1
-    col = getattr(meta, "column", 1) or 1
+    first = next(node.scan_values(lambda v: isinstance(v, Token)), None)
+    line = getattr(first, "line", 1) or 1
+    col = getattr(first, "column", 1) or 1
     return make("E116", f"this is nested more than {MAX_DEPTH} levels deep", file, text, line,
                 col, "split the condition into simpler parts, or several rules")
 
@@ -933,7 +988,7 @@ def _sink(tok: Token) -> Token:
 @lru_cache(maxsize=1)
 def _comment_parser() -> Lark:
     grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+    return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
                 maybe_placeholders=False, lexer_callbacks={"COMMENT": _sink})
 
 
