@@ -101,10 +101,28 @@ def test_out_of_range_ids_are_not_found_never_an_error(signed_in, path, n):
     assert signed_in.get(f"/my/policy/versions/{n}").status_code == 404
 
 
-@pytest.mark.parametrize("query", [{"before": "9" * 5000}, {"before": "-1"}, {"before": "x"},
-                                   {"resource_id": "r" * 5000}, {"outcome": ""}])
-def test_odd_history_queries_are_answered(signed_in, query):
-    assert signed_in.get("/my/history", params=query).status_code == 200
+@pytest.mark.parametrize("query,status", [
+    ({"before": "9" * 5000}, 200), ({"before": "-1"}, 200), ({"before": "x"}, 200), ({"outcome": ""}, 200),
+    ({"resource_id": "r" * 5000}, 400), ({"resource_id": "a\x00b"}, 400), ({"outcome": "a\x00"}, 400),
+])
+def test_odd_history_queries_are_answered_never_an_error(signed_in, query, status):
+    assert signed_in.get("/my/history", params=query).status_code == status
+
+
+@pytest.mark.parametrize("path", ["/my/resources/a%00b", "/my/resources/" + "r" * 100, "/my/try?resource_id=a%00"])
+def test_odd_paths_are_answered_never_an_error(signed_in, path):
+    assert signed_in.get(path).status_code in (200, 404)
+
+
+def test_odd_form_values_are_answered_never_an_error(signed_in):
+    csrf = csrf_of(signed_in.get("/").text)
+    r = signed_in.post("/my/try", data={"csrf_token": csrf, "resource_id": "a\x00", "party": "p\x00",
+                                        "claims": "x\x00 = \x00", "answer": "none"})
+    assert r.status_code == 400
+    r = signed_in.post("/my/grants/1/revoke", data={"csrf_token": csrf, "resource_id": "a\x00"})
+    assert r.status_code == 404
+    r = signed_in.post("/my/policy", data={"csrf_token": csrf, "text": "permit view on any resource\x00"})
+    assert r.status_code == 400 and "NUL" in r.text
 
 
 def test_check_endpoint_refuses_a_wrong_csrf_header_O_12(browser, make_user):

@@ -33,8 +33,13 @@ def owner() -> User:
     return user
 
 
+def storable(value: str) -> bool:
+    """Whether a string from a request can be compared in SQL (PostgreSQL refuses NUL characters)."""
+    return "\x00" not in value
+
+
 def own_resource(db: Session, owner_name: str, resource_id: str) -> Resource:
-    row = db.get(Resource, resource_id) if len(resource_id) <= 64 else None
+    row = db.get(Resource, resource_id) if len(resource_id) <= 64 and storable(resource_id) else None
     if row is None or row.owner != owner_name:
         abort(404)
     return row

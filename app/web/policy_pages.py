@@ -35,7 +35,7 @@ from ..oauth.clients import get_client
 from ..owner_api import active_document, find_version, policy_versions
 from ..policies import MAX_POLICY_BYTES, PolicyRejected, get_store
 from . import bp, check_csrf, login_required
-from .common import MAX_ID, owner, owner_resources, render_page
+from .common import MAX_ID, owner, owner_resources, render_page, storable
 
 STARTER = '''# Your sharing rules. Each rule: EFFECT SCOPES on TARGET [when CONDITION].
 # For example:
@@ -234,6 +234,8 @@ def try_request() -> Any:
             client = get_client(db, client_id) or OAuthClient(client_id=client_id, client_name="")
             if form["answer"] not in ANSWERS:
                 raise ValueError("Pick what your answer to an ask would be.")
+            if not storable(form["party"]):
+                raise ValueError("The requesting party contains a NUL character.")
             if form["answer"] == "none" and form["party"].strip():
                 approvals = load_approvals(db, user.username, form["party"].strip()[:255], [resource.id])
             elif form["answer"] == "none":

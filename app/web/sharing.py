@@ -35,7 +35,7 @@ from ..owner_api import answer_request, approved_scopes, owner_requests
 from ..policies import get_store
 from ..protection.rpt import active_rpts, revoke_rpt
 from . import bp, check_csrf, login_required
-from .common import MAX_ID, client_names, own_request, own_resource, owner, owner_resources, render_page, resources_by_id
+from .common import MAX_ID, client_names, storable, own_request, own_resource, owner, owner_resources, render_page, resources_by_id
 
 
 def _who_can(resource: Resource) -> "OrderedDict[str, list[dict[str, Any]]]":
@@ -101,7 +101,7 @@ def resource(resource_id: str) -> Any:
 def _back_to(resource_id: str | None, owner_name: str) -> Any:
     """After a change: the resource's page when the form named one of the owner's resources, else the list."""
     db = get_session()
-    if resource_id and resources_by_id(db, owner_name, [resource_id]):
+    if resource_id and storable(resource_id) and resources_by_id(db, owner_name, [resource_id]):
         return redirect(url_for("web.resource", resource_id=resource_id), code=303)
     return redirect(url_for("web.resources"), code=303)
 
@@ -202,6 +202,8 @@ def history() -> Any:
     outcome = request.args.get("outcome") or None
     if outcome is not None and outcome not in audit.OUTCOMES:
         abort(400, description="Unknown outcome filter.")
+    if resource_id is not None and (len(resource_id) > 64 or not storable(resource_id)):
+        abort(400, description="Unknown resource filter.")
     before = request.args.get("before")
     before_id = int(before) if before and before.isdigit() and len(before) <= 10 and int(before) <= MAX_ID else None
     records = audit.list_records(db, user.username, resource_id=resource_id, outcome=outcome, limit=51,
