@@ -238,3 +238,12 @@ def test_pct_link_travels_with_successor_tickets_G_43(uma, idp):
     r = flow.token(submitted["ticket"])
     assert r.status_code == 200, r.text
     assert "pct" not in r.json()
+
+
+def test_deeply_nested_claim_token_is_refused_not_a_500(uma, idp):
+    deep = "[" * 5000 + "]" * 5000
+    payload = base64.urlsafe_b64encode(('{"iss": "%s", "x": %s}' % (IDP_ISSUER, deep)).encode()).decode().rstrip("=")
+    header = base64.urlsafe_b64encode(b'{"alg": "RS256"}').decode().rstrip("=")
+    assert _refused(uma.flow(POLICY), f"{header}.{payload}.c2ln")
+    signed = idp.token(sub="bob-1", email="bob@example.com", email_verified=True, x=[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]])
+    assert "nested" in _refused(uma.flow(POLICY), signed)

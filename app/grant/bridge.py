@@ -31,6 +31,7 @@ request shape; :func:`policy_request` is a pure function of its inputs.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 import policy_lang
 from authlib.oauth2.rfc6749.util import scope_to_list
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from .. import audit
@@ -49,6 +51,8 @@ from ..protection.tickets import issue_ticket
 from ..security import hash_token, new_token, now
 from .claim_tokens import describe_trusted
 from .errors import NeedInfo, RequestDenied, RequestSubmitted, invalid_grant, invalid_scope
+
+log = logging.getLogger(__name__)
 
 # -- inputs -------------------------------------------------------------------
 
@@ -346,7 +350,13 @@ def _issue_pct(session: Session, settings: Settings, a: Assessment) -> str | Non
 
 def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessment) -> tuple[int, dict[str, Any]]:
     """Decide and turn the decision into the UMA answer; returns ``(200, body)`` or raises a UMA error."""
-    decision, version, _request = decide(store, session, a)
+    try:
+        decision, version, _request = decide(store, session, a)
+    except SQLAlchemyError:
+        raise
+    except Exception:  # noqa: BLE001 - an engine failure must never grant, nor be a 500: fail closed
+        log.exception("the policy engine failed on a token request (owner %s); answering request_denied", a.ticket.owner)
+        raise RequestDenied("The request could not be decided; nothing is granted.") from None
     outcome = decision.decision
     if a.claim_token_problem is not None:
         outcome = "need_info"

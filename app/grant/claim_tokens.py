@@ -41,6 +41,8 @@ ID_TOKEN_FORMAT = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"
 JWT_FORMAT = "urn:ietf:params:oauth:token-type:jwt"
 SUPPORTED_FORMATS = (ID_TOKEN_FORMAT, JWT_FORMAT)
 MAX_CLAIM_TOKEN_CHARS = 16 * 1024
+#: Deepest nesting of objects/lists accepted in a token's claims.
+MAX_CLAIM_DEPTH = 16
 LEEWAY = 30
 #: Members a token of each format must have (an ID Token also names its subject and issue time).
 _REQUIRED = {ID_TOKEN_FORMAT: ["exp", "iss", "aud", "sub", "iat"], JWT_FORMAT: ["exp", "iss", "aud"]}
@@ -130,8 +132,10 @@ def verify_claim_token(
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
         raise ClaimTokenError("the claim token is not a well-formed JWT") from None
+    if not isinstance(unverified, dict) or _depth(unverified) > MAX_CLAIM_DEPTH:
+        raise ClaimTokenError(f"the claim token's claims are nested deeper than {MAX_CLAIM_DEPTH} levels")
     issuer_name = unverified.get("iss")
     if not isinstance(issuer_name, str):
         raise ClaimTokenError("the claim token has no issuer (iss)")
@@ -173,13 +177,29 @@ def verify_claim_token(
         raise ClaimTokenError("the claim token's signature does not verify") from None
     except jwt.InvalidAlgorithmError:
         raise ClaimTokenError("the claim token's algorithm is not accepted for its issuer") from None
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
         raise ClaimTokenError("the claim token could not be verified") from None
     if not isinstance(claims, dict):
         raise ClaimTokenError("the claim token's payload is not a JSON object")
     person = {k: v for k, v in claims.items() if k not in _BOOKKEEPING}
     sources = {name: {"issuer": trusted.issuer, "format": token_format} for name in person}
     return VerifiedClaims(person, sources, trusted.issuer, token_format)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_CLAIM_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def describe_trusted(settings: Settings) -> list[dict[str, Any]]:
