@@ -2,7 +2,7 @@
 credentials, refresh, revocation, dynamic registration, metadata, signing keys.
 
 :func:`init_oauth` returns the :class:`~app.oauth.server.UmaAuthorizationServer`;
-the UMA grant registers its grant class on that same object (see ``app/__init__.py``).
+the UMA grant registers its grant class on that same object (see ``app/factory.py``).
 """
 
 from __future__ import annotations
