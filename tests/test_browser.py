@@ -71,8 +71,9 @@ def shots(tmp_path_factory) -> Path:
 class Person:
     """One person's browser context on the live server."""
 
-    def __init__(self, chromium: Any, base: str, shots: Path, viewport: dict[str, int] = DESKTOP):
-        self.context = chromium.new_context(viewport=viewport, base_url=base)
+    def __init__(self, chromium: Any, base: str, shots: Path, viewport: dict[str, int] = DESKTOP,
+                 javascript: bool = True):
+        self.context = chromium.new_context(viewport=viewport, base_url=base, java_script_enabled=javascript)
         self.context.set_default_timeout(15000)
         self.page = self.context.new_page()
         self.base = base
@@ -107,8 +108,8 @@ class Person:
 def person(chromium, live_server, shots) -> Iterator[Any]:
     opened: list[Person] = []
 
-    def _open(viewport: dict[str, int] = DESKTOP) -> Person:
-        p = Person(chromium, live_server.url, shots, viewport)
+    def _open(viewport: dict[str, int] = DESKTOP, javascript: bool = True) -> Person:
+        p = Person(chromium, live_server.url, shots, viewport, javascript)
         opened.append(p)
         return p
 
@@ -225,6 +226,20 @@ def test_policy_edit_with_an_error_then_a_fix(person, world):
     assert me.page.locator(".versions li").count() == 2
     me.shot("policy")
     assert w.api("GET", "/owner/policy").json()["text"].startswith("# Family may see")
+
+
+def test_the_editor_works_without_script(person, world):
+    w = world('permit view on type "photo-album"')
+    me = person(javascript=False)
+    me.open_signed_in("/my/policy", w.owner)
+    me.page.fill("#policy-text", 'permit view on type "photo-album"\nforbid print on type "photo-album" when\n')
+    me.page.get_by_role("button", name="Save").click()
+    me.page.wait_for_selector("#not-saved")
+    assert me.page.locator("#L2.error").count() == 1 and "Line 2" in me.page.inner_text("#diagnostics")
+    me.page.fill("#policy-text", 'permit view on type "photo-album"\nforbid print on type "photo-album"\n')
+    me.page.get_by_role("button", name="Save").click()
+    me.page.wait_for_selector("text=Saved as version 2")
+    assert w.api("GET", "/owner/policy").json()["version"] == 2
 
 
 def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world, make_user):
