@@ -111,3 +111,17 @@ def test_odd_ticket_at_claims_interaction_redirects_with_invalid_request_A4(uma)
     flow = uma.flow(POLICY)
     r = uma.http.get("/uma/claims", params={"client_id": flow.client.client_id, "ticket": "t\x00" * 3000})
     assert r.status_code == 303 and "error=invalid_request" in r.headers["Location"]
+
+
+def test_an_engine_failure_fails_closed_with_request_denied(uma, monkeypatch, caplog):
+    from app.grant import bridge
+
+    def broken(*args, **kwargs):
+        raise ValueError("engine bug")
+
+    flow = uma.flow(POLICY)
+    ticket = flow.ticket(("album", ["view"]))
+    monkeypatch.setattr(bridge, "decide", broken)
+    r = flow.token(ticket)
+    assert r.status_code == 403 and r.json()["error"] == "request_denied"
+    assert "policy engine failed" in caplog.text
