@@ -26,6 +26,7 @@ consumed ticket gets a successor only once (an atomic ``continued_at`` mark).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -33,6 +34,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, current_app, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import get_settings
 from ..db import get_session
@@ -45,6 +47,7 @@ from ..web import check_csrf, current_user, login_required
 from .bridge import Assessment, decide, load_resources, requested_scopes
 
 bp = Blueprint("claims", __name__)
+log = logging.getLogger(__name__)
 
 _SALT = "uma-claims-interaction"
 
@@ -131,7 +134,13 @@ def _needed_claims(ticket: PermissionTicket, client: OAuthClient) -> tuple[list[
         return [], []
     a = Assessment(ticket=ticket, client=client, requested=requested, claims=dict(ticket.claims),
                    claim_sources=dict(ticket.claim_sources), requesting_party="")
-    decision, _, _ = decide(get_store(), session, a)
+    try:
+        decision, _, _ = decide(get_store(), session, a)
+    except SQLAlchemyError:
+        raise
+    except Exception:  # noqa: BLE001 - only a preview for the page; the token endpoint decides (fail closed)
+        log.exception("the policy engine failed while previewing a claims interaction")
+        return [], requested
     return list(decision.required_claims), requested
 
 
