@@ -217,3 +217,43 @@ def test_upload_conflicting_with_the_owners_file_is_refused(fresh_database_url, 
     status = store.status()
     assert status["error"] is None and status["owner_documents"] == 1 and doc.version == 1
     engine.dispose()
+
+
+def test_status_hides_other_owners_texts_in_diagnostics(fresh_database_url, tmp_path):
+    import base64
+
+    from sqlmodel import Session
+
+    from app.users import create_user
+
+    engine = make_engine(fresh_database_url)
+    upgrade_database(engine)
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource')
+    app = create_app({"database_url": fresh_database_url, "instance_path": str(tmp_path / "i"), "secret_key": "k" * 32,
+                      "policy_dir": str(policy_dir), "policy_reload_interval": 0})
+    with Session(engine) as session:
+        create_user(session, "op", "pw-op")
+        create_user(session, "other", "pw-other")
+        session.commit()
+    client = app.test_client()
+
+    def auth(user, pw):
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()}
+
+    secret_rule = 'claims email from "https://b.example" as jwt\npermit read on any resource when claims.email == "secret@x"'
+    assert client.put("/owner/policy", data=secret_rule, headers=auth("op", "pw-op")).status_code == 200
+    # The operator's file now declares the claim differently: the set no longer checks.
+    _write(policy_dir / "op.policy", 'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource')
+    mine = client.get("/policies/status", headers=auth("op", "pw-op")).json
+    theirs = client.get("/policies/status", headers=auth("other", "pw-other")).json
+    assert mine["error"] and theirs["error"]
+    assert [(d["code"], d["file"], d["line"]) for d in mine["error"]["diagnostics"]] == [
+        ("E207", "uploads/op/owner.policy", 1)]
+    assert [(d["code"], d["file"], d["line"]) for d in theirs["error"]["diagnostics"]] == [
+        ("E207", "uploads/(another owner)", None)]
+    assert "b.example" not in str(theirs) and "uploads/op/" not in str(theirs)
+    # The last good set (the earlier file with op's upload) keeps serving.
+    assert mine["serving_version"] == mine["version"] and mine["rules"] == 2
+    engine.dispose()
