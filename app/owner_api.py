@@ -1,5 +1,9 @@
 """The resource owner's API: pending requests and approvals, policy text, audit.
 
+The UMA specifications leave the owner's interface to the AS out of scope (F-08,
+§3.1 item 22); this API is this server's: it answers ``request_submitted``
+(G-42), takes grants back quickly (G-76), and manages the owner's policy text.
+
 Authentication (each request, one of):
 
 * ``Authorization: Basic`` with the owner's local user name and password (curl, scripts);
