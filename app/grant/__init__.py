@@ -2,8 +2,10 @@
 claim tokens, PCTs, RPT upgrade, the claims interaction endpoint, the owner's
 approvals — and the one bridge to the policy engine (:mod:`.bridge`).
 
-``app.create_app`` calls :func:`init_app` with helper OAuth server once the OAuth
-grants are registered.
+The application factory calls :func:`init_app` with the authlib
+``AuthorizationServer`` once the OAuth grants are registered: it registers
+:class:`UmaTicketGrant`, the claims interaction and owner API blueprints, the
+policy store (:mod:`app.policies`) and the grant's discovery members.
 """
 
 from __future__ import annotations
