@@ -280,5 +280,9 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
     fits = phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert fits, "the resource page scrolls sideways on a phone"
     phone.shot("resource-phone")
-    phone.page.goto("/my/history")
-    assert phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    for path in ("/my/history", "/my/policy", "/my/try", "/"):
+        phone.page.goto(path)
+        assert phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    phone.page.goto("/my/policy")
+    phone.page.wait_for_selector("#check-status.ok")
+    phone.shot("policy-phone")
