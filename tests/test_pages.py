@@ -448,5 +448,8 @@ def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, mak
                                                 "claims_redirect_uri": CLAIMS_CB, "state": "s1"})
     page = browser.get(start.headers["location"])
     assert page.status_code == 200
+    with httpx.Client(base_url=str(browser.base_url), follow_redirects=True) as anonymous:
+        login = anonymous.get(start.headers["location"])
+        assert login.url.path == "/login" and "which of your details their sharing rules need" in login.text
     assert '<tr class="needed"><td><code>email</code></td><td>dave@example.com</td></tr>' in page.text
     assert '<span class="chip">view</span>' in page.text and w.client.row.client_name in page.text

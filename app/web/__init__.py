@@ -139,7 +139,8 @@ def login() -> Any:
             return redirect(target, code=303)
         error = "Unknown user name or wrong password."
     status = 401 if error else 200
-    return render_template("login.html", next=target, error=error), status
+    purpose = "claims" if target.startswith("/uma/claims") else "authorize" if target.startswith("/authorize") else None
+    return render_template("login.html", next=target, error=error, purpose=purpose), status
 
 
 @bp.post("/logout")
