@@ -300,6 +300,7 @@ def test_approving_some_scopes_lets_the_polling_client_through_with_those_G_42(b
     page = browser.get("/my/requests").text
     assert f"client:{w.client.client_id}" in page and "summer-2026" in page
     assert 'name="scopes" value="view" checked' in page and 'name="scopes" value="download" checked' in page
+    assert 'Asked for <span class="chip">download</span> by <a class="rule" href="/my/policy#L1">' in page
     r = browser.post(f"/my/requests/{pending['id']}/approve", data={"csrf_token": csrf, "scopes": ["view"]})
     assert r.status_code == 303
     assert "Approved view" in browser.get("/my/requests").text

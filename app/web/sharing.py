@@ -30,7 +30,7 @@ from .. import audit
 from ..db import get_session
 from ..errors import InvalidRequest
 from ..grant.bridge import resource_attributes
-from ..models import PendingRequest, Resource, Rpt
+from ..models import AuditRecord, PendingRequest, Resource, Rpt
 from ..owner_api import answer_request, approved_scopes, owner_requests
 from ..policies import get_store
 from ..protection.rpt import active_rpts, revoke_rpt
@@ -150,10 +150,27 @@ def requests_page() -> Any:
     answered = [r for r in owner_requests(db, user.username, "all", limit=60) if r.status != "pending"][:20]
     rows = [*pending, *answered]
     return render_page(
-        "web/requests.html", user=user, pending=pending, answered=answered,
+        "web/requests.html", user=user, pending=pending, answered=answered, why=_asked_by(db, pending),
         resources=resources_by_id(db, user.username, (r.resource_id for r in rows)),
         names=client_names(db, (r.client_id for r in rows)), nav_pending=len(pending),
     )
+
+
+def _asked_by(db: Any, pending: list[PendingRequest]) -> dict[int, list[dict[str, Any]]]:
+    """For each pending request, the rules of its latest audited ``request_submitted`` decision."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in pending:
+        record = db.execute(
+            select(AuditRecord)
+            .where(AuditRecord.owner == row.owner, AuditRecord.resource_id == row.resource_id,
+                   AuditRecord.requesting_party == row.requesting_party,
+                   AuditRecord.outcome == "request_submitted")
+            .order_by(AuditRecord.id.desc())
+            .limit(1)
+        ).scalars().first()
+        if record is not None:
+            out[row.id] = [r for r in record.rules if r.get("effect") == "ask"]
+    return out
 
 
 @bp.post("/my/requests/<int:request_id>/approve")
