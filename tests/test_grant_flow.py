@@ -204,3 +204,24 @@ def test_discovery_names_the_claims_interaction_endpoint_G_07_G_09(uma):
     assert meta["claims_interaction_endpoint"] == uma.url + "/uma/claims"
     assert meta["claim_token_formats_supported"] == [ID_TOKEN, JWT_FORMAT]
     assert UMA_GRANT in meta["grant_types_supported"]
+
+
+def test_opaque_rpt_from_another_process_introspects_G_27(uma, database_url, tmp_path):
+    """A second app instance on the same database issuing opaque RPTs: the ticket of one
+    process is redeemed by the other, and the RS introspects the opaque RPT at the first."""
+    import secrets
+
+    from app import create_app
+
+    other = create_app({"database_url": database_url, "issuer": uma.url, "rpt_format": "opaque",
+                        "secret_key": secrets.token_hex(16), "instance_path": str(tmp_path),
+                        "policy_dir": uma.settings.policy_dir})
+    flow = uma.flow('permit view on type "photo-album"')
+    ticket = flow.ticket(("album", ["view"]))
+    r = other.test_client().post("/token", data={"grant_type": UMA_GRANT, "ticket": ticket},
+                                 auth=flow.client.basic_auth)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    rpt = r.json["access_token"]
+    assert rpt.count(".") == 0  # not a JWT
+    info = flow.introspect(rpt)
+    assert info["active"] is True and info["permissions"][0]["resource_scopes"] == ["view"]
