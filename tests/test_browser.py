@@ -76,6 +76,10 @@ class Person:
         self.context = chromium.new_context(viewport=viewport, base_url=base, java_script_enabled=javascript)
         self.context.set_default_timeout(15000)
         self.page = self.context.new_page()
+        self.problems: list[str] = []  # script errors and content-security-policy refusals
+        self.page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
+        self.page.on("console", lambda msg: self.problems.append(msg.text)
+                     if msg.type == "error" and "Content Security Policy" in msg.text else None)
         self.base = base
         self.shots = shots
         self.landed: list[str] = []
@@ -114,8 +118,10 @@ def person(chromium, live_server, shots) -> Iterator[Any]:
         return p
 
     yield _open
+    problems = [problem for p in opened for problem in p.problems]
     for p in opened:
         p.close()
+    assert not problems, problems
 
 
 @pytest.fixture()
