@@ -273,12 +273,19 @@ def test_my_resources_lists_scopes_and_who_can_use_each_in_plain_words(browser, 
 
 
 def test_revoking_a_grant_makes_its_rpt_introspect_inactive_at_once_O_31(browser, world):
-    w = world(PERMIT_POLICY)
-    rpt = _rpt(w)
+    w = world(PERMIT_POLICY, resources={"summer-2026": ["view"], "winter": ["view"]})
+    r = w.http.post("/uma/permission", headers=w.pat.headers, json=[
+        {"resource_id": w.resources["summer-2026"], "resource_scopes": ["view"]},
+        {"resource_id": w.resources["winter"], "resource_scopes": ["view"]}])
+    assert r.status_code == 201, r.text
+    issued = w.token(r.json()["ticket"])
+    assert issued.status_code == 200, issued.text
+    rpt = issued.json()["access_token"]
     assert w.introspect(rpt)["active"] is True
     csrf = sign_in(browser, w.owner)
     page = browser.get(f"/my/resources/{w.resources['summer-2026']}").text
     assert "Revoke this token" in page and w.client.row.client_name in page
+    assert "it also covers 1 other resource of yours" in page
     action = re.search(r'action="(/my/grants/\d+/revoke)"', page).group(1)
     r = browser.post(action, data={"csrf_token": csrf, "resource_id": w.resources["summer-2026"]})
     assert r.status_code == 303 and r.headers["location"] == f"/my/resources/{w.resources['summer-2026']}"

@@ -53,7 +53,8 @@ def _grants(db: Any, owner_name: str, resource_id: str | None = None) -> list[di
     for row, permissions in active_rpts(db, owner_name):
         perms = [p for p in permissions if resource_id is None or p["resource_id"] == resource_id]
         if perms:
-            out.append({"rpt": row, "permissions": perms})
+            others = len({p["resource_id"] for p in permissions} - {p["resource_id"] for p in perms})
+            out.append({"rpt": row, "permissions": perms, "other_resources": others})
     return out
 
 
