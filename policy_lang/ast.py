@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 
-@dataclass(frozen=True, slots=True)
-class Pos:
+class Pos(NamedTuple):
+    """Where a node stands in its file (1-based). A tuple: a large policy set
+    has hundreds of thousands of them, and a tuple is the cheapest to make."""
     file: str
     line: int
     column: int
