@@ -16,43 +16,10 @@ from policy_lang import Source, check_sources
 from policy_lang.check import check_file, check_files
 from policy_lang.diagnostics import CODES, Diagnostic
 from policy_lang.parser import _parser, parse
+from language_page import SECTION_1_EXAMPLE
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
 
-# Section 1 of the language page, verbatim.
-SECTION_1_EXAMPLE = '''\
-# policies/alice.policy
-owner "alice"                                   # whose resources these rules govern
-
-group family = ["bob@example.com", "carol@example.com"]
-
-# Where claims must come from, and in which token format; need_info uses this.
-claims email, email_verified from "https://idp.example.com" as id_token
-
-# Family may view and download my photo albums.
-permit view, download
-  on type "photo-album"
-  when claims.email in family and claims.email_verified == true
-
-# My doctor's clinic app may read my lab results, for 30 days after the grant.
-permit read
-  on name like "health/labs/*"
-  when claims.role == "physician" and client.id == "clinic-app"
-  for 30d
-
-# Coworkers must ask me first; I approve or refuse each request.
-ask view
-  on type "photo-album"
-  when claims.email ends with "@acme.example"
-
-# Nothing under private/ leaves my own devices, whatever else says.
-forbid any scope
-  on name like "private/*"
-  unless client.id in ["alice-phone", "alice-laptop"]
-
-# A one-off share that stops at the end of the year.
-permit view on name "summer-2026" when claims.email == "dave@example.com" until 2026-12-31T23:59:59Z
-'''
 
 TOKEN_NAMES = sorted({t.name for t in _parser().terminals} | {"$END"})
 
