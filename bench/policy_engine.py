@@ -118,6 +118,27 @@ def per_call_samples(call: Callable[[Any], Any], items: Sequence[Any], budget_s:
     return samples
 
 
+def reference_loop_ns() -> float:
+    """A fixed pure-Python workload (two calls, two dict look-ups), median of 7 runs, in ns.
+
+    It changes with the machine's state, not with either engine: compare it
+    between runs before comparing their figures.
+    """
+    table = {"email": "a@example.com", "role": "friend"}
+
+    def look(name: str) -> Any:
+        return table.get(name)
+
+    runs = []
+    for _ in range(7):
+        t0 = time.perf_counter_ns()
+        for _ in range(100_000):
+            look("email")
+            look("missing")
+        runs.append((time.perf_counter_ns() - t0) / 100_000)
+    return statistics.median(runs)
+
+
 def timer_overhead_ns() -> float:
     clock = time.perf_counter_ns
     s = []
@@ -463,15 +484,26 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     log(f"machine: {machine()}")
     overhead = timer_overhead_ns()
+    ref_before = reference_loop_ns()
     import policy_lang
 
     t0 = time.perf_counter()
     policy_lang.loads('owner "warm-up"\n', name="warm-up.policy")  # builds the Lark parser once
     grammar_s = time.perf_counter() - t0
-    results = [run_size(n, st, log) for n in sizes]
+    loads: list[float] = []
+    results = []
+    for n in sizes:
+        loads.append(os.getloadavg()[0])
+        results.append(run_size(n, st, log))
+    loads.append(os.getloadavg()[0])
+    ref_after = reference_loop_ns()
     print()
     print(f"Machine: {machine()}")
-    busy = os.getloadavg()[0]
+    busy = max(loads)
+    print(f"1-minute load average at the start of each size and at the end: "
+          f"{', '.join(f'{x:.1f}' for x in loads)}")
+    print(f"Reference loop (fixed pure-Python work, for comparing runs): {ref_before:.0f} ns before, "
+          f"{ref_after:.0f} ns after")
     if busy > (os.cpu_count() or 1):
         print(f"WARNING: the machine was busy (1-minute load {busy:.1f} on {os.cpu_count()} cores): "
               "every figure below is inflated; rerun on an idle machine.")
