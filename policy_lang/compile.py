@@ -308,6 +308,15 @@ class CRule:
     glob: V.Glob | None = None
     order: int = 0
     declared: dict = field(default_factory=dict)
+    until: datetime | None = None  # the rule stops applying after this instant
+    timed: bool = False  # has a for/until bound (read on every decision)
+
+    def __post_init__(self) -> None:
+        e = self.rule.expiry
+        if e is not None:
+            self.timed = True
+            if e.kind == "until":
+                self.until = e.until
 
 
 def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:

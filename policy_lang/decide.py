@@ -145,6 +145,7 @@ def _approvals(value: Any, what: str) -> dict[str, str]:
 
 
 _NO_APPROVALS: dict[str, str] = {}
+_NO_SOURCES: dict[str, dict] = {}
 
 
 def _resource(value: Any, what: str) -> dict:
@@ -166,7 +167,7 @@ def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, d
     """Check a request's shape → (permissions, claims, claim_sources, client, time)."""
     if not isinstance(request, dict):
         raise RequestError("a request is a JSON object")
-    unknown = request.keys() - REQUEST_MEMBERS
+    unknown = [k for k in request if k not in REQUEST_MEMBERS]
     if unknown:
         raise RequestError(f"unknown member {sorted(unknown)[0]!r} in the request "
                            f"(known: {', '.join(sorted(REQUEST_MEMBERS))})")
@@ -195,7 +196,8 @@ def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, d
     if "approvals" in request and "permissions" in request:
         raise RequestError("with 'permissions', give 'approvals' inside each permission")
     claims = _obj(request.get("claims"), "claims")
-    sources = _obj(request.get("claim_sources"), "claim_sources")
+    sources = request.get("claim_sources")
+    sources = _obj(sources, "claim_sources") if sources else _NO_SOURCES
     for name, src in sources.items():
         # a malformed source must not let a claim pass as if it had none (fail closed)
         if not isinstance(src, dict) or any(
@@ -214,9 +216,10 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
     forbid_missing: set = set()
     forbid_rules: list = []
     now = ctx.now
+    # (a rule past its ``until`` no longer applies: cr.until is checked inline, the hot path)
     # 1, 2: forbids
     for cr in forbids:
-        if not _in_time(cr, now):
+        if cr.until is not None and now > cr.until:
             continue
         r = True if cr.cond is None else cr.cond(ctx)
         if r is True:
@@ -235,13 +238,13 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
     unbounded = False
     alternatives: list[tuple[frozenset, CRule]] = []
     for cr in permits:
-        if not _in_time(cr, now):
+        if cr.until is not None and now > cr.until:
             continue
         r = True if cr.cond is None else cr.cond(ctx)
         if r is True:
             if granted_by is None:
                 granted_by = cr
-            bound = _bound(cr, now)
+            bound = _bound(cr, now) if cr.timed else None
             if bound is None:
                 unbounded = True
             elif expires is None or bound > expires:
@@ -257,7 +260,7 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
     # 4: asks
     asked_by: CRule | None = None
     for cr in asks:
-        if not _in_time(cr, now):
+        if cr.until is not None and now > cr.until:
             continue
         r = True if cr.cond is None else cr.cond(ctx)
         if r is True:
@@ -414,11 +417,18 @@ def _reasons(res: ScopeResult) -> list[dict]:
 
 def _assemble_one(res: ScopeResult) -> Decision:
     """The common case, one scope of one resource, without the bookkeeping."""
-    one = [res]
-    entry = {"resource_id": res.resource_id, "scopes": [res.scope]}
-    if res.outcome == GRANTED:
-        entry["expires_at"] = iso(res.expires_at)
-        return Decision("permit", [entry], [], [], [], _reasons(res), [], one)
-    if res.outcome == SUBMITTED:
-        return Decision("request_submitted", [], [], [entry], [], _reasons(res), [], one)
-    return Decision("deny", [], [entry], [], [], _reasons(res), [], one)
+    rid = res.resource_id
+    rule = res.rule
+    reasons = [{"resource_id": rid, "scope": res.scope,
+                "effect": rule.effect if rule is not None else "deny",
+                "rule": rule.ref if rule is not None else None}]
+    outcome = res.outcome
+    if outcome == GRANTED:
+        exp = res.expires_at
+        return Decision("permit", [{"resource_id": rid, "scopes": [res.scope],
+                                    "expires_at": iso(exp) if exp is not None else None}],
+                        [], [], [], reasons, [], [res])
+    entry = {"resource_id": rid, "scopes": [res.scope]}
+    if outcome == SUBMITTED:
+        return Decision("request_submitted", [], [], [entry], [], reasons, [], [res])
+    return Decision("deny", [], [entry], [], [], reasons, [], [res])

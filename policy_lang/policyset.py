@@ -187,13 +187,17 @@ class PolicySet:
         """Section 3 of the language page over a section 4 request."""
         perms, claims, sources, client, now = normalise(request)
         results = []
+        plans = self._plans
         for resource, scopes, approvals in perms:
             owner = resource["owner"]
-            plan = self.plan(owner, resource["id"], resource.get("type"), resource.get("name"))
-            ctx = Ctx(self.claims_view(owner, claims, sources), client, resource, now)
             rid = resource["id"]
+            rtype = resource.get("type")
+            rname = resource.get("name")
+            plan = plans.get((owner, rid, rtype, rname)) or self.plan(owner, rid, rtype, rname)
+            ctx = Ctx(self.claims_view(owner, claims, sources) if sources else claims,
+                      client, resource, now)
             for scope in scopes:
-                res = decide_scope(plan, scope, ctx, approvals.get(scope), rid)
+                res = decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid)
                 res.owner = owner
                 results.append(res)
         return assemble(results, self._declared)
