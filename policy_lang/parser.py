@@ -97,7 +97,7 @@ class _Build(Transformer):
         self.diags: list[Diagnostic] = []
 
     def _p(self, x) -> A.Pos:
-        return _pos(self.file, x)
+        return x if x.__class__ is A.Pos else _pos(self.file, x)
 
     def run(self, tree: Tree):
         """Transform bottom-up like ``Transformer.transform``, with a dispatch
@@ -110,8 +110,12 @@ class _Build(Transformer):
         before the node's method sees its children."""
         table = _dispatch(type(self))
         named = _NAMED_TERMINALS
+        file = self.file
+        Pos = A.Pos
+        nowhere = Pos(file, 0, 0, 0, 0)
+        flat = _NOT_NESTING
 
-        def conv(t):
+        def conv(t, depth):
             children = []
             first = last = None
             for c in t.children:
@@ -120,10 +124,18 @@ class _Build(Transformer):
                         inner = c.children[1]
                         while inner.__class__ is Tree and inner.data == "operand":
                             inner = inner.children[1]
-                        value = conv(inner)[0]
-                        span = _Span(c.children[0], c.children[-1])
+                        d = depth + (inner.data not in flat)
+                        if d > MAX_DEPTH:
+                            raise _TooDeep(inner)
+                        value = conv(inner, d)[0]
+                        opening, closing = c.children[0], c.children[-1]
+                        span = Pos(file, opening.line, opening.column, closing.end_line,
+                                   closing.end_column)
                     else:
-                        value, span = conv(c)
+                        d = depth + (c.data not in flat)
+                        if d > MAX_DEPTH:  # checked on the way down: no deep recursion
+                            raise _TooDeep(c)
+                        value, span = conv(c, d)
                     if span is None:
                         continue
                     if value is not _SKIP:
@@ -135,7 +147,8 @@ class _Build(Transformer):
                 if first is None:
                     first = span
                 last = span
-            meta = _Span(first, last) if first is not None else _NO_SPAN
+            meta = Pos(file, first.line, first.column, last.end_line, last.end_column) \
+                if first is not None else nowhere
             entry = table.get(t.data)
             if entry is None:  # a parenthesised operand: the expression inside
                 return (children[0] if len(children) == 1 else _SKIP), meta
@@ -144,7 +157,7 @@ class _Build(Transformer):
                 return (func(self, meta, children) if with_meta else func(self, children)), meta
             except Exception as e:  # noqa: BLE001 - reported like Lark's VisitError
                 raise VisitError(t.data, t, e) from e
-        return conv(tree)[0]
+        return conv(tree, 0)[0]
 
     def _diag(self, code: str, msg: str, tok, hint: str = "") -> None:
         self.diags.append(make(code, msg, self.file, self.text, tok.line, tok.column, hint,
@@ -393,25 +406,6 @@ class _Build(Transformer):
 _NAMED_TERMINALS = frozenset({"EFFECT", "NAME", "STRING", "NUMBER", "TIMESTAMP", "DURATION",
                               "COMPARATOR"})
 _SKIP = object()
-
-
-class _Span:
-    """A node's position: from its first token's start to its last token's end."""
-    __slots__ = ("line", "column", "end_line", "end_column")
-
-    def __init__(self, first, last):
-        self.line = first.line
-        self.column = first.column
-        self.end_line = last.end_line
-        self.end_column = last.end_column
-
-
-class _NoSpan:
-    __slots__ = ()
-    line = column = end_line = end_column = 0
-
-
-_NO_SPAN = _NoSpan()
 
 
 @lru_cache(maxsize=None)
@@ -890,12 +884,11 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
         tree = _parse_with_comments(text, on_comment)
     except UnexpectedInput as err:
         return None, [_syntax_diag(file, text, err)]
-    deep = _too_deep(tree)
-    if deep is not None:
-        return None, [deep_diag(file, text, deep)]
     builder = _Build(file, text)
     try:
         items = builder.run(tree)
+    except _TooDeep as deep:
+        return None, [deep_diag(file, text, deep.node)]
     except VisitError as err:  # a bug in the builder, reported located rather than raised
         orig = err.orig_exc
         return None, [make("E100", f"cannot read this policy: {orig}", file, text, 1, 1)]
@@ -938,17 +931,12 @@ _NOT_NESTING = frozenset({"start", "rule", "when_clause", "unless_clause", "grou
                           "operand"})  # parentheses add no depth
 
 
-def _too_deep(tree):
-    """The first expression or list nested deeper than MAX_DEPTH, else None (iterative)."""
-    stack = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return node
-        for child in getattr(node, "children", ()):
-            if hasattr(child, "children"):
-                stack.append((child, depth + (child.data not in _NOT_NESTING)))
-    return None
+class _TooDeep(Exception):
+    """An expression or list nested deeper than MAX_DEPTH (found while building)."""
+
+    def __init__(self, node):
+        super().__init__("nested too deeply")
+        self.node = node
 
 
 def deep_diag(file: str, text: str, node) -> Diagnostic:
