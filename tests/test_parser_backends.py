@@ -1,0 +1,61 @@
+"""The compiled parser (lark-cython) and the reference parser read every text alike.
+
+policy_lang.parser takes a tree from the compiled parser only when it reads
+the text without error; these tests hold it to the reference parser on the
+shipped policies, the language page's example and generated texts.
+"""
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from language_page import SECTION_1_EXAMPLE
+
+import policy_lang.parser as P
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENS = ['owner "a"\n', "global\n", "permit", "forbid", "ask", " view", ",", " download",
+          " any scope", " on", " any resource", ' type "t"', ' name "n"', ' name like "p/*"',
+          ' resource "r"', " when", " unless", " claims.email", ' claims["https://x/y"]',
+          " client.id", " resource.name", " now", " ==", " !=", " <", " in", " not in",
+          " contains", " starts with", " ends with", " like", " has", " and", " or", " not",
+          " (", " )", ' "s"', " 3", " true", " false", " 2027-01-01", " 30d", " for", " until",
+          " [", " ]", " family", "\n", "\ngroup family = [\"a\"]\n", " # note\n", '"', "=", "@"]
+
+
+def both(text: str):
+    """(tree or error type) from each parser."""
+    out = []
+    for parser in (P._fast_parser(), P._comment_parser()):
+        try:
+            out.append(P._parse_with_comments(text, lambda tok: None, parser))
+        except Exception as e:  # noqa: BLE001 - compared by kind below
+            out.append(type(e).__mro__[-2])
+    return out
+
+
+def test_the_compiled_parser_is_in_use():
+    assert P._fast_parser() is not P._comment_parser()
+
+
+def test_shipped_policies_and_the_language_page_parse_alike():
+    texts = [SECTION_1_EXAMPLE] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
+    assert len(texts) > 1
+    for text in texts:
+        fast, ref = both(text)
+        assert fast == ref
+        assert P.parse(text, "x.policy")[1] == []
+
+
+@settings(max_examples=300, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TOKENS), max_size=40))
+def test_generated_texts_parse_alike_or_fail_alike(parts):
+    text = "".join(parts)
+    fast, ref = both(text)
+    if isinstance(ref, type):
+        # the reference parser refuses: so does the compiled one (and parse() reports it)
+        assert isinstance(fast, type)
+        pf, diags = P.parse(text, "g.policy")
+        assert pf is None and diags and diags[0].line >= 1
+    else:
+        assert fast == ref
