@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from playwright.sync_api import expect
 from conftest import unique
 from pages_support import CLAIMS_CB, make_sharing
 
@@ -228,8 +229,8 @@ def test_policy_edit_with_an_error_then_a_fix(person, world):
     me.page.get_by_role("button", name="Save").click()
     me.page.wait_for_selector("text=Saved as version 2")
     me.page.wait_for_selector("#check-status.ok")
-    assert me.page.locator("#diagnostics li.warning").count() >= 1  # W307: type "photo-album" is not declared
-    assert me.page.locator(".versions li").count() == 2
+    expect(me.page.locator("#diagnostics li.warning").first).to_be_visible()  # W307: type "photo-album" is not declared
+    expect(me.page.locator(".versions li")).to_have_count(2)
     me.shot("policy")
     assert w.api("GET", "/owner/policy").json()["text"].startswith("# Family may see")
 
@@ -257,7 +258,9 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
     me.open_signed_in("/", w.owner)
     me.shot("home")
     me.page.click("nav >> text=My resources")
-    assert me.page.locator("article.resource-card").count() == 3
+    me.page.wait_for_url(re.compile(r"/my/resources$"))
+    # the click starts a navigation; wait for the new page's cards rather than counting mid-load
+    expect(me.page.locator("article.resource-card")).to_have_count(3)
     me.shot("resources")
     me.page.click("text=summer-2026")
     me.page.wait_for_selector("text=Who can use it now")
@@ -265,14 +268,16 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
     me.shot("resource")
 
     me.page.click("nav >> text=History")
+    me.page.wait_for_url(re.compile(r"/my/history$"))
     me.page.select_option("#f-outcome", "deny")
     me.page.get_by_role("button", name="Filter").click()
     me.page.wait_for_url(re.compile(r"outcome=deny"))
-    assert me.page.locator("tbody tr").count() == 1
+    expect(me.page.locator("tbody tr")).to_have_count(1)
     me.page.goto("/my/history")
     me.shot("history")
 
     me.page.click("nav >> text=Try a request")
+    me.page.wait_for_url(re.compile(r"/my/try$"))
     me.page.select_option("#t-resource", w.resources["summer-2026"])
     me.page.fill("#t-scopes", "view download")
     me.page.fill("#t-claims", "email = carol@example.com")
