@@ -343,6 +343,19 @@ class _Build(Transformer):
         return A.ClaimRef(".".join(names) if len(names) == 1 else names[0], names, False, self._p(meta))
 
     @v_args(meta=True)
+    def claim_path(self, meta, ch):  # one token: claims.a.b
+        names = tuple(str(ch[0]).split(".")[1:])
+        return A.ClaimRef(names[0], names, False, self._p(meta))
+
+    @v_args(meta=True)
+    def client_attr(self, meta, ch):  # one token: client.id
+        return A.AttrRef("client", str(ch[0])[7:], self._p(meta))
+
+    @v_args(meta=True)
+    def resource_attr(self, meta, ch):  # one token: resource.type
+        return A.AttrRef("resource", str(ch[0])[9:], self._p(meta))
+
+    @v_args(meta=True)
     def claim_ref_quoted(self, meta, ch):
         name = self._string(ch[0])
         return A.ClaimRef(name, (name,), True, self._p(meta))
@@ -409,8 +422,10 @@ class _Build(Transformer):
 
 # Terminals that carry a value; every other token is a keyword or punctuation.
 _NAMED_TERMINALS = frozenset({"EFFECT", "NAME", "STRING", "NUMBER", "TIMESTAMP", "DURATION",
-                              "COMPARATOR"})
+                              "COMPARATOR", "CLAIM_PATH", "CLIENT_ATTR", "RESOURCE_ATTR"})
 _SKIP = object()
+# the terminals that read a whole reference as one token, and the keyword each starts with
+_ONE_TOKEN_REFS = {"CLAIM_PATH": "CLAIMS", "CLIENT_ATTR": "CLIENT", "RESOURCE_ATTR": "RESOURCE"}
 
 
 @lru_cache(maxsize=None)
@@ -671,6 +686,10 @@ def _reserved_diag(file: str, text: str, t: _Tok) -> Diagnostic:
 def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col: int
                       ) -> Diagnostic:
     tok = err.token
+    if tok.type in _ONE_TOKEN_REFS:  # 'client.id' where no value may stand: report its first word
+        word = str(tok).split(".", 1)[0]
+        tok = Token(_ONE_TOKEN_REFS[tok.type], word, tok.start_pos, tok.line, tok.column,
+                    tok.line, tok.column + len(word), tok.start_pos + len(word))
     value = str(tok)
     expected = _accepts(err)
     start = getattr(tok, "start_pos", None)

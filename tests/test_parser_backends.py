@@ -59,3 +59,26 @@ def test_generated_texts_parse_alike_or_fail_alike(parts):
         assert pf is None and diags and diags[0].line >= 1
     else:
         assert fast == ref
+
+
+def test_a_reference_reads_the_same_as_one_token_or_spaced_out():
+    """claims.email, client.id and resource.type written without spaces are one token
+    (fewer tokens to read on large sets); written with spaces they take the longer rule.
+    Both give the same reference, keyword-like names included."""
+    from policy_lang import ast as A
+
+    def condition(ref: str):
+        pf, diags = P.parse(f'permit view on any resource when {ref} == "x"\n', "r.policy")
+        assert diags == [] and pf is not None
+        left = pf.rules[0].when.left
+        assert (left.pos.column, left.pos.end_column) == (34, 34 + len(ref))  # the whole reference
+        return type(left), getattr(left, "path", None), getattr(left, "entity", None), left.name
+
+    for tight, spaced in [("claims.email", "claims . email"), ("claims.a.b-c", "claims.a . b-c"),
+                          ("claims.type", "claims .type"), ("client.when", "client . when"),
+                          ("resource.name", "resource. name")]:
+        assert condition(tight) == condition(spaced)
+        assert condition(tight)[0] in (A.ClaimRef, A.AttrRef)
+    # a reference broken off after a dot is still reported where the name is missing
+    _, diags = P.parse('permit view on any resource when claims.x. == "x"\n', "r.policy")
+    assert [(d.code, d.column) for d in diags] == [("E100", 44)]
