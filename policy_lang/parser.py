@@ -1,9 +1,10 @@
 """Text → AST, with located syntax errors in a policy author's words.
 
-The grammar lives in ``grammar.lark`` (LALR, contextual lexer). A Lark
-``Transformer`` builds the typed nodes of :mod:`policy_lang.ast`; literal
-problems (a timestamp that is no date, a bad escape) become diagnostics
-instead of exceptions, so one pass reports them all.
+The grammar lives in ``grammar.lark`` (LALR, contextual lexer). The parser's
+callbacks (``_Build``) make the typed nodes of :mod:`policy_lang.ast` while it
+reads, with no parse tree in between; literal problems (a timestamp that is no
+date, a bad escape) become diagnostics instead of exceptions, so one pass
+reports them all.
 """
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ import json
 import re
 import threading
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token
 
 try:  # an optional accelerator of the same parser (a dependency; absent on some platforms)
     import lark_cython
 except ImportError:  # pragma: no cover - the wheel exists for the platforms we run on
     lark_cython = None
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast as A
 from .diagnostics import Diagnostic, PolicyError, make
@@ -53,8 +54,15 @@ def _parser() -> Lark:
 
 
 def _unquote(tok: str) -> str:
-    """A STRING token's value (JSON escapes)."""
-    return json.loads(str(tok))
+    """A STRING token's value (JSON escapes). Most strings have no escape and no
+    control character: their value is what stands between the quotes."""
+    text = str(tok)
+    if _NEEDS_JSON(text) is None:
+        return text[1:-1]
+    return json.loads(text)
+
+
+_NEEDS_JSON = re.compile(r"[\\\x00-\x1f]").search
 
 
 _TS_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
@@ -84,245 +92,206 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError("this duration is too long; write at most 999999 days") from None
 
 
-def _pos(file: str, meta_or_tok) -> A.Pos:
-    line = getattr(meta_or_tok, "line", 0) or 0
-    col = getattr(meta_or_tok, "column", 0) or 0
-    end_line = getattr(meta_or_tok, "end_line", line) or line
-    end_col = getattr(meta_or_tok, "end_column", col) or col
-    return A.Pos(file, line, col, end_line, end_col)
+class _Part:
+    """An intermediate result (a scope list, a when clause, …) with its span."""
+
+    __slots__ = ("value", "pos")
+
+    def __init__(self, value, pos: A.Pos):
+        self.value = value
+        self.pos = pos
 
 
-class _Build(Transformer):
-    """Parse tree → AST nodes; collects literal diagnostics."""
+class _Paren(_Part):
+    """``( expr )``: the expression keeps its own span; the parentheses widen its parent's."""
 
-    def __init__(self, file: str, text: str):
-        super().__init__(visit_tokens=False)
-        self.file = file
-        self.text = text
-        self.diags: list[Diagnostic] = []
+    __slots__ = ()
 
-    def _p(self, x) -> A.Pos:
-        return x if x.__class__ is A.Pos else _pos(self.file, x)
 
-    def run(self, tree: Tree):
-        """Transform bottom-up like ``Transformer.transform``, with a dispatch
-        table built once per class instead of Lark's per-node lookups.
+# A.Pos from a tuple of its five fields, without the Python-level __new__ of a NamedTuple
+_new_pos = partial(tuple.__new__, A.Pos)
+_CTX = threading.local()  # the file being read by this thread: name, text, owner, diagnostics
 
-        The parser keeps every token and does not propagate positions (that
-        halves Lark's work on large policy sets); each node's span is taken
-        here from its first and last token, keywords included — what Lark's
-        ``propagate_positions`` would give — and keyword tokens are dropped
-        before the node's method sees its children."""
-        table = _dispatch(type(self))
-        named = _NAMED_TERMINALS
-        file = self.file
-        Pos = A.Pos
-        nowhere = Pos(file, 0, 0, 0, 0)
-        flat = _NOT_NESTING
 
-        def conv(t, depth):
-            children = []
-            first = last = None
-            for c in t.children:
-                if c.__class__ is Tree:
-                    if c.data == "operand":  # ( expr ): unwrap nested parentheses without recursing
-                        inner = c.children[1]
-                        while inner.__class__ is Tree and inner.data == "operand":
-                            inner = inner.children[1]
-                        d = depth + (inner.data not in flat)
-                        if d > MAX_DEPTH:
-                            raise _TooDeep(inner)
-                        value = conv(inner, d)[0]
-                        opening, closing = c.children[0], c.children[-1]
-                        span = Pos(file, opening.line, opening.column, closing.end_line,
-                                   closing.end_column)
-                    else:
-                        d = depth + (c.data not in flat)
-                        if d > MAX_DEPTH:  # checked on the way down: no deep recursion
-                            raise _TooDeep(c)
-                        value, span = conv(c, d)
-                    if span is None:
-                        continue
-                    if value is not _SKIP:
-                        children.append(value)
-                else:
-                    span = c
-                    if c.type in named:
-                        children.append(c)
-                if first is None:
-                    first = span
-                last = span
-            meta = Pos(file, first.line, first.column, last.end_line, last.end_column) \
-                if first is not None else nowhere
-            entry = table.get(t.data)
-            if entry is None:  # a parenthesised operand: the expression inside
-                return (children[0] if len(children) == 1 else _SKIP), meta
-            func, with_meta = entry
-            try:
-                return (func(self, meta, children) if with_meta else func(self, children)), meta
-            except Exception as e:  # noqa: BLE001 - reported like Lark's VisitError
-                raise VisitError(t.data, t, e) from e
-        return conv(tree, 0)[0]
+def _span(first, last) -> A.Pos:
+    """From the start of ``first`` to the end of ``last`` (tokens or nodes), keywords
+    included: what Lark's ``propagate_positions`` would give."""
+    if first.__class__ in _TOKENS:
+        line, col = first.line, first.column
+    else:
+        p = first.pos
+        line, col = p.line, p.column
+    if last.__class__ in _TOKENS:
+        return _new_pos((_CTX.file, line, col, last.end_line, last.end_column))
+    p = last.pos
+    return _new_pos((_CTX.file, line, col, p.end_line, p.end_column))
 
-    def _diag(self, code: str, msg: str, tok, hint: str = "") -> None:
-        self.diags.append(make(code, msg, self.file, self.text, tok.line, tok.column, hint,
-                               getattr(tok, "end_column", 0) or 0))
 
-    def _string(self, tok: Token) -> str:
-        try:
-            return _unquote(tok)
-        except ValueError:
-            self._diag("E109", "this string has an escape sequence that is not allowed", tok,
-                       r'use \" for a quote, \\ for a backslash, \n for a new line, \uXXXX for others')
-            return str(tok)[1:-1]
+def _tok_pos(tok) -> A.Pos:
+    return _new_pos((_CTX.file, tok.line, tok.column, tok.end_line, tok.end_column))
+
+
+def _bare(x):
+    """An operand without its parentheses."""
+    return x.value if x.__class__ is _Paren else x
+
+
+def _diag(code: str, msg: str, tok, hint: str = "") -> None:
+    _CTX.diags.append(make(code, msg, _CTX.file, _CTX.text, tok.line, tok.column, hint,
+                           getattr(tok, "end_column", 0) or 0))
+
+
+def _string(tok) -> str:
+    try:
+        return _unquote(tok.value)
+    except ValueError:
+        _diag("E109", "this string has an escape sequence that is not allowed", tok,
+              r'use \" for a quote, \\ for a backslash, \n for a new line, \uXXXX for others')
+        return tok.value[1:-1]
+
+
+class _Build:
+    """The parser's callbacks: each grammar rule's children (keywords included, since
+    the parser keeps every token) → an AST node, built while parsing, with no parse
+    tree in between. Positions come from the first and last child. Per-file state
+    (name, text, owner, diagnostics) is in ``_CTX``, so one parser serves every thread."""
 
     # ------------------------------------------------------------ file level
-    @v_args(meta=True)
-    def start(self, meta, items):
-        return list(items)
+    def start(self, ch):
+        return ch
 
-    @v_args(meta=True)
-    def owner_header(self, meta, ch):
-        return ("owner", self._string(ch[0]), self._p(meta))
+    def owner_header(self, ch):
+        owner = _string(ch[1])
+        _CTX.owner = owner
+        return ("owner", owner, _span(ch[0], ch[1]))
 
-    @v_args(meta=True)
-    def global_header(self, meta, ch):
-        return ("global", None, self._p(meta))
+    def global_header(self, ch):
+        _CTX.owner = None
+        return ("global", None, _tok_pos(ch[0]))
 
-    @v_args(meta=True)
-    def group_decl(self, meta, ch):
-        name, lst = ch
-        return A.GroupDecl(str(name), lst, self._p(meta))
+    def group_decl(self, ch):  # group NAME = [ … ]
+        return A.GroupDecl(ch[1].value, ch[3], _span(ch[0], ch[3]))
 
     def claim_name(self, ch):
         tok = ch[0]
         if tok.type == "STRING":
-            return (self._string(tok), True)
-        return (str(tok), False)
+            return _Part((_string(tok), True), _tok_pos(tok))
+        return _Part((tok.value, False), _tok_pos(tok))
 
     def token_format(self, ch):
         tok = ch[0]
         if tok.type == "STRING":
-            return (self._string(tok), True, tok)
-        return (str(tok), False, tok)
+            return _Part((_string(tok), True), _tok_pos(tok))
+        return _Part((tok.value, False), _tok_pos(tok))
 
-    @v_args(meta=True)
-    def claims_decl(self, meta, ch):
-        *names, issuer, fmt = ch
-        return A.ClaimsDecl(tuple(n for n, _ in names), self._string(issuer), fmt[0], self._p(meta),
-                            tuple(q for _, q in names), fmt[1])
+    def claims_decl(self, ch):  # claims a, b from "issuer" as format
+        names = [c.value for c in ch[1:-4:2]]
+        fmt = ch[-1].value
+        return A.ClaimsDecl(tuple(n for n, _ in names), _string(ch[-3]), fmt[0],
+                            _span(ch[0], ch[-1]), tuple(q for _, q in names), fmt[1])
 
     def scope_name(self, ch):
         tok = ch[0]
-        value = self._string(tok) if tok.type == "STRING" else str(tok)
-        return (value, self._p(tok))
+        value = _string(tok) if tok.type == "STRING" else tok.value
+        return _Part(value, _tok_pos(tok))
 
-    @v_args(meta=True)
-    def type_decl(self, meta, ch):
-        type_tok, *scopes = ch
-        return A.TypeDecl(self._string(type_tok), tuple(s for s, _ in scopes), self._p(meta))
+    def type_decl(self, ch):  # type "t" has scopes a, b
+        return A.TypeDecl(_string(ch[1]), tuple(s.value for s in ch[4::2]), _span(ch[0], ch[-1]))
 
     # ------------------------------------------------------------ rules
-    @v_args(meta=True)
-    def rule(self, meta, ch):
-        effect_tok, scopes, target, *rest = ch
+    def rule(self, ch):
+        effect_tok, scopes, _on, target, *rest = ch
         when = unless = expiry = None
         for part in rest:
-            if isinstance(part, tuple) and part[0] == "when":
-                when = part[1]
-            elif isinstance(part, tuple) and part[0] == "unless":
-                unless = part[1]
-            elif isinstance(part, A.Expiry):
+            if part.__class__ is A.Expiry:
                 expiry = part
-        scope_names, scope_pos = scopes
-        return A.Rule(str(effect_tok), scope_names, target, when, unless, expiry, self._p(meta),
-                      scope_pos)
+            elif part.value[0] == "when":
+                when = part.value[1]
+            else:
+                unless = part.value[1]
+        names, positions = scopes.value
+        return A.Rule(effect_tok.value, names, target, when, unless, expiry,
+                      _span(effect_tok, ch[-1]), positions, _CTX.owner)
 
     def any_scope(self, ch):
-        return (None, ())
+        return _Part((None, ()), _span(ch[0], ch[1]))
 
     def scope_list(self, ch):
-        return (tuple(s for s, _ in ch), tuple(p for _, p in ch))
+        items = ch[::2]
+        return _Part((tuple(s.value for s in items), tuple(s.pos for s in items)),
+                     _span(ch[0], ch[-1]))
 
-    @v_args(meta=True)
-    def target_any(self, meta, ch):
-        return A.Target("any", pos=self._p(meta))
+    def target_any(self, ch):
+        return A.Target("any", pos=_span(ch[0], ch[1]))
 
-    @v_args(meta=True)
-    def target_id(self, meta, ch):
-        return A.Target("id", resource_id=self._string(ch[0]), pos=self._p(meta))
+    def target_id(self, ch):
+        return A.Target("id", resource_id=_string(ch[1]), pos=_span(ch[0], ch[1]))
 
-    @v_args(meta=True)
-    def target_type(self, meta, ch):
-        type_ = self._string(ch[0])
-        if len(ch) == 1:
-            return A.Target("type", type=type_, pos=self._p(meta))
-        kind, value = ch[1]
+    def target_type(self, ch):
+        type_ = _string(ch[1])
+        if len(ch) == 2:
+            return A.Target("type", type=type_, pos=_span(ch[0], ch[1]))
+        kind, value = ch[2].value
         if kind == "name":
-            return A.Target("type_name", type=type_, name=value, pos=self._p(meta))
-        return A.Target("type_name_like", type=type_, pattern=value, pos=self._p(meta))
+            return A.Target("type_name", type=type_, name=value, pos=_span(ch[0], ch[2]))
+        return A.Target("type_name_like", type=type_, pattern=value, pos=_span(ch[0], ch[2]))
 
-    @v_args(meta=True)
-    def target_name(self, meta, ch):
-        kind, value = ch[0]
+    def target_name(self, ch):
+        kind, value = ch[0].value
         if kind == "name":
-            return A.Target("name", name=value, pos=self._p(meta))
-        return A.Target("name_like", pattern=value, pos=self._p(meta))
+            return A.Target("name", name=value, pos=ch[0].pos)
+        return A.Target("name_like", pattern=value, pos=ch[0].pos)
 
     def name_exact(self, ch):
-        return ("name", self._string(ch[0]))
+        return _Part(("name", _string(ch[1])), _span(ch[0], ch[1]))
 
     def name_like(self, ch):
-        return ("like", self._string(ch[0]))
+        return _Part(("like", _string(ch[2])), _span(ch[0], ch[2]))
 
     def when_clause(self, ch):
-        return ("when", ch[0])
+        return _Part(("when", _bare(ch[1])), _span(ch[0], ch[1]))
 
     def unless_clause(self, ch):
-        return ("unless", ch[0])
+        return _Part(("unless", _bare(ch[1])), _span(ch[0], ch[1]))
 
-    @v_args(meta=True)
-    def expiry_for(self, meta, ch):
-        tok = ch[0]
+    def expiry_for(self, ch):
+        tok = ch[1]
         try:
-            d = parse_duration(str(tok))
+            d = parse_duration(tok.value)
         except ValueError as e:
-            self._diag("E104", f"'{tok}' is not a duration", tok, str(e))
+            _diag("E104", f"'{tok.value}' is not a duration", tok, str(e))
             d = None  # not a zero duration: no second error (E214) for the same mistake
-        return A.Expiry("for", d, None, str(tok), self._p(meta))
+        return A.Expiry("for", d, None, tok.value, _span(ch[0], tok))
 
-    @v_args(meta=True)
-    def expiry_until(self, meta, ch):
-        tok = ch[0]
+    def expiry_until(self, ch):
+        tok = ch[1]
         try:
-            t = parse_timestamp(str(tok))
+            t = parse_timestamp(tok.value)
         except ValueError as e:
-            self._diag("E103", f"'{tok}' is not a valid timestamp", tok, _ts_hint(e))
+            _diag("E103", f"'{tok.value}' is not a valid timestamp", tok, _ts_hint(e))
             t = datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return A.Expiry("until", None, t, str(tok), self._p(meta))
+        return A.Expiry("until", None, t, tok.value, _span(ch[0], tok))
 
     # ------------------------------------------------------------ expressions
-    @v_args(meta=True)
-    def or_(self, meta, ch):
-        return A.Or(tuple(ch), self._p(meta))
+    def operand(self, ch):  # ( expr ): the expression, with the parentheses' span
+        return _Paren(_bare(ch[1]), _span(ch[0], ch[2]))
 
-    @v_args(meta=True)
-    def and_(self, meta, ch):
-        return A.And(tuple(ch), self._p(meta))
+    def or_(self, ch):
+        return A.Or(tuple(_bare(c) for c in ch[::2]), _span(ch[0], ch[-1]))
 
-    @v_args(meta=True)
-    def not_(self, meta, ch):
-        return A.Not(ch[0], self._p(meta))
+    def and_(self, ch):
+        return A.And(tuple(_bare(c) for c in ch[::2]), _span(ch[0], ch[-1]))
 
-    @v_args(meta=True)
-    def compare(self, meta, ch):
+    def not_(self, ch):
+        return A.Not(_bare(ch[1]), _span(ch[0], ch[1]))
+
+    def compare(self, ch):
         left, op, right = ch
-        return A.Compare(str(op), left, right, self._p(meta))
+        return A.Compare(op.value, _bare(left), _bare(right), _span(left, right))
 
     def _binop(op):  # noqa: N805 - a small factory for the word operators
-        @v_args(meta=True)
-        def build(self, meta, ch):
-            return A.Compare(op, ch[0], ch[1], self._p(meta))
+        def build(self, ch):
+            return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _span(ch[0], ch[-1]))
         return build
 
     in_ = _binop("in")
@@ -333,115 +302,81 @@ class _Build(Transformer):
     like = _binop("like")
     del _binop
 
-    @v_args(meta=True)
-    def has(self, meta, ch):
-        return A.Has(ch[0], self._p(meta))
+    def has(self, ch):
+        return A.Has(ch[1], _span(ch[0], ch[1]))
 
-    @v_args(meta=True)
-    def claim_ref(self, meta, ch):
-        names = tuple(str(t) for t in ch)
-        return A.ClaimRef(".".join(names) if len(names) == 1 else names[0], names, False, self._p(meta))
+    def claim_path(self, ch):  # one token: claims.a.b
+        tok = ch[0]
+        names = tuple(tok.value.split(".")[1:])
+        return A.ClaimRef(names[0], names, False, _tok_pos(tok))
 
-    @v_args(meta=True)
-    def claim_path(self, meta, ch):  # one token: claims.a.b
-        names = tuple(str(ch[0]).split(".")[1:])
-        return A.ClaimRef(names[0], names, False, self._p(meta))
+    def claim_ref(self, ch):  # claims . a . b, spaced out
+        names = tuple(t.value for t in ch[2::2])
+        return A.ClaimRef(names[0], names, False, _span(ch[0], ch[-1]))
 
-    @v_args(meta=True)
-    def client_attr(self, meta, ch):  # one token: client.id
-        return A.AttrRef("client", str(ch[0])[7:], self._p(meta))
+    def claim_ref_quoted(self, ch):  # claims["…"]
+        name = _string(ch[2])
+        return A.ClaimRef(name, (name,), True, _span(ch[0], ch[3]))
 
-    @v_args(meta=True)
-    def resource_attr(self, meta, ch):  # one token: resource.type
-        return A.AttrRef("resource", str(ch[0])[9:], self._p(meta))
+    def client_attr(self, ch):  # one token: client.id
+        return A.AttrRef("client", ch[0].value[7:], _tok_pos(ch[0]))
 
-    @v_args(meta=True)
-    def claim_ref_quoted(self, meta, ch):
-        name = self._string(ch[0])
-        return A.ClaimRef(name, (name,), True, self._p(meta))
+    def client_ref(self, ch):
+        return A.AttrRef("client", ch[2].value, _span(ch[0], ch[2]))
 
-    @v_args(meta=True)
-    def client_ref(self, meta, ch):
-        return A.AttrRef("client", str(ch[0]), self._p(meta))
+    def resource_attr(self, ch):  # one token: resource.type
+        return A.AttrRef("resource", ch[0].value[9:], _tok_pos(ch[0]))
 
-    @v_args(meta=True)
-    def resource_ref(self, meta, ch):
-        return A.AttrRef("resource", str(ch[0]), self._p(meta))
+    def resource_ref(self, ch):
+        return A.AttrRef("resource", ch[2].value, _span(ch[0], ch[2]))
 
-    @v_args(meta=True)
-    def now_ref(self, meta, ch):
-        return A.NowRef(self._p(meta))
+    def now_ref(self, ch):
+        return A.NowRef(_tok_pos(ch[0]))
 
-    @v_args(meta=True)
-    def group_ref(self, meta, ch):
-        return A.GroupRef(str(ch[0]), self._p(meta))
+    def group_ref(self, ch):
+        return A.GroupRef(ch[0].value, _tok_pos(ch[0]))
 
-    @v_args(meta=True)
-    def string(self, meta, ch):
-        return A.Literal(self._string(ch[0]), "string", self._p(meta), str(ch[0]))
+    def string(self, ch):
+        tok = ch[0]
+        return A.Literal(_string(tok), "string", _tok_pos(tok), tok.value)
 
-    @v_args(meta=True)
-    def number(self, meta, ch):
-        text = str(ch[0])
+    def number(self, ch):
+        text = ch[0].value
         value = float(text) if "." in text else int(text)
-        return A.Literal(value, "number", self._p(meta), text)
+        return A.Literal(value, "number", _tok_pos(ch[0]), text)
 
-    @v_args(meta=True)
-    def true(self, meta, ch):
-        return A.Literal(True, "bool", self._p(meta), "true")
+    def true(self, ch):
+        return A.Literal(True, "bool", _tok_pos(ch[0]), "true")
 
-    @v_args(meta=True)
-    def false(self, meta, ch):
-        return A.Literal(False, "bool", self._p(meta), "false")
+    def false(self, ch):
+        return A.Literal(False, "bool", _tok_pos(ch[0]), "false")
 
-    @v_args(meta=True)
-    def timestamp(self, meta, ch):
+    def timestamp(self, ch):
         tok = ch[0]
         try:
-            value = parse_timestamp(str(tok))
+            value = parse_timestamp(tok.value)
         except ValueError as e:
-            self._diag("E103", f"'{tok}' is not a valid timestamp", tok, _ts_hint(e))
+            _diag("E103", f"'{tok.value}' is not a valid timestamp", tok, _ts_hint(e))
             value = datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return A.Literal(value, "timestamp", self._p(meta), str(tok))
+        return A.Literal(value, "timestamp", _tok_pos(tok), tok.value)
 
-    @v_args(meta=True)
-    def duration(self, meta, ch):
+    def duration(self, ch):
         tok = ch[0]
         try:
-            value = parse_duration(str(tok))
+            value = parse_duration(tok.value)
         except ValueError as e:
-            self._diag("E104", f"'{tok}' is not a duration", tok, str(e))
+            _diag("E104", f"'{tok.value}' is not a duration", tok, str(e))
             value = timedelta(0)
-        return A.Literal(value, "duration", self._p(meta), str(tok))
+        return A.Literal(value, "duration", _tok_pos(tok), tok.value)
 
-    @v_args(meta=True)
-    def list_lit(self, meta, ch):
-        items = tuple(c for c in ch if isinstance(c, A.Literal))
-        return A.Literal(items, "list", self._p(meta))
+    def list_lit(self, ch):
+        return A.Literal(tuple(c for c in ch if c.__class__ is A.Literal), "list",
+                         _span(ch[0], ch[-1]))
 
 
-# Terminals that carry a value; every other token is a keyword or punctuation.
-_NAMED_TERMINALS = frozenset({"EFFECT", "NAME", "STRING", "NUMBER", "TIMESTAMP", "DURATION",
-                              "COMPARATOR", "CLAIM_PATH", "CLIENT_ATTR", "RESOURCE_ATTR"})
-_SKIP = object()
+_TOKENS = frozenset({Token} | ({lark_cython.lark_cython.Token} if lark_cython is not None else set()))
 # the terminals that read a whole reference as one token, and the keyword each starts with
 _ONE_TOKEN_REFS = {"CLAIM_PATH": "CLAIMS", "CLIENT_ATTR": "CLIENT", "RESOURCE_ATTR": "RESOURCE"}
-
-
-@lru_cache(maxsize=None)
-def _dispatch(cls) -> dict[str, tuple]:
-    """rule name → (plain function, takes meta?) for a Transformer class."""
-    table = {}
-    for name in dir(cls):
-        if name.startswith("__"):
-            continue
-        attr = getattr(cls, name, None)
-        wrapper = getattr(attr, "visit_wrapper", None)
-        if wrapper is not None:
-            table[name] = (attr.base_func, True)
-        elif callable(attr) and not isinstance(attr, type):
-            table[name] = (attr, False)
-    return table
 
 
 def _ts_hint(e: Exception) -> str:
@@ -894,36 +829,34 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
     """Parse one policy text. Returns ``(PolicyFile or None, diagnostics)``;
     never raises for bad text. ``owner`` is the uploader of an owner upload:
     it fills in a missing header; the checker refuses a header naming anyone else."""
-    comments: list[tuple[int, int, str]] = []
-
-    def on_comment(tok: Token) -> None:
-        comments.append((tok.line, tok.column, str(tok)))
-
     if "\x00" in text:
         i = text.index("\x00")
         line = text.count("\n", 0, i) + 1
         col = i - (text.rfind("\n", 0, i) + 1) + 1
         return None, [make("E105", "unexpected NUL character", file, text, line, col)]
+    ctx = _CTX
     try:
-        tree = _parse_with_comments(text, on_comment, _fast_parser())
-    except Exception:  # noqa: BLE001 - the reference parser decides and reports
-        comments.clear()
         try:
-            tree = _parse_with_comments(text, on_comment)
-        except UnexpectedInput as err:
-            return None, [_syntax_diag(file, text, err)]
-    builder = _Build(file, text)
-    try:
-        items = builder.run(tree)
-    except _TooDeep as deep:
-        return None, [deep_diag(file, text, deep.node)]
-    except VisitError as err:  # a bug in the builder, reported located rather than raised
-        orig = err.orig_exc
-        return None, [make("E100", f"cannot read this policy: {orig}", file, text, 1, 1)]
+            items = _read(text, file, owner, _fast_parser())
+        except Exception:  # noqa: BLE001 - the reference parser decides and reports
+            try:
+                items = _read(text, file, owner, _comment_parser())
+            except UnexpectedInput as err:
+                return None, [_syntax_diag(file, text, err)]
+            except Exception as err:  # noqa: BLE001 - a bug in the builder, reported located
+                return None, [make("E100", f"cannot read this policy: {err}", file, text, 1, 1)]
+        comments, diags = ctx.comments, ctx.diags
+    finally:
+        ctx.file = ctx.text = ctx.owner = ctx.comments = ctx.diags = None
+    deep = _too_deep(text, items)
+    if deep is not None:
+        return None, [make("E116", f"this is nested more than {MAX_DEPTH} levels deep", file, text,
+                           deep.line, deep.column,
+                           "split the condition into simpler parts, or several rules")]
     header = None
-    if items and isinstance(items[0], tuple):
+    if items and items[0].__class__ is tuple:
         header = items.pop(0)
-    pf = A.PolicyFile(file, None, False, None, [], [], [], [], comments=comments)
+    pf = A.PolicyFile(file, None, False, None, [], [], [], items, comments=comments)
     if header:
         kind, value, pos = header
         pf.header_pos = pos
@@ -934,20 +867,25 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
     if pf.owner is None and not pf.is_global and owner is not None:
         pf.owner = owner
         pf.owner_filled = True
-    rules = []
+    rules, groups, claims, types = pf.rules, pf.groups, pf.claims, pf.types
     for item in items:
-        if isinstance(item, A.Rule):
-            item = _with_owner(item, pf.owner)
+        cls = item.__class__
+        if cls is A.Rule:
             rules.append(item)
-            pf.rules.append(item)
-        elif isinstance(item, A.GroupDecl):
-            pf.groups.append(item)
-        elif isinstance(item, A.ClaimsDecl):
-            pf.claims.append(item)
-        elif isinstance(item, A.TypeDecl):
-            pf.types.append(item)
-        pf.items.append(item)
-    return pf, builder.diags
+        elif cls is A.GroupDecl:
+            groups.append(item)
+        elif cls is A.ClaimsDecl:
+            claims.append(item)
+        else:
+            types.append(item)
+    return pf, diags
+
+
+def _read(text: str, file: str, owner: str | None, parser: Lark) -> list:
+    """The file's items (header first), built by ``_Build`` while ``parser`` reads."""
+    ctx = _CTX
+    ctx.file, ctx.text, ctx.owner, ctx.comments, ctx.diags = file, text, owner, [], []
+    return parser.parse(text)
 
 
 # Deeper nesting than this is refused: every later stage (checker, compiler,
@@ -955,57 +893,76 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
 MAX_DEPTH = 64
 
 
-_NOT_NESTING = frozenset({"start", "rule", "when_clause", "unless_clause", "group_decl",
-                          "operand"})  # parentheses add no depth
+def _too_deep(text: str, items: list) -> A.Pos | None:
+    """Where the first node nested deeper than MAX_DEPTH starts, if any.
+
+    Depth counts each expression node and each list (parentheses add none); a
+    condition's outermost node is at depth 1. Without parentheses, a condition is
+    at most 5 deep plus one per 'not' and per '['; each '(' adds at most 3 (an
+    'or', an 'and' and a comparison inside it). A text whose bound stays within
+    the limit needs no walk, which is every ordinary policy."""
+    if 5 + 3 * text.count("(") + text.count("not") + text.count("[") <= MAX_DEPTH:
+        return None
+    roots = []
+    for item in items:
+        cls = item.__class__
+        if cls is A.Rule:
+            roots += [e for e in (item.when, item.unless) if e is not None]
+        elif cls is A.GroupDecl:
+            roots.append(item.members)
+    for root in roots:
+        stack = [(root, 1)]  # depth first, left to right: the first too deep in reading order
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                return node.pos
+            stack += [(c, depth + 1) for c in reversed(_children(node))]
+    return None
 
 
-class _TooDeep(Exception):
-    """An expression or list nested deeper than MAX_DEPTH (found while building)."""
-
-    def __init__(self, node):
-        super().__init__("nested too deeply")
-        self.node = node
-
-
-def deep_diag(file: str, text: str, node) -> Diagnostic:
-    first = next(node.scan_values(lambda v: not isinstance(v, Tree)), None)
-    line = getattr(first, "line", 1) or 1
-    col = getattr(first, "column", 1) or 1
-    return make("E116", f"this is nested more than {MAX_DEPTH} levels deep", file, text, line,
-                col, "split the condition into simpler parts, or several rules")
-
-
-def _with_owner(rule: A.Rule, owner: str | None) -> A.Rule:
-    return A.Rule(rule.effect, rule.scopes, rule.target, rule.when, rule.unless, rule.expiry,
-                  rule.pos, rule.scope_pos, owner)
+def _children(node) -> tuple:
+    cls = node.__class__
+    if cls is A.And or cls is A.Or:
+        return node.items
+    if cls is A.Not:
+        return (node.item,)
+    if cls is A.Compare:
+        return (node.left, node.right)
+    if cls is A.Has:
+        return (node.ref,)
+    if cls is A.Literal and node.kind == "list":
+        return node.value
+    return ()
 
 
-def _parse_with_comments(text: str, on_comment, parser: Lark | None = None):
-    """Parse with a lexer callback that records comments (for fmt)."""
-    parser = parser or _comment_parser()
-    # the lexer callback is shared by every parse: route it to this thread's collector
-    _SINK.collect = on_comment
+def _on_comment(tok) -> None:
+    """The lexer's callback for comments (kept for fmt), into this thread's file."""
+    comments = getattr(_CTX, "comments", None)
+    if comments is not None:
+        comments.append((tok.line, tok.column, tok.value))
+
+
+def _parse_with_comments(text: str, parser: Lark | None = None) -> list:
+    """The items of ``text`` read by ``parser`` (the reference parser by default),
+    and nothing kept of the reading. For tests that compare the two parsers."""
     try:
-        return parser.parse(text)
+        return _read(text, "<policy>", None, parser or _comment_parser())
     finally:
-        _SINK.collect = None
+        _CTX.file = _CTX.text = _CTX.owner = _CTX.comments = _CTX.diags = None
 
 
-_SINK = threading.local()
-
-
-def _sink(tok: Token) -> Token:
-    collect = getattr(_SINK, "collect", None)
-    if collect is not None:
-        collect(tok)
-    return tok
+def _lark(**extra) -> Lark:
+    grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
+                maybe_placeholders=False, lexer_callbacks={"COMMENT": _on_comment},
+                transformer=_Build(), **extra)
 
 
 @lru_cache(maxsize=1)
 def _comment_parser() -> Lark:
-    grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
-                maybe_placeholders=False, lexer_callbacks={"COMMENT": _sink})
+    """The reference parser: Lark's own LALR loop. It reads every text that the
+    compiled one refuses, and its errors are the ones reported."""
+    return _lark()
 
 
 @lru_cache(maxsize=1)
@@ -1017,10 +974,56 @@ def _fast_parser() -> Lark:
     the reference parser."""
     if lark_cython is None:
         return _comment_parser()
-    grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
-                maybe_placeholders=False, lexer_callbacks={"COMMENT": _sink},
-                _plugins=lark_cython.plugins)
+    fast = _lark(_plugins=lark_cython.plugins)
+    try:
+        _lean_tables(fast)
+        probe = 'owner "o"\npermit view, edit on type "t" when claims.a in ["x"] and not (client.id == "c")\n'
+        if repr(_parse_with_comments(probe, fast)) != repr(_parse_with_comments(probe)):
+            raise ValueError("the leaner tables read differently")
+    except Exception:  # noqa: BLE001 - another Lark version: its own tables, a little slower
+        fast = _lark(_plugins=lark_cython.plugins)
+    return fast
+
+
+class _LeanOrigin:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _LeanRule:
+    """What the LALR loop reads of a grammar rule on each reduction, in plain objects:
+    Lark's own ``Rule`` compares in Python (its loop asserts ``rule != state`` each
+    time) and names its left side with a ``str`` subclass, whose lookups compare in
+    Python too. About a tenth of the parser's work on large policy sets."""
+
+    __slots__ = ("origin", "expansion")
+
+    def __init__(self, rule):
+        self.origin = _LeanOrigin(str(rule.origin.name))
+        self.expansion = tuple(rule.expansion)
+
+
+def _lean_tables(fast: Lark) -> None:
+    """Swap the compiled parser's rules for ``_LeanRule`` (same tables, same callbacks)."""
+    from lark.grammar import Rule
+
+    lalr = fast.parser.parser
+    states = lalr._parse_table.states
+    lean: dict = {}
+    for state, actions in list(states.items()):
+        new = {}
+        for name, (action, arg) in actions.items():
+            if isinstance(arg, Rule):
+                arg = lean.setdefault(arg, _LeanRule(arg))
+            new[str(name)] = (action, arg)
+        states[state] = new
+    callbacks = lalr.parser_conf.callbacks  # the parser holds this very dict: change it in place
+    entries = list(callbacks.items())
+    callbacks.clear()
+    for rule, callback in entries:
+        callbacks[lean.get(rule, rule) if isinstance(rule, Rule) else rule] = callback
 
 
 def parse_or_raise(text: str, file: str = "<policy>", owner: str | None = None) -> A.PolicyFile:
