@@ -70,23 +70,67 @@ def walk(node) -> Iterator:
             stack.append(n.operand)
 
 
-class _NodeCache(threading.local):
+class _Refs:
+    """What the checks read from one condition, gathered in one walk (in
+    :func:`walk` order): its claim references, and the nodes the rule check
+    looks at (group references, ``resource.…`` attributes, list literals)."""
+    __slots__ = ("claims", "marks")
+
+    def __init__(self, node) -> None:
+        claims: list[A.ClaimRef] = []
+        marks: list = []
+        stack = [node]
+        pop, push = stack.pop, stack.append
+        # type() rather than isinstance(): the AST classes have no subclasses, and
+        # this runs for every node of every condition of a policy set
+        while stack:
+            n = pop()
+            t = type(n)
+            if t is A.Compare:
+                push(n.right)
+                push(n.left)
+            elif t is A.And or t is A.Or:
+                stack.extend(reversed(n.items))
+            elif t is A.ClaimRef:
+                claims.append(n)
+            elif t is A.GroupRef:
+                marks.append(n)
+            elif t is A.AttrRef:
+                if n.entity == "resource":
+                    marks.append(n)
+            elif t is A.Literal:
+                if n.kind == LIST:
+                    marks.append(n)
+            elif t is A.Not:
+                push(n.item)
+            elif t is A.Has:
+                push(n.ref)
+            elif t is A.Truthy:
+                push(n.operand)
+        self.claims = claims
+        self.marks = marks
+
+
+_NO_REFS = _Refs(None)
+
+
+class _RefCache(threading.local):
     def __init__(self) -> None:
         self.map: dict[int, tuple] = {}
 
 
-_NODE_CACHE = _NodeCache()
+_REF_CACHE = _RefCache()
 
 
-def _nodes(node) -> tuple:
-    """``walk(node)`` remembered for the current check run: the checks read each
+def _refs(node) -> _Refs:
+    """``_Refs(node)`` remembered for the current check run: the checks read each
     condition several times, and a large policy set has many of them."""
     if node is None:
-        return ()
-    cache = _NODE_CACHE.map
+        return _NO_REFS
+    cache = _REF_CACHE.map
     got = cache.get(id(node))
     if got is None or got[0] is not node:
-        got = cache[id(node)] = (node, tuple(walk(node)))
+        got = cache[id(node)] = (node, _Refs(node))
     return got[1]
 
 
@@ -173,11 +217,11 @@ def check_files(files: list[A.PolicyFile], texts: dict[str, str],
                 uploads: dict[str, str] | None = None,
                 now: datetime | None = None) -> list[Diagnostic]:
     """Every meaning error and warning of a policy set (see :func:`_check_files`)."""
-    _NODE_CACHE.map.clear()
+    _REF_CACHE.map.clear()
     try:
         return _check_files(files, texts, uploads, now)
     finally:
-        _NODE_CACHE.map.clear()
+        _REF_CACHE.map.clear()
 
 
 def _check_files(files: list[A.PolicyFile], texts: dict[str, str],
@@ -302,8 +346,8 @@ class _FileCheck:
                     self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
                                            f"an empty {what} matches no resource"))
             for cond in (r.when, r.unless):
-                for node in _nodes(cond):
-                    if isinstance(node, A.ClaimRef) and node.quoted and not node.name.strip():
+                for node in _refs(cond).claims:
+                    if node.quoted and not node.name.strip():
                         self.emit(src.at("E217", "the claim name is empty", node.pos,
                                          'name the claim: claims["https://example.com/role"]'))
 
@@ -394,7 +438,7 @@ class _FileCheck:
             if cond is None:
                 continue
             self.condition(cond)
-            for node in _nodes(cond):
+            for node in _refs(cond).marks:
                 if isinstance(node, A.GroupRef):
                     used_groups.add(node.name)
                     if node.name not in self.groups:
@@ -833,9 +877,8 @@ class _SetCheck:
             names = read.setdefault(owner_key(pf), set())
             for r in pf.rules:
                 for cond in (r.when, r.unless):
-                    for node in _nodes(cond):
-                        if isinstance(node, A.ClaimRef):
-                            names.add(node.path[0] if not node.quoted else node.name)
+                    for node in _refs(cond).claims:
+                        names.add(node.path[0] if not node.quoted else node.name)
         everything = set().union(*read.values()) if read else set()
         for pf in self.files:
             key = owner_key(pf)
@@ -913,7 +956,7 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
 
 def _rule_key(r: A.Rule, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
-    used = sorted({n.name for c in (r.when, r.unless) for n in _nodes(c)
-                   if isinstance(n, A.GroupRef)})
+    used = sorted({n.name for c in (r.when, r.unless) for n in _refs(c).marks
+                   if type(n) is A.GroupRef})
     return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
             r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))
