@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 from . import ast as A
 from .compile import RESOURCE_ATTRS, apply_op, format_uri, literal_value
-from .diagnostics import Diagnostic, make, sort_diagnostics
+from .diagnostics import Diagnostic, sort_diagnostics
 from .values import Err, glob
 
 # Words of the language: a group named after one of them cannot be read back
@@ -48,6 +48,12 @@ CLIENT_STRINGS = ("id",)
 FORMAT_NAMES = ("id_token", "jwt")
 
 GLOBAL_KEY = ""  # owner key of global files
+
+# The checks dispatch on type(node) rather than isinstance(): the AST classes have
+# no subclasses, and these run for every node of every condition of a policy set.
+_CONDITIONS = frozenset({A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy})
+# static kinds of the nodes whose kind does not depend on their fields
+_NODE_KINDS = {A.NowRef: TIMESTAMP, A.GroupRef: LIST, **{t: BOOL for t in _CONDITIONS}}
 
 
 def walk(node) -> Iterator:
@@ -81,8 +87,6 @@ class _Refs:
         marks: list = []
         stack = [node]
         pop, push = stack.pop, stack.append
-        # type() rather than isinstance(): the AST classes have no subclasses, and
-        # this runs for every node of every condition of a policy set
         while stack:
             n = pop()
             t = type(n)
@@ -144,14 +148,23 @@ class _Src:
         self.file = pf.name
         self.text = text
         self.lines = text.split("\n") if text is not None else []
-        starts = [0]
-        for ln in self.lines[:-1]:
-            starts.append(starts[-1] + len(ln) + 1)
-        self.starts = starts
+        self._starts: list[int] | None = None
+
+    @property
+    def starts(self) -> list[int]:
+        """The offset of each line in the text (computed when first needed)."""
+        if self._starts is None:
+            starts = [0]
+            for ln in self.lines[:-1]:
+                starts.append(starts[-1] + len(ln) + 1)
+            self._starts = starts
+        return self._starts
 
     def diag(self, code: str, msg: str, line: int, col: int, end_col: int = 0,
              hint: str = "") -> Diagnostic:
-        return make(code, msg, self.file, self.text, line, col, hint, end_col)
+        # as diagnostics.make, quoting from the lines split once per file
+        quoted = self.lines[line - 1].rstrip("\r") if 0 < line <= len(self.lines) else ""
+        return Diagnostic(code, msg, self.file, line, col, quoted, hint, end_col)
 
     def at(self, code: str, msg: str, pos: A.Pos | None, hint: str = "") -> Diagnostic:
         if pos is None or pos.line <= 0:
@@ -489,38 +502,41 @@ class _FileCheck:
     def condition(self, root) -> None:
         """Type-check a condition: conditions are booleans, operators get their kinds."""
         stack: list[tuple[object, bool]] = [(root, True)]
+        pop, push = stack.pop, stack.append
         while stack:
-            node, is_cond = stack.pop()
-            if isinstance(node, (A.And, A.Or)):
-                stack.extend((x, True) for x in node.items)
-            elif isinstance(node, A.Not):
-                stack.append((node.item, True))
-            elif isinstance(node, A.Truthy):
-                stack.append((node.operand, True))
-            elif isinstance(node, A.Compare):
+            node, is_cond = pop()
+            t = type(node)
+            if t is A.Compare:
                 self.compare(node)
-                stack.extend(((node.left, False), (node.right, False)))
-            elif isinstance(node, A.Has):
+                # an operand is visited only if it holds conditions of its own:
+                # a plain value under a comparison is not tested for truth
+                left, right = node.left, node.right
+                if type(left) in _CONDITIONS:
+                    push((left, False))
+                if type(right) in _CONDITIONS:
+                    push((right, False))
+            elif t is A.And or t is A.Or:
+                stack.extend((x, True) for x in node.items)
+            elif t is A.Not:
+                push((node.item, True))
+            elif t is A.Truthy:
+                push((node.operand, True))
+            elif t is A.Has:
                 continue
             elif is_cond:
                 self.truthy(node)
 
     def kind(self, node) -> str | None:
-        if isinstance(node, A.Literal):
+        t = type(node)
+        if t is A.Literal:
             return node.kind
-        if isinstance(node, A.NowRef):
-            return TIMESTAMP
-        if isinstance(node, A.AttrRef):
+        if t is A.AttrRef:
             if node.entity == "resource":
                 if node.name == "scopes":
                     return LIST
                 return STRING if node.name in RESOURCE_ATTRS else None
             return STRING if node.name in CLIENT_STRINGS else None
-        if isinstance(node, A.GroupRef):
-            return LIST
-        if isinstance(node, (A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy)):
-            return BOOL
-        return None
+        return _NODE_KINDS.get(t)  # None for claims
 
     def items(self, node) -> list[A.Literal] | None:
         """The literal items of a list literal or a declared group."""
@@ -697,36 +713,38 @@ def _has_wildcard(pattern: str) -> bool:
 
 def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
     """The value of a condition that reads no claim, client, resource or time."""
-    if isinstance(node, A.Literal):
-        return node.value if node.kind == BOOL else None
-    if isinstance(node, A.Truthy):
-        return _const(node.operand, groups)
-    if isinstance(node, A.Not):
-        v = _const(node.item, groups)
-        return None if v is None else not v
-    if isinstance(node, A.And):
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is False for v in vals):
-            return False
-        return True if all(v is True for v in vals) else None
-    if isinstance(node, A.Or):
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is True for v in vals):
-            return True
-        return False if all(v is False for v in vals) else None
-    if isinstance(node, A.Compare):
+    t = type(node)
+    if t is A.Compare:
         right = node.right
-        if isinstance(right, A.GroupRef) and right.name in groups:
+        if type(right) is A.GroupRef and right.name in groups:
             right = groups[right.name].members
-        if node.op == "in" and isinstance(right, A.Literal) and right.kind == LIST \
+        if node.op == "in" and type(right) is A.Literal and right.kind == LIST \
                 and not right.value:
             return False  # nothing is in an empty list
         left = node.left
-        if isinstance(left, A.Literal) and isinstance(right, A.Literal):
+        if type(left) is A.Literal and type(right) is A.Literal:
             kinds = {left.kind, right.kind}
             if len(kinds) == 1 or LIST in kinds:
                 got = apply_op(node.op, literal_value(left), literal_value(right))
                 return got if isinstance(got, bool) and not isinstance(got, Err) else None
+        return None
+    if t is A.And:
+        vals = [_const(x, groups) for x in node.items]
+        if any(v is False for v in vals):
+            return False
+        return True if all(v is True for v in vals) else None
+    if t is A.Or:
+        vals = [_const(x, groups) for x in node.items]
+        if any(v is True for v in vals):
+            return True
+        return False if all(v is False for v in vals) else None
+    if t is A.Literal:
+        return node.value if node.kind == BOOL else None
+    if t is A.Truthy:
+        return _const(node.operand, groups)
+    if t is A.Not:
+        v = _const(node.item, groups)
+        return None if v is None else not v
     return None
 
 
@@ -741,14 +759,16 @@ def _contradiction(node) -> str | None:
                 and item.right.kind != LIST:
             key = item.left
             value = (item.right.kind, literal_value(item.right))
-            if key in seen and seen[key][0] != value:
+            first = seen.get(key)
+            if first is not None and first[0] != value:
                 ref = "now" if isinstance(key, A.NowRef) else (
                     f"claims.{'.'.join(key.path)}" if isinstance(key, A.ClaimRef) and not key.quoted
                     else f'claims["{key.name}"]' if isinstance(key, A.ClaimRef)
                     else f"{key.entity}.{key.name}")
-                return (f"{ref} cannot be both {seen[key][1]} and "
+                return (f"{ref} cannot be both {first[1]} and "
                         f"{item.right.text or item.right.value}")
-            seen.setdefault(key, (value, item.right.text or repr(item.right.value)))
+            if first is None:
+                seen[key] = (value, item.right.text or repr(item.right.value))
     return None
 
 
@@ -838,15 +858,15 @@ class _SetCheck:
                                      "'when' or 'unless', or remove this rule"))
                             break
                 # W301: duplicate
-                dkey = _rule_key(r, groups)
-                if dkey in seen:
-                    opf, other = seen[dkey]
+                # (one lookup: the key holds whole conditions, and hashing them is not cheap)
+                entry = (pf, r)
+                first = seen.setdefault(_rule_key(r, groups), entry)
+                if first is not entry:
+                    opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
                     self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
                                              *effect_span,
                                              hint="remove one of the two; they mean the same"))
-                else:
-                    seen[dkey] = (pf, r)
                 # W302 / W307: declared resource types
                 ttype = r.target.type
                 if ttype is not None and types:
@@ -872,6 +892,8 @@ class _SetCheck:
                                     f"it offers {', '.join(tdecl.scopes)} ({where})"))
 
     def unread_claims(self) -> None:
+        if not any(pf.claims for pf in self.files):
+            return  # W308 is about declared claims
         read: dict[str | None, set[str]] = {}
         for pf in self.files:
             names = read.setdefault(owner_key(pf), set())
