@@ -52,6 +52,7 @@ GLOBAL_KEY = ""  # owner key of global files
 # The checks dispatch on type(node) rather than isinstance(): the AST classes have
 # no subclasses, and these run for every node of every condition of a policy set.
 _CONDITIONS = frozenset({A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy})
+_REFERENCES = frozenset({A.ClaimRef, A.AttrRef, A.NowRef})
 # static kinds of the nodes whose kind does not depend on their fields
 _NODE_KINDS = {A.NowRef: TIMESTAMP, A.GroupRef: LIST, **{t: BOOL for t in _CONDITIONS}}
 
@@ -750,25 +751,22 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
 
 def _contradiction(node) -> str | None:
     """``x == "a" and x == "b"``: one value cannot equal two different constants."""
-    if not isinstance(node, A.And):
+    if type(node) is not A.And:
         return None
-    seen: dict = {}
+    seen: dict = {}  # reference → the first literal it is said to equal
     for item in node.items:
-        if isinstance(item, A.Compare) and item.op == "==" and isinstance(item.right, A.Literal) \
-                and isinstance(item.left, (A.ClaimRef, A.AttrRef, A.NowRef)) \
-                and item.right.kind != LIST:
-            key = item.left
-            value = (item.right.kind, literal_value(item.right))
-            first = seen.get(key)
-            if first is not None and first[0] != value:
+        if type(item) is A.Compare and item.op == "==" and type(item.right) is A.Literal \
+                and type(item.left) in _REFERENCES and item.right.kind != LIST:
+            key, right = item.left, item.right
+            first = seen.setdefault(key, right)
+            if first is not right and \
+                    (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
                 ref = "now" if isinstance(key, A.NowRef) else (
                     f"claims.{'.'.join(key.path)}" if isinstance(key, A.ClaimRef) and not key.quoted
                     else f'claims["{key.name}"]' if isinstance(key, A.ClaimRef)
                     else f"{key.entity}.{key.name}")
-                return (f"{ref} cannot be both {first[1]} and "
-                        f"{item.right.text or item.right.value}")
-            if first is None:
-                seen[key] = (value, item.right.text or repr(item.right.value))
+                return (f"{ref} cannot be both {first.text or repr(first.value)} and "
+                        f"{right.text or right.value}")
     return None
 
 
