@@ -119,6 +119,18 @@ class _Refs:
 _NO_REFS = _Refs(None)
 
 
+class _RuleRefs:
+    """A rule's ``when`` and ``unless`` :class:`_Refs`, and the names of the
+    groups its conditions read (sorted, once each)."""
+    __slots__ = ("when", "unless", "groups")
+
+    def __init__(self, rule: A.Rule) -> None:
+        self.when = _Refs(rule.when) if rule.when is not None else _NO_REFS
+        self.unless = _Refs(rule.unless) if rule.unless is not None else _NO_REFS
+        marks = self.when.marks + self.unless.marks
+        self.groups = sorted({n.name for n in marks if type(n) is A.GroupRef}) if marks else []
+
+
 class _RefCache(threading.local):
     def __init__(self) -> None:
         self.map: dict[int, tuple] = {}
@@ -127,15 +139,13 @@ class _RefCache(threading.local):
 _REF_CACHE = _RefCache()
 
 
-def _refs(node) -> _Refs:
-    """``_Refs(node)`` remembered for the current check run: the checks read each
-    condition several times, and a large policy set has many of them."""
-    if node is None:
-        return _NO_REFS
+def _rule_refs(rule: A.Rule) -> _RuleRefs:
+    """``_RuleRefs(rule)`` remembered for the current check run: the checks read
+    each rule's conditions several times, and a large policy set has many of them."""
     cache = _REF_CACHE.map
-    got = cache.get(id(node))
-    if got is None or got[0] is not node:
-        got = cache[id(node)] = (node, _Refs(node))
+    got = cache.get(id(rule))
+    if got is None or got[0] is not rule:
+        got = cache[id(rule)] = (rule, _RuleRefs(rule))
     return got[1]
 
 
@@ -359,8 +369,9 @@ class _FileCheck:
                 if value is not None and not value.strip():
                     self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
                                            f"an empty {what} matches no resource"))
-            for cond in (r.when, r.unless):
-                for node in _refs(cond).claims:
+            refs = _rule_refs(r)
+            for cond_refs in (refs.when, refs.unless):
+                for node in cond_refs.claims:
                     if node.quoted and not node.name.strip():
                         self.emit(src.at("E217", "the claim name is empty", node.pos,
                                          'name the claim: claims["https://example.com/role"]'))
@@ -448,11 +459,12 @@ class _FileCheck:
         t = rule.target
         if t.pattern is not None:
             self.pattern(t.pattern, t.pos, target=True)
-        for clause, cond in (("when", rule.when), ("unless", rule.unless)):
+        refs = _rule_refs(rule)
+        for cond, cond_refs in ((rule.when, refs.when), (rule.unless, refs.unless)):
             if cond is None:
                 continue
             self.condition(cond)
-            for node in _refs(cond).marks:
+            for node in cond_refs.marks:
                 if isinstance(node, A.GroupRef):
                     used_groups.add(node.name)
                     if node.name not in self.groups:
@@ -896,8 +908,9 @@ class _SetCheck:
         for pf in self.files:
             names = read.setdefault(owner_key(pf), set())
             for r in pf.rules:
-                for cond in (r.when, r.unless):
-                    for node in _refs(cond).claims:
+                refs = _rule_refs(r)
+                for cond_refs in (refs.when, refs.unless):
+                    for node in cond_refs.claims:
                         names.add(node.path[0] if not node.quoted else node.name)
         everything = set().union(*read.values()) if read else set()
         for pf in self.files:
@@ -976,7 +989,6 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
 
 def _rule_key(r: A.Rule, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
-    used = sorted({n.name for c in (r.when, r.unless) for n in _refs(c).marks
-                   if type(n) is A.GroupRef})
+    used = _rule_refs(r).groups
     return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
             r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))
