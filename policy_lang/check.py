@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 from . import ast as A
 from .compile import RESOURCE_ATTRS, apply_op, format_uri, literal_value
-from .diagnostics import Diagnostic, make, sort_diagnostics
+from .diagnostics import Diagnostic, sort_diagnostics
 from .values import Err, glob
 
 # Words of the language: a group named after one of them cannot be read back
@@ -49,6 +49,13 @@ FORMAT_NAMES = ("id_token", "jwt")
 
 GLOBAL_KEY = ""  # owner key of global files
 
+# The checks dispatch on type(node) rather than isinstance(): the AST classes have
+# no subclasses, and these run for every node of every condition of a policy set.
+_CONDITIONS = frozenset({A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy})
+_REFERENCES = frozenset({A.ClaimRef, A.AttrRef, A.NowRef})
+# static kinds of the nodes whose kind does not depend on their fields
+_NODE_KINDS = {A.NowRef: TIMESTAMP, A.GroupRef: LIST, **{t: BOOL for t in _CONDITIONS}}
+
 
 def walk(node) -> Iterator:
     """Every expression node below (and including) ``node``."""
@@ -70,23 +77,75 @@ def walk(node) -> Iterator:
             stack.append(n.operand)
 
 
-class _NodeCache(threading.local):
+class _Refs:
+    """What the checks read from one condition, gathered in one walk (in
+    :func:`walk` order): its claim references, and the nodes the rule check
+    looks at (group references, ``resource.…`` attributes, list literals)."""
+    __slots__ = ("claims", "marks")
+
+    def __init__(self, node) -> None:
+        claims: list[A.ClaimRef] = []
+        marks: list = []
+        stack = [node]
+        pop, push = stack.pop, stack.append
+        while stack:
+            n = pop()
+            t = type(n)
+            if t is A.Compare:
+                push(n.right)
+                push(n.left)
+            elif t is A.And or t is A.Or:
+                stack.extend(reversed(n.items))
+            elif t is A.ClaimRef:
+                claims.append(n)
+            elif t is A.GroupRef:
+                marks.append(n)
+            elif t is A.AttrRef:
+                if n.entity == "resource":
+                    marks.append(n)
+            elif t is A.Literal:
+                if n.kind == LIST:
+                    marks.append(n)
+            elif t is A.Not:
+                push(n.item)
+            elif t is A.Has:
+                push(n.ref)
+            elif t is A.Truthy:
+                push(n.operand)
+        self.claims = claims
+        self.marks = marks
+
+
+_NO_REFS = _Refs(None)
+
+
+class _RuleRefs:
+    """A rule's ``when`` and ``unless`` :class:`_Refs`, and the names of the
+    groups its conditions read (sorted, once each)."""
+    __slots__ = ("when", "unless", "groups")
+
+    def __init__(self, rule: A.Rule) -> None:
+        self.when = _Refs(rule.when) if rule.when is not None else _NO_REFS
+        self.unless = _Refs(rule.unless) if rule.unless is not None else _NO_REFS
+        marks = self.when.marks + self.unless.marks
+        self.groups = sorted({n.name for n in marks if type(n) is A.GroupRef}) if marks else []
+
+
+class _RefCache(threading.local):
     def __init__(self) -> None:
         self.map: dict[int, tuple] = {}
 
 
-_NODE_CACHE = _NodeCache()
+_REF_CACHE = _RefCache()
 
 
-def _nodes(node) -> tuple:
-    """``walk(node)`` remembered for the current check run: the checks read each
-    condition several times, and a large policy set has many of them."""
-    if node is None:
-        return ()
-    cache = _NODE_CACHE.map
-    got = cache.get(id(node))
-    if got is None or got[0] is not node:
-        got = cache[id(node)] = (node, tuple(walk(node)))
+def _rule_refs(rule: A.Rule) -> _RuleRefs:
+    """``_RuleRefs(rule)`` remembered for the current check run: the checks read
+    each rule's conditions several times, and a large policy set has many of them."""
+    cache = _REF_CACHE.map
+    got = cache.get(id(rule))
+    if got is None or got[0] is not rule:
+        got = cache[id(rule)] = (rule, _RuleRefs(rule))
     return got[1]
 
 
@@ -100,14 +159,23 @@ class _Src:
         self.file = pf.name
         self.text = text
         self.lines = text.split("\n") if text is not None else []
-        starts = [0]
-        for ln in self.lines[:-1]:
-            starts.append(starts[-1] + len(ln) + 1)
-        self.starts = starts
+        self._starts: list[int] | None = None
+
+    @property
+    def starts(self) -> list[int]:
+        """The offset of each line in the text (computed when first needed)."""
+        if self._starts is None:
+            starts = [0]
+            for ln in self.lines[:-1]:
+                starts.append(starts[-1] + len(ln) + 1)
+            self._starts = starts
+        return self._starts
 
     def diag(self, code: str, msg: str, line: int, col: int, end_col: int = 0,
              hint: str = "") -> Diagnostic:
-        return make(code, msg, self.file, self.text, line, col, hint, end_col)
+        # as diagnostics.make, quoting from the lines split once per file
+        quoted = self.lines[line - 1].rstrip("\r") if 0 < line <= len(self.lines) else ""
+        return Diagnostic(code, msg, self.file, line, col, quoted, hint, end_col)
 
     def at(self, code: str, msg: str, pos: A.Pos | None, hint: str = "") -> Diagnostic:
         if pos is None or pos.line <= 0:
@@ -173,11 +241,11 @@ def check_files(files: list[A.PolicyFile], texts: dict[str, str],
                 uploads: dict[str, str] | None = None,
                 now: datetime | None = None) -> list[Diagnostic]:
     """Every meaning error and warning of a policy set (see :func:`_check_files`)."""
-    _NODE_CACHE.map.clear()
+    _REF_CACHE.map.clear()
     try:
         return _check_files(files, texts, uploads, now)
     finally:
-        _NODE_CACHE.map.clear()
+        _REF_CACHE.map.clear()
 
 
 def _check_files(files: list[A.PolicyFile], texts: dict[str, str],
@@ -301,9 +369,10 @@ class _FileCheck:
                 if value is not None and not value.strip():
                     self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
                                            f"an empty {what} matches no resource"))
-            for cond in (r.when, r.unless):
-                for node in _nodes(cond):
-                    if isinstance(node, A.ClaimRef) and node.quoted and not node.name.strip():
+            refs = _rule_refs(r)
+            for cond_refs in (refs.when, refs.unless):
+                for node in cond_refs.claims:
+                    if node.quoted and not node.name.strip():
                         self.emit(src.at("E217", "the claim name is empty", node.pos,
                                          'name the claim: claims["https://example.com/role"]'))
 
@@ -390,11 +459,12 @@ class _FileCheck:
         t = rule.target
         if t.pattern is not None:
             self.pattern(t.pattern, t.pos, target=True)
-        for clause, cond in (("when", rule.when), ("unless", rule.unless)):
+        refs = _rule_refs(rule)
+        for cond, cond_refs in ((rule.when, refs.when), (rule.unless, refs.unless)):
             if cond is None:
                 continue
             self.condition(cond)
-            for node in _nodes(cond):
+            for node in cond_refs.marks:
                 if isinstance(node, A.GroupRef):
                     used_groups.add(node.name)
                     if node.name not in self.groups:
@@ -445,38 +515,41 @@ class _FileCheck:
     def condition(self, root) -> None:
         """Type-check a condition: conditions are booleans, operators get their kinds."""
         stack: list[tuple[object, bool]] = [(root, True)]
+        pop, push = stack.pop, stack.append
         while stack:
-            node, is_cond = stack.pop()
-            if isinstance(node, (A.And, A.Or)):
-                stack.extend((x, True) for x in node.items)
-            elif isinstance(node, A.Not):
-                stack.append((node.item, True))
-            elif isinstance(node, A.Truthy):
-                stack.append((node.operand, True))
-            elif isinstance(node, A.Compare):
+            node, is_cond = pop()
+            t = type(node)
+            if t is A.Compare:
                 self.compare(node)
-                stack.extend(((node.left, False), (node.right, False)))
-            elif isinstance(node, A.Has):
+                # an operand is visited only if it holds conditions of its own:
+                # a plain value under a comparison is not tested for truth
+                left, right = node.left, node.right
+                if type(left) in _CONDITIONS:
+                    push((left, False))
+                if type(right) in _CONDITIONS:
+                    push((right, False))
+            elif t is A.And or t is A.Or:
+                stack.extend((x, True) for x in node.items)
+            elif t is A.Not:
+                push((node.item, True))
+            elif t is A.Truthy:
+                push((node.operand, True))
+            elif t is A.Has:
                 continue
             elif is_cond:
                 self.truthy(node)
 
     def kind(self, node) -> str | None:
-        if isinstance(node, A.Literal):
+        t = type(node)
+        if t is A.Literal:
             return node.kind
-        if isinstance(node, A.NowRef):
-            return TIMESTAMP
-        if isinstance(node, A.AttrRef):
+        if t is A.AttrRef:
             if node.entity == "resource":
                 if node.name == "scopes":
                     return LIST
                 return STRING if node.name in RESOURCE_ATTRS else None
             return STRING if node.name in CLIENT_STRINGS else None
-        if isinstance(node, A.GroupRef):
-            return LIST
-        if isinstance(node, (A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy)):
-            return BOOL
-        return None
+        return _NODE_KINDS.get(t)  # None for claims
 
     def items(self, node) -> list[A.Literal] | None:
         """The literal items of a list literal or a declared group."""
@@ -653,58 +726,59 @@ def _has_wildcard(pattern: str) -> bool:
 
 def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
     """The value of a condition that reads no claim, client, resource or time."""
-    if isinstance(node, A.Literal):
-        return node.value if node.kind == BOOL else None
-    if isinstance(node, A.Truthy):
-        return _const(node.operand, groups)
-    if isinstance(node, A.Not):
-        v = _const(node.item, groups)
-        return None if v is None else not v
-    if isinstance(node, A.And):
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is False for v in vals):
-            return False
-        return True if all(v is True for v in vals) else None
-    if isinstance(node, A.Or):
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is True for v in vals):
-            return True
-        return False if all(v is False for v in vals) else None
-    if isinstance(node, A.Compare):
+    t = type(node)
+    if t is A.Compare:
         right = node.right
-        if isinstance(right, A.GroupRef) and right.name in groups:
+        if type(right) is A.GroupRef and right.name in groups:
             right = groups[right.name].members
-        if node.op == "in" and isinstance(right, A.Literal) and right.kind == LIST \
+        if node.op == "in" and type(right) is A.Literal and right.kind == LIST \
                 and not right.value:
             return False  # nothing is in an empty list
         left = node.left
-        if isinstance(left, A.Literal) and isinstance(right, A.Literal):
+        if type(left) is A.Literal and type(right) is A.Literal:
             kinds = {left.kind, right.kind}
             if len(kinds) == 1 or LIST in kinds:
                 got = apply_op(node.op, literal_value(left), literal_value(right))
                 return got if isinstance(got, bool) and not isinstance(got, Err) else None
+        return None
+    if t is A.And:
+        vals = [_const(x, groups) for x in node.items]
+        if any(v is False for v in vals):
+            return False
+        return True if all(v is True for v in vals) else None
+    if t is A.Or:
+        vals = [_const(x, groups) for x in node.items]
+        if any(v is True for v in vals):
+            return True
+        return False if all(v is False for v in vals) else None
+    if t is A.Literal:
+        return node.value if node.kind == BOOL else None
+    if t is A.Truthy:
+        return _const(node.operand, groups)
+    if t is A.Not:
+        v = _const(node.item, groups)
+        return None if v is None else not v
     return None
 
 
 def _contradiction(node) -> str | None:
     """``x == "a" and x == "b"``: one value cannot equal two different constants."""
-    if not isinstance(node, A.And):
+    if type(node) is not A.And:
         return None
-    seen: dict = {}
+    seen: dict = {}  # reference → the first literal it is said to equal
     for item in node.items:
-        if isinstance(item, A.Compare) and item.op == "==" and isinstance(item.right, A.Literal) \
-                and isinstance(item.left, (A.ClaimRef, A.AttrRef, A.NowRef)) \
-                and item.right.kind != LIST:
-            key = item.left
-            value = (item.right.kind, literal_value(item.right))
-            if key in seen and seen[key][0] != value:
+        if type(item) is A.Compare and item.op == "==" and type(item.right) is A.Literal \
+                and type(item.left) in _REFERENCES and item.right.kind != LIST:
+            key, right = item.left, item.right
+            first = seen.setdefault(key, right)
+            if first is not right and \
+                    (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
                 ref = "now" if isinstance(key, A.NowRef) else (
                     f"claims.{'.'.join(key.path)}" if isinstance(key, A.ClaimRef) and not key.quoted
                     else f'claims["{key.name}"]' if isinstance(key, A.ClaimRef)
                     else f"{key.entity}.{key.name}")
-                return (f"{ref} cannot be both {seen[key][1]} and "
-                        f"{item.right.text or item.right.value}")
-            seen.setdefault(key, (value, item.right.text or repr(item.right.value)))
+                return (f"{ref} cannot be both {first.text or repr(first.value)} and "
+                        f"{right.text or right.value}")
     return None
 
 
@@ -794,15 +868,15 @@ class _SetCheck:
                                      "'when' or 'unless', or remove this rule"))
                             break
                 # W301: duplicate
-                dkey = _rule_key(r, groups)
-                if dkey in seen:
-                    opf, other = seen[dkey]
+                # (one lookup: the key holds whole conditions, and hashing them is not cheap)
+                entry = (pf, r)
+                first = seen.setdefault(_rule_key(r, groups), entry)
+                if first is not entry:
+                    opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
                     self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
                                              *effect_span,
                                              hint="remove one of the two; they mean the same"))
-                else:
-                    seen[dkey] = (pf, r)
                 # W302 / W307: declared resource types
                 ttype = r.target.type
                 if ttype is not None and types:
@@ -828,14 +902,16 @@ class _SetCheck:
                                     f"it offers {', '.join(tdecl.scopes)} ({where})"))
 
     def unread_claims(self) -> None:
+        if not any(pf.claims for pf in self.files):
+            return  # W308 is about declared claims
         read: dict[str | None, set[str]] = {}
         for pf in self.files:
             names = read.setdefault(owner_key(pf), set())
             for r in pf.rules:
-                for cond in (r.when, r.unless):
-                    for node in _nodes(cond):
-                        if isinstance(node, A.ClaimRef):
-                            names.add(node.path[0] if not node.quoted else node.name)
+                refs = _rule_refs(r)
+                for cond_refs in (refs.when, refs.unless):
+                    for node in cond_refs.claims:
+                        names.add(node.path[0] if not node.quoted else node.name)
         everything = set().union(*read.values()) if read else set()
         for pf in self.files:
             key = owner_key(pf)
@@ -913,7 +989,6 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
 
 def _rule_key(r: A.Rule, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
-    used = sorted({n.name for c in (r.when, r.unless) for n in _nodes(c)
-                   if isinstance(n, A.GroupRef)})
+    used = _rule_refs(r).groups
     return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
             r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))

@@ -144,16 +144,17 @@ def apply_op(op: str, a: Any, b: Any) -> Any:
 
 def compile_cond(node, groups: dict[str, tuple]) -> Fn:
     """A condition → fn(ctx) returning True, False, Unknown or Err."""
-    if isinstance(node, A.And):
-        parts = tuple(compile_cond(x, groups) for x in node.items)
-        return _and(parts)
-    if isinstance(node, A.Or):
-        parts = tuple(compile_cond(x, groups) for x in node.items)
-        return _or(parts)
-    if isinstance(node, A.Not):
+    t = type(node)  # (the AST classes have no subclasses)
+    if t is A.Compare:
+        return _compile_compare(node, groups)
+    if t is A.And:
+        return _and(tuple([compile_cond(x, groups) for x in node.items]))
+    if t is A.Or:
+        return _or(tuple([compile_cond(x, groups) for x in node.items]))
+    if t is A.Not:
         inner = compile_cond(node.item, groups)
         return lambda ctx: V.k_not(inner(ctx))
-    if isinstance(node, A.Has):
+    if t is A.Has:
         ref = node.ref
         if isinstance(ref, A.ClaimRef):
             get = compile_operand(ref, groups)
@@ -164,8 +165,6 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
             return has_claim
         get = compile_operand(ref, groups)
         return lambda ctx: get(ctx) is not ABSENT
-    if isinstance(node, A.Compare):
-        return _compile_compare(node, groups)
     # a bare operand used as a condition: it must be a boolean
     get = compile_operand(node, groups)
 
@@ -239,7 +238,6 @@ def _or(parts):
 
 def _compile_compare(node: A.Compare, groups) -> Fn:
     op = node.op
-    left = compile_operand(node.left, groups)
     # fast paths for the shapes policies use most
     if isinstance(node.left, A.ClaimRef) and len(node.left.path) == 1 or (
             isinstance(node.left, A.ClaimRef) and node.left.quoted):
@@ -278,6 +276,7 @@ def _compile_compare(node: A.Compare, groups) -> Fn:
         if node.left.entity == "client":
             return lambda ctx: ctx.client.get(attr) == const
         return lambda ctx: ctx.resource.get(attr) == const
+    left = compile_operand(node.left, groups)
     right = compile_operand(node.right, groups)
     fn = _OPS[op]
 
