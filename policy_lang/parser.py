@@ -113,18 +113,22 @@ _new_pos = partial(tuple.__new__, A.Pos)
 _CTX = threading.local()  # the file being read by this thread: name, text, owner, diagnostics
 
 
-def _span(first, last) -> A.Pos:
-    """From the start of ``first`` to the end of ``last`` (tokens or nodes), keywords
-    included: what Lark's ``propagate_positions`` would give."""
-    if first.__class__ in _TOKENS:
-        line, col = first.line, first.column
-    else:
-        p = first.pos
-        line, col = p.line, p.column
-    if last.__class__ in _TOKENS:
-        return _new_pos((_CTX.file, line, col, last.end_line, last.end_column))
+# A node's span runs from the start of its first child to the end of its last,
+# keywords included (what Lark's ``propagate_positions`` would give). Each rule
+# knows which of the two are tokens and which nodes (or parts): one helper per case.
+
+def _tt(first, last) -> A.Pos:
+    return _new_pos((_CTX.file, first.line, first.column, last.end_line, last.end_column))
+
+
+def _tn(first, last) -> A.Pos:
     p = last.pos
-    return _new_pos((_CTX.file, line, col, p.end_line, p.end_column))
+    return _new_pos((_CTX.file, first.line, first.column, p.end_line, p.end_column))
+
+
+def _nn(first, last) -> A.Pos:
+    p, q = first.pos, last.pos
+    return _new_pos((_CTX.file, p.line, p.column, q.end_line, q.end_column))
 
 
 def _tok_pos(tok) -> A.Pos:
@@ -163,14 +167,14 @@ class _Build:
     def owner_header(self, ch):
         owner = _string(ch[1])
         _CTX.owner = owner
-        return ("owner", owner, _span(ch[0], ch[1]))
+        return ("owner", owner, _tt(ch[0], ch[1]))
 
     def global_header(self, ch):
         _CTX.owner = None
         return ("global", None, _tok_pos(ch[0]))
 
     def group_decl(self, ch):  # group NAME = [ … ]
-        return A.GroupDecl(ch[1].value, ch[3], _span(ch[0], ch[3]))
+        return A.GroupDecl(ch[1].value, ch[3], _tn(ch[0], ch[3]))
 
     def claim_name(self, ch):
         tok = ch[0]
@@ -188,7 +192,7 @@ class _Build:
         names = [c.value for c in ch[1:-4:2]]
         fmt = ch[-1].value
         return A.ClaimsDecl(tuple(n for n, _ in names), _string(ch[-3]), fmt[0],
-                            _span(ch[0], ch[-1]), tuple(q for _, q in names), fmt[1])
+                            _tn(ch[0], ch[-1]), tuple(q for _, q in names), fmt[1])
 
     def scope_name(self, ch):
         tok = ch[0]
@@ -196,7 +200,7 @@ class _Build:
         return _Part(value, _tok_pos(tok))
 
     def type_decl(self, ch):  # type "t" has scopes a, b
-        return A.TypeDecl(_string(ch[1]), tuple(s.value for s in ch[4::2]), _span(ch[0], ch[-1]))
+        return A.TypeDecl(_string(ch[1]), tuple(s.value for s in ch[4::2]), _tn(ch[0], ch[-1]))
 
     # ------------------------------------------------------------ rules
     def rule(self, ch):
@@ -211,30 +215,30 @@ class _Build:
                 unless = part.value[1]
         names, positions = scopes.value
         return A.Rule(effect_tok.value, names, target, when, unless, expiry,
-                      _span(effect_tok, ch[-1]), positions, _CTX.owner)
+                      _tn(effect_tok, ch[-1]), positions, _CTX.owner)
 
     def any_scope(self, ch):
-        return _Part((None, ()), _span(ch[0], ch[1]))
+        return _Part((None, ()), _tt(ch[0], ch[1]))
 
     def scope_list(self, ch):
         items = ch[::2]
         return _Part((tuple(s.value for s in items), tuple(s.pos for s in items)),
-                     _span(ch[0], ch[-1]))
+                     _nn(ch[0], ch[-1]))
 
     def target_any(self, ch):
-        return A.Target("any", pos=_span(ch[0], ch[1]))
+        return A.Target("any", pos=_tt(ch[0], ch[1]))
 
     def target_id(self, ch):
-        return A.Target("id", resource_id=_string(ch[1]), pos=_span(ch[0], ch[1]))
+        return A.Target("id", resource_id=_string(ch[1]), pos=_tt(ch[0], ch[1]))
 
     def target_type(self, ch):
         type_ = _string(ch[1])
         if len(ch) == 2:
-            return A.Target("type", type=type_, pos=_span(ch[0], ch[1]))
+            return A.Target("type", type=type_, pos=_tt(ch[0], ch[1]))
         kind, value = ch[2].value
         if kind == "name":
-            return A.Target("type_name", type=type_, name=value, pos=_span(ch[0], ch[2]))
-        return A.Target("type_name_like", type=type_, pattern=value, pos=_span(ch[0], ch[2]))
+            return A.Target("type_name", type=type_, name=value, pos=_tn(ch[0], ch[2]))
+        return A.Target("type_name_like", type=type_, pattern=value, pos=_tn(ch[0], ch[2]))
 
     def target_name(self, ch):
         kind, value = ch[0].value
@@ -243,16 +247,16 @@ class _Build:
         return A.Target("name_like", pattern=value, pos=ch[0].pos)
 
     def name_exact(self, ch):
-        return _Part(("name", _string(ch[1])), _span(ch[0], ch[1]))
+        return _Part(("name", _string(ch[1])), _tt(ch[0], ch[1]))
 
     def name_like(self, ch):
-        return _Part(("like", _string(ch[2])), _span(ch[0], ch[2]))
+        return _Part(("like", _string(ch[2])), _tt(ch[0], ch[2]))
 
     def when_clause(self, ch):
-        return _Part(("when", _bare(ch[1])), _span(ch[0], ch[1]))
+        return _Part(("when", _bare(ch[1])), _tn(ch[0], ch[1]))
 
     def unless_clause(self, ch):
-        return _Part(("unless", _bare(ch[1])), _span(ch[0], ch[1]))
+        return _Part(("unless", _bare(ch[1])), _tn(ch[0], ch[1]))
 
     def expiry_for(self, ch):
         tok = ch[1]
@@ -261,7 +265,7 @@ class _Build:
         except ValueError as e:
             _diag("E104", f"'{tok.value}' is not a duration", tok, str(e))
             d = None  # not a zero duration: no second error (E214) for the same mistake
-        return A.Expiry("for", d, None, tok.value, _span(ch[0], tok))
+        return A.Expiry("for", d, None, tok.value, _tt(ch[0], tok))
 
     def expiry_until(self, ch):
         tok = ch[1]
@@ -270,28 +274,28 @@ class _Build:
         except ValueError as e:
             _diag("E103", f"'{tok.value}' is not a valid timestamp", tok, _ts_hint(e))
             t = datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return A.Expiry("until", None, t, tok.value, _span(ch[0], tok))
+        return A.Expiry("until", None, t, tok.value, _tt(ch[0], tok))
 
     # ------------------------------------------------------------ expressions
     def operand(self, ch):  # ( expr ): the expression, with the parentheses' span
-        return _Paren(_bare(ch[1]), _span(ch[0], ch[2]))
+        return _Paren(_bare(ch[1]), _tt(ch[0], ch[2]))
 
     def or_(self, ch):
-        return A.Or(tuple(_bare(c) for c in ch[::2]), _span(ch[0], ch[-1]))
+        return A.Or(tuple(_bare(c) for c in ch[::2]), _nn(ch[0], ch[-1]))
 
     def and_(self, ch):
-        return A.And(tuple(_bare(c) for c in ch[::2]), _span(ch[0], ch[-1]))
+        return A.And(tuple(_bare(c) for c in ch[::2]), _nn(ch[0], ch[-1]))
 
     def not_(self, ch):
-        return A.Not(_bare(ch[1]), _span(ch[0], ch[1]))
+        return A.Not(_bare(ch[1]), _tn(ch[0], ch[1]))
 
     def compare(self, ch):
         left, op, right = ch
-        return A.Compare(op.value, _bare(left), _bare(right), _span(left, right))
+        return A.Compare(op.value, _bare(left), _bare(right), _nn(left, right))
 
     def _binop(op):  # noqa: N805 - a small factory for the word operators
         def build(self, ch):
-            return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _span(ch[0], ch[-1]))
+            return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _nn(ch[0], ch[-1]))
         return build
 
     in_ = _binop("in")
@@ -303,7 +307,7 @@ class _Build:
     del _binop
 
     def has(self, ch):
-        return A.Has(ch[1], _span(ch[0], ch[1]))
+        return A.Has(ch[1], _tn(ch[0], ch[1]))
 
     def claim_path(self, ch):  # one token: claims.a.b
         tok = ch[0]
@@ -312,23 +316,23 @@ class _Build:
 
     def claim_ref(self, ch):  # claims . a . b, spaced out
         names = tuple(t.value for t in ch[2::2])
-        return A.ClaimRef(names[0], names, False, _span(ch[0], ch[-1]))
+        return A.ClaimRef(names[0], names, False, _tt(ch[0], ch[-1]))
 
     def claim_ref_quoted(self, ch):  # claims["…"]
         name = _string(ch[2])
-        return A.ClaimRef(name, (name,), True, _span(ch[0], ch[3]))
+        return A.ClaimRef(name, (name,), True, _tt(ch[0], ch[3]))
 
     def client_attr(self, ch):  # one token: client.id
         return A.AttrRef("client", ch[0].value[7:], _tok_pos(ch[0]))
 
     def client_ref(self, ch):
-        return A.AttrRef("client", ch[2].value, _span(ch[0], ch[2]))
+        return A.AttrRef("client", ch[2].value, _tt(ch[0], ch[2]))
 
     def resource_attr(self, ch):  # one token: resource.type
         return A.AttrRef("resource", ch[0].value[9:], _tok_pos(ch[0]))
 
     def resource_ref(self, ch):
-        return A.AttrRef("resource", ch[2].value, _span(ch[0], ch[2]))
+        return A.AttrRef("resource", ch[2].value, _tt(ch[0], ch[2]))
 
     def now_ref(self, ch):
         return A.NowRef(_tok_pos(ch[0]))
@@ -338,7 +342,9 @@ class _Build:
 
     def string(self, ch):
         tok = ch[0]
-        return A.Literal(_string(tok), "string", _tok_pos(tok), tok.value)
+        text = tok.value
+        value = text[1:-1] if _NEEDS_JSON(text) is None else _string(tok)
+        return A.Literal(value, "string", _tok_pos(tok), text)
 
     def number(self, ch):
         text = ch[0].value
@@ -371,10 +377,9 @@ class _Build:
 
     def list_lit(self, ch):
         return A.Literal(tuple(c for c in ch if c.__class__ is A.Literal), "list",
-                         _span(ch[0], ch[-1]))
+                         _tt(ch[0], ch[-1]))
 
 
-_TOKENS = frozenset({Token} | ({lark_cython.lark_cython.Token} if lark_cython is not None else set()))
 # the terminals that read a whole reference as one token, and the keyword each starts with
 _ONE_TOKEN_REFS = {"CLAIM_PATH": "CLAIMS", "CLIENT_ATTR": "CLIENT", "RESOURCE_ATTR": "RESOURCE"}
 
@@ -977,12 +982,29 @@ def _fast_parser() -> Lark:
     fast = _lark(_plugins=lark_cython.plugins)
     try:
         _lean_tables(fast)
-        probe = 'owner "o"\npermit view, edit on type "t" when claims.a in ["x"] and not (client.id == "c")\n'
-        if repr(_parse_with_comments(probe, fast)) != repr(_parse_with_comments(probe)):
+        if repr(_parse_with_comments(_EVERY_FORM, fast)) != repr(_parse_with_comments(_EVERY_FORM)):
             raise ValueError("the leaner tables read differently")
     except Exception:  # noqa: BLE001 - another Lark version: its own tables, a little slower
         fast = _lark(_plugins=lark_cython.plugins)
+        _parse_with_comments(_EVERY_FORM, fast)
     return fast
+
+
+# Read once when the compiled parser is built: it checks the parser, and it makes
+# the lexer build its per-state scanners then (Lark builds each on first use),
+# not in the middle of the first large policy set.
+_EVERY_FORM = """owner "o"  # every form of the language
+group g = ["a", 1, -2.5, true, false, 2027-01-01, 30d, ["nested"], ]
+claims email, "https://x/y" from "https://idp.example" as id_token
+claims role from "https://idp.example" as "jwt"
+type "t" has scopes view, "edit-all"
+permit view, "edit-all" on type "t" name "n" when claims.a in g and not (client.id == "c")
+forbid any scope on type "t" name like "p/*" unless claims . a . b != 1 or has claims["https://x/y"]
+ask edit on name "n" when claims.a contains "x" and claims.a starts with "y" for 3d
+permit view on name like "x*" when claims.a ends with "z" or claims.a like "a*" until 2030-01-01T00:00:00Z
+permit view on resource "r" when resource.type not in ["a"] and client . id <= 3 and resource . name > 2
+permit view on any resource when now < 2030-01-01 and claims.n >= 1.5 and claims.x == 1h
+"""
 
 
 class _LeanOrigin:

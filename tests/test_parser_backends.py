@@ -45,7 +45,8 @@ def test_the_compiled_parser_reduces_with_plain_rule_objects():
 
 
 def test_shipped_policies_and_the_language_page_parse_alike():
-    texts = [SECTION_1_EXAMPLE] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
+    texts = [SECTION_1_EXAMPLE, P._EVERY_FORM] + [
+        p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
     assert len(texts) > 1
     for text in texts:
         fast, ref = both(text)
