@@ -90,3 +90,23 @@ def test_a_reference_reads_the_same_as_one_token_or_spaced_out():
     # a reference broken off after a dot is still reported where the name is missing
     _, diags = P.parse('permit view on any resource when claims.x. == "x"\n', "r.policy")
     assert [(d.code, d.column) for d in diags] == [("E100", 44)]
+
+
+def test_ast_nodes_are_made_quickly_yet_stay_frozen_and_compare_without_positions():
+    """ast._quick_init replaces the dataclasses' generated __init__: same fields,
+    same defaults, same equality and hash (positions excluded), still frozen."""
+    import dataclasses
+
+    import pytest
+
+    from policy_lang import ast as A
+
+    here, there = A.Pos("a", 1, 1, 1, 5), A.Pos("b", 9, 9, 9, 9)
+    one = A.Compare("==", A.ClaimRef("email", ("email",), False, here), A.Literal("x", "string", here), here)
+    two = A.Compare("==", A.ClaimRef("email", ("email",), False, there), A.Literal("x", "string", there), there)
+    assert one == two and hash(one) == hash(two) and one.left.name == "email"
+    assert A.Target("any").pos == A.NOWHERE and A.Literal(1, "number", here).text == ""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.op = "!="  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        A.Not()  # type: ignore[call-arg]
