@@ -971,28 +971,33 @@ def _comment_parser() -> Lark:
 
 
 @lru_cache(maxsize=1)
-def _fast_parser() -> Lark:
-    """The same grammar and tables, driven by lark-cython's compiled LALR loop
-    and lexer (about a third less time on large policy sets). Only a text that
-    it reads without error is taken from it; any error is read again by the
-    reference parser, so diagnostics never depend on it. Without the plugin,
-    the reference parser."""
+def _fast_parser():
+    """The same grammar and tables, driven by lark-cython's compiled LALR loop and
+    fed by ``_FastReader``'s one-pass lexer (together, under half the reference
+    parser's time on large policy sets). Only a text that it reads without error
+    is taken from it; any error is read again by the reference parser, so
+    diagnostics never depend on it. Without the plugin, the reference parser."""
     if lark_cython is None:
         return _comment_parser()
-    fast = _lark(_plugins=lark_cython.plugins)
     try:
-        _lean_tables(fast)
-        if repr(_parse_with_comments(_EVERY_FORM, fast)) != repr(_parse_with_comments(_EVERY_FORM)):
-            raise ValueError("the leaner tables read differently")
-    except Exception:  # noqa: BLE001 - another Lark version: its own tables, a little slower
         fast = _lark(_plugins=lark_cython.plugins)
-        _parse_with_comments(_EVERY_FORM, fast)
-    return fast
+        _lean_tables(fast)
+        reader = _FastReader(fast)
+        if _reads_alike(reader):
+            return reader
+    except Exception:  # noqa: BLE001 - another Lark version: lark-cython as it comes
+        pass
+    fast = _lark(_plugins=lark_cython.plugins)
+    return fast if _reads_alike(fast) else _comment_parser()
 
 
-# Read once when the compiled parser is built: it checks the parser, and it makes
-# the lexer build its per-state scanners then (Lark builds each on first use),
-# not in the middle of the first large policy set.
+def _reads_alike(parser) -> bool:
+    """Does ``parser`` read every form of the language as the reference parser does?"""
+    return repr(_parse_with_comments(_EVERY_FORM, parser)) == repr(_parse_with_comments(_EVERY_FORM))
+
+
+# Read once when the compiled parser is built, by it and by the reference parser:
+# the two must read it alike.
 _EVERY_FORM = """owner "o"  # every form of the language
 group g = ["a", 1, -2.5, true, false, 2027-01-01, 30d, ["nested"], ]
 claims email, "https://x/y" from "https://idp.example" as id_token
@@ -1046,6 +1051,147 @@ def _lean_tables(fast: Lark) -> None:
     callbacks.clear()
     for rule, callback in entries:
         callbacks[lean.get(rule, rule) if isinstance(rule, Rule) else rule] = callback
+
+
+# ------------------------------------------------------------ the compiled reader
+#
+# lark-cython's LALR loop is fast; its lexer is not (about half of all parsing
+# work: one call chain, one regular-expression union and one token object per
+# match, blanks included). ``_FastReader`` lexes the whole text in one pass with
+# one expression and hands the tokens to that loop. Lark's contextual lexer picks,
+# in each parser state, the first terminal (in its priority order) that matches
+# among the terminals the state accepts. The one-pass lexer picks the first in
+# the same order among all terminals, reading a word as its keyword. So wherever
+# the parser accepts the token this lexer made, the contextual lexer would have
+# made the same token (its candidates are a subset, in the same order); where the
+# parser does not accept it (a keyword used as a name, words run together, a
+# stray character), the text is read again with lark-cython's contextual lexer,
+# and if that fails too, by the reference parser, which decides and reports. ``_keyword_conflicts`` checks the one assumption on
+# keywords that this needs, when the reader is built.
+
+class _TokenFeed:
+    """What lark-cython's loop asks of a lexer: ``next_token(parser_state)``."""
+
+    __slots__ = ("next_token",)
+
+    def __init__(self, tokens: list):
+        # next(generator, parser_state): the parser state is only the unused default
+        self.next_token = partial(next, _each_then_eof(tokens))
+
+
+def _each_then_eof(tokens: list):
+    yield from tokens
+    raise EOFError  # how the loop learns that the text has ended
+
+
+def _sort_key(t):
+    """Lark's own order of terminals in a lexer (highest priority first, then widest)."""
+    return (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name)
+
+
+class _FastReader:
+    """The compiled LALR loop of ``fast`` fed by a one-pass lexer over the same terminals."""
+
+    def __init__(self, fast: Lark):
+        from lark.lexer import PatternStr
+
+        self.lark = fast
+        self._parser = fast.parser.parser.parser  # lark-cython's _Parser
+        conf = fast.lexer_conf
+        terms = sorted(conf.terminals, key=_sort_key)
+        by_name = {t.name: t for t in terms}
+        word = re.compile(by_name["NAME"].pattern.to_regexp())
+        self.keywords: dict[str, str] = {}
+        alternatives = []
+        for t in terms:
+            regexp = t.pattern.to_regexp()
+            if t.name in conf.ignore and t.name != "COMMENT":
+                continue  # blanks: skipped before each token
+            words = None
+            if t.name != "NAME":
+                if isinstance(t.pattern, PatternStr):
+                    words = [t.pattern.value] if word.fullmatch(t.pattern.value) else None
+                else:
+                    m = re.fullmatch(r"\(\?:([A-Za-z_|]+)\)", regexp)
+                    words = m.group(1).split("|") if m else None
+            if words:
+                if t.priority > by_name["NAME"].priority:
+                    raise ValueError(f"keyword terminal {t.name} outranks NAME")
+                for w in words:
+                    if w in self.keywords:
+                        raise ValueError(f"two terminals for the word {w!r}")
+                    self.keywords[w] = t.name
+            else:
+                # the group that names the terminal comes after it: an alternative that
+                # starts with a plain character is skipped at once when that character
+                # is not there (a group first would be entered and left each time)
+                alternatives.append(f"(?:{regexp})(?P<{t.name}>)")
+        blanks = "|".join(t.pattern.to_regexp() for t in terms
+                          if t.name in conf.ignore and t.name != "COMMENT")
+        # Read line by line (no token spans lines: strings and comments stop at a
+        # new line). One match per token: the blanks before it (possessive: a
+        # character that starts no token costs one try, not one per way to split
+        # them), an empty group where the token starts, then the end of the line
+        # (no name), or the token, or a character that starts none (BAD), so that
+        # finditer never skips a character.
+        self._finditer = re.compile(
+            f"(?:{blanks})*+()(?:\\Z|{'|'.join(alternatives)}|[\\s\\S](?P<BAD>))").finditer
+        _keyword_conflicts(fast, self.keywords)
+
+    def tokens(self, text: str) -> list:
+        """Every token of ``text`` (comments kept for fmt), or ValueError at a character
+        that starts none."""
+        finditer, keywords, new = self._finditer, self.keywords, lark_cython.Token
+        comments = _CTX.comments
+        out = []
+        append = out.append
+        offset = 0
+        for number, line in enumerate(text.split("\n"), 1):
+            for m in finditer(line):
+                kind = m.lastgroup
+                if kind is None:
+                    break  # the end of the line
+                start = m.end(1)
+                end = m.end()
+                value = line[start:end]
+                if kind == "NAME":
+                    kind = keywords.get(value, "NAME")
+                elif kind == "COMMENT":
+                    comments.append((number, start + 1, value))
+                    continue
+                elif kind == "BAD":
+                    raise ValueError(f"no terminal starts with {value!r}")
+                append(new(kind, value, offset + start, number, start + 1, number, end + 1, offset + end))
+            offset += len(line) + 1
+        return out
+
+    def one_pass(self, text: str):
+        """The items of ``text`` read from the one-pass lexer's tokens (raises where
+        the parser does not accept one of them)."""
+        return self._parser.parse(_TokenFeed(self.tokens(text)), "start")
+
+    def parse(self, text: str):
+        ctx = _CTX
+        owner = ctx.owner
+        try:
+            return self.one_pass(text)
+        except Exception:  # noqa: BLE001 - read again, with lark-cython's contextual lexer
+            ctx.owner, ctx.comments, ctx.diags = owner, [], []
+            return self.lark.parse(text)
+
+
+def _keyword_conflicts(fast: Lark, keywords: dict[str, str]) -> None:
+    """The one-pass lexer reads a word as its keyword; the contextual lexer reads it
+    as NAME in a state that accepts NAME, turning it into a keyword only if that
+    keyword is a plain string Lark folds into NAME. A state accepting NAME and a
+    keyword that is not such a string (``EFFECT``) would read differently: refuse."""
+    from lark.lexer import PatternStr
+
+    regex_keywords = {name for name in keywords.values()
+                      if not isinstance(fast.get_terminal(name).pattern, PatternStr)}
+    for actions in fast.parser.parser._parse_table.states.values():
+        if "NAME" in actions and regex_keywords & set(map(str, actions)):
+            raise ValueError("a parser state accepts a name and a keyword that is not a plain string")
 
 
 def parse_or_raise(text: str, file: str = "<policy>", owner: str | None = None) -> A.PolicyFile:

@@ -1,8 +1,10 @@
-"""The compiled parser (lark-cython) and the reference parser read every text alike.
+"""The compiled parser (lark-cython's LALR loop fed by a one-pass lexer) and the
+reference parser read every text alike.
 
-policy_lang.parser takes a tree from the compiled parser only when it reads
+policy_lang.parser takes the items from the compiled parser only when it reads
 the text without error; these tests hold it to the reference parser on the
-shipped policies, the language page's example and generated texts.
+shipped policies, the language page's example and generated texts, and hold
+the one-pass lexer to Lark's contextual lexer in every parser state.
 """
 from pathlib import Path
 
@@ -19,29 +21,86 @@ TOKENS = ['owner "a"\n', "global\n", "permit", "forbid", "ask", " view", ",", " 
           " client.id", " resource.name", " now", " ==", " !=", " <", " in", " not in",
           " contains", " starts with", " ends with", " like", " has", " and", " or", " not",
           " (", " )", ' "s"', " 3", " true", " false", " 2027-01-01", " 30d", " for", " until",
-          " [", " ]", " family", "\n", "\ngroup family = [\"a\"]\n", " # note\n", '"', "=", "@"]
+          " [", " ]", " family", "\n", "\ngroup family = [\"a\"]\n", " # note\n", '"', "=", "@",
+          # keywords where a name goes, words run together, references broken over lines
+          " name", " type", " group", "permitview", " claims", " client", " .", "\n.", " x", "\t",
+          "\r\n", ' "a\\"b"', " -1.5"]
+
+
+def read(text: str, parse) -> str | type:
+    """(the items read, positions included, and the comments kept) by ``parse``, or
+    the error type."""
+    ctx = P._CTX
+    ctx.file, ctx.text, ctx.owner, ctx.comments, ctx.diags = "<policy>", text, None, [], []
+    try:
+        return repr((parse(text), ctx.comments))
+    except Exception as e:  # noqa: BLE001 - compared by kind
+        return type(e).__mro__[-2]
+    finally:
+        ctx.file = ctx.text = ctx.owner = ctx.comments = ctx.diags = None
 
 
 def both(text: str):
-    """(the items read, positions included, or the error type) from each parser."""
-    out = []
-    for parser in (P._fast_parser(), P._comment_parser()):
-        try:
-            out.append(repr(P._parse_with_comments(text, parser)))
-        except Exception as e:  # noqa: BLE001 - compared by kind below
-            out.append(type(e).__mro__[-2])
-    return out
+    """What the compiled parser and the reference parser read."""
+    return [read(text, P._fast_parser().parse), read(text, P._comment_parser().parse)]
+
+
+def one_pass(text: str):
+    """What the compiled parser reads from the one-pass lexer's tokens alone."""
+    return read(text, P._fast_parser().one_pass)
 
 
 def test_the_compiled_parser_is_in_use():
-    assert P._fast_parser() is not P._comment_parser()
+    """(If a Lark upgrade defeated the one-pass lexer or the lean tables, the parser
+    would still work, with lark-cython as it comes: these tests say so.)"""
+    assert isinstance(P._fast_parser(), P._FastReader)
 
 
 def test_the_compiled_parser_reduces_with_plain_rule_objects():
-    """The speed-up of _lean_tables is in place (if a Lark upgrade defeats it, the
-    parser still works, with Lark's own tables: this test says so)."""
-    callbacks = P._fast_parser().parser.parser.parser_conf.callbacks
+    callbacks = P._fast_parser().lark.parser.parser.parser_conf.callbacks
     assert {type(rule) for rule in callbacks if not isinstance(rule, str)} == {P._LeanRule}
+
+
+def test_the_one_pass_lexer_reads_each_word_as_the_contextual_lexer_would():
+    """In every parser state, a keyword the state accepts is read as that keyword by
+    Lark's contextual lexer too, and a plain word as a name where names are accepted:
+    so wherever the parser accepts a token of the one-pass lexer, it is the token the
+    contextual lexer would have made (its other terminals are tried in Lark's order)."""
+    from lark.lexer import LexerState
+    from lark.utils import TextSlice
+
+    reader = P._fast_parser()
+    lark = P._comment_parser()  # the same grammar: the same states (numbered otherwise)
+    states = lark.parser.parser._parse_table.states
+    lexers = lark.parser.lexer.lexers
+    assert sorted(sorted(map(str, a)) for a in states.values()) == sorted(
+        sorted(map(str, a)) for a in reader.lark.parser.parser._parse_table.states.values())
+    checked = 0
+    for state, actions in states.items():
+        accepts = set(map(str, actions))
+        words = [(w, t) for w, t in reader.keywords.items() if t in accepts]
+        if "NAME" in accepts:
+            words.append(("zq_plain-word", "NAME"))
+        for word, terminal in words:
+            tok = lexers[state].next_token(LexerState(TextSlice.cast_from(word + " ")))
+            assert (tok.type, tok.value) == (terminal, word), (state, word)
+            checked += 1
+    assert checked > 100
+
+
+def test_texts_the_one_pass_lexer_cannot_read_are_read_by_the_contextual_lexers():
+    """A keyword used as a name, words run together, a reference broken over two lines,
+    a character that starts no token: the one-pass tokens are refused, and the text is
+    read as the reference parser reads it (or refused by both)."""
+    for text in ['permit permit on any resource\n',
+                 'group type = ["a"]\npermit view on any resource when claims.a in type\n',
+                 'permitview on any resource\n',
+                 'permit view on any resource when claims.email\n.x == 1\n',
+                 'permit view on any resource when claims.a == "x" @\n',
+                 " " * 100_000 + "@"]:
+        assert isinstance(one_pass(text), type), text
+        fast, ref = both(text)
+        assert fast == ref, text
 
 
 def test_shipped_policies_and_the_language_page_parse_alike():
@@ -60,6 +119,9 @@ def test_shipped_policies_and_the_language_page_parse_alike():
 def test_generated_texts_parse_alike_or_fail_alike(parts):
     text = "".join(parts)
     fast, ref = both(text)
+    quick = one_pass(text)
+    if not isinstance(quick, type):
+        assert quick == ref  # whatever the one-pass lexer reads, it reads as the reference does
     if isinstance(ref, type):
         # the reference parser refuses: so does the compiled one (and parse() reports it)
         assert isinstance(fast, type)
