@@ -982,6 +982,7 @@ def _fast_parser():
     try:
         fast = _lark(_plugins=lark_cython.plugins)
         _lean_tables(fast)
+        _lean_callbacks(fast)
         reader = _FastReader(fast)
         if _reads_alike(reader):
             return reader
@@ -1192,6 +1193,49 @@ def _keyword_conflicts(fast: Lark, keywords: dict[str, str]) -> None:
     for actions in fast.parser.parser._parse_table.states.values():
         if "NAME" in actions and regex_keywords & set(map(str, actions)):
             raise ValueError("a parser state accepts a name and a keyword that is not a plain string")
+
+
+def _lean_callbacks(fast: Lark) -> None:
+    """Lark's generic wrappers around the callbacks, replaced by equivalents that do
+    less (a quarter of all reductions are of one child, a tenth splice a repetition):
+    a rule of one child that ``?`` inlines returns it (``itemgetter(0)``, no Python
+    call), one of several children is built directly (every token is kept, so the
+    children are as many as the symbols); an inlined rule (``_item``, the ``x ("," x)*`` helpers) returns its
+    children as a list instead of a tree; and a rule that splices such lists into
+    its own children does it in one expression. Any other wrapper: refuse (the
+    caller falls back to Lark's own)."""
+    from operator import itemgetter
+
+    from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
+    from lark.tree import Tree
+
+    def makes_tree(f) -> bool:
+        return isinstance(f, partial) and f.func is Tree
+
+    def ours(f) -> bool:
+        return getattr(f, "__self__", None).__class__ is _Build
+
+    callbacks = fast.parser.parser.parser_conf.callbacks  # the parser holds this very dict
+    first = itemgetter(0)
+    for rule, callback in list(callbacks.items()):
+        if isinstance(rule, str) or ours(callback):
+            continue
+        if callback.__class__ is ExpandSingleChild and len(rule.expansion) == 1:
+            callbacks[rule] = first
+        elif callback.__class__ is ExpandSingleChild and ours(callback.node_builder):
+            callbacks[rule] = callback.node_builder  # never one child: always built
+        elif makes_tree(callback):
+            callbacks[rule] = list
+        elif callback.__class__ is ChildFilterLALR_NoPlaceholders and (
+                ours(callback.node_builder) or makes_tree(callback.node_builder)):
+            items = ", ".join(("*c[%d]" if splice else "c[%d]") % i for i, splice in callback.to_include)
+            if makes_tree(callback.node_builder):
+                callbacks[rule] = eval(f"lambda c: [{items}]")  # noqa: S307 - indices only
+            else:
+                callbacks[rule] = eval(f"lambda c: build([{items}])",  # noqa: S307 - indices only
+                                       {"build": callback.node_builder})
+        else:
+            raise ValueError(f"an unknown callback wrapper for {rule.origin.name}: {callback!r}")
 
 
 def parse_or_raise(text: str, file: str = "<policy>", owner: str | None = None) -> A.PolicyFile:

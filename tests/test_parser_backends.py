@@ -56,9 +56,16 @@ def test_the_compiled_parser_is_in_use():
     assert isinstance(P._fast_parser(), P._FastReader)
 
 
-def test_the_compiled_parser_reduces_with_plain_rule_objects():
+def test_the_compiled_parser_reduces_with_plain_rule_objects_and_lean_callbacks():
+    """_lean_tables and _lean_callbacks are in place: no Lark rule objects, no Lark
+    child filters or trees left in the compiled parser's reductions."""
+    import operator
+    import types
+
     callbacks = P._fast_parser().lark.parser.parser.parser_conf.callbacks
     assert {type(rule) for rule in callbacks if not isinstance(rule, str)} == {P._LeanRule}
+    kinds = {type(c) for rule, c in callbacks.items() if not isinstance(rule, str)}
+    assert kinds == {types.MethodType, types.FunctionType, type, operator.itemgetter}
 
 
 def test_the_one_pass_lexer_reads_each_word_as_the_contextual_lexer_would():
