@@ -13,6 +13,7 @@ import re
 import threading
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache, partial
+from itertools import chain
 from importlib import resources
 
 from lark import Lark, Token
@@ -1076,13 +1077,19 @@ class _TokenFeed:
     __slots__ = ("next_token",)
 
     def __init__(self, tokens: list):
-        # next(generator, parser_state): the parser state is only the unused default
-        self.next_token = partial(next, _each_then_eof(tokens))
+        # next(iterator, parser_state): C calls only; the parser state is the unused
+        # default, and the end of the tokens raises EOFError, as the loop expects
+        self.next_token = partial(next, chain(tokens, _END_OF_TEXT))
 
 
-def _each_then_eof(tokens: list):
-    yield from tokens
-    raise EOFError  # how the loop learns that the text has ended
+class _EndOfText:
+    """An iterable whose iteration raises EOFError: how the loop learns that the text has ended."""
+
+    def __iter__(self):
+        raise EOFError
+
+
+_END_OF_TEXT = _EndOfText()
 
 
 def _sort_key(t):
