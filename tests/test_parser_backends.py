@@ -179,3 +179,11 @@ def test_ast_nodes_are_made_quickly_yet_stay_frozen_and_compare_without_position
         one.op = "!="  # type: ignore[misc]
     with pytest.raises(TypeError):
         A.Not()  # type: ignore[call-arg]
+
+
+def test_the_reference_page_shows_the_grammar_the_parser_uses():
+    """docs/policy-language.md section 7 quotes grammar.lark verbatim."""
+    page = (ROOT / "docs" / "policy-language.md").read_text()
+    start = page.index("```lark\n") + len("```lark\n")
+    grammar = (ROOT / "policy_lang" / "grammar.lark").read_text()
+    assert page[start:page.index("```", start)] == grammar
