@@ -165,6 +165,10 @@ def _resource(value: Any, what: str) -> dict:
 
 def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, dict, dict, datetime]:
     """Check a request's shape → (permissions, claims, claim_sources, client, time)."""
+    if request.__class__ is dict and _PLAIN_MEMBERS.issuperset(request):
+        plain = _plain(request)
+        if plain is not None:
+            return plain
     if not isinstance(request, dict):
         raise RequestError("a request is a JSON object")
     unknown = [k for k in request if k not in REQUEST_MEMBERS]
@@ -206,6 +210,57 @@ def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, d
                                "'format' strings")
     client = _obj(request.get("client"), "client")
     return perms, claims, sources, client, parse_time(request.get("time"))
+
+
+_PLAIN_MEMBERS = REQUEST_MEMBERS - {"permissions"}
+_TEXT_OR_NONE = (str, type(None))
+
+
+def _plain(request: dict) -> tuple | None:
+    """The usual request (one resource, no approvals or claim sources, a time seen
+    before) checked in one pass, as :func:`normalise` would accept it; None for
+    anything else, and the general checks (which name the problem) run instead.
+    A request is checked on every decision: the general checks' calls to one small
+    helper per member were about a third of a decision's instructions."""
+    r = request.get("resource")
+    if r.__class__ is not dict or r.get("id").__class__ is not str \
+            or r.get("owner").__class__ is not str or r.get("type").__class__ not in _TEXT_OR_NONE \
+            or r.get("name").__class__ not in _TEXT_OR_NONE \
+            or r.get("description").__class__ not in _TEXT_OR_NONE:
+        return None
+    listed = r.get("scopes")
+    if listed is not None:
+        if listed.__class__ is not list:
+            return None
+        for s in listed:
+            if s.__class__ is not str:
+                return None
+    scopes = request.get("scopes")
+    if scopes.__class__ is not list:
+        return None
+    for s in scopes:
+        if s.__class__ is not str:
+            return None
+    approvals = request.get("approvals")
+    if approvals is not None and (approvals.__class__ is not list or approvals):
+        return None
+    if request.get("claim_sources"):
+        return None
+    claims = request.get("claims")
+    if claims is None:
+        claims = {}
+    elif claims.__class__ is not dict:
+        return None
+    client = request.get("client")
+    if client is None:
+        client = {}
+    elif client.__class__ is not dict:
+        return None
+    t = request.get("time")
+    now = _TIME_CACHE.get(t) if t.__class__ is str else None
+    if now is None:
+        return None
+    return [(r, scopes, _NO_APPROVALS)], claims, _NO_SOURCES, client, now
 
 
 # ------------------------------------------------------------------ one scope
