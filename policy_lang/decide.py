@@ -265,11 +265,17 @@ def _plain(request: dict) -> tuple | None:
 
 # ------------------------------------------------------------------ one scope
 
-def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: str) -> ScopeResult:
-    forbids, permits, asks = plan.for_scope(scope)
+_NONE_MISSING: frozenset = frozenset()
+
+
+def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
+                 owner: str | None = None) -> ScopeResult:
+    # (the plan's cache read inline, and the lists and sets below made only when
+    # a rule needs them: this runs once per requested scope)
+    forbids, permits, asks = plan.by_scope.get(scope) or plan.for_scope(scope)
     errors: list = []
-    forbid_missing: set = set()
-    forbid_rules: list = []
+    forbid_missing: set | None = None
+    forbid_rules: list | None = None
     now = ctx.now
     # (a rule past its ``until`` no longer applies: cr.until is checked inline, the hot path)
     # 1, 2: forbids
@@ -278,20 +284,22 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
             continue
         r = True if cr.cond is None else cr.cond(ctx)
         if r is True:
-            return ScopeResult(rid, scope, DENIED, cr, errors=errors)
+            return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner)
         if r is False:
             continue
         if isinstance(r, Unknown):
+            if forbid_missing is None:
+                forbid_missing, forbid_rules = set(), []
             forbid_missing |= r
             forbid_rules.append(cr)
             continue
         errors.append((cr, r))  # a type error makes a forbid apply: fail closed
-        return ScopeResult(rid, scope, DENIED, cr, errors=errors)
+        return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner)
     # 3: permits
     granted_by: CRule | None = None
     expires: datetime | None = None
     unbounded = False
-    alternatives: list[tuple[frozenset, CRule]] = []
+    alternatives: list[tuple[frozenset, CRule]] | None = None
     for cr in permits:
         if cr.until is not None and now > cr.until:
             continue
@@ -306,12 +314,14 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
                 expires = bound
             continue
         if isinstance(r, Unknown):
+            if alternatives is None:
+                alternatives = []
             alternatives.append((r, cr))
         elif r is not False:
             errors.append((cr, r))
     if granted_by is not None and not forbid_missing:
-        return ScopeResult(rid, scope, GRANTED, granted_by, expires_at=None if unbounded else expires,
-                           errors=errors)
+        return ScopeResult(rid, scope, GRANTED, granted_by, (), _NONE_MISSING,
+                           None if unbounded else expires, errors, owner)
     # 4: asks
     asked_by: CRule | None = None
     for cr in asks:
@@ -322,6 +332,8 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
             if asked_by is None:
                 asked_by = cr
         elif isinstance(r, Unknown):
+            if alternatives is None:
+                alternatives = []
             alternatives.append((r, cr))
         elif r is not False:
             errors.append((cr, r))
@@ -334,20 +346,20 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
             names, cr = _cheapest(alternatives)
             missing |= names
             rules.append(cr)
-        return ScopeResult(rid, scope, NEED, None, tuple(rules), frozenset(missing), errors=errors)
+        return ScopeResult(rid, scope, NEED, None, tuple(rules), frozenset(missing), None, errors, owner)
     if asked_by is not None:
         if approval == "approved":
             bound = _bound(asked_by, now)
-            return ScopeResult(rid, scope, GRANTED, asked_by, expires_at=bound, errors=errors)
+            return ScopeResult(rid, scope, GRANTED, asked_by, (), _NONE_MISSING, bound, errors, owner)
         if approval == "denied":
-            return ScopeResult(rid, scope, DENIED, asked_by, errors=errors)
-        return ScopeResult(rid, scope, SUBMITTED, asked_by, errors=errors)
+            return ScopeResult(rid, scope, DENIED, asked_by, (), _NONE_MISSING, None, errors, owner)
+        return ScopeResult(rid, scope, SUBMITTED, asked_by, (), _NONE_MISSING, None, errors, owner)
     # 5: unknown permits and asks
     if alternatives:
         names, cr = _cheapest(alternatives)
-        return ScopeResult(rid, scope, NEED, None, (cr,), frozenset(names), errors=errors)
+        return ScopeResult(rid, scope, NEED, None, (cr,), frozenset(names), None, errors, owner)
     # 6: default deny
-    return ScopeResult(rid, scope, DENIED, None, errors=errors)
+    return ScopeResult(rid, scope, DENIED, None, (), _NONE_MISSING, None, errors, owner)
 
 
 def _cheapest(alternatives: list[tuple[frozenset, CRule]]) -> tuple[frozenset, CRule]:
@@ -389,7 +401,7 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
     """Scope results → the request-level decision (section 3, 'From scope results
     to the UMA answer') and its JSON members."""
     if len(results) == 1 and results[0].outcome != NEED and not results[0].errors:
-        return _assemble_one(results[0])
+        return assemble_one(results[0])
     granted: dict[str, list] = {}
     denied: dict[str, list] = {}
     submitted: dict[str, list] = {}
@@ -470,7 +482,7 @@ def _reasons(res: ScopeResult) -> list[dict]:
              "rule": res.rule.ref if res.rule else None}]
 
 
-def _assemble_one(res: ScopeResult) -> Decision:
+def assemble_one(res: ScopeResult) -> Decision:
     """The common case, one scope of one resource, without the bookkeeping."""
     rid = res.resource_id
     rule = res.rule

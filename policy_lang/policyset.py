@@ -10,7 +10,7 @@ from typing import Iterable
 
 from . import ast as A
 from .compile import CRule, Ctx, Plan, TargetIndex, literal_value, rule_condition
-from .decide import Decision, assemble, decide_scope, normalise
+from .decide import NEED, Decision, assemble, assemble_one, decide_scope, normalise
 from .diagnostics import Diagnostic, PolicyError, make, sort_diagnostics
 from .parser import parse
 
@@ -197,9 +197,13 @@ class PolicySet:
             ctx = Ctx(self.claims_view(owner, claims, sources) if sources else claims,
                       client, resource, now)
             for scope in scopes:
-                res = decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid)
-                res.owner = owner
-                results.append(res)
+                results.append(decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None,
+                                            rid, owner))
+        if len(results) == 1:
+            # the common case, one scope of one resource (assemble's own shortcut, without its call)
+            res = results[0]
+            if res.outcome != NEED and not res.errors:
+                return assemble_one(res)
         return assemble(results, self._declared)
 
 
