@@ -10,7 +10,7 @@ from typing import Iterable
 
 from . import ast as A
 from .compile import CRule, Ctx, Plan, TargetIndex, literal_value, rule_condition
-from .decide import NEED, Decision, assemble, assemble_one, decide_scope, normalise
+from .decide import NEED, Decision, assemble, assemble_one, check_request, decide_scope, plain_request
 from .diagnostics import Diagnostic, PolicyError, make, sort_diagnostics
 from .parser import parse
 
@@ -185,7 +185,7 @@ class PolicySet:
     # -------------------------------------------------------------- deciding
     def decide(self, request: dict) -> Decision:
         """Section 3 of the language page over a section 4 request."""
-        perms, claims, sources, client, now = normalise(request)
+        perms, claims, sources, client, now = plain_request(request) or check_request(request)  # normalise
         results = []
         plans = self._plans
         for resource, scopes, approvals in perms:
