@@ -488,16 +488,34 @@ def assemble_one(res: ScopeResult) -> Decision:
     """The common case, one scope of one resource, without the bookkeeping."""
     rid = res.resource_id
     rule = res.rule
-    reasons = [{"resource_id": rid, "scope": res.scope,
-                "effect": rule.effect if rule is not None else "deny",
-                "rule": rule.ref if rule is not None else None}]
+    d = _blank(Decision)
+    d.reasons = [{"resource_id": rid, "scope": res.scope,
+                  "effect": rule.effect if rule is not None else "deny",
+                  "rule": rule.ref if rule is not None else None}]
     outcome = res.outcome
     if outcome == GRANTED:
         exp = res.expires_at
-        return Decision("permit", [{"resource_id": rid, "scopes": [res.scope],
-                                    "expires_at": iso(exp) if exp is not None else None}],
-                        [], [], [], reasons, [], [res])
-    entry = {"resource_id": rid, "scopes": [res.scope]}
-    if outcome == SUBMITTED:
-        return Decision("request_submitted", [], [], [entry], [], reasons, [], [res])
-    return Decision("deny", [], [entry], [], [], reasons, [], [res])
+        d.decision = "permit"
+        d.granted = [{"resource_id": rid, "scopes": [res.scope],
+                      "expires_at": iso(exp) if exp is not None else None}]
+        d.denied = []
+        d.submitted = []
+    elif outcome == SUBMITTED:
+        d.decision = "request_submitted"
+        d.granted = []
+        d.denied = []
+        d.submitted = [{"resource_id": rid, "scopes": [res.scope]}]
+    else:
+        d.decision = "deny"
+        d.granted = []
+        d.denied = [{"resource_id": rid, "scopes": [res.scope]}]
+        d.submitted = []
+    d.required_claims = []
+    d.errors = []
+    d.results = [res]
+    return d
+
+
+# Decision(...) runs the dataclass's generated __init__, a Python call made from C:
+# about a third of assemble_one. assemble_one fills every field of a blank instance.
+_blank = object.__new__

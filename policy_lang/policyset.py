@@ -196,14 +196,17 @@ class PolicySet:
             plan = plans.get((owner, rid, rtype, rname)) or self.plan(owner, rid, rtype, rname)
             ctx = Ctx(self.claims_view(owner, claims, sources) if sources else claims,
                       client, resource, now)
+            if len(scopes) == 1 and len(perms) == 1:
+                # the common case, one scope of one resource: assemble's own shortcut, without
+                # the bookkeeping of several results
+                scope = scopes[0]
+                res = decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid, owner)
+                if res.outcome != NEED and not res.errors:
+                    return assemble_one(res)
+                return assemble([res], self._declared)
             for scope in scopes:
                 results.append(decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None,
                                             rid, owner))
-        if len(results) == 1:
-            # the common case, one scope of one resource (assemble's own shortcut, without its call)
-            res = results[0]
-            if res.outcome != NEED and not res.errors:
-                return assemble_one(res)
         return assemble(results, self._declared)
 
 
