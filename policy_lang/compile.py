@@ -243,27 +243,18 @@ _SNIPPET = {
                  "if v is None:\n    {r} = {k3}\n"
                  "elif v.__class__ is str:\n    {r} = v in {k1}\n"
                  "else:\n    {r} = member(v, {k2})\n"),
-    "claim_str": ("v = claims.get({k0})\n"
-                  "if v is None:\n    {r} = {k2}\n"
-                  "elif v.__class__ is str:\n    {r} = {test}\n"
-                  "else:\n    {r} = {k3}(ctx)\n"),
     "attr_eq": "{r} = ctx.{v}.get({k0}) == {k1}\n",
-    "attr_in": ("v = ctx.{v}.get({k0})\n"
-                "if v.__class__ is str:\n    {r} = v in {k1}\n"
-                "else:\n    {r} = {k2}(ctx)\n"),
 }
 
 # a claim (a string) tested against a string: the test on two strings (values.py)
-_STRING_TESTS = {"starts with": "v.startswith({k1})", "ends with": "v.endswith({k1})",
-                 "contains": "{k1} in v"}
+_STRING_TESTS = {"starts with": str.startswith, "ends with": str.endswith, "contains": str.__contains__}
 
-
-_INLINE = frozenset({"claim_eq", "claim_in", "attr_eq"})
+# the kinds inlined: the three commonest only, as each shape costs a compile of its text
+_INLINE = frozenset(_SNIPPET) - {"call"}
 
 
 def _fused_and(items, groups) -> Fn | None:
     tests = [_simple_test(x, groups) if type(x) is A.Compare else None for x in items]
-    # (only the three commonest kinds inline: each shape costs a compile of its text)
     tests = [t if t is not None and t[0] in _INLINE else None for t in tests]
     if len(items) < 2 or all(t is None for t in tests):
         return None
@@ -282,8 +273,7 @@ def _make_fused(shape: tuple) -> Callable:
     for i, (kind, variant, n_consts) in enumerate(shape):
         k = {f"k{j}": f"k{i}_{j}" for j in range(n_consts)}
         params.extend(k.values())
-        test = _STRING_TESTS[variant].format(**k) if kind == "claim_str" else ""
-        body.append(_SNIPPET[kind].format(r=f"r{i}", v=variant, test=test, **k))
+        body.append(_SNIPPET[kind].format(r=f"r{i}", v=variant, **k))
         if i < n - 1:
             body.append(f"if r{i} is False:\n    return False\n")
     if n == 2:  # as and2
@@ -385,8 +375,7 @@ def _compile_compare(node: A.Compare, groups) -> Fn:
         return claim_in
     if kind == "claim_str":
         _, op, name, const, missing, general = simple
-        test = {"starts with": str.startswith, "ends with": str.endswith,
-                "contains": str.__contains__}[op]
+        test = _STRING_TESTS[op]
 
         def claim_str(ctx):
             v = ctx.claims.get(name)
