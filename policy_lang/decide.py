@@ -165,6 +165,12 @@ def _resource(value: Any, what: str) -> dict:
 
 def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, dict, dict, datetime]:
     """Check a request's shape → (permissions, claims, claim_sources, client, time)."""
+    return plain_request(request) or check_request(request)
+
+
+def check_request(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, dict, dict, datetime]:
+    """:func:`normalise` for any request: each member checked in turn, the first
+    problem raised as a :class:`RequestError`."""
     if not isinstance(request, dict):
         raise RequestError("a request is a JSON object")
     unknown = [k for k in request if k not in REQUEST_MEMBERS]
@@ -208,13 +214,70 @@ def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, d
     return perms, claims, sources, client, parse_time(request.get("time"))
 
 
+_PLAIN_MEMBERS = frozenset({"resource", "scopes", "claims", "client", "time"})
+_TEXT_OR_NONE = (str, type(None))
+
+
+def plain_request(request: Any) -> tuple | None:
+    """The usual request (one resource; no approvals, claim sources or permissions)
+    checked in one pass, as :func:`check_request` would accept it; None for anything
+    else, and check_request (which names the problem) runs instead. A request is
+    checked on every decision: check_request's calls to one small helper per member
+    were about a third of a decision's instructions."""
+    if request.__class__ is not dict or not _PLAIN_MEMBERS.issuperset(request):
+        return None
+    r = request.get("resource")
+    if r.__class__ is not dict or r.get("id").__class__ is not str \
+            or r.get("owner").__class__ is not str or r.get("type").__class__ not in _TEXT_OR_NONE \
+            or r.get("name").__class__ not in _TEXT_OR_NONE \
+            or r.get("description").__class__ not in _TEXT_OR_NONE:
+        return None
+    listed = r.get("scopes")
+    if listed is not None:
+        if listed.__class__ is not list:
+            return None
+        for s in listed:
+            if s.__class__ is not str:
+                return None
+    scopes = request.get("scopes")
+    if scopes.__class__ is not list:
+        return None
+    for s in scopes:
+        if s.__class__ is not str:
+            return None
+    claims = request.get("claims")
+    if claims is None:
+        claims = {}
+    elif claims.__class__ is not dict:
+        return None
+    client = request.get("client")
+    if client is None:
+        client = {}
+    elif client.__class__ is not dict:
+        return None
+    t = request.get("time")
+    if t is None:
+        now = datetime.now(timezone.utc)
+    else:
+        now = _TIME_CACHE.get(t) if t.__class__ is str else None
+        if now is None:
+            return None  # not a time seen before: parse_time reads it
+    return [(r, scopes, _NO_APPROVALS)], claims, _NO_SOURCES, client, now
+
+
 # ------------------------------------------------------------------ one scope
 
-def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: str) -> ScopeResult:
-    forbids, permits, asks = plan.for_scope(scope)
+_NONE_MISSING: frozenset = frozenset()
+
+
+def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
+                 owner: str | None = None) -> ScopeResult:
+    # (the plan's cache read inline, and the lists and sets below made only when
+    # a rule needs them: this runs once per requested scope)
+    forbids, permits, asks = plan.by_scope.get(scope) or plan.for_scope(scope)
     errors: list = []
-    forbid_missing: set = set()
-    forbid_rules: list = []
+    forbid_missing: set | None = None
+    forbid_rules: list | None = None
     now = ctx.now
     # (a rule past its ``until`` no longer applies: cr.until is checked inline, the hot path)
     # 1, 2: forbids
@@ -223,20 +286,22 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
             continue
         r = True if cr.cond is None else cr.cond(ctx)
         if r is True:
-            return ScopeResult(rid, scope, DENIED, cr, errors=errors)
+            return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner)
         if r is False:
             continue
         if isinstance(r, Unknown):
+            if forbid_missing is None:
+                forbid_missing, forbid_rules = set(), []
             forbid_missing |= r
             forbid_rules.append(cr)
             continue
         errors.append((cr, r))  # a type error makes a forbid apply: fail closed
-        return ScopeResult(rid, scope, DENIED, cr, errors=errors)
+        return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner)
     # 3: permits
     granted_by: CRule | None = None
     expires: datetime | None = None
     unbounded = False
-    alternatives: list[tuple[frozenset, CRule]] = []
+    alternatives: list[tuple[frozenset, CRule]] | None = None
     for cr in permits:
         if cr.until is not None and now > cr.until:
             continue
@@ -251,12 +316,14 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
                 expires = bound
             continue
         if isinstance(r, Unknown):
+            if alternatives is None:
+                alternatives = []
             alternatives.append((r, cr))
         elif r is not False:
             errors.append((cr, r))
     if granted_by is not None and not forbid_missing:
-        return ScopeResult(rid, scope, GRANTED, granted_by, expires_at=None if unbounded else expires,
-                           errors=errors)
+        return ScopeResult(rid, scope, GRANTED, granted_by, (), _NONE_MISSING,
+                           None if unbounded else expires, errors, owner)
     # 4: asks
     asked_by: CRule | None = None
     for cr in asks:
@@ -267,6 +334,8 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
             if asked_by is None:
                 asked_by = cr
         elif isinstance(r, Unknown):
+            if alternatives is None:
+                alternatives = []
             alternatives.append((r, cr))
         elif r is not False:
             errors.append((cr, r))
@@ -279,20 +348,20 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
             names, cr = _cheapest(alternatives)
             missing |= names
             rules.append(cr)
-        return ScopeResult(rid, scope, NEED, None, tuple(rules), frozenset(missing), errors=errors)
+        return ScopeResult(rid, scope, NEED, None, tuple(rules), frozenset(missing), None, errors, owner)
     if asked_by is not None:
         if approval == "approved":
             bound = _bound(asked_by, now)
-            return ScopeResult(rid, scope, GRANTED, asked_by, expires_at=bound, errors=errors)
+            return ScopeResult(rid, scope, GRANTED, asked_by, (), _NONE_MISSING, bound, errors, owner)
         if approval == "denied":
-            return ScopeResult(rid, scope, DENIED, asked_by, errors=errors)
-        return ScopeResult(rid, scope, SUBMITTED, asked_by, errors=errors)
+            return ScopeResult(rid, scope, DENIED, asked_by, (), _NONE_MISSING, None, errors, owner)
+        return ScopeResult(rid, scope, SUBMITTED, asked_by, (), _NONE_MISSING, None, errors, owner)
     # 5: unknown permits and asks
     if alternatives:
         names, cr = _cheapest(alternatives)
-        return ScopeResult(rid, scope, NEED, None, (cr,), frozenset(names), errors=errors)
+        return ScopeResult(rid, scope, NEED, None, (cr,), frozenset(names), None, errors, owner)
     # 6: default deny
-    return ScopeResult(rid, scope, DENIED, None, errors=errors)
+    return ScopeResult(rid, scope, DENIED, None, (), _NONE_MISSING, None, errors, owner)
 
 
 def _cheapest(alternatives: list[tuple[frozenset, CRule]]) -> tuple[frozenset, CRule]:
@@ -334,7 +403,7 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
     """Scope results → the request-level decision (section 3, 'From scope results
     to the UMA answer') and its JSON members."""
     if len(results) == 1 and results[0].outcome != NEED and not results[0].errors:
-        return _assemble_one(results[0])
+        return assemble_one(results[0])
     granted: dict[str, list] = {}
     denied: dict[str, list] = {}
     submitted: dict[str, list] = {}
@@ -415,20 +484,38 @@ def _reasons(res: ScopeResult) -> list[dict]:
              "rule": res.rule.ref if res.rule else None}]
 
 
-def _assemble_one(res: ScopeResult) -> Decision:
+def assemble_one(res: ScopeResult) -> Decision:
     """The common case, one scope of one resource, without the bookkeeping."""
     rid = res.resource_id
     rule = res.rule
-    reasons = [{"resource_id": rid, "scope": res.scope,
-                "effect": rule.effect if rule is not None else "deny",
-                "rule": rule.ref if rule is not None else None}]
+    d = _blank(Decision)
+    d.reasons = [{"resource_id": rid, "scope": res.scope,
+                  "effect": rule.effect if rule is not None else "deny",
+                  "rule": rule.ref if rule is not None else None}]
     outcome = res.outcome
     if outcome == GRANTED:
         exp = res.expires_at
-        return Decision("permit", [{"resource_id": rid, "scopes": [res.scope],
-                                    "expires_at": iso(exp) if exp is not None else None}],
-                        [], [], [], reasons, [], [res])
-    entry = {"resource_id": rid, "scopes": [res.scope]}
-    if outcome == SUBMITTED:
-        return Decision("request_submitted", [], [], [entry], [], reasons, [], [res])
-    return Decision("deny", [], [entry], [], [], reasons, [], [res])
+        d.decision = "permit"
+        d.granted = [{"resource_id": rid, "scopes": [res.scope],
+                      "expires_at": iso(exp) if exp is not None else None}]
+        d.denied = []
+        d.submitted = []
+    elif outcome == SUBMITTED:
+        d.decision = "request_submitted"
+        d.granted = []
+        d.denied = []
+        d.submitted = [{"resource_id": rid, "scopes": [res.scope]}]
+    else:
+        d.decision = "deny"
+        d.granted = []
+        d.denied = [{"resource_id": rid, "scopes": [res.scope]}]
+        d.submitted = []
+    d.required_claims = []
+    d.errors = []
+    d.results = [res]
+    return d
+
+
+# Decision(...) runs the dataclass's generated __init__, a Python call made from C:
+# about a third of assemble_one. assemble_one fills every field of a blank instance.
+_blank = object.__new__
