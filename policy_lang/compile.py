@@ -255,10 +255,11 @@ _INLINE = frozenset(_SNIPPET) - {"call"}
 
 def _fused_and(items, groups) -> Fn | None:
     tests = [_simple_test(x, groups) if type(x) is A.Compare else None for x in items]
-    tests = [t if t is not None and t[0] in _INLINE else None for t in tests]
-    if len(items) < 2 or all(t is None for t in tests):
+    if len(items) < 2 or all(t is None or t[0] not in _INLINE for t in tests):
         return None
-    tests = [("call", None, compile_cond(x, groups)) if t is None else t for x, t in zip(items, tests)]
+    tests = [t if t is not None and t[0] in _INLINE else
+             ("call", None, compile_cond(x, groups) if t is None else _test_closure(t, x, groups))
+             for x, t in zip(items, tests)]
     shape = tuple((t[0], t[1], len(t) - 2) for t in tests)
     make = _FUSED.get(shape)
     if make is None:
@@ -333,7 +334,7 @@ def _simple_test(node: A.Compare, groups) -> tuple | None:
             if isinstance(const, tuple) and const and all(x.__class__ is str for x in const):
                 return ("claim_in", None, name, frozenset(const), const, missing)
         if op in _STRING_TESTS and isinstance(node.right, A.Literal) and node.right.kind == "string":
-            return ("claim_str", op, name, node.right.value, missing, _general_compare(node, groups))
+            return ("claim_str", op, name, node.right.value, missing, _general_later(node, groups))
     if isinstance(node.left, A.AttrRef):
         entity = "client" if node.left.entity == "client" else "resource"
         if op == "==" and isinstance(node.right, A.Literal) and node.right.kind == "string":
@@ -342,7 +343,7 @@ def _simple_test(node: A.Compare, groups) -> tuple | None:
             const = groups.get(node.right.name, ()) if isinstance(node.right, A.GroupRef) else (
                 literal_value(node.right))
             if isinstance(const, tuple) and const and all(x.__class__ is str for x in const):
-                return ("attr_in", entity, node.left.name, frozenset(const), _general_compare(node, groups))
+                return ("attr_in", entity, node.left.name, frozenset(const), _general_later(node, groups))
     return None
 
 
@@ -350,6 +351,11 @@ def _compile_compare(node: A.Compare, groups) -> Fn:
     simple = _simple_test(node, groups)
     if simple is None:
         return _general_compare(node, groups)
+    return _test_closure(simple, node, groups)
+
+
+def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
+    """The closure of a simple test (``_simple_test(node, groups)``)."""
     kind, variant = simple[0], simple[1]
     if kind == "claim_eq":
         _, _, name, const, cls, missing = simple
@@ -401,6 +407,19 @@ def _compile_compare(node: A.Compare, groups) -> Fn:
         v = ctx.resource.get(attr)
         return v in members if v.__class__ is str else general(ctx)
     return resource_in
+
+
+def _general_later(node: A.Compare, groups) -> Fn:
+    """``_general_compare(node, groups)``, made the first time a value needs it (a
+    claim or attribute that is not a string): most rules never do, and making it
+    for every rule was a twentieth of loading a large policy set."""
+    made: list[Fn] = []
+
+    def general(ctx):
+        if not made:
+            made.append(_general_compare(node, groups))  # (two threads may both make it: alike)
+        return made[0](ctx)
+    return general
 
 
 def _general_compare(node: A.Compare, groups) -> Fn:
