@@ -849,7 +849,7 @@ class _SetCheck:
                 if r.effect == "forbid" and r.when is None and r.unless is None and (
                         r.expiry is None or r.expiry.kind == "for"):
                     forbids.append((pf, r))
-        seen: dict[tuple, tuple[A.PolicyFile, A.Rule]] = {}
+        seen: dict[tuple, list[list]] = {}  # W301: see _first_equal
         for pf in own:
             src = self.srcs[id(pf)]
             groups = {g.name: g.members for g in pf.groups}
@@ -868,10 +868,7 @@ class _SetCheck:
                                      "'when' or 'unless', or remove this rule"))
                             break
                 # W301: duplicate
-                # (one lookup: the key holds whole conditions, and hashing them is not cheap)
-                entry = (pf, r)
-                first = seen.setdefault(_rule_key(r, groups), entry)
-                if first is not entry:
+                if (first := _first_equal(seen, pf, r, groups)) is not None:
                     opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
                     self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
@@ -985,6 +982,30 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
         if r.kind in ("name_like", "type_name_like"):
             return _glob_covers(f.pattern, r.pattern)
     return False
+
+
+def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule,
+                 groups: dict[str, A.Literal]) -> tuple[A.PolicyFile, A.Rule] | None:
+    """The first rule seen before ``r`` with an equal :func:`_rule_key`, or None (then
+    ``r`` is remembered).
+
+    Hashing a whole key costs a Python ``__hash__`` call per condition node, and
+    nearly every rule differs from all the others in its effect, scopes or
+    target already: ``seen`` groups rules by those cheap parts, and whole keys
+    are made and compared (``==``, as a dict lookup would) only within a group."""
+    head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target)
+    bucket = seen.get(head)
+    if bucket is None:
+        seen[head] = [[None, pf, r, groups]]
+        return None
+    key = _rule_key(r, groups)
+    for entry in bucket:
+        if entry[0] is None:  # the key of a rule seen earlier, made when first needed
+            entry[0] = _rule_key(entry[2], entry[3])
+        if entry[0] == key:
+            return entry[1], entry[2]
+    bucket.append([key, pf, r, groups])
+    return None
 
 
 def _rule_key(r: A.Rule, groups: dict[str, A.Literal]) -> tuple:
