@@ -15,8 +15,6 @@ with anything is fine here (a mismatch at run time is reported by the engine).
 """
 from __future__ import annotations
 
-import threading
-
 import difflib
 import re
 from datetime import datetime, timezone
@@ -131,24 +129,6 @@ class _RuleRefs:
         self.groups = sorted({n.name for n in marks if type(n) is A.GroupRef}) if marks else []
 
 
-class _RefCache(threading.local):
-    def __init__(self) -> None:
-        self.map: dict[int, tuple] = {}
-
-
-_REF_CACHE = _RefCache()
-
-
-def _rule_refs(rule: A.Rule) -> _RuleRefs:
-    """``_RuleRefs(rule)`` remembered for the current check run: the checks read
-    each rule's conditions several times, and a large policy set has many of them."""
-    cache = _REF_CACHE.map
-    got = cache.get(id(rule))
-    if got is None or got[0] is not rule:
-        got = cache[id(rule)] = (rule, _RuleRefs(rule))
-    return got[1]
-
-
 # ------------------------------------------------------------------ source access
 
 class _Src:
@@ -240,17 +220,6 @@ def _kinds(words: Iterable[str]) -> str:
 def check_files(files: list[A.PolicyFile], texts: dict[str, str],
                 uploads: dict[str, str] | None = None,
                 now: datetime | None = None) -> list[Diagnostic]:
-    """Every meaning error and warning of a policy set (see :func:`_check_files`)."""
-    _REF_CACHE.map.clear()
-    try:
-        return _check_files(files, texts, uploads, now)
-    finally:
-        _REF_CACHE.map.clear()
-
-
-def _check_files(files: list[A.PolicyFile], texts: dict[str, str],
-                 uploads: dict[str, str] | None = None,
-                 now: datetime | None = None) -> list[Diagnostic]:
     """Every meaning error and warning of a policy set, sorted by file, line, column.
 
     ``uploads`` maps a file name to its uploader (an owner upload); ``now``
@@ -260,14 +229,17 @@ def _check_files(files: list[A.PolicyFile], texts: dict[str, str],
     if now is None:
         now = datetime.now(timezone.utc)
     srcs = {id(pf): _Src(pf, texts.get(pf.name)) for pf in files}
+    # what each rule's conditions read, gathered once: the checks look at it several times
+    refs = {id(pf): [_RuleRefs(r) for r in pf.rules] for pf in files}
     elsewhere: dict[tuple[str | None, str], str] = {}  # (owner, group) → a file declaring it
     for pf in files:
         for g in pf.groups:
             elsewhere.setdefault((owner_key(pf), g.name), pf.name)
     out: list[Diagnostic] = []
     for pf in files:
-        out.extend(_FileCheck(pf, srcs[id(pf)], uploads.get(pf.name), now, elsewhere).run())
-    out.extend(_SetCheck(files, srcs).run())
+        out.extend(_FileCheck(pf, srcs[id(pf)], refs[id(pf)], uploads.get(pf.name), now,
+                              elsewhere).run())
+    out.extend(_SetCheck(files, srcs, refs).run())
     return sort_diagnostics(out)
 
 
@@ -285,11 +257,12 @@ def owner_key(pf: A.PolicyFile) -> str | None:
 # ------------------------------------------------------------------ one file
 
 class _FileCheck:
-    def __init__(self, pf: A.PolicyFile, src: _Src, uploader: str | None, now: datetime,
-                 elsewhere: dict[tuple[str | None, str], str] | None = None):
+    def __init__(self, pf: A.PolicyFile, src: _Src, refs: list[_RuleRefs], uploader: str | None,
+                 now: datetime, elsewhere: dict[tuple[str | None, str], str] | None = None):
         self.elsewhere = elsewhere or {}
         self.pf = pf
         self.src = src
+        self.refs = refs  # of pf.rules, in order
         self.uploader = uploader
         self.now = now
         self.out: list[Diagnostic] = []
@@ -303,8 +276,8 @@ class _FileCheck:
         self.group_decls()
         self.claims_decls()
         used_groups: set[str] = set()
-        for rule in self.pf.rules:
-            self.rule(rule, used_groups)
+        for rule, refs in zip(self.pf.rules, self.refs):
+            self.rule(rule, refs, used_groups)
         for name, g in self.groups.items():
             if name not in used_groups and name not in RESERVED:
                 self.emit(self.src.at_found(
@@ -358,7 +331,7 @@ class _FileCheck:
             if not t.type.strip():
                 self.emit(src.at_found("E217", "the type name is empty", t.pos, quoted_empty,
                                        'name the resource type: type "photo-album" has scopes …'))
-        for r in self.pf.rules:
+        for r, refs in zip(self.pf.rules, self.refs):
             for name, spos in zip(r.scopes or (), r.scope_pos or ()):
                 if not name.strip():
                     self.emit(src.at("E217", "a scope name is empty", spos,
@@ -369,7 +342,6 @@ class _FileCheck:
                 if value is not None and not value.strip():
                     self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
                                            f"an empty {what} matches no resource"))
-            refs = _rule_refs(r)
             for cond_refs in (refs.when, refs.unless):
                 for node in cond_refs.claims:
                     if node.quoted and not node.name.strip():
@@ -439,7 +411,7 @@ class _FileCheck:
                     seen.setdefault(n, (key[0], key[1], c))
 
     # -------------------------------------------------------------- rules
-    def rule(self, rule: A.Rule, used_groups: set[str]) -> None:
+    def rule(self, rule: A.Rule, refs: _RuleRefs, used_groups: set[str]) -> None:
         src = self.src
         exp = rule.expiry
         if exp is not None:
@@ -459,7 +431,6 @@ class _FileCheck:
         t = rule.target
         if t.pattern is not None:
             self.pattern(t.pattern, t.pos, target=True)
-        refs = _rule_refs(rule)
         for cond, cond_refs in ((rule.when, refs.when), (rule.unless, refs.unless)):
             if cond is None:
                 continue
@@ -785,9 +756,11 @@ def _contradiction(node) -> str | None:
 # ------------------------------------------------------------------ across files
 
 class _SetCheck:
-    def __init__(self, files: list[A.PolicyFile], srcs: dict[int, _Src]):
+    def __init__(self, files: list[A.PolicyFile], srcs: dict[int, _Src],
+                 refs: dict[int, list[_RuleRefs]]):
         self.files = files
         self.srcs = srcs
+        self.refs = refs  # id(file) → its rules' _RuleRefs, in order
         self.out: list[Diagnostic] = []
         self.by_owner: dict[str, list[A.PolicyFile]] = {}
         for pf in files:
@@ -853,7 +826,7 @@ class _SetCheck:
         for pf in own:
             src = self.srcs[id(pf)]
             groups = {g.name: g.members for g in pf.groups}
-            for r in pf.rules:
+            for r, rrefs in zip(pf.rules, self.refs[id(pf)]):
                 effect_span = (r.pos.line, r.pos.column, r.pos.column + len(r.effect))
                 # W300: shadowed by an unconditional forbid
                 if r.effect != "forbid":
@@ -868,7 +841,7 @@ class _SetCheck:
                                      "'when' or 'unless', or remove this rule"))
                             break
                 # W301: duplicate
-                if (first := _first_equal(seen, pf, r, groups)) is not None:
+                if (first := _first_equal(seen, pf, r, rrefs, groups)) is not None:
                     opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
                     self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
@@ -904,8 +877,7 @@ class _SetCheck:
         read: dict[str | None, set[str]] = {}
         for pf in self.files:
             names = read.setdefault(owner_key(pf), set())
-            for r in pf.rules:
-                refs = _rule_refs(r)
+            for refs in self.refs[id(pf)]:
                 for cond_refs in (refs.when, refs.unless):
                     for node in cond_refs.claims:
                         names.add(node.path[0] if not node.quoted else node.name)
@@ -984,7 +956,7 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
     return False
 
 
-def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule,
+def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs,
                  groups: dict[str, A.Literal]) -> tuple[A.PolicyFile, A.Rule] | None:
     """The first rule seen before ``r`` with an equal :func:`_rule_key`, or None (then
     ``r`` is remembered).
@@ -996,20 +968,20 @@ def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule,
     head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target)
     bucket = seen.get(head)
     if bucket is None:
-        seen[head] = [[None, pf, r, groups]]
+        seen[head] = [[None, pf, r, refs, groups]]
         return None
-    key = _rule_key(r, groups)
+    key = _rule_key(r, refs, groups)
     for entry in bucket:
         if entry[0] is None:  # the key of a rule seen earlier, made when first needed
-            entry[0] = _rule_key(entry[2], entry[3])
+            entry[0] = _rule_key(*entry[2:])
         if entry[0] == key:
             return entry[1], entry[2]
-    bucket.append([key, pf, r, groups])
+    bucket.append([key, pf, r, refs, groups])
     return None
 
 
-def _rule_key(r: A.Rule, groups: dict[str, A.Literal]) -> tuple:
+def _rule_key(r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
-    used = _rule_refs(r).groups
+    used = refs.groups
     return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
             r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))
