@@ -712,16 +712,27 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
                 got = apply_op(node.op, literal_value(left), literal_value(right))
                 return got if isinstance(got, bool) and not isinstance(got, Err) else None
         return None
+    # And: False if any item is False, else True if all are True, else None (Or: the
+    # other way round). One plain loop over the items rather than a list and any()/all():
+    # this runs for every condition of a policy set.
     if t is A.And:
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is False for v in vals):
-            return False
-        return True if all(v is True for v in vals) else None
+        got = True
+        for x in node.items:
+            v = _const(x, groups)
+            if v is False:
+                got = False
+            elif v is None and got is True:
+                got = None
+        return got
     if t is A.Or:
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is True for v in vals):
-            return True
-        return False if all(v is False for v in vals) else None
+        got = False
+        for x in node.items:
+            v = _const(x, groups)
+            if v is True:
+                got = True
+            elif v is None and got is False:
+                got = None
+        return got
     if t is A.Literal:
         return node.value if node.kind == BOOL else None
     if t is A.Truthy:
@@ -741,7 +752,7 @@ def _contradiction(node) -> str | None:
         if type(item) is A.Compare and item.op == "==" and type(item.right) is A.Literal \
                 and type(item.left) in _REFERENCES and item.right.kind != LIST:
             key, right = item.left, item.right
-            first = seen.setdefault(key, right)
+            first = seen.setdefault(_ref_key(key), right)
             if first is not right and \
                     (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
                 ref = "now" if isinstance(key, A.NowRef) else (
@@ -751,6 +762,17 @@ def _contradiction(node) -> str | None:
                 return (f"{ref} cannot be both {first.text or repr(first.value)} and "
                         f"{right.text or right.value}")
     return None
+
+
+def _ref_key(ref) -> tuple:
+    """A reference's fields, equal exactly when the references are: a tuple hashes in
+    C, the dataclass through a Python ``__hash__`` call."""
+    t = type(ref)
+    if t is A.ClaimRef:
+        return t, ref.name, ref.path, ref.quoted
+    if t is A.AttrRef:
+        return t, ref.entity, ref.name
+    return (t,)  # now
 
 
 # ------------------------------------------------------------------ across files
