@@ -485,10 +485,10 @@ class _FileCheck:
     # -------------------------------------------------------------- types
     def condition(self, root) -> None:
         """Type-check a condition: conditions are booleans, operators get their kinds."""
-        stack: list[tuple[object, bool]] = [(root, True)]
+        stack = [root]
         pop, push = stack.pop, stack.append
         while stack:
-            node, is_cond = pop()
+            node = pop()
             t = type(node)
             if t is A.Compare:
                 self.compare(node)
@@ -496,18 +496,18 @@ class _FileCheck:
                 # a plain value under a comparison is not tested for truth
                 left, right = node.left, node.right
                 if type(left) in _CONDITIONS:
-                    push((left, False))
+                    push(left)
                 if type(right) in _CONDITIONS:
-                    push((right, False))
+                    push(right)
             elif t is A.And or t is A.Or:
-                stack.extend((x, True) for x in node.items)
+                stack.extend(node.items)
             elif t is A.Not:
-                push((node.item, True))
+                push(node.item)
             elif t is A.Truthy:
-                push((node.operand, True))
+                push(node.operand)
             elif t is A.Has:
                 continue
-            elif is_cond:
+            else:  # a plain value where a condition stands
                 self.truthy(node)
 
     def kind(self, node) -> str | None:
@@ -541,7 +541,11 @@ class _FileCheck:
 
     def compare(self, node: A.Compare) -> None:
         op, left, right = node.op, node.left, node.right
-        lk, rk = self.kind(left), self.kind(right)
+        # the kinds of literals and claims (nearly every operand) without a call
+        t = type(left)
+        lk = left.kind if t is A.Literal else None if t is A.ClaimRef else self.kind(left)
+        t = type(right)
+        rk = right.kind if t is A.Literal else None if t is A.ClaimRef else self.kind(right)
         if op in ("==", "!="):
             if lk and rk and lk != rk:
                 never = "never true" if op == "==" else "always true"
