@@ -90,8 +90,22 @@ class _Refs:
             n = pop()
             t = type(n)
             if t is A.Compare:
-                push(n.right)
-                push(n.left)
+                left, right = n.left, n.right
+                if type(left) in _CONDITIONS or type(right) in _CONDITIONS:
+                    push(right)
+                    push(left)
+                    continue
+                # two plain values (nearly always): sorted here, in the same order,
+                # rather than through the stack
+                for x in (left, right):
+                    t = type(x)
+                    if t is A.ClaimRef:
+                        claims.append(x)
+                    elif t is A.Literal:
+                        if x.kind == LIST:
+                            marks.append(x)
+                    elif t is A.GroupRef or t is A.AttrRef and x.entity == "resource":
+                        marks.append(x)
             elif t is A.And or t is A.Or:
                 stack.extend(reversed(n.items))
             elif t is A.ClaimRef:
@@ -118,15 +132,17 @@ _NO_REFS = _Refs(None)
 
 
 class _RuleRefs:
-    """A rule's ``when`` and ``unless`` :class:`_Refs`, and the names of the
-    groups its conditions read (sorted, once each)."""
-    __slots__ = ("when", "unless", "groups")
+    """A rule's ``when`` and ``unless`` :class:`_Refs`."""
+    __slots__ = ("when", "unless")
 
     def __init__(self, rule: A.Rule) -> None:
         self.when = _Refs(rule.when) if rule.when is not None else _NO_REFS
         self.unless = _Refs(rule.unless) if rule.unless is not None else _NO_REFS
-        marks = self.when.marks + self.unless.marks
-        self.groups = sorted({n.name for n in marks if type(n) is A.GroupRef}) if marks else []
+
+    def groups(self) -> list[str]:
+        """The names of the groups the conditions read (sorted, once each)."""
+        return sorted({n.name for refs in (self.when, self.unless) for n in refs.marks
+                       if type(n) is A.GroupRef})
 
 
 # ------------------------------------------------------------------ source access
@@ -1008,6 +1024,6 @@ def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule, ref
 
 def _rule_key(r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
-    used = refs.groups
+    used = refs.groups()
     return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
             r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))
