@@ -869,7 +869,6 @@ class _SetCheck:
             src = self.srcs[id(pf)]
             groups = {g.name: g.members for g in pf.groups}
             for r, rrefs in zip(pf.rules, self.refs[id(pf)]):
-                effect_span = (r.pos.line, r.pos.column, r.pos.column + len(r.effect))
                 # W300: shadowed by an unconditional forbid
                 if r.effect != "forbid":
                     for fpf, f in forbids:
@@ -878,7 +877,7 @@ class _SetCheck:
                                 f"{fpf.name}:{f.pos.line}"
                             self.out.append(src.diag(
                                 "W300", f"this {r.effect} never applies: the forbid on {where} "
-                                        "always refuses these scopes here", *effect_span,
+                                        "always refuses these scopes here", *_effect_span(r),
                                 hint="a forbid beats every permit and ask; give the forbid a "
                                      "'when' or 'unless', or remove this rule"))
                             break
@@ -887,7 +886,7 @@ class _SetCheck:
                     opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
                     self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
-                                             *effect_span,
+                                             *_effect_span(r),
                                              hint="remove one of the two; they mean the same"))
                 # W302 / W307: declared resource types
                 ttype = r.target.type
@@ -940,6 +939,11 @@ class _SetCheck:
                             "declaration; undeclared claims are never asked for"
                             if re.fullmatch(r"[A-Za-z_][\w\-]*", n) else
                             f"use it in a condition (claims[\"{n}\"] == …) or remove it"))
+
+
+def _effect_span(r: A.Rule) -> tuple[int, int, int]:
+    """(line, column, end column) of a rule's first word."""
+    return r.pos.line, r.pos.column, r.pos.column + len(r.effect)
 
 
 def _covers_scopes(f: A.Rule, r: A.Rule) -> bool:
@@ -1007,7 +1011,9 @@ def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule, ref
     nearly every rule differs from all the others in its effect, scopes or
     target already: ``seen`` groups rules by those cheap parts, and whole keys
     are made and compared (``==``, as a dict lookup would) only within a group."""
-    head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target)
+    t = r.target  # (its fields: a Target would hash through a Python __hash__ call)
+    head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None,
+            t.kind, t.resource_id, t.type, t.name, t.pattern)
     bucket = seen.get(head)
     if bucket is None:
         seen[head] = [[None, pf, r, refs, groups]]
