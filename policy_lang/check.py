@@ -734,11 +734,13 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
         return None
     # And: False if any item is False, else True if all are True, else None (Or: the
     # other way round). One plain loop over the items rather than a list and any()/all():
-    # this runs for every condition of a policy set.
+    # this runs for every condition of a policy set. A comparison other than 'in' with a
+    # non-literal on its left (most items) is not constant: known here without a call.
     if t is A.And:
         got = True
         for x in node.items:
-            v = _const(x, groups)
+            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" \
+                or type(x.left) is A.Literal else None
             if v is False:
                 got = False
             elif v is None and got is True:
@@ -747,7 +749,8 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
     if t is A.Or:
         got = False
         for x in node.items:
-            v = _const(x, groups)
+            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" \
+                or type(x.left) is A.Literal else None
             if v is True:
                 got = True
             elif v is None and got is False:
@@ -772,7 +775,12 @@ def _contradiction(node) -> str | None:
         if type(item) is A.Compare and item.op == "==" and type(item.right) is A.Literal \
                 and type(item.left) in _REFERENCES and item.right.kind != LIST:
             key, right = item.left, item.right
-            first = seen.setdefault(_ref_key(key), right)
+            # a reference's fields, equal exactly when the references are (a tuple
+            # hashes in C, the dataclass through a Python __hash__ call)
+            t = type(key)
+            first = seen.setdefault((t, key.name, key.path, key.quoted) if t is A.ClaimRef
+                                    else (t, key.entity, key.name) if t is A.AttrRef
+                                    else (t,), right)
             if first is not right and \
                     (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
                 ref = "now" if isinstance(key, A.NowRef) else (
@@ -782,17 +790,6 @@ def _contradiction(node) -> str | None:
                 return (f"{ref} cannot be both {first.text or repr(first.value)} and "
                         f"{right.text or right.value}")
     return None
-
-
-def _ref_key(ref) -> tuple:
-    """A reference's fields, equal exactly when the references are: a tuple hashes in
-    C, the dataclass through a Python ``__hash__`` call."""
-    t = type(ref)
-    if t is A.ClaimRef:
-        return t, ref.name, ref.path, ref.quoted
-    if t is A.AttrRef:
-        return t, ref.entity, ref.name
-    return (t,)  # now
 
 
 # ------------------------------------------------------------------ across files
