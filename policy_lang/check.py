@@ -348,21 +348,29 @@ class _FileCheck:
                 self.emit(src.at_found("E217", "the type name is empty", t.pos, quoted_empty,
                                        'name the resource type: type "photo-album" has scopes …'))
         for r, refs in zip(self.pf.rules, self.refs):
-            for name, spos in zip(r.scopes or (), r.scope_pos or ()):
-                if not name.strip():
-                    self.emit(src.at("E217", "a scope name is empty", spos,
-                                     "name the scope, such as view, or write 'any scope'"))
+            # (names are nearly never empty: each rule's are first tested in one go, and
+            # the empty ones sought only then)
+            if r.scopes and not all(map(str.strip, r.scopes)):
+                for name, spos in zip(r.scopes or (), r.scope_pos or ()):
+                    if not name.strip():
+                        self.emit(src.at("E217", "a scope name is empty", spos,
+                                         "name the scope, such as view, or write 'any scope'"))
             t = r.target
-            for what, value in (("resource id", t.resource_id), ("type", t.type),
-                                ("name", t.name)):
+            for value in (t.resource_id, t.type, t.name):
                 if value is not None and not value.strip():
-                    self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
-                                           f"an empty {what} matches no resource"))
+                    self.empty_target(t)
+                    break
             for cond_refs in (refs.when, refs.unless):
                 for node in cond_refs.claims:
                     if node.quoted and not node.name.strip():
                         self.emit(src.at("E217", "the claim name is empty", node.pos,
                                          'name the claim: claims["https://example.com/role"]'))
+
+    def empty_target(self, t: A.Target) -> None:
+        for what, value in (("resource id", t.resource_id), ("type", t.type), ("name", t.name)):
+            if value is not None and not value.strip():
+                self.emit(self.src.at_found("E217", f"the {what} is empty", t.pos, r'""',
+                                            f"an empty {what} matches no resource"))
 
     # -------------------------------------------------------------- groups
     def group_decls(self) -> None:
@@ -452,18 +460,19 @@ class _FileCheck:
                 continue
             self.condition(cond)
             for node in cond_refs.marks:
-                if isinstance(node, A.GroupRef):
+                cls = type(node)
+                if cls is A.GroupRef:
                     used_groups.add(node.name)
                     if node.name not in self.groups:
                         self.unknown_group(node)
-                elif isinstance(node, A.AttrRef) and node.entity == "resource" \
+                elif cls is A.AttrRef and node.entity == "resource" \
                         and node.name not in RESOURCE_ATTRS:
                     sug = _suggest(node.name, RESOURCE_ATTRS)
                     hint = (f"did you mean '{sug}'? " if sug else "") + \
                         "a resource has " + ", ".join(RESOURCE_ATTRS)
                     self.emit(src.at_found("E205", f"a resource has no attribute '{node.name}'",
                                            node.pos, r"\.\s*(\S+)", hint, group=1))
-                elif isinstance(node, A.Literal) and node.kind == LIST:
+                elif cls is A.Literal and node.kind == LIST:
                     self.list_literal(node)
         self.never_true(rule)
 
