@@ -15,8 +15,6 @@ with anything is fine here (a mismatch at run time is reported by the engine).
 """
 from __future__ import annotations
 
-import threading
-
 import difflib
 import re
 from datetime import datetime, timezone
@@ -92,8 +90,22 @@ class _Refs:
             n = pop()
             t = type(n)
             if t is A.Compare:
-                push(n.right)
-                push(n.left)
+                left, right = n.left, n.right
+                if type(left) in _CONDITIONS or type(right) in _CONDITIONS:
+                    push(right)
+                    push(left)
+                    continue
+                # two plain values (nearly always): sorted here, in the same order,
+                # rather than through the stack
+                for x in (left, right):
+                    t = type(x)
+                    if t is A.ClaimRef:
+                        claims.append(x)
+                    elif t is A.Literal:
+                        if x.kind == LIST:
+                            marks.append(x)
+                    elif t is A.GroupRef or t is A.AttrRef and x.entity == "resource":
+                        marks.append(x)
             elif t is A.And or t is A.Or:
                 stack.extend(reversed(n.items))
             elif t is A.ClaimRef:
@@ -120,33 +132,17 @@ _NO_REFS = _Refs(None)
 
 
 class _RuleRefs:
-    """A rule's ``when`` and ``unless`` :class:`_Refs`, and the names of the
-    groups its conditions read (sorted, once each)."""
-    __slots__ = ("when", "unless", "groups")
+    """A rule's ``when`` and ``unless`` :class:`_Refs`."""
+    __slots__ = ("when", "unless")
 
     def __init__(self, rule: A.Rule) -> None:
         self.when = _Refs(rule.when) if rule.when is not None else _NO_REFS
         self.unless = _Refs(rule.unless) if rule.unless is not None else _NO_REFS
-        marks = self.when.marks + self.unless.marks
-        self.groups = sorted({n.name for n in marks if type(n) is A.GroupRef}) if marks else []
 
-
-class _RefCache(threading.local):
-    def __init__(self) -> None:
-        self.map: dict[int, tuple] = {}
-
-
-_REF_CACHE = _RefCache()
-
-
-def _rule_refs(rule: A.Rule) -> _RuleRefs:
-    """``_RuleRefs(rule)`` remembered for the current check run: the checks read
-    each rule's conditions several times, and a large policy set has many of them."""
-    cache = _REF_CACHE.map
-    got = cache.get(id(rule))
-    if got is None or got[0] is not rule:
-        got = cache[id(rule)] = (rule, _RuleRefs(rule))
-    return got[1]
+    def groups(self) -> list[str]:
+        """The names of the groups the conditions read (sorted, once each)."""
+        return sorted({n.name for refs in (self.when, self.unless) for n in refs.marks
+                       if type(n) is A.GroupRef})
 
 
 # ------------------------------------------------------------------ source access
@@ -240,17 +236,6 @@ def _kinds(words: Iterable[str]) -> str:
 def check_files(files: list[A.PolicyFile], texts: dict[str, str],
                 uploads: dict[str, str] | None = None,
                 now: datetime | None = None) -> list[Diagnostic]:
-    """Every meaning error and warning of a policy set (see :func:`_check_files`)."""
-    _REF_CACHE.map.clear()
-    try:
-        return _check_files(files, texts, uploads, now)
-    finally:
-        _REF_CACHE.map.clear()
-
-
-def _check_files(files: list[A.PolicyFile], texts: dict[str, str],
-                 uploads: dict[str, str] | None = None,
-                 now: datetime | None = None) -> list[Diagnostic]:
     """Every meaning error and warning of a policy set, sorted by file, line, column.
 
     ``uploads`` maps a file name to its uploader (an owner upload); ``now``
@@ -260,14 +245,17 @@ def _check_files(files: list[A.PolicyFile], texts: dict[str, str],
     if now is None:
         now = datetime.now(timezone.utc)
     srcs = {id(pf): _Src(pf, texts.get(pf.name)) for pf in files}
+    # what each rule's conditions read, gathered once: the checks look at it several times
+    refs = {id(pf): [_RuleRefs(r) for r in pf.rules] for pf in files}
     elsewhere: dict[tuple[str | None, str], str] = {}  # (owner, group) → a file declaring it
     for pf in files:
         for g in pf.groups:
             elsewhere.setdefault((owner_key(pf), g.name), pf.name)
     out: list[Diagnostic] = []
     for pf in files:
-        out.extend(_FileCheck(pf, srcs[id(pf)], uploads.get(pf.name), now, elsewhere).run())
-    out.extend(_SetCheck(files, srcs).run())
+        out.extend(_FileCheck(pf, srcs[id(pf)], refs[id(pf)], uploads.get(pf.name), now,
+                              elsewhere).run())
+    out.extend(_SetCheck(files, srcs, refs).run())
     return sort_diagnostics(out)
 
 
@@ -285,11 +273,12 @@ def owner_key(pf: A.PolicyFile) -> str | None:
 # ------------------------------------------------------------------ one file
 
 class _FileCheck:
-    def __init__(self, pf: A.PolicyFile, src: _Src, uploader: str | None, now: datetime,
-                 elsewhere: dict[tuple[str | None, str], str] | None = None):
+    def __init__(self, pf: A.PolicyFile, src: _Src, refs: list[_RuleRefs], uploader: str | None,
+                 now: datetime, elsewhere: dict[tuple[str | None, str], str] | None = None):
         self.elsewhere = elsewhere or {}
         self.pf = pf
         self.src = src
+        self.refs = refs  # of pf.rules, in order
         self.uploader = uploader
         self.now = now
         self.out: list[Diagnostic] = []
@@ -303,8 +292,8 @@ class _FileCheck:
         self.group_decls()
         self.claims_decls()
         used_groups: set[str] = set()
-        for rule in self.pf.rules:
-            self.rule(rule, used_groups)
+        for rule, refs in zip(self.pf.rules, self.refs):
+            self.rule(rule, refs, used_groups)
         for name, g in self.groups.items():
             if name not in used_groups and name not in RESERVED:
                 self.emit(self.src.at_found(
@@ -358,23 +347,30 @@ class _FileCheck:
             if not t.type.strip():
                 self.emit(src.at_found("E217", "the type name is empty", t.pos, quoted_empty,
                                        'name the resource type: type "photo-album" has scopes …'))
-        for r in self.pf.rules:
-            for name, spos in zip(r.scopes or (), r.scope_pos or ()):
-                if not name.strip():
-                    self.emit(src.at("E217", "a scope name is empty", spos,
-                                     "name the scope, such as view, or write 'any scope'"))
+        for r, refs in zip(self.pf.rules, self.refs):
+            # (names are nearly never empty: each rule's are first tested in one go, and
+            # the empty ones sought only then)
+            if r.scopes and not all(map(str.strip, r.scopes)):
+                for name, spos in zip(r.scopes or (), r.scope_pos or ()):
+                    if not name.strip():
+                        self.emit(src.at("E217", "a scope name is empty", spos,
+                                         "name the scope, such as view, or write 'any scope'"))
             t = r.target
-            for what, value in (("resource id", t.resource_id), ("type", t.type),
-                                ("name", t.name)):
+            for value in (t.resource_id, t.type, t.name):
                 if value is not None and not value.strip():
-                    self.emit(src.at_found("E217", f"the {what} is empty", t.pos, quoted_empty,
-                                           f"an empty {what} matches no resource"))
-            refs = _rule_refs(r)
+                    self.empty_target(t)
+                    break
             for cond_refs in (refs.when, refs.unless):
                 for node in cond_refs.claims:
                     if node.quoted and not node.name.strip():
                         self.emit(src.at("E217", "the claim name is empty", node.pos,
                                          'name the claim: claims["https://example.com/role"]'))
+
+    def empty_target(self, t: A.Target) -> None:
+        for what, value in (("resource id", t.resource_id), ("type", t.type), ("name", t.name)):
+            if value is not None and not value.strip():
+                self.emit(self.src.at_found("E217", f"the {what} is empty", t.pos, r'""',
+                                            f"an empty {what} matches no resource"))
 
     # -------------------------------------------------------------- groups
     def group_decls(self) -> None:
@@ -439,7 +435,7 @@ class _FileCheck:
                     seen.setdefault(n, (key[0], key[1], c))
 
     # -------------------------------------------------------------- rules
-    def rule(self, rule: A.Rule, used_groups: set[str]) -> None:
+    def rule(self, rule: A.Rule, refs: _RuleRefs, used_groups: set[str]) -> None:
         src = self.src
         exp = rule.expiry
         if exp is not None:
@@ -459,24 +455,24 @@ class _FileCheck:
         t = rule.target
         if t.pattern is not None:
             self.pattern(t.pattern, t.pos, target=True)
-        refs = _rule_refs(rule)
         for cond, cond_refs in ((rule.when, refs.when), (rule.unless, refs.unless)):
             if cond is None:
                 continue
             self.condition(cond)
             for node in cond_refs.marks:
-                if isinstance(node, A.GroupRef):
+                cls = type(node)
+                if cls is A.GroupRef:
                     used_groups.add(node.name)
                     if node.name not in self.groups:
                         self.unknown_group(node)
-                elif isinstance(node, A.AttrRef) and node.entity == "resource" \
+                elif cls is A.AttrRef and node.entity == "resource" \
                         and node.name not in RESOURCE_ATTRS:
                     sug = _suggest(node.name, RESOURCE_ATTRS)
                     hint = (f"did you mean '{sug}'? " if sug else "") + \
                         "a resource has " + ", ".join(RESOURCE_ATTRS)
                     self.emit(src.at_found("E205", f"a resource has no attribute '{node.name}'",
                                            node.pos, r"\.\s*(\S+)", hint, group=1))
-                elif isinstance(node, A.Literal) and node.kind == LIST:
+                elif cls is A.Literal and node.kind == LIST:
                     self.list_literal(node)
         self.never_true(rule)
 
@@ -514,10 +510,10 @@ class _FileCheck:
     # -------------------------------------------------------------- types
     def condition(self, root) -> None:
         """Type-check a condition: conditions are booleans, operators get their kinds."""
-        stack: list[tuple[object, bool]] = [(root, True)]
+        stack = [root]
         pop, push = stack.pop, stack.append
         while stack:
-            node, is_cond = pop()
+            node = pop()
             t = type(node)
             if t is A.Compare:
                 self.compare(node)
@@ -525,18 +521,18 @@ class _FileCheck:
                 # a plain value under a comparison is not tested for truth
                 left, right = node.left, node.right
                 if type(left) in _CONDITIONS:
-                    push((left, False))
+                    push(left)
                 if type(right) in _CONDITIONS:
-                    push((right, False))
+                    push(right)
             elif t is A.And or t is A.Or:
-                stack.extend((x, True) for x in node.items)
+                stack.extend(node.items)
             elif t is A.Not:
-                push((node.item, True))
+                push(node.item)
             elif t is A.Truthy:
-                push((node.operand, True))
+                push(node.operand)
             elif t is A.Has:
                 continue
-            elif is_cond:
+            else:  # a plain value where a condition stands
                 self.truthy(node)
 
     def kind(self, node) -> str | None:
@@ -570,7 +566,11 @@ class _FileCheck:
 
     def compare(self, node: A.Compare) -> None:
         op, left, right = node.op, node.left, node.right
-        lk, rk = self.kind(left), self.kind(right)
+        # the kinds of literals and claims (nearly every operand) without a call
+        t = type(left)
+        lk = left.kind if t is A.Literal else None if t is A.ClaimRef else self.kind(left)
+        t = type(right)
+        rk = right.kind if t is A.Literal else None if t is A.ClaimRef else self.kind(right)
         if op in ("==", "!="):
             if lk and rk and lk != rk:
                 never = "never true" if op == "==" else "always true"
@@ -741,16 +741,30 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
                 got = apply_op(node.op, literal_value(left), literal_value(right))
                 return got if isinstance(got, bool) and not isinstance(got, Err) else None
         return None
+    # And: False if any item is False, else True if all are True, else None (Or: the
+    # other way round). One plain loop over the items rather than a list and any()/all():
+    # this runs for every condition of a policy set. A comparison other than 'in' with a
+    # non-literal on its left (most items) is not constant: known here without a call.
     if t is A.And:
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is False for v in vals):
-            return False
-        return True if all(v is True for v in vals) else None
+        got = True
+        for x in node.items:
+            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" \
+                or type(x.left) is A.Literal else None
+            if v is False:
+                got = False
+            elif v is None and got is True:
+                got = None
+        return got
     if t is A.Or:
-        vals = [_const(x, groups) for x in node.items]
-        if any(v is True for v in vals):
-            return True
-        return False if all(v is False for v in vals) else None
+        got = False
+        for x in node.items:
+            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" \
+                or type(x.left) is A.Literal else None
+            if v is True:
+                got = True
+            elif v is None and got is False:
+                got = None
+        return got
     if t is A.Literal:
         return node.value if node.kind == BOOL else None
     if t is A.Truthy:
@@ -770,7 +784,12 @@ def _contradiction(node) -> str | None:
         if type(item) is A.Compare and item.op == "==" and type(item.right) is A.Literal \
                 and type(item.left) in _REFERENCES and item.right.kind != LIST:
             key, right = item.left, item.right
-            first = seen.setdefault(key, right)
+            # a reference's fields, equal exactly when the references are (a tuple
+            # hashes in C, the dataclass through a Python __hash__ call)
+            t = type(key)
+            first = seen.setdefault((t, key.name, key.path, key.quoted) if t is A.ClaimRef
+                                    else (t, key.entity, key.name) if t is A.AttrRef
+                                    else (t,), right)
             if first is not right and \
                     (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
                 ref = "now" if isinstance(key, A.NowRef) else (
@@ -785,9 +804,11 @@ def _contradiction(node) -> str | None:
 # ------------------------------------------------------------------ across files
 
 class _SetCheck:
-    def __init__(self, files: list[A.PolicyFile], srcs: dict[int, _Src]):
+    def __init__(self, files: list[A.PolicyFile], srcs: dict[int, _Src],
+                 refs: dict[int, list[_RuleRefs]]):
         self.files = files
         self.srcs = srcs
+        self.refs = refs  # id(file) → its rules' _RuleRefs, in order
         self.out: list[Diagnostic] = []
         self.by_owner: dict[str, list[A.PolicyFile]] = {}
         for pf in files:
@@ -849,12 +870,11 @@ class _SetCheck:
                 if r.effect == "forbid" and r.when is None and r.unless is None and (
                         r.expiry is None or r.expiry.kind == "for"):
                     forbids.append((pf, r))
-        seen: dict[tuple, tuple[A.PolicyFile, A.Rule]] = {}
+        seen: dict[tuple, list[list]] = {}  # W301: see _first_equal
         for pf in own:
             src = self.srcs[id(pf)]
             groups = {g.name: g.members for g in pf.groups}
-            for r in pf.rules:
-                effect_span = (r.pos.line, r.pos.column, r.pos.column + len(r.effect))
+            for r, rrefs in zip(pf.rules, self.refs[id(pf)]):
                 # W300: shadowed by an unconditional forbid
                 if r.effect != "forbid":
                     for fpf, f in forbids:
@@ -863,19 +883,16 @@ class _SetCheck:
                                 f"{fpf.name}:{f.pos.line}"
                             self.out.append(src.diag(
                                 "W300", f"this {r.effect} never applies: the forbid on {where} "
-                                        "always refuses these scopes here", *effect_span,
+                                        "always refuses these scopes here", *_effect_span(r),
                                 hint="a forbid beats every permit and ask; give the forbid a "
                                      "'when' or 'unless', or remove this rule"))
                             break
                 # W301: duplicate
-                # (one lookup: the key holds whole conditions, and hashing them is not cheap)
-                entry = (pf, r)
-                first = seen.setdefault(_rule_key(r, groups), entry)
-                if first is not entry:
+                if (first := _first_equal(seen, pf, r, rrefs, groups)) is not None:
                     opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
                     self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
-                                             *effect_span,
+                                             *_effect_span(r),
                                              hint="remove one of the two; they mean the same"))
                 # W302 / W307: declared resource types
                 ttype = r.target.type
@@ -907,8 +924,7 @@ class _SetCheck:
         read: dict[str | None, set[str]] = {}
         for pf in self.files:
             names = read.setdefault(owner_key(pf), set())
-            for r in pf.rules:
-                refs = _rule_refs(r)
+            for refs in self.refs[id(pf)]:
                 for cond_refs in (refs.when, refs.unless):
                     for node in cond_refs.claims:
                         names.add(node.path[0] if not node.quoted else node.name)
@@ -929,6 +945,11 @@ class _SetCheck:
                             "declaration; undeclared claims are never asked for"
                             if re.fullmatch(r"[A-Za-z_][\w\-]*", n) else
                             f"use it in a condition (claims[\"{n}\"] == …) or remove it"))
+
+
+def _effect_span(r: A.Rule) -> tuple[int, int, int]:
+    """(line, column, end column) of a rule's first word."""
+    return r.pos.line, r.pos.column, r.pos.column + len(r.effect)
 
 
 def _covers_scopes(f: A.Rule, r: A.Rule) -> bool:
@@ -987,8 +1008,34 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
     return False
 
 
-def _rule_key(r: A.Rule, groups: dict[str, A.Literal]) -> tuple:
+def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs,
+                 groups: dict[str, A.Literal]) -> tuple[A.PolicyFile, A.Rule] | None:
+    """The first rule seen before ``r`` with an equal :func:`_rule_key`, or None (then
+    ``r`` is remembered).
+
+    Hashing a whole key costs a Python ``__hash__`` call per condition node, and
+    nearly every rule differs from all the others in its effect, scopes or
+    target already: ``seen`` groups rules by those cheap parts, and whole keys
+    are made and compared (``==``, as a dict lookup would) only within a group."""
+    t = r.target  # (its fields: a Target would hash through a Python __hash__ call)
+    head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None,
+            t.kind, t.resource_id, t.type, t.name, t.pattern)
+    bucket = seen.get(head)
+    if bucket is None:
+        seen[head] = [[None, pf, r, refs, groups]]
+        return None
+    key = _rule_key(r, refs, groups)
+    for entry in bucket:
+        if entry[0] is None:  # the key of a rule seen earlier, made when first needed
+            entry[0] = _rule_key(*entry[2:])
+        if entry[0] == key:
+            return entry[1], entry[2]
+    bucket.append([key, pf, r, refs, groups])
+    return None
+
+
+def _rule_key(r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
-    used = _rule_refs(r).groups
+    used = refs.groups()
     return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
             r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))
