@@ -568,7 +568,7 @@ class _FileCheck:
         op, left, right = node.op, node.left, node.right
         # the kinds of literals and claims (nearly every operand) without a call
         t = type(left)
-        lk = left.kind if t is A.Literal else None if t is A.ClaimRef else self.kind(left)
+        lk = None if t is A.ClaimRef else left.kind if t is A.Literal else self.kind(left)
         t = type(right)
         rk = right.kind if t is A.Literal else None if t is A.ClaimRef else self.kind(right)
         if op in ("==", "!="):
@@ -870,7 +870,7 @@ class _SetCheck:
                 if r.effect == "forbid" and r.when is None and r.unless is None and (
                         r.expiry is None or r.expiry.kind == "for"):
                     forbids.append((pf, r))
-        seen: dict[tuple, list[list]] = {}  # W301: see _first_equal
+        seen: dict[tuple, list[list]] = {}  # W301: rules by effect, scopes and target
         for pf in own:
             src = self.srcs[id(pf)]
             groups = {g.name: g.members for g in pf.groups}
@@ -887,8 +887,18 @@ class _SetCheck:
                                 hint="a forbid beats every permit and ask; give the forbid a "
                                      "'when' or 'unless', or remove this rule"))
                             break
-                # W301: duplicate
-                if (first := _first_equal(seen, pf, r, rrefs, groups)) is not None:
+                # W301: duplicate. Hashing a whole rule key costs a Python __hash__ call per
+                # condition node, and nearly every rule differs from all the others in its
+                # effect, scopes or target already: rules are grouped by those cheap parts
+                # (the target's fields: a Target hashes through a Python call), and whole
+                # keys are compared only within a group (see _first_equal)
+                t = r.target
+                head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None,
+                        t.kind, t.resource_id, t.type, t.name, t.pattern)
+                bucket = seen.get(head)
+                if bucket is None:
+                    seen[head] = [[None, pf, r, rrefs, groups]]
+                elif (first := _first_equal(bucket, pf, r, rrefs, groups)) is not None:
                     opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
                     self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
@@ -1008,22 +1018,11 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
     return False
 
 
-def _first_equal(seen: dict[tuple, list[list]], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs,
+def _first_equal(bucket: list[list], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs,
                  groups: dict[str, A.Literal]) -> tuple[A.PolicyFile, A.Rule] | None:
-    """The first rule seen before ``r`` with an equal :func:`_rule_key`, or None (then
-    ``r`` is remembered).
-
-    Hashing a whole key costs a Python ``__hash__`` call per condition node, and
-    nearly every rule differs from all the others in its effect, scopes or
-    target already: ``seen`` groups rules by those cheap parts, and whole keys
-    are made and compared (``==``, as a dict lookup would) only within a group."""
-    t = r.target  # (its fields: a Target would hash through a Python __hash__ call)
-    head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None,
-            t.kind, t.resource_id, t.type, t.name, t.pattern)
-    bucket = seen.get(head)
-    if bucket is None:
-        seen[head] = [[None, pf, r, refs, groups]]
-        return None
+    """The first rule of ``bucket`` (rules seen before ``r`` with its effect, scopes and
+    target) with an equal :func:`_rule_key`, or None (then ``r`` joins the bucket).
+    Whole keys are made and compared (``==``, as a dict lookup would) only here."""
     key = _rule_key(r, refs, groups)
     for entry in bucket:
         if entry[0] is None:  # the key of a rule seen earlier, made when first needed
