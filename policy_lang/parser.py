@@ -1202,6 +1202,15 @@ def _keyword_conflicts(fast: Lark, keywords: dict[str, str]) -> None:
             raise ValueError("a parser state accepts a name and a keyword that is not a plain string")
 
 
+def _grow(c: list) -> list:
+    """A left-recursive repetition's step: the list made so far (its own, made by
+    ``list`` or by this), grown in place by the new children; a copy each time
+    would make a repetition of n items cost n squared."""
+    items = c[0]
+    items += c[1:]
+    return items
+
+
 def _lean_callbacks(fast: Lark) -> None:
     """Lark's generic wrappers around the callbacks, replaced by equivalents that do
     less (a quarter of all reductions are of one child, a tenth splice a repetition):
@@ -1236,7 +1245,10 @@ def _lean_callbacks(fast: Lark) -> None:
         elif callback.__class__ is ChildFilterLALR_NoPlaceholders and (
                 ours(callback.node_builder) or makes_tree(callback.node_builder)):
             items = ", ".join(("*c[%d]" if splice else "c[%d]") % i for i, splice in callback.to_include)
-            if makes_tree(callback.node_builder):
+            if makes_tree(callback.node_builder) and callback.to_include == [
+                    (i, i == 0) for i in range(len(rule.expansion))]:
+                callbacks[rule] = _grow  # x ("," x)*: the repetition so far, one more
+            elif makes_tree(callback.node_builder):
                 callbacks[rule] = eval(f"lambda c: [{items}]")  # noqa: S307 - indices only
             else:
                 callbacks[rule] = eval(f"lambda c: build([{items}])",  # noqa: S307 - indices only

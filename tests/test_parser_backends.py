@@ -66,6 +66,13 @@ def test_the_compiled_parser_reduces_with_plain_rule_objects_and_lean_callbacks(
     assert {type(rule) for rule in callbacks if not isinstance(rule, str)} == {P._LeanRule}
     kinds = {type(c) for rule, c in callbacks.items() if not isinstance(rule, str)}
     assert kinds == {types.MethodType, types.FunctionType, type, operator.itemgetter}
+    # every x ("," x)* repetition grows its own list in place (a copy per item would
+    # make a long condition or list quadratic to read)
+    helpers = {rule.origin.name for rule in callbacks if not isinstance(rule, str)
+               and rule.origin.name.startswith("__") and len(rule.expansion) > 2}
+    assert helpers and all(callbacks[rule] is P._grow for rule in callbacks
+                           if not isinstance(rule, str) and rule.origin.name in helpers
+                           and len(rule.expansion) > 2)
 
 
 def test_the_one_pass_lexer_reads_each_word_as_the_contextual_lexer_would():
