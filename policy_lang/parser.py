@@ -985,10 +985,10 @@ def _fast_parser():
         _lean_tables(fast)
         _lean_callbacks(fast)
         reader = _FastReader(fast)
-        if _reads_alike(reader):
-            return reader
     except Exception:  # noqa: BLE001 - another Lark version: lark-cython as it comes
-        pass
+        reader = None
+    if reader is not None and _reads_alike(reader):
+        return reader
     fast = _lark(_plugins=lark_cython.plugins)
     return fast if _reads_alike(fast) else _comment_parser()
 
