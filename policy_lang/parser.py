@@ -985,9 +985,10 @@ def _fast_parser():
         _lean_tables(fast)
         _lean_callbacks(fast)
         reader = _FastReader(fast)
+        alike = _reads_alike(reader)
     except Exception:  # noqa: BLE001 - another Lark version: lark-cython as it comes
-        reader = None
-    if reader is not None and _reads_alike(reader):
+        alike = False
+    if alike:
         return reader
     fast = _lark(_plugins=lark_cython.plugins)
     return fast if _reads_alike(fast) else _comment_parser()
