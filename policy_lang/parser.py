@@ -948,9 +948,10 @@ def _on_comment(tok) -> None:
         comments.append((tok.line, tok.column, tok.value))
 
 
-def _parse_with_comments(text: str, parser: Lark | None = None) -> list:
+def _read_alone(text: str, parser=None) -> list:
     """The items of ``text`` read by ``parser`` (the reference parser by default),
-    and nothing kept of the reading. For tests that compare the two parsers."""
+    and nothing kept of the reading (no file, comments or diagnostics): how the
+    compiled parser is checked against the reference one when it is built."""
     try:
         return _read(text, "<policy>", None, parser or _comment_parser())
     finally:
@@ -996,7 +997,7 @@ def _fast_parser():
 
 def _reads_alike(parser) -> bool:
     """Does ``parser`` read every form of the language as the reference parser does?"""
-    return repr(_parse_with_comments(_EVERY_FORM, parser)) == repr(_parse_with_comments(_EVERY_FORM))
+    return repr(_read_alone(_EVERY_FORM, parser)) == repr(_read_alone(_EVERY_FORM))
 
 
 # Read once when the compiled parser is built, by it and by the reference parser:
