@@ -11,7 +11,7 @@ Conventions:
   mutation is not tracked).
 
 The migration in ``app/migrations/versions`` must match these classes;
-``tests/test_models.py`` checks it with alembic's ``compare_metadata``.
+``tests/server/test_models.py`` checks it with alembic's ``compare_metadata``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,299 @@
+"""The pages in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+The main path of every page: PAT consent, claims interaction, a policy edit with an
+error then a fix, an approval that lets a polling client through, a revocation that
+stops a token, history, "try a request", and the layout on a phone. Screenshots go
+to a temporary folder, or to ``UMA_SCREENSHOTS_DIR`` when set (docs/screenshots is
+made that way, see docs/pages.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+from tests.support.server import unique
+from tests.pages.pages_support import CLAIMS_CB, make_sharing
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+RS_CALLBACK = "https://rs.example.net/cb"
+DESKTOP = {"width": 1000, "height": 720}
+PHONE = {"width": 390, "height": 844}
+
+OWNER_POLICY = '''# Family may see and download my albums.
+group family = ["bob@example.com", "carol@example.com"]
+permit view, download on type "photo-album" when claims.email in family
+
+# Colleagues ask first; I approve or refuse each request.
+ask view on type "photo-album" when claims.email ends with "@example.com"
+
+# The print shop app may print, for 30 days after I allow it.
+permit print on type "photo-album" when client.id == "{client}" for 30d
+
+# Nothing under private/ leaves this server.
+forbid any scope on name like "private/*"
+'''
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium package "
+                    "(apt-get install chromium; .ci/run installs it).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    configured = os.environ.get("UMA_SCREENSHOTS_DIR")
+    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Person:
+    """One person's browser context on the live server."""
+
+    def __init__(self, chromium: Any, base: str, shots: Path, viewport: dict[str, int] = DESKTOP,
+                 javascript: bool = True):
+        self.context = chromium.new_context(viewport=viewport, base_url=base, java_script_enabled=javascript)
+        self.context.set_default_timeout(15000)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []  # script errors and content-security-policy refusals
+        self.page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
+        self.page.on("console", lambda msg: self.problems.append(msg.text)
+                     if msg.type == "error" and "Content Security Policy" in msg.text else None)
+        self.base = base
+        self.shots = shots
+        self.landed: list[str] = []
+
+        def land(route: Any) -> None:  # the client's and the RS's own pages: record, answer "ok"
+            self.landed.append(route.request.url)
+            route.fulfill(status=200, content_type="text/html", body="<p>back at the application</p>")
+
+        self.context.route("https://rs.example.net/**", land)
+        self.context.route("https://client.example.com/**", land)
+
+    def sign_in(self, user: Any) -> None:
+        self.page.fill("#username", user.username)
+        self.page.fill("#password", user.password)
+        self.page.click("button[type=submit]")
+
+    def open_signed_in(self, path: str, user: Any) -> None:
+        self.page.goto("/login?" + urlencode({"next": path}))
+        self.sign_in(user)
+        self.page.wait_for_url(re.compile(re.escape(self.base + path.split("?")[0]) + "$"))
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture()
+def person(chromium, live_server, shots) -> Iterator[Any]:
+    opened: list[Person] = []
+
+    def _open(viewport: dict[str, int] = DESKTOP, javascript: bool = True) -> Person:
+        p = Person(chromium, live_server.url, shots, viewport, javascript)
+        opened.append(p)
+        return p
+
+    yield _open
+    problems = [problem for p in opened for problem in p.problems]
+    for p in opened:
+        p.close()
+    assert not problems, problems
+
+
+@pytest.fixture()
+def world(http, make_user, make_client, pat_for):
+    """An owner named alice-… with a policy, resources and the client "Photo app" (readable screenshots)."""
+
+    def _make(policy: str | None, **kw: Any):
+        kw.setdefault("owner", make_user(username=unique("alice")))
+        kw.setdefault("client_name", "Photo app")
+        return make_sharing(http, make_user, make_client, pat_for, policy, **kw)
+
+    return _make
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def test_pat_consent_in_the_browser_O_09_F_06(person, make_user, make_rs, http):
+    owner = make_user(username=unique("alice"))
+    rs = make_rs(client_name="Photo storage")
+    verifier, challenge = _pkce()
+    query = urlencode({"response_type": "code", "client_id": rs.client_id, "redirect_uri": RS_CALLBACK,
+                       "scope": "uma_protection", "state": "st-1", "code_challenge": challenge,
+                       "code_challenge_method": "S256"})
+    me = person()
+    me.page.goto("/authorize?" + query)
+    assert "/login" in me.page.url and me.page.is_visible("text=Sign in")
+    me.shot("login")
+    me.sign_in(owner)
+    me.page.wait_for_selector("text=Photo storage")
+    assert me.page.is_visible("text=protecting your resources with this server")
+    me.shot("pat-consent")
+    me.page.click("button[value=approve]")
+    me.page.wait_for_url(RS_CALLBACK + "?*")
+    back = parse_qs(urlsplit(me.landed[-1]).query)
+    assert back["state"] == ["st-1"]
+    token = http.post("/token", auth=rs.basic_auth, data={"grant_type": "authorization_code", "code": back["code"][0],
+                                                           "redirect_uri": RS_CALLBACK, "code_verifier": verifier})
+    assert token.status_code == 200 and token.json()["scope"] == "uma_protection"
+
+
+def test_claims_interaction_then_an_approval_lets_the_polling_client_through_then_revocation_stops_it_G_42_G_47(
+        person, world, make_user):
+    w = world('ask view on type "photo-album" when claims.email ends with "@example.com"')
+    need = w.token(w.ticket("summer-2026", ["view"])).json()
+    assert need["error"] == "need_info" and need["redirect_user"].endswith("/uma/claims")
+
+    # The requesting party signs in at the AS, sees what is asked and why, consents.
+    dave = make_user(username=unique("dave"), claims={"email": "dave@example.com", "email_verified": True})
+    party = person()
+    party.page.goto("/uma/claims?" + urlencode({"client_id": w.client.client_id, "ticket": need["ticket"],
+                                               "claims_redirect_uri": CLAIMS_CB, "state": "s-9"}))
+    party.sign_in(dave)
+    party.page.wait_for_selector("text=What the application asks for")
+    assert party.page.is_visible("tr.needed >> text=dave@example.com")
+    party.shot("claims-interaction")
+    party.page.click("button[value=allow]")
+    party.page.wait_for_url(CLAIMS_CB + "?*")
+    back = parse_qs(urlsplit(party.landed[-1]).query)
+    assert back["state"] == ["s-9"]
+    submitted = w.token(back["ticket"][0])
+    assert submitted.status_code == 403 and submitted.json()["error"] == "request_submitted"
+
+    # The owner sees the request and approves it; the polling client gets its RPT.
+    me = person()
+    me.open_signed_in("/my/requests", w.owner)
+    card = me.page.locator("article", has_text=dave.username)
+    assert card.locator("input[name=scopes][value=view]").is_checked()
+    me.shot("requests")
+    card.locator("text=Approve checked").click()
+    me.page.wait_for_selector("text=Approved view")
+    poll = w.token(submitted.json()["ticket"])
+    assert poll.status_code == 200, poll.text
+    rpt = poll.json()["access_token"]
+    assert w.introspect(rpt)["active"] is True
+
+    # On the resource page the grant is listed; revoking it stops the token at once.
+    me.page.goto(f"/my/resources/{w.resources['summer-2026']}")
+    assert me.page.is_visible("text=Withdraw approval")
+    me.page.locator("form", has_text="Revoke this token").locator("button").click()
+    me.page.wait_for_selector("text=Access revoked")
+    assert w.introspect(rpt) == {"active": False}
+
+
+def test_policy_edit_with_an_error_then_a_fix(person, world):
+    w = world('permit view on type "photo-album" when claims.email == "bob@example.com"')
+    me = person()
+    me.open_signed_in("/my/policy", w.owner)
+    editor = me.page.locator("#policy-text")
+    editor.fill('permit view on type "photo-album"\npermit downlod on type "photo-album" when claims.email = "x"\n')
+    me.page.wait_for_selector("#L2.error")  # the live check marks the line beside its number
+    assert "1 error" in me.page.inner_text("#check-status")
+    assert "Line 2" in me.page.inner_text("#diagnostics")
+    me.shot("policy-error")
+    me.page.get_by_role("button", name="Save").click()
+    me.page.wait_for_selector("text=Nothing was changed")
+    assert w.api("GET", "/owner/policy").json()["version"] == 1
+    editor = me.page.locator("#policy-text")
+    editor.fill(OWNER_POLICY.replace("{client}", w.client.client_id))
+    me.page.wait_for_selector("#check-status.ok")
+    me.page.get_by_role("button", name="Save").click()
+    me.page.wait_for_selector("text=Saved as version 2")
+    me.page.wait_for_selector("#check-status.ok")
+    expect(me.page.locator("#diagnostics li.warning").first).to_be_visible()  # W307: type "photo-album" is not declared
+    expect(me.page.locator(".versions li")).to_have_count(2)
+    me.shot("policy")
+    assert w.api("GET", "/owner/policy").json()["text"].startswith("# Family may see")
+
+
+def test_the_editor_works_without_script(person, world):
+    w = world('permit view on type "photo-album"')
+    me = person(javascript=False)
+    me.open_signed_in("/my/policy", w.owner)
+    me.page.fill("#policy-text", 'permit view on type "photo-album"\nforbid print on type "photo-album" when\n')
+    me.page.get_by_role("button", name="Save").click()
+    me.page.wait_for_selector("#not-saved")
+    assert me.page.locator("#L2.error").count() == 1 and "Line 2" in me.page.inner_text("#diagnostics")
+    me.page.fill("#policy-text", 'permit view on type "photo-album"\nforbid print on type "photo-album"\n')
+    me.page.get_by_role("button", name="Save").click()
+    me.page.wait_for_selector("text=Saved as version 2")
+    assert w.api("GET", "/owner/policy").json()["version"] == 2
+
+
+def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world, make_user):
+    w = world(OWNER_POLICY, resources={"summer-2026": ["view", "download", "print"],
+                                       "private/passport-scan": ["view"], "garden-2025": ["view", "download"]})
+    assert w.token(w.ticket("summer-2026", ["print"])).status_code == 200
+    assert w.token(w.ticket("private/passport-scan", ["view"])).json()["error"] == "request_denied"
+    me = person()
+    me.open_signed_in("/", w.owner)
+    me.shot("home")
+    me.page.click("nav >> text=My resources")
+    me.page.wait_for_url(re.compile(r"/my/resources$"))
+    # the click starts a navigation; wait for the new page's cards rather than counting mid-load
+    expect(me.page.locator("article.resource-card")).to_have_count(3)
+    me.shot("resources")
+    me.page.click("text=summer-2026")
+    me.page.wait_for_selector("text=Who can use it now")
+    assert me.page.is_visible("text=Revoke this token")
+    me.shot("resource")
+
+    me.page.click("nav >> text=History")
+    me.page.wait_for_url(re.compile(r"/my/history$"))
+    me.page.select_option("#f-outcome", "deny")
+    me.page.get_by_role("button", name="Filter").click()
+    me.page.wait_for_url(re.compile(r"outcome=deny"))
+    expect(me.page.locator("tbody tr")).to_have_count(1)
+    me.page.goto("/my/history")
+    me.shot("history")
+
+    me.page.click("nav >> text=Try a request")
+    me.page.wait_for_url(re.compile(r"/my/try$"))
+    me.page.select_option("#t-resource", w.resources["summer-2026"])
+    me.page.fill("#t-scopes", "view download")
+    me.page.fill("#t-claims", "email = carol@example.com")
+    me.page.get_by_role("button", name="Decide").click()
+    me.page.wait_for_selector("#result .decision")
+    assert me.page.inner_text("#result .decision").lower().startswith("permit")
+    me.shot("try")
+
+    phone = person(PHONE)
+    phone.open_signed_in(f"/my/resources/{w.resources['summer-2026']}", w.owner)
+    fits = phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits, "the resource page scrolls sideways on a phone"
+    phone.shot("resource-phone")
+    for path in ("/my/history", "/my/policy", "/my/try", "/"):
+        phone.page.goto(path)
+        assert phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    phone.page.goto("/my/policy")
+    phone.page.wait_for_selector("#check-status.ok")
+    phone.shot("policy-phone")

@@ -1,0 +1,186 @@
+"""The claims interaction endpoint driven over HTTP like a browser (G-44…G-52, A4, O-43, O-44, O-54)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.server.grant_support import *  # noqa: F401,F403
+
+POLICY = 'permit view on type "photo-album" when claims.email == "carol@example.com" and claims.email_verified == true'
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def _field(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+@pytest.fixture()
+def browser(uma):
+    with httpx.Client(base_url=uma.url, timeout=30, follow_redirects=False) as client:
+        yield client
+
+
+def _query(location: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(location).query)
+
+
+def _start(browser, flow, ticket, state="st-123", **extra):
+    params = {"client_id": flow.client.client_id, "ticket": ticket, "claims_redirect_uri": CLAIMS_CB, "state": state}
+    params.update(extra)
+    return browser.get("/uma/claims", params={k: v for k, v in params.items() if v is not None})
+
+
+def _login_and_see_consent(browser, r, person) -> str:
+    """Follow the interaction to the consent page through the login page; returns the consent HTML."""
+    assert r.status_code == 303, r.text
+    consent_url = r.headers["Location"]
+    r = browser.get(consent_url)
+    assert r.status_code == 303 and "/login" in r.headers["Location"]
+    login = browser.get(r.headers["Location"])
+    assert login.status_code == 200
+    r = browser.post("/login", data={"csrf_token": _csrf(login.text), "username": person.username,
+                                      "password": person.password, "next": _field(login.text, "next")})
+    assert r.status_code == 303, r.text
+    page = browser.get(r.headers["Location"])
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def _carol(uma):
+    return uma.user(claims={"email": "carol@example.com", "email_verified": True})
+
+
+def test_need_info_offers_redirect_user_then_interaction_gives_rpt_G_40_G_47(uma, browser):
+    flow = uma.flow(POLICY)
+    first = flow.token(flow.ticket(("album", ["view"])))
+    body = first.json()
+    assert body["error"] == "need_info" and body["redirect_user"] == uma.url + "/uma/claims"
+    assert {m["name"] for m in body["required_claims"]} == {"email", "email_verified"}
+    page = _login_and_see_consent(browser, _start(browser, flow, body["ticket"]), _carol(uma))
+    assert "carol@example.com" in page and "email_verified" in page and flow.client.row.client_name in page
+    r = browser.post("/uma/claims/consent", data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"),
+                                                  "decision": "allow"})
+    assert r.status_code == 303
+    location = r.headers["Location"]
+    assert location.startswith(CLAIMS_CB + "?")
+    query = _query(location)
+    assert query["state"] == ["st-123"] and query["ticket"][0] != body["ticket"]
+    rpt = flow.token(query["ticket"][0])
+    assert rpt.status_code == 200, rpt.text
+    assert rpt.json()["pct"]
+    assert flow.introspect(rpt.json()["access_token"])["sub"]
+
+
+def test_interaction_with_the_initial_ticket_G_44(uma, browser):
+    flow = uma.flow(POLICY)
+    carol = _carol(uma)
+    page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"])), state=None), carol)
+    r = browser.post("/uma/claims/consent", data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"),
+                                                  "decision": "allow"})
+    query = _query(r.headers["Location"])
+    assert "state" not in query  # G-47: only when the client sent one
+    assert flow.token(query["ticket"][0]).status_code == 200
+
+
+def test_refusal_redirects_with_access_denied_and_no_ticket_G_48_A4(uma, browser):
+    flow = uma.flow(POLICY)
+    page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
+    r = browser.post("/uma/claims/consent", data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"),
+                                                  "decision": "refuse"})
+    assert r.status_code == 303
+    query = _query(r.headers["Location"])
+    assert query["error"] == ["access_denied"] and query["state"] == ["st-123"] and "ticket" not in query
+
+
+def test_consent_needs_the_csrf_token_G_51(uma, browser):
+    flow = uma.flow(POLICY)
+    page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
+    r = browser.post("/uma/claims/consent", data={"interaction": _field(page, "interaction"), "decision": "allow"})
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+def test_interaction_continues_only_once_G_59(uma, browser):
+    flow = uma.flow(POLICY)
+    page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
+    form = {"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"}
+    assert "ticket" in _query(browser.post("/uma/claims/consent", data=form).headers["Location"])
+    second = _query(browser.post("/uma/claims/consent", data=form).headers["Location"])
+    assert second["error"] == ["invalid_request"] and "ticket" not in second
+
+
+def test_used_or_unknown_ticket_redirects_with_invalid_request_A4(uma, browser):
+    flow = uma.flow(POLICY)
+    ticket = flow.ticket(("album", ["view"]))
+    assert _start(browser, flow, ticket).status_code == 303
+    for presented in (ticket, "unknown-ticket"):
+        r = _start(browser, flow, presented)
+        assert r.status_code == 303
+        query = _query(r.headers["Location"])
+        assert r.headers["Location"].startswith(CLAIMS_CB)
+        assert query["error"] == ["invalid_request"] and query["state"] == ["st-123"] and "ticket" not in query
+
+
+def test_ticket_presented_at_interaction_is_spent_G_60(uma, browser):
+    flow = uma.flow(POLICY)
+    ticket = flow.ticket(("album", ["view"]))
+    _start(browser, flow, ticket)
+    assert flow.token(ticket).json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"claims_redirect_uri": "https://evil.example/cb"},
+        {"claims_redirect_uri": CLAIMS_CB + "/"},
+        {"claims_redirect_uri": CLAIMS_CB + "?x=1"},
+        {"client_id": "no-such-client"},
+        {"client_id": None},
+    ],
+)
+def test_bad_client_or_redirect_uri_shows_error_page_never_redirects_G_45_G_46(uma, browser, change):
+    flow = uma.flow(POLICY)
+    r = _start(browser, flow, flow.ticket(("album", ["view"])), **change)
+    assert r.status_code == 400 and "Location" not in r.headers
+    assert "text/html" in r.headers["Content-Type"]
+
+
+def test_redirect_uri_may_be_omitted_when_exactly_one_is_registered_G_45(uma, browser):
+    flow = uma.flow(POLICY)
+    r = browser.get("/uma/claims", params={"client_id": flow.client.client_id, "ticket": flow.ticket(("album", ["view"]))})
+    assert r.status_code == 303 and r.headers["Location"].startswith("/uma/claims/consent")
+
+
+def test_client_without_claims_redirect_uris_cannot_interact_G_11(uma, browser):
+    flow = uma.flow(POLICY, claims_redirect_uris=())
+    body = flow.token(flow.ticket(("album", ["view"]))).json()
+    assert body["error"] == "need_info" and "redirect_user" not in body
+    r = browser.get("/uma/claims", params={"client_id": flow.client.client_id, "ticket": body["ticket"]})
+    assert r.status_code == 400 and "Location" not in r.headers
+
+
+def test_ticket_of_another_client_is_refused_at_interaction_A6(uma, browser):
+    flow = uma.flow(POLICY)
+    successor = flow.token(flow.ticket(("album", ["view"]))).json()["ticket"]
+    other = uma.client()
+    r = browser.get("/uma/claims", params={"client_id": other.client_id, "ticket": successor, "state": "s"})
+    assert r.status_code == 303 and _query(r.headers["Location"])["error"] == ["invalid_request"]
+
+
+def test_tampered_interaction_handle_is_an_error_page(uma, browser):
+    person = _carol(uma)
+    login = browser.get("/login")
+    browser.post("/login", data={"csrf_token": _csrf(login.text), "username": person.username,
+                                 "password": person.password, "next": "/"})
+    r = browser.get("/uma/claims/consent", params={"interaction": "forged.handle"})
+    assert r.status_code == 400 and "Location" not in r.headers
