@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
 
 
-def get_settings(app: "Flask | None" = None) -> "Settings":
+def get_settings(app: Flask | None = None) -> Settings:
     """The settings of ``app`` (default: the current app)."""
     from flask import current_app
 

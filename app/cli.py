@@ -66,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     uadd = with_config(user.add_parser("add", help="create a user"))
     uadd.add_argument("name")
     uadd.add_argument("--password", required=True)
-    uadd.add_argument("--claim", action="append", default=[], metavar="K=V",
-                      help="a claim; V is JSON if it parses, else a string")
+    uadd.add_argument(
+        "--claim", action="append", default=[], metavar="K=V", help="a claim; V is JSON if it parses, else a string"
+    )
     uadd.set_defaults(func=cmd_user_add)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 ENV_PREFIX = "UMA_"
 RPT_FORMATS = ("jwt", "opaque")
@@ -47,9 +48,7 @@ class TrustedIssuer:
         if not isinstance(self.issuer, str) or not self.issuer:
             raise ConfigError("trusted_issuers: every entry needs an 'issuer' string")
         if bool(self.jwks_uri) == bool(self.jwks_file):
-            raise ConfigError(
-                f"trusted_issuers[{self.issuer}]: give exactly one of jwks_uri or jwks_file"
-            )
+            raise ConfigError(f"trusted_issuers[{self.issuer}]: give exactly one of jwks_uri or jwks_file")
         if not isinstance(self.algorithms, list) or not self.algorithms:
             raise ConfigError(f"trusted_issuers[{self.issuer}]: algorithms must be a non-empty list")
         if any((not isinstance(a, str)) or a.lower() == "none" for a in self.algorithms):
@@ -112,9 +111,7 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
-        self.trusted_issuers = [
-            t if isinstance(t, TrustedIssuer) else _trusted_issuer(t) for t in self.trusted_issuers
-        ]
+        self.trusted_issuers = [t if isinstance(t, TrustedIssuer) else _trusted_issuer(t) for t in self.trusted_issuers]
         if self.rpt_format not in RPT_FORMATS:
             raise ConfigError(f"rpt_format must be one of {', '.join(RPT_FORMATS)}, not {self.rpt_format!r}")
         for f in fields(self):

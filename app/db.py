@@ -143,9 +143,7 @@ def database_url_for(instance_path: str, configured: str) -> str:
 
 def policy_set_version(session: Session) -> int:
     """The version of the policy set every process must decide with."""
-    version = session.execute(
-        select(PolicySetVersion.version).where(PolicySetVersion.id == 1)
-    ).scalar_one_or_none()
+    version = session.execute(select(PolicySetVersion.version).where(PolicySetVersion.id == 1)).scalar_one_or_none()
     return int(version or 0)
 
 

@@ -38,18 +38,30 @@ def seed_demo(app: Flask) -> str:
         ):
             if session.execute(select(User).where(User.username == name)).scalar_one_or_none() is None:
                 create_user(session, name, DEMO_PASSWORD, claims)
-        rs, rs_secret = _client(session, "photo-rs", grant_types=["client_credentials"],
-                                scope="uma_protection", owner="alice")
-        app_client, app_secret = _client(
-            session, "photo-app", grant_types=[UMA_GRANT, "refresh_token"],
-            claims_redirect_uris=["http://127.0.0.1:9000/claims-cb"], scope="view download",
+        rs, rs_secret = _client(
+            session, "photo-rs", grant_types=["client_credentials"], scope="uma_protection", owner="alice"
         )
-        album = session.execute(
-            select(Resource).where(Resource.owner == "alice", Resource.name == "summer-2026")
-        ).scalars().first()
+        app_client, app_secret = _client(
+            session,
+            "photo-app",
+            grant_types=[UMA_GRANT, "refresh_token"],
+            claims_redirect_uris=["http://127.0.0.1:9000/claims-cb"],
+            scope="view download",
+        )
+        album = (
+            session.execute(select(Resource).where(Resource.owner == "alice", Resource.name == "summer-2026"))
+            .scalars()
+            .first()
+        )
         if album is None:
-            album = Resource(id="demo-summer-2026", owner="alice", rs_client_id=rs.client_id, name="summer-2026",
-                             type="photo-album", resource_scopes=["view", "download", "print"])
+            album = Resource(
+                id="demo-summer-2026",
+                owner="alice",
+                rs_client_id=rs.client_id,
+                name="summer-2026",
+                type="photo-album",
+                resource_scopes=["view", "download", "print"],
+            )
             session.add(album)
         lines = [
             f"Demo data (password of alice and bob: {DEMO_PASSWORD}; secrets are shown only when created):",
@@ -59,7 +71,7 @@ def seed_demo(app: Flask) -> str:
             "Try it:",
             f"  PAT=$(curl -s -u $RS_ID:$RS_SECRET -d grant_type=client_credentials {settings.url('/token')} | jq -r .access_token)",
             f"  curl -s -H \"Authorization: Bearer $PAT\" -H 'Content-Type: application/json' "
-            f"-d '{{\"resource_id\":\"{album.id}\",\"resource_scopes\":[\"view\"]}}' {settings.url('/uma/permission')}",
+            f'-d \'{{"resource_id":"{album.id}","resource_scopes":["view"]}}\' {settings.url("/uma/permission")}',
             f"  then the client: curl -u $APP_ID:$APP_SECRET -d grant_type={UMA_GRANT} -d ticket=... {settings.url('/token')}",
         ]
     return "\n".join(lines)

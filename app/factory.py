@@ -21,13 +21,14 @@ import importlib
 import importlib.util
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, Response
 
-from . import db, get_settings  # noqa: F401 - re-exported for callers of app.factory
-from .config import Settings, flask_overrides, load_settings
+from . import db, get_settings
+from .config import flask_overrides, load_settings
 from .errors import register_error_handlers
 
 __all__ = ["create_app", "get_settings"]

@@ -313,9 +313,11 @@ def get_policy() -> Response:
 
 def active_document(db: Any, owner: str) -> PolicyDocument | None:
     """The owner's uploaded policy text in use, if any."""
-    return db.execute(
-        select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.active.is_(True))
-    ).scalars().first()
+    return (
+        db.execute(select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.active.is_(True)))
+        .scalars()
+        .first()
+    )
 
 
 @bp.put("/owner/policy")
@@ -341,16 +343,20 @@ def list_versions() -> Response:
 
 def policy_versions(db: Any, owner: str) -> list[PolicyDocument]:
     """Every version of the owner's uploaded policy text, newest first."""
-    return list(db.execute(
-        select(PolicyDocument).where(PolicyDocument.owner == owner).order_by(PolicyDocument.version.desc())
-    ).scalars())
+    return list(
+        db.execute(
+            select(PolicyDocument).where(PolicyDocument.owner == owner).order_by(PolicyDocument.version.desc())
+        ).scalars()
+    )
 
 
 def find_version(db: Any, owner: str, number: int) -> PolicyDocument | None:
     """Version ``number`` of the owner's policy text (never another owner's)."""
-    return db.execute(
-        select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.version == number)
-    ).scalars().first()
+    return (
+        db.execute(select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.version == number))
+        .scalars()
+        .first()
+    )
 
 
 def _version(owner: str, number: int) -> PolicyDocument:
@@ -422,8 +428,15 @@ def _visible(diagnostics: list[dict[str, Any]], owner: str) -> list[dict[str, An
     for d in diagnostics:
         name = d.get("file") or ""
         if name.startswith(UPLOAD_PREFIX + "/") and not name.startswith(mine):
-            d = {"code": d["code"], "severity": d["severity"], "file": f"{UPLOAD_PREFIX}/(another owner)",
-                 "line": None, "column": None, "message": "in another owner's uploaded policy",
-                 "hint": None, "rendered": f"{UPLOAD_PREFIX}/(another owner): {d['severity']}[{d['code']}]"}
+            d = {
+                "code": d["code"],
+                "severity": d["severity"],
+                "file": f"{UPLOAD_PREFIX}/(another owner)",
+                "line": None,
+                "column": None,
+                "message": "in another owner's uploaded policy",
+                "hint": None,
+                "rendered": f"{UPLOAD_PREFIX}/(another owner): {d['severity']}[{d['code']}]",
+            }
         out.append(d)
     return out

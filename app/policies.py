@@ -40,13 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import policy_lang
 from flask import Flask, current_app
+from sqlalchemy import Engine, func, or_, select, update
+from sqlmodel import Session
+
+import policy_lang
 from policy_lang.check import check_files
 from policy_lang.diagnostics import sort_diagnostics
 from policy_lang.parser import parse
-from sqlalchemy import Engine, func, or_, select, update
-from sqlmodel import Session
 
 from .db import bump_policy_set_version, get_engine, policy_set_version
 from .models import PolicyDocument, PolicySetVersion
@@ -233,7 +234,9 @@ class PolicyStore:
     @staticmethod
     def upload_sources(session: Session, exclude_owner: str | None = None) -> list[policy_lang.Source]:
         rows = session.execute(
-            select(PolicyDocument).where(PolicyDocument.active.is_(True)).order_by(PolicyDocument.owner, PolicyDocument.name)
+            select(PolicyDocument)
+            .where(PolicyDocument.active.is_(True))
+            .order_by(PolicyDocument.owner, PolicyDocument.name)
         ).scalars()
         return [
             policy_lang.Source(upload_name(r.owner, r.name), r.text, owner=r.owner)
@@ -347,7 +350,9 @@ class PolicyStore:
         }
 
     # -- owner uploads ---------------------------------------------------------
-    def validate_upload(self, session: Session, owner: str, text: str, name: str = "owner.policy") -> list[dict[str, Any]]:
+    def validate_upload(
+        self, session: Session, owner: str, text: str, name: str = "owner.policy"
+    ) -> list[dict[str, Any]]:
         """Check ``text`` as ``owner``'s document together with the set in use.
 
         Raises :class:`PolicyRejected` with the errors the upload brings in (its own,
@@ -355,9 +360,20 @@ class PolicyStore:
         operator's file); returns the upload's warnings.
         """
         if not isinstance(text, str) or not text.strip():
-            raise PolicyRejected([{"code": "E-EMPTY", "severity": "error", "message": "the policy text is empty",
-                                   "file": upload_name(owner, name), "line": None, "column": None,
-                                   "hint": None, "rendered": "the policy text is empty"}])
+            raise PolicyRejected(
+                [
+                    {
+                        "code": "E-EMPTY",
+                        "severity": "error",
+                        "message": "the policy text is empty",
+                        "file": upload_name(owner, name),
+                        "line": None,
+                        "column": None,
+                        "hint": None,
+                        "rendered": "the policy text is empty",
+                    }
+                ]
+            )
         own = policy_lang.Source(upload_name(owner, name), text, owner=owner)
         in_use = self.current()
         base = [*in_use.file_sources, *self.upload_sources(session, exclude_owner=owner)]
@@ -373,7 +389,9 @@ class PolicyStore:
                 raise PolicyRejected(diagnostics_json(new))
         return diagnostics_json([d for d in diags if not d.is_error and d.file == own.name])
 
-    def store_upload(self, session: Session, owner: str, text: str, name: str = "owner.policy") -> tuple[PolicyDocument, list[dict[str, Any]]]:
+    def store_upload(
+        self, session: Session, owner: str, text: str, name: str = "owner.policy"
+    ) -> tuple[PolicyDocument, list[dict[str, Any]]]:
         """Validate and store a new active version of ``owner``'s document, bump the
         policy-set version (same transaction) and put the new set in use here at once."""
         warnings = self.validate_upload(session, owner, text, name)

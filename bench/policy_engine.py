@@ -37,8 +37,9 @@ import pstats
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import policy_model as pm
 
@@ -61,10 +62,8 @@ class Settings:
     max_passes: int
 
 
-FULL = Settings(requests=2000, headline=500, check=400, ours_budget_s=3.0,
-                cedar_budget_s=6.0, max_passes=5)
-QUICK = Settings(requests=500, headline=200, check=150, ours_budget_s=1.0,
-                 cedar_budget_s=2.0, max_passes=3)
+FULL = Settings(requests=2000, headline=500, check=400, ours_budget_s=3.0, cedar_budget_s=6.0, max_passes=5)
+QUICK = Settings(requests=500, headline=200, check=150, ours_budget_s=1.0, cedar_budget_s=2.0, max_passes=3)
 
 
 @dataclass
@@ -100,8 +99,13 @@ def _median_us(samples_ns: Sequence[float]) -> float:
     return statistics.median(samples_ns) / 1000.0
 
 
-def per_call_samples(call: Callable[[Any], Any], items: Sequence[Any], budget_s: float,
-                     max_passes: int, per: Callable[[Any], int] = lambda _: 1) -> list[float]:
+def per_call_samples(
+    call: Callable[[Any], Any],
+    items: Sequence[Any],
+    budget_s: float,
+    max_passes: int,
+    per: Callable[[Any], int] = lambda _: 1,
+) -> list[float]:
     """Per-decision ns of ``call(item)`` over repeated passes, until the budget is spent.
 
     ``per(item)`` is how many decisions one call makes (a batch's length).
@@ -212,12 +216,14 @@ def check_sharded(model: pm.Model, shards: dict[str, Any], entities: Any, reqs: 
         if got != want or res.diagnostics.errors:
             bad.append(f"cedar sharded={got!r} (errors={res.diagnostics.errors!r}) oracle={want!r} for {r}")
     if bad:
-        raise EquivalenceError("ENGINES DISAGREE (cedarpy, one PolicySet per owner); nothing timed.\n  "
-                               + "\n  ".join(bad[:10]))
+        raise EquivalenceError(
+            "ENGINES DISAGREE (cedarpy, one PolicySet per owner); nothing timed.\n  " + "\n  ".join(bad[:10])
+        )
 
 
-def check_equivalence(model: pm.Model, ps: Any, reqs: list[pm.Req], ours_reqs: list[dict],
-                      policies: Any, entities: Any, n_cedar: int) -> tuple[int, list[int]]:
+def check_equivalence(
+    model: pm.Model, ps: Any, reqs: list[pm.Req], ours_reqs: list[dict], policies: Any, entities: Any, n_cedar: int
+) -> tuple[int, list[int]]:
     """Ours vs the oracle on every request; cedarpy vs the oracle on the first ``n_cedar``.
 
     Returns (number of permits expected, Cedar's own authz_duration_micros per decision).
@@ -233,8 +239,7 @@ def check_equivalence(model: pm.Model, ps: Any, reqs: list[pm.Req], ours_reqs: l
         if d.decision != w or errors:
             bad.append(f"ours={d.decision!r} (errors={errors!r}) oracle={w!r} for {r}")
     sample = list(range(min(n_cedar, len(reqs))))
-    results = cedarpy.is_authorized_batch([pm.cedar_request(reqs[i]) for i in sample],
-                                          policies, entities)
+    results = cedarpy.is_authorized_batch([pm.cedar_request(reqs[i]) for i in sample], policies, entities)
     core: list[int] = []
     for i, res in zip(sample, results):
         got = "permit" if res.allowed else "deny"
@@ -246,7 +251,8 @@ def check_equivalence(model: pm.Model, ps: Any, reqs: list[pm.Req], ours_reqs: l
         lines = "\n  ".join(bad[:10])
         raise EquivalenceError(
             f"ENGINES DISAGREE on {len(bad)} decision(s) at {model.n_rules} rules; nothing timed.\n  "
-            f"{lines}\nfirst owner's file:\n{pm.ours_text(owner)}")
+            f"{lines}\nfirst owner's file:\n{pm.ours_text(owner)}"
+        )
     return sum(w == "permit" for w in want), core
 
 
@@ -260,16 +266,18 @@ def time_cedar(policies: Any, entities: Any, creqs: list[dict], st: Settings) ->
         cedarpy.is_authorized(q, policies, entities)
     est = max((time.perf_counter() - t0) / 3, 1e-7)
     n = max(10, min(len(creqs), int(st.cedar_budget_s / est)))
-    single = per_call_samples(lambda q: cedarpy.is_authorized(q, policies, entities),
-                              creqs[:n], st.cedar_budget_s, st.max_passes)
+    single = per_call_samples(
+        lambda q: cedarpy.is_authorized(q, policies, entities), creqs[:n], st.cedar_budget_s, st.max_passes
+    )
     s_us = _median_us(single)
     size = min(100, n // 10)
     if size < 2:  # so slow that a batch saves nothing worth measuring
         return s_us, "is_authorized", len(single)
-    batches = [creqs[i:i + size] for i in range(0, n - size + 1, size)]
+    batches = [creqs[i : i + size] for i in range(0, n - size + 1, size)]
     cedarpy.is_authorized_batch(batches[0], policies, entities)
-    batched = per_call_samples(lambda b: cedarpy.is_authorized_batch(b, policies, entities),
-                               batches, st.cedar_budget_s, st.max_passes, per=len)
+    batched = per_call_samples(
+        lambda b: cedarpy.is_authorized_batch(b, policies, entities), batches, st.cedar_budget_s, st.max_passes, per=len
+    )
     b_us = _median_us(batched)
     if b_us < s_us:
         return b_us, f"batch of {size}", len(batched) * size
@@ -302,8 +310,10 @@ def run_size(n: int, st: Settings, log: Callable[[str], None]) -> SizeResult:
     ps, walls, res.ours_compile_cpu_s = compile_ours(model, 3 if n <= 10_000 else 1)
     res.ours_compile_s = statistics.median(walls)
     res.ours_compile_range = (min(walls), max(walls))
-    log(f"[{n} rules] ours: load+compile {', '.join(f'{w:.2f}s' for w in walls)} "
-        f"(median {res.ours_compile_s:.2f}s, its cpu {res.ours_compile_cpu_s:.2f}s)")
+    log(
+        f"[{n} rules] ours: load+compile {', '.join(f'{w:.2f}s' for w in walls)} "
+        f"(median {res.ours_compile_s:.2f}s, its cpu {res.ours_compile_cpu_s:.2f}s)"
+    )
     policies, entities, res.cedar_parse_s, res.cedar_entities_s = prepare_cedar(model)
     log(f"[{n} rules] cedarpy: PolicySet {res.cedar_parse_s:.2f}s, Entities {res.cedar_entities_s:.2f}s")
 
@@ -324,26 +334,37 @@ def run_size(n: int, st: Settings, log: Callable[[str], None]) -> SizeResult:
     res.checked = min(n_check, len(reqs)) + min(max(10, n_check // 4), len(head))
     res.permits = permits
     res.cedar_core_us = statistics.median(core)
-    log(f"[{n} rules] equivalent: ours = oracle on {len(reqs) + len(head)} requests "
+    log(
+        f"[{n} rules] equivalent: ours = oracle on {len(reqs) + len(head)} requests "
         f"({permits + hp} permits), cedarpy = oracle on {res.checked} "
-        f"({time.perf_counter() - t0:.1f}s)")
+        f"({time.perf_counter() - t0:.1f}s)"
+    )
 
     res.ours_mixed_us, n_mixed = time_ours(ps, ours_reqs, st)
     res.ours_head_us, n_head = time_ours(ps, ours_head, st)
-    log(f"[{n} rules] ours: {res.ours_mixed_us:.2f} µs mixed ({n_mixed} decisions), "
-        f"{res.ours_head_us:.2f} µs three-clause ({n_head} decisions)")
+    log(
+        f"[{n} rules] ours: {res.ours_mixed_us:.2f} µs mixed ({n_mixed} decisions), "
+        f"{res.ours_head_us:.2f} µs three-clause ({n_head} decisions)"
+    )
     res.cedar_mixed_us, res.cedar_mixed_form, res.cedar_samples = time_cedar(policies, entities, creqs, st)
     res.cedar_head_us, res.cedar_head_form, _ = time_cedar(policies, entities, chead, st)
-    log(f"[{n} rules] cedarpy: {res.cedar_mixed_us:.1f} µs mixed ({res.cedar_mixed_form}, "
-        f"{res.cedar_samples} decisions), {res.cedar_head_us:.1f} µs three-clause ({res.cedar_head_form})")
+    log(
+        f"[{n} rules] cedarpy: {res.cedar_mixed_us:.1f} µs mixed ({res.cedar_mixed_form}, "
+        f"{res.cedar_samples} decisions), {res.cedar_head_us:.1f} µs three-clause ({res.cedar_head_form})"
+    )
     del policies
     shards, res.sharded_build_s = prepare_cedar_shards(model)
     check_sharded(model, shards, entities, reqs[:200])
     pairs = [(shards[r.resource.owner], q) for r, q in zip(reqs, creqs)]
-    res.sharded_us = _median_us(per_call_samples(
-        lambda pq: cedarpy.is_authorized(pq[1], pq[0], entities), pairs, st.cedar_budget_s, st.max_passes))
-    log(f"[{n} rules] cedarpy, one PolicySet per owner: {res.sharded_us:.1f} µs mixed "
-        f"(built in {res.sharded_build_s:.2f}s)")
+    res.sharded_us = _median_us(
+        per_call_samples(
+            lambda pq: cedarpy.is_authorized(pq[1], pq[0], entities), pairs, st.cedar_budget_s, st.max_passes
+        )
+    )
+    log(
+        f"[{n} rules] cedarpy, one PolicySet per owner: {res.sharded_us:.1f} µs mixed "
+        f"(built in {res.sharded_build_s:.2f}s)"
+    )
     return res
 
 
@@ -363,81 +384,108 @@ def report(results: list[SizeResult], overhead_ns: float) -> str:
     out: list[str] = []
     out.append("Decision time (median µs per decision; ratio = cedarpy / ours)")
     out.append("")
-    out.append("| rules | owners | ours mixed | ours cold | cedarpy mixed | ratio | ours 3-clause "
-               "| cedarpy 3-clause | ratio | cedar core* |")
-    out.append("|------:|-------:|-----------:|----------:|--------------:|------:|--------------:"
-               "|-----------------:|------:|------------:|")
+    out.append(
+        "| rules | owners | ours mixed | ours cold | cedarpy mixed | ratio | ours 3-clause "
+        "| cedarpy 3-clause | ratio | cedar core* |"
+    )
+    out.append(
+        "|------:|-------:|-----------:|----------:|--------------:|------:|--------------:"
+        "|-----------------:|------:|------------:|"
+    )
     for r in results:
         out.append(
             f"| {r.size:,} | {r.owners:,} | {_fmt_us(r.ours_mixed_us)} | {_fmt_us(r.ours_cold_us)} "
             f"| {_fmt_us(r.cedar_mixed_us)} | {r.cedar_mixed_us / r.ours_mixed_us:,.1f}x "
             f"| {_fmt_us(r.ours_head_us)} | {_fmt_us(r.cedar_head_us)} "
-            f"| {r.cedar_head_us / r.ours_head_us:,.1f}x | {_fmt_us(r.cedar_core_us)} |")
+            f"| {r.cedar_head_us / r.ours_head_us:,.1f}x | {_fmt_us(r.cedar_core_us)} |"
+        )
     out.append("")
-    out.append("mixed: permit and deny requests over all owners (ours: warm plan cache; "
-               "cold: first decision of each request on a fresh PolicySet).")
+    out.append(
+        "mixed: permit and deny requests over all owners (ours: warm plan cache; "
+        "cold: first decision of each request on a fresh PolicySet)."
+    )
     out.append("3-clause: requests that evaluate all three clauses of the headline rule.")
-    out.append("* cedar core: Cedar's own authz_duration_micros metric (Rust, without the "
-               "Python binding), median over the checked sample.")
+    out.append(
+        "* cedar core: Cedar's own authz_duration_micros metric (Rust, without the "
+        "Python binding), median over the checked sample."
+    )
     out.append(f"timer overhead (perf_counter_ns pair, included above): {overhead_ns:.0f} ns")
     out.append("")
-    out.append("For scale, not a target: cedarpy with one PolicySet per owner, the caller "
-               "choosing it by the resource's owner (is_authorized per decision)")
+    out.append(
+        "For scale, not a target: cedarpy with one PolicySet per owner, the caller "
+        "choosing it by the resource's owner (is_authorized per decision)"
+    )
     out.append("")
     out.append("| rules | cedarpy per-owner mixed | ratio to ours | building the per-owner sets (s) |")
     out.append("|------:|------------------------:|--------------:|--------------------------------:|")
     for r in results:
-        out.append(f"| {r.size:,} | {_fmt_us(r.sharded_us)} | {r.sharded_us / r.ours_mixed_us:,.1f}x "
-                   f"| {r.sharded_build_s:.2f} |")
+        out.append(
+            f"| {r.size:,} | {_fmt_us(r.sharded_us)} | {r.sharded_us / r.ours_mixed_us:,.1f}x "
+            f"| {r.sharded_build_s:.2f} |"
+        )
     out.append("")
     out.append("Load time (seconds)")
     out.append("")
-    out.append("| rules | ours load+compile (median) | (range) | (its CPU time) "
-               "| cedarpy PolicySet.from_str | cedarpy Entities.from_json_str |")
-    out.append("|------:|---------------------------:|--------:|---------------:"
-               "|---------------------------:|-------------------------------:|")
+    out.append(
+        "| rules | ours load+compile (median) | (range) | (its CPU time) "
+        "| cedarpy PolicySet.from_str | cedarpy Entities.from_json_str |"
+    )
+    out.append(
+        "|------:|---------------------------:|--------:|---------------:"
+        "|---------------------------:|-------------------------------:|"
+    )
     for r in results:
         lo, hi = r.ours_compile_range
-        out.append(f"| {r.size:,} | {r.ours_compile_s:.2f} | {lo:.2f}–{hi:.2f} "
-                   f"| {r.ours_compile_cpu_s:.2f} | {r.cedar_parse_s:.2f} | {r.cedar_entities_s:.2f} |")
+        out.append(
+            f"| {r.size:,} | {r.ours_compile_s:.2f} | {lo:.2f}–{hi:.2f} "
+            f"| {r.ours_compile_cpu_s:.2f} | {r.cedar_parse_s:.2f} | {r.cedar_entities_s:.2f} |"
+        )
     out.append("")
-    out.append("ours: the median of 3 loads up to 10,000 rules (each from the texts, nothing kept, "
-               "generated code included), "
-               "1 load at 100,000.")
+    out.append(
+        "ours: the median of 3 loads up to 10,000 rules (each from the texts, nothing kept, "
+        "generated code included), "
+        "1 load at 100,000."
+    )
     out.append("")
     out.append("Targets")
     out.append("")
     by = {r.size: r for r in results}
     faster = [r for r in results if r.ours_mixed_us < r.cedar_mixed_us and r.ours_head_us < r.cedar_head_us]
     sizes = ", ".join(f"{r.size:,}" for r in results)
-    out.append(f"- {_pass(len(faster) == len(results))}: faster than cedarpy at every size measured "
-               f"({sizes}; mixed and 3-clause)")
+    out.append(
+        f"- {_pass(len(faster) == len(results))}: faster than cedarpy at every size measured "
+        f"({sizes}; mixed and 3-clause)"
+    )
     if 10_000 in by:
         r = by[10_000]
         ratio = r.cedar_mixed_us / r.ours_mixed_us
-        out.append(f"- {_pass(ratio >= 100)}: >= 100x faster than cedarpy at 10,000 rules "
-                   f"(mixed: {ratio:,.0f}x)")
+        out.append(f"- {_pass(ratio >= 100)}: >= 100x faster than cedarpy at 10,000 rules (mixed: {ratio:,.0f}x)")
     else:
         out.append("- not measured: >= 100x faster at 10,000 rules (size not run)")
     if HEADLINE_SIZE in by:
         r = by[HEADLINE_SIZE]
-        out.append(f"- {_pass(r.ours_head_us <= 10)}: median decision <= 10 µs for the three-clause "
-                   f"rule (1 rule: {r.ours_head_us:.2f} µs)")
+        out.append(
+            f"- {_pass(r.ours_head_us <= 10)}: median decision <= 10 µs for the three-clause "
+            f"rule (1 rule: {r.ours_head_us:.2f} µs)"
+        )
     else:
         out.append("- not measured: three-clause rule <= 10 µs (size 1 not run)")
     if 10_000 in by:
         r = by[10_000]
         lo, hi = r.ours_compile_range
-        out.append(f"- {_pass(r.ours_compile_s <= 2)}: 10,000 rules loaded and compiled in <= 2 s "
-                   f"(median {r.ours_compile_s:.2f} s of 3 loads, {lo:.2f} to {hi:.2f} s)")
+        out.append(
+            f"- {_pass(r.ours_compile_s <= 2)}: 10,000 rules loaded and compiled in <= 2 s "
+            f"(median {r.ours_compile_s:.2f} s of 3 loads, {lo:.2f} to {hi:.2f} s)"
+        )
     else:
         out.append("- not measured: 10,000 rules compiled in <= 2 s (size not run)")
     return "\n".join(out)
 
 
 def machine() -> str:
-    import cedarpy  # noqa: F401  (version below)
     from importlib.metadata import version
+
+    import cedarpy  # noqa: F401  (version below)
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -449,9 +497,11 @@ def machine() -> str:
     except OSError:
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, "
-            f"cedarpy {version('cedarpy')}, {platform.system()} {platform.release()}; "
-            f"load average {load}")
+    return (
+        f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, "
+        f"cedarpy {version('cedarpy')}, {platform.system()} {platform.release()}; "
+        f"load average {load}"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -489,10 +539,15 @@ def profile(n: int, st: Settings) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", help="comma-separated rule counts (default 1,100,10000,100000)")
-    ap.add_argument("--quick", action="store_true",
-                    help="fewer requests and shorter timing; sizes 1,100,10000 unless --sizes")
-    ap.add_argument("--profile", type=int, metavar="N",
-                    help="print a cProfile of our engine's compile and decide at N rules, then exit")
+    ap.add_argument(
+        "--quick", action="store_true", help="fewer requests and shorter timing; sizes 1,100,10000 unless --sizes"
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="print a cProfile of our engine's compile and decide at N rules, then exit",
+    )
     args = ap.parse_args(argv)
     st = QUICK if args.quick else FULL
     if args.profile:
@@ -525,16 +580,21 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Machine: {machine()}")
     busy = max(loads)
-    print(f"1-minute load average at the start of each size and at the end: "
-          f"{', '.join(f'{x:.1f}' for x in loads)}")
-    print(f"Reference loop (fixed pure-Python work, for comparing runs): {ref_before:.0f} ns before, "
-          f"{ref_after:.0f} ns after")
+    print(f"1-minute load average at the start of each size and at the end: {', '.join(f'{x:.1f}' for x in loads)}")
+    print(
+        f"Reference loop (fixed pure-Python work, for comparing runs): {ref_before:.0f} ns before, "
+        f"{ref_after:.0f} ns after"
+    )
     if busy > (os.cpu_count() or 1):
-        print(f"WARNING: the machine was busy (1-minute load {busy:.1f} on {os.cpu_count()} cores): "
-              "every figure below is inflated; rerun on an idle machine.")
+        print(
+            f"WARNING: the machine was busy (1-minute load {busy:.1f} on {os.cpu_count()} cores): "
+            "every figure below is inflated; rerun on an idle machine."
+        )
     print(f"Engine start (Lark parser built once, not counted below): {grammar_s:.2f} s")
-    print(f"Settings: {'--quick' if args.quick else 'full'}; {st.requests} mixed + {st.headline} "
-          f"three-clause requests per size; total run {time.perf_counter() - start:.0f} s")
+    print(
+        f"Settings: {'--quick' if args.quick else 'full'}; {st.requests} mixed + {st.headline} "
+        f"three-clause requests per size; total run {time.perf_counter() - start:.0f} s"
+    )
     print()
     print(report(results, overhead))
     return 0

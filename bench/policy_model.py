@@ -134,8 +134,7 @@ def headline_rule(owner: str) -> Rule:
 
 def _random_clause(rng: random.Random, owner: Owner, people: list[Person]) -> Clause:
     kind = rng.choice(
-        ("email_in_family", "email_eq", "email_verified", "email_ends_with",
-         "role_eq", "client_eq", "client_in")
+        ("email_in_family", "email_eq", "email_verified", "email_ends_with", "role_eq", "client_eq", "client_in")
     )
     if kind == "email_eq":
         return Clause(kind, rng.choice(people).email)
@@ -233,8 +232,7 @@ def headline_requests(model: Model, count: int, seed: int = 11) -> list[Req]:
     (other rules of the owner may still forbid; the oracle says).
     """
     rng = random.Random(seed)
-    candidates = [o for o in model.owners
-                  if any(model.people[e].email_verified for e in o.family)]
+    candidates = [o for o in model.owners if any(model.people[e].email_verified for e in o.family)]
     if not candidates:
         raise ValueError("no owner has a verified family member; pick another seed")
     out: list[Req] = []
@@ -359,11 +357,9 @@ def our_sources(model: Model) -> list[tuple[str, str, str]]:
 def our_request(req: Req) -> dict:
     r = req.resource
     return {
-        "resource": {"id": r.id, "owner": r.owner, "type": r.type, "name": r.name,
-                     "scopes": list(SCOPES)},
+        "resource": {"id": r.id, "owner": r.owner, "type": r.type, "name": r.name, "scopes": list(SCOPES)},
         "scopes": [req.scope],
-        "claims": {"email": req.person.email, "email_verified": req.person.email_verified,
-                   "role": req.person.role},
+        "claims": {"email": req.person.email, "email_verified": req.person.email_verified, "role": req.person.role},
         "client": {"id": req.client},
         "time": TIME,
     }
@@ -441,17 +437,21 @@ def cedar_entities(model: Model) -> str:
     for o in model.owners:
         ents.append({"uid": {"type": "Owner", "id": o.id}, "attrs": {}, "parents": []})
         for r in o.resources:
-            ents.append({
-                "uid": {"type": "Resource", "id": r.id},
-                "attrs": {"rtype": r.type, "name": r.name, "owner": r.owner},
-                "parents": [{"type": "Owner", "id": o.id}],
-            })
+            ents.append(
+                {
+                    "uid": {"type": "Resource", "id": r.id},
+                    "attrs": {"rtype": r.type, "name": r.name, "owner": r.owner},
+                    "parents": [{"type": "Owner", "id": o.id}],
+                }
+            )
     for p in model.people.values():
-        ents.append({
-            "uid": {"type": "User", "id": p.email},
-            "attrs": {"email": p.email, "email_verified": p.email_verified, "role": p.role},
-            "parents": [],
-        })
+        ents.append(
+            {
+                "uid": {"type": "User", "id": p.email},
+                "attrs": {"email": p.email, "email_verified": p.email_verified, "role": p.role},
+                "parents": [],
+            }
+        )
     return json.dumps(ents)
 
 

@@ -9,9 +9,21 @@ No Flask, no database: text in, decisions out. The server and the offline
     ...            "claims": {"email": "bob@example.com"}}).decision
     'permit'
 """
+
 from .decide import Decision, RequestError
 from .diagnostics import Diagnostic, PolicyError
 from .policyset import PolicySet, Source, check_sources, compile_sources, load, loads, read_sources
 
-__all__ = ["Decision", "Diagnostic", "PolicyError", "PolicySet", "RequestError", "Source",
-           "check_sources", "compile_sources", "load", "loads", "read_sources"]
+__all__ = [
+    "Decision",
+    "Diagnostic",
+    "PolicyError",
+    "PolicySet",
+    "RequestError",
+    "Source",
+    "check_sources",
+    "compile_sources",
+    "load",
+    "loads",
+    "read_sources",
+]

@@ -29,13 +29,15 @@ diff
     nowhere), and claim, client and time values drawn from the literals in the
     conditions (each literal, a value that does not match, and absence).
 """
+
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from . import ast as A
 from .compile import CRule, Ctx, compile_cond, format_uri, literal_value
@@ -43,8 +45,7 @@ from .decide import iso
 from .policyset import PolicySet
 from .values import Glob
 
-__all__ = ["who_can", "who_can_data", "diff", "DiffReport", "generate_requests", "expr_text",
-           "rule_groups"]
+__all__ = ["who_can", "who_can_data", "diff", "DiffReport", "generate_requests", "expr_text", "rule_groups"]
 
 # ================================================================== rendering expressions
 
@@ -139,7 +140,7 @@ def rule_groups(ps: PolicySet) -> dict[str, dict[str, tuple]]:
 
 # ================================================================== partial evaluation
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _static(node: Any) -> bool:
@@ -192,8 +193,11 @@ def simplify(node: Any, resource: dict, groups: dict[str, tuple]) -> Any:
         if s is True or s is False:
             return not s
         return A.Not(s, node.pos)
-    if _static(node) and not isinstance(node, (A.Literal, A.GroupRef)) or (
-            isinstance(node, A.Literal) and node.kind == "bool"):
+    if (
+        _static(node)
+        and not isinstance(node, (A.Literal, A.GroupRef))
+        or (isinstance(node, A.Literal) and node.kind == "bool")
+    ):
         r = compile_cond(node, groups)(Ctx({}, {}, resource, _EPOCH))
         if r is True or r is False:
             return r
@@ -201,6 +205,7 @@ def simplify(node: Any, resource: dict, groups: dict[str, tuple]) -> Any:
 
 
 # ================================================================== what a condition reads
+
 
 @dataclass
 class _Reads:
@@ -252,8 +257,7 @@ def _expiry_words(e: A.Expiry | None) -> str:
         return ""
     if e.kind == "for":
         secs = int(e.duration.total_seconds())
-        for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60),
-                           ("second", 1)):
+        for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
             if secs % size == 0:
                 n = secs // size
                 return f", for {n} {unit}{'s' if n != 1 else ''} after the grant"
@@ -268,8 +272,9 @@ def _resource_of(resource: dict) -> dict:
     return r
 
 
-def who_can_data(ps: PolicySet, resource: dict, scopes: list[str] | None = None, *,
-                 now: datetime | None = None) -> list[dict]:
+def who_can_data(
+    ps: PolicySet, resource: dict, scopes: list[str] | None = None, *, now: datetime | None = None
+) -> list[dict]:
     """For each scope of the resource, the rules that can decide it:
 
     ``{"scope", "effect": "forbid"|"permit"|"ask"|"deny", "condition": text or None
@@ -280,20 +285,25 @@ def who_can_data(ps: PolicySet, resource: dict, scopes: list[str] | None = None,
     no permit or ask can grant gets one ``deny`` entry. ``now`` (default: the
     current time) only decides which ``until`` rules are marked expired.
     """
-    return [{k: v for k, v in e.items() if k != "_expiry"}
-            for e in _entries(ps, _resource_of(resource), scopes, now)]
+    return [{k: v for k, v in e.items() if k != "_expiry"} for e in _entries(ps, _resource_of(resource), scopes, now)]
 
 
 def _entries(ps: PolicySet, res: dict, scopes: list[str] | None, now: datetime | None) -> list[dict]:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     plan = ps.plan(res["owner"], res.get("id"), res.get("type"), res.get("name"))
     groups_by_file = rule_groups(ps)
     if scopes is None:
         scopes = list(res.get("scopes") or [])
         if not scopes:
             # the scopes its type declares, then those the candidate rules name
-            declared = [sc for pf in ps.files if pf.is_global or pf.owner == res["owner"]
-                        for t in pf.types if t.type == res.get("type") for sc in t.scopes]
+            declared = [
+                sc
+                for pf in ps.files
+                if pf.is_global or pf.owner == res["owner"]
+                for t in pf.types
+                if t.type == res.get("type")
+                for sc in t.scopes
+            ]
             named = sorted({s for cr in plan.rules if cr.scopes for s in cr.scopes})
             scopes = list(dict.fromkeys(declared + named))
     out: list[dict] = []
@@ -315,8 +325,18 @@ def _entries(ps: PolicySet, res: dict, scopes: list[str] | None, now: datetime |
                 blocked = True
         entries.sort(key=lambda e: _EFFECT_ORDER[e["effect"]])
         if blocked or not grants:
-            entries.append({"scope": scope, "effect": "deny", "condition": None, "rule": None,
-                            "expiry": None, "expired": False, "claims": [], "client": []})
+            entries.append(
+                {
+                    "scope": scope,
+                    "effect": "deny",
+                    "condition": None,
+                    "rule": None,
+                    "expiry": None,
+                    "expired": False,
+                    "claims": [],
+                    "client": [],
+                }
+            )
         out.extend(entries)
     return out
 
@@ -347,12 +367,11 @@ def _entry(cr: CRule, scope: str, res: dict, groups: dict, now: datetime) -> dic
     }
 
 
-def who_can(ps: PolicySet, resource: dict, scopes: list[str] | None = None, *,
-            now: datetime | None = None) -> str:
+def who_can(ps: PolicySet, resource: dict, scopes: list[str] | None = None, *, now: datetime | None = None) -> str:
     """The who-can report for one resource, as readable text."""
     res = _resource_of(resource)
     data = _entries(ps, res, scopes, now)
-    desc = [f'owner {res["owner"]}']
+    desc = [f"owner {res['owner']}"]
     if res.get("type"):
         desc.insert(0, f'type "{res["type"]}"')
     if res.get("name"):
@@ -367,8 +386,7 @@ def who_can(ps: PolicySet, resource: dict, scopes: list[str] | None = None, *,
     for scope, entries in by_scope.items():
         lines.append("")
         lines.append(f"{scope}:")
-        always_forbidden = any(e["effect"] == "forbid" and e["condition"] is None and not e["expired"]
-                               for e in entries)
+        always_forbidden = any(e["effect"] == "forbid" and e["condition"] is None and not e["expired"] for e in entries)
         for e in entries:
             claims_read.update(e["claims"])
             lines.append("  - " + _entry_words(e, always_forbidden))
@@ -407,10 +425,12 @@ def _entry_words(e: dict, always_forbidden: bool) -> str:
 
 # ================================================================== diff
 
+
 @dataclass
 class DiffReport:
     """``changes``: one dict per request decided differently:
     ``{"request", "old", "new"}`` (old and new: the decisions' JSON)."""
+
     changes: list
     checked: int
     generated: bool
@@ -442,8 +462,7 @@ def _outcome_key(d: dict) -> tuple:
     """What a decision means, without where its rules sit in the files."""
     return (
         d.get("decision"),
-        sorted((g["resource_id"], sorted(g["scopes"]), g.get("expires_at") or "")
-               for g in d.get("granted", [])),
+        sorted((g["resource_id"], sorted(g["scopes"]), g.get("expires_at") or "") for g in d.get("granted", [])),
         sorted((g["resource_id"], sorted(g["scopes"])) for g in d.get("denied", [])),
         sorted((g["resource_id"], sorted(g["scopes"])) for g in d.get("submitted", [])),
         sorted(json.dumps(c, sort_keys=True) for c in d.get("required_claims", [])),
@@ -478,15 +497,18 @@ def _scope_outcomes(d: dict) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 def _request_summary(req: dict) -> list[str]:
-    perms = req.get("permissions") or [{"resource": req.get("resource"), "scopes": req.get("scopes"),
-                                        "approvals": req.get("approvals")}]
+    perms = req.get("permissions") or [
+        {"resource": req.get("resource"), "scopes": req.get("scopes"), "approvals": req.get("approvals")}
+    ]
     lines = []
     for p in perms:
         r = p.get("resource") or {}
         bits = [f'{k} "{r[k]}"' for k in ("type", "name") if r.get(k)]
-        lines.append(f'resource "{r.get("id")}" of {r.get("owner")}'
-                     + (f" ({', '.join(bits)})" if bits else "")
-                     + f"; scopes {', '.join(p.get('scopes') or [])}")
+        lines.append(
+            f'resource "{r.get("id")}" of {r.get("owner")}'
+            + (f" ({', '.join(bits)})" if bits else "")
+            + f"; scopes {', '.join(p.get('scopes') or [])}"
+        )
         if p.get("approvals"):
             lines.append("approvals: " + json.dumps(p["approvals"], sort_keys=True))
     lines.append("claims: " + json.dumps(req.get("claims") or {}, sort_keys=True, ensure_ascii=False))
@@ -515,15 +537,14 @@ def _change_lines(i: int, ch: dict) -> list[str]:
     return lines
 
 
-def diff(old: PolicySet, new: PolicySet, requests: list[dict] | None = None, *,
-         limit: int = 3000) -> DiffReport:
+def diff(old: PolicySet, new: PolicySet, requests: list[dict] | None = None, *, limit: int = 3000) -> DiffReport:
     """Decide each request (the given ones, else :func:`generate_requests`) with
     both sets; report those whose decisions differ."""
     generated = requests is None
     if requests is None:
         requests = generate_requests(old, new, limit=limit)
     changes = []
-    now = iso(datetime.now(timezone.utc))
+    now = iso(datetime.now(UTC))
     for req in requests:
         if isinstance(req, dict) and req.get("time") is None:
             req = {**req, "time": now}  # one instant for both decisions (and the report)
@@ -536,7 +557,7 @@ def diff(old: PolicySet, new: PolicySet, requests: list[dict] | None = None, *,
 
 # ================================================================== request generation
 
-BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 UNMENTIONED_SCOPE = "unmentioned-scope"
 OTHER = "zz-unlisted-value"
 OTHER_ISSUER = "https://other-issuer.invalid"
@@ -677,13 +698,11 @@ def _collect(node: Any, groups: dict, slots: dict[tuple, list]) -> None:
     if isinstance(node, A.Compare):
         ls, rs = _slot_of(node.left), _slot_of(node.right)
         lc, rc = _const(node.left, groups), _const(node.right, groups)
-        claim_vs_now = ls is not None and rs is not None and ("now",) in (ls, rs) and \
-            "claims" in (ls[0], rs[0])
+        claim_vs_now = ls is not None and rs is not None and ("now",) in (ls, rs) and "claims" in (ls[0], rs[0])
         if claim_vs_now:
             # a claim compared with now: timestamps either side of the base time
             claim = rs if ls == ("now",) else ls
-            slots.setdefault(claim, []).extend([iso(BASE_TIME - timedelta(days=1)),
-                                                iso(BASE_TIME + timedelta(days=1))])
+            slots.setdefault(claim, []).extend([iso(BASE_TIME - timedelta(days=1)), iso(BASE_TIME + timedelta(days=1))])
         elif ls is not None and rc is not ABSENT:
             slots.setdefault(ls, []).extend(_values_for(node.op, rc, True))
         elif rs is not None and lc is not ABSENT:
@@ -724,8 +743,7 @@ def _dedupe(values: Iterable) -> list:
 def _slot_values(slot: tuple, values: list) -> list:
     """ABSENT first (withholding), then the literals' values, each once."""
     if slot == ("now",):
-        return _dedupe([ABSENT] + [v if isinstance(v, datetime) else v for v in values
-                                   if isinstance(v, datetime)])
+        return _dedupe([ABSENT] + [v if isinstance(v, datetime) else v for v in values if isinstance(v, datetime)])
     return _dedupe([ABSENT] + values)
 
 
@@ -767,8 +785,7 @@ def _resources(owner: str, sets: tuple[PolicySet, ...]) -> list[dict]:
         if n is not None:
             r["name"] = n
         out.append(r)
-    out.append({"id": f"{owner}:unmatched", "owner": owner, "type": "unmentioned-type",
-                "name": "unmentioned-name"})
+    out.append({"id": f"{owner}:unmatched", "owner": owner, "type": "unmentioned-type", "name": "unmentioned-name"})
     return out
 
 
@@ -781,8 +798,7 @@ def _assign(target: dict, path: tuple, value: Any) -> None:
     target[path[-1]] = value
 
 
-def _request(resource: dict, scopes: list[str], assignment: dict[tuple, Any],
-             approval: str | None) -> dict:
+def _request(resource: dict, scopes: list[str], assignment: dict[tuple, Any], approval: str | None) -> dict:
     claims: dict = {}
     client: dict = {}
     time = BASE_TIME
@@ -798,8 +814,7 @@ def _request(resource: dict, scopes: list[str], assignment: dict[tuple, Any],
             time = v
         elif slot[0] == "resource" and isinstance(v, str):
             resource = {**resource, slot[1]: v}
-    req = {"resource": resource, "scopes": list(scopes), "claims": claims, "client": client,
-           "time": iso(time)}
+    req = {"resource": resource, "scopes": list(scopes), "claims": claims, "client": client, "time": iso(time)}
     if approval is not None:
         req["approvals"] = [{"scope": s, "answer": approval} for s in scopes]
     return req
@@ -820,8 +835,9 @@ def _size(dims: list[list]) -> int:
     return n
 
 
-def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: int = 3000,
-                      seed: int = 20261127) -> list[dict]:
+def generate_requests(
+    old: PolicySet, new: PolicySet | None = None, *, limit: int = 3000, seed: int = 20261127
+) -> list[dict]:
     """A bounded, deterministic set of requests that exercises both policy sets.
 
     Per owner (a placeholder owner when there are only global rules), the
@@ -846,8 +862,7 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
     classes: set = set()
     chosen = []
     for resource in resources:
-        plans = [s.plan(resource["owner"], resource["id"], resource.get("type"), resource.get("name"))
-                 for s in sets]
+        plans = [s.plan(resource["owner"], resource["id"], resource.get("type"), resource.get("name")) for s in sets]
         # resources that the same rules of both sets govern decide alike, unless a
         # rule reads the resource's own attributes: keep the first of each class
         key = (resource["owner"],) + tuple(tuple(cr.order for cr in p.rules) for p in plans)
@@ -876,8 +891,10 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
         names = sorted(all_slots)
         dims = [_slot_values(k, all_slots[k]) for k in names] + [approvals]
         total = _size(dims)
+
         def req_of(row: list, res=res, scopes=scopes, names=names) -> dict:
             return _request(res, scopes, dict(zip(names, row[:-1])), row[-1])
+
         # tier 0: nobody presenting anything, and per rule a base that meets its
         # literals (each of its slots at its first value for that rule); tier 1:
         # each slot varied alone around each base (every value any rule of this
@@ -895,11 +912,11 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
             for i in own + [len(names)]:
                 for v in dims[i]:
                     if repr(v) != repr(base[i]):
-                        varied.append(base[:i] + [v] + base[i + 1:])
+                        varied.append(base[:i] + [v] + base[i + 1 :])
             # filler: more combinations of the rule's own slots
             sub = [dims[i] for i in own] + [approvals]
             n = _size(sub)
-            for j in (range(n) if n <= 16 else sorted(rng.sample(range(n), 16))):
+            for j in range(n) if n <= 16 else sorted(rng.sample(range(n), 16)):
                 vals = _product_at(sub, j)
                 row = list(anonymous)
                 for i, v in zip(own + [len(names)], vals):
@@ -930,8 +947,9 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
                 if slot[0] != "claims" or slot[1] not in declared or row[names.index(slot)] is ABSENT:
                     continue
                 if fresh(row, slot[1]):
-                    tiers[2].extend((req_of, row, {slot[1]: {"issuer": issuer, "format": fmt}})
-                                    for issuer, fmt in declared[slot[1]])
+                    tiers[2].extend(
+                        (req_of, row, {slot[1]: {"issuer": issuer, "format": fmt}}) for issuer, fmt in declared[slot[1]]
+                    )
         n = 0
         for row in extra:
             if n < per_resource and fresh(row):
@@ -955,8 +973,9 @@ def generate_requests(old: PolicySet, new: PolicySet | None = None, *, limit: in
 def _reads_resource(rule: A.Rule) -> bool:
     from .check import walk
 
-    return any(isinstance(n, A.AttrRef) and n.entity == "resource"
-               for cond in (rule.when, rule.unless) for n in walk(cond))
+    return any(
+        isinstance(n, A.AttrRef) and n.entity == "resource" for cond in (rule.when, rule.unless) for n in walk(cond)
+    )
 
 
 def _row_key(row: list, reprs: dict[int, str]) -> tuple:

@@ -3,16 +3,18 @@
 Every node carries a :class:`Pos` (file, line, column, end) so that every
 diagnostic, explanation and decision reason can point at the text.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 
 class Pos(NamedTuple):
     """Where a node stands in its file (1-based). A tuple: a large policy set
     has hundreds of thousands of them, and a tuple is the cheapest to make."""
+
     file: str
     line: int
     column: int
@@ -28,9 +30,11 @@ NOWHERE = Pos("<none>", 0, 0, 0, 0)
 
 # ---------------------------------------------------------------- expressions
 
+
 @dataclass(frozen=True, slots=True)
 class Literal:
     """A constant: str, int/float, bool, datetime (UTC), timedelta or a list of those."""
+
     value: Any
     kind: str  # "string" | "number" | "bool" | "timestamp" | "duration" | "list"
     pos: Pos = field(compare=False)
@@ -40,6 +44,7 @@ class Literal:
 @dataclass(frozen=True, slots=True)
 class ClaimRef:
     """``claims.NAME`` (``path`` for nested members) or ``claims["uri"]``."""
+
     name: str
     path: tuple[str, ...]
     quoted: bool
@@ -49,6 +54,7 @@ class ClaimRef:
 @dataclass(frozen=True, slots=True)
 class AttrRef:
     """``client.NAME`` or ``resource.NAME``: always known; absent compares false."""
+
     entity: str  # "client" | "resource"
     name: str
     pos: Pos = field(compare=False)
@@ -69,53 +75,57 @@ class GroupRef:
 class Compare:
     """A binary test. ``op`` is one of == != < <= > >= in, not in, contains,
     starts with, ends with, like."""
+
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     pos: Pos = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Has:
-    ref: Union[ClaimRef, AttrRef]
+    ref: ClaimRef | AttrRef
     pos: Pos = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Truthy:
     """A bare operand used as a condition (``when claims.email_verified``)."""
-    operand: "Expr"
+
+    operand: Expr
     pos: Pos = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class And:
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     pos: Pos = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Or:
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     pos: Pos = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Not:
-    item: "Expr"
+    item: Expr
     pos: Pos = field(compare=False)
 
 
-Expr = Union[Literal, ClaimRef, AttrRef, NowRef, GroupRef, Compare, Has, Truthy, And, Or, Not]
-Cond = Union[Compare, Has, Truthy, And, Or, Not]
+Expr = Literal | ClaimRef | AttrRef | NowRef | GroupRef | Compare | Has | Truthy | And | Or | Not
+Cond = Compare | Has | Truthy | And | Or | Not
 
 
 # ---------------------------------------------------------------- declarations
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
     """What a rule applies to. ``kind`` is any | id | type | name | name_like |
     type_name | type_name_like."""
+
     kind: str
     resource_id: str | None = None
     type: str | None = None
@@ -172,6 +182,7 @@ class ClaimsDecl:
 class TypeDecl:
     """``type "photo-album" has scopes view, download``: the scopes a resource
     type offers, so the checker can flag rules naming others."""
+
     type: str
     scopes: tuple[str, ...]
     pos: Pos = field(compare=False)
@@ -186,13 +197,14 @@ class PolicyFile:
     groups: list[GroupDecl]
     claims: list[ClaimsDecl]
     rules: list[Rule]
-    items: list[Union[GroupDecl, ClaimsDecl, "TypeDecl", Rule]]  # in source order (for fmt)
-    types: list["TypeDecl"] = field(default_factory=list)
+    items: list[GroupDecl | ClaimsDecl | TypeDecl | Rule]  # in source order (for fmt)
+    types: list[TypeDecl] = field(default_factory=list)
     comments: list[tuple[int, int, str]] = field(default_factory=list)  # (line, column, text)
     owner_filled: bool = False  # True when the owner came from the uploader
 
 
 # ---------------------------------------------------------------- construction
+
 
 def _quick_init(cls):
     """An ``__init__`` for a frozen slotted dataclass that stores each field through
@@ -214,18 +226,36 @@ def _quick_init(cls):
             params.append(f.name)
         env[f"_s{i}"] = cls.__dict__[f.name].__set__
         body.append(f"_s{i}(self, {f.name})")
-    src = (f"def _make({', '.join(env)}):\n"
-           f"    def __init__(self, {', '.join(params)}):\n        "
-           + "\n        ".join(body) + "\n    return __init__\n")
+    src = (
+        f"def _make({', '.join(env)}):\n"
+        f"    def __init__(self, {', '.join(params)}):\n        " + "\n        ".join(body) + "\n    return __init__\n"
+    )
     scope: dict = {}
-    exec(src, scope)  # noqa: S102 - code built above from the dataclass's own field names
+    exec(src, scope)
     init = scope["_make"](**env)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = cls.__init__.__doc__
     return init
 
 
-for _cls in (Literal, ClaimRef, AttrRef, NowRef, GroupRef, Compare, Has, Truthy, And, Or, Not,
-             Target, Expiry, Rule, GroupDecl, ClaimsDecl, TypeDecl):
+for _cls in (
+    Literal,
+    ClaimRef,
+    AttrRef,
+    NowRef,
+    GroupRef,
+    Compare,
+    Has,
+    Truthy,
+    And,
+    Or,
+    Not,
+    Target,
+    Expiry,
+    Rule,
+    GroupDecl,
+    ClaimsDecl,
+    TypeDecl,
+):
     _cls.__init__ = _quick_init(_cls)
 del _cls

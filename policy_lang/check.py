@@ -13,12 +13,13 @@ Static kinds: literals have their kind; ``now`` is a timestamp;
 boolean. Claims and other client metadata have no static kind: comparing them
 with anything is fine here (a mismatch at run time is reported by the engine).
 """
+
 from __future__ import annotations
 
 import difflib
 import re
-from datetime import datetime, timezone
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 from . import ast as A
 from .compile import RESOURCE_ATTRS, apply_op, format_uri, literal_value
@@ -27,19 +28,62 @@ from .values import Err, glob
 
 # Words of the language: a group named after one of them cannot be read back
 # (``claims``, ``true``, ``now`` start values) or reads as something else.
-RESERVED = frozenset({
-    "owner", "global", "group", "claims", "from", "as", "type", "has", "scopes", "permit",
-    "forbid", "ask", "any", "scope", "on", "resource", "name", "like", "when", "unless", "for",
-    "until", "or", "and", "not", "in", "contains", "starts", "ends", "with", "client", "now",
-    "true", "false",
-})
+RESERVED = frozenset(
+    {
+        "owner",
+        "global",
+        "group",
+        "claims",
+        "from",
+        "as",
+        "type",
+        "has",
+        "scopes",
+        "permit",
+        "forbid",
+        "ask",
+        "any",
+        "scope",
+        "on",
+        "resource",
+        "name",
+        "like",
+        "when",
+        "unless",
+        "for",
+        "until",
+        "or",
+        "and",
+        "not",
+        "in",
+        "contains",
+        "starts",
+        "ends",
+        "with",
+        "client",
+        "now",
+        "true",
+        "false",
+    }
+)
 
-STRING, NUMBER, BOOL, TIMESTAMP, DURATION, LIST = (
-    "string", "number", "bool", "timestamp", "duration", "list")
-KIND_WORDS = {STRING: "a string", NUMBER: "a number", BOOL: "true or false",
-              TIMESTAMP: "a timestamp", DURATION: "a duration", LIST: "a list"}
-PLURALS = {STRING: "strings", NUMBER: "numbers", BOOL: "true/false values",
-           TIMESTAMP: "timestamps", DURATION: "durations", LIST: "lists"}
+STRING, NUMBER, BOOL, TIMESTAMP, DURATION, LIST = ("string", "number", "bool", "timestamp", "duration", "list")
+KIND_WORDS = {
+    STRING: "a string",
+    NUMBER: "a number",
+    BOOL: "true or false",
+    TIMESTAMP: "a timestamp",
+    DURATION: "a duration",
+    LIST: "a list",
+}
+PLURALS = {
+    STRING: "strings",
+    NUMBER: "numbers",
+    BOOL: "true/false values",
+    TIMESTAMP: "timestamps",
+    DURATION: "durations",
+    LIST: "lists",
+}
 ORDERED = (NUMBER, STRING, TIMESTAMP, DURATION)
 ORDER_OPS = ("<", "<=", ">", ">=")
 CLIENT_STRINGS = ("id",)
@@ -79,6 +123,7 @@ class _Refs:
     """What the checks read from one condition, gathered in one walk (in
     :func:`walk` order): its claim references, and the nodes the rule check
     looks at (group references, ``resource.…`` attributes, list literals)."""
+
     __slots__ = ("claims", "marks")
 
     def __init__(self, node) -> None:
@@ -133,6 +178,7 @@ _NO_REFS = _Refs(None)
 
 class _RuleRefs:
     """A rule's ``when`` and ``unless`` :class:`_Refs`."""
+
     __slots__ = ("when", "unless")
 
     def __init__(self, rule: A.Rule) -> None:
@@ -141,11 +187,11 @@ class _RuleRefs:
 
     def groups(self) -> list[str]:
         """The names of the groups the conditions read (sorted, once each)."""
-        return sorted({n.name for refs in (self.when, self.unless) for n in refs.marks
-                       if type(n) is A.GroupRef})
+        return sorted({n.name for refs in (self.when, self.unless) for n in refs.marks if type(n) is A.GroupRef})
 
 
 # ------------------------------------------------------------------ source access
+
 
 class _Src:
     """One file's text, for quoting lines and finding words inside a span."""
@@ -167,8 +213,7 @@ class _Src:
             self._starts = starts
         return self._starts
 
-    def diag(self, code: str, msg: str, line: int, col: int, end_col: int = 0,
-             hint: str = "") -> Diagnostic:
+    def diag(self, code: str, msg: str, line: int, col: int, end_col: int = 0, hint: str = "") -> Diagnostic:
         # as diagnostics.make, quoting from the lines split once per file
         quoted = self.lines[line - 1].rstrip("\r") if 0 < line <= len(self.lines) else ""
         return Diagnostic(code, msg, self.file, line, col, quoted, hint, end_col)
@@ -187,11 +232,10 @@ class _Src:
         """The text of a one-line span, if short."""
         if pos.line != pos.end_line or not (0 < pos.line <= len(self.lines)):
             return None
-        s = self.lines[pos.line - 1][pos.column - 1:pos.end_column - 1]
+        s = self.lines[pos.line - 1][pos.column - 1 : pos.end_column - 1]
         return s if 0 < len(s) <= limit else None
 
-    def find(self, pos: A.Pos, pattern: str, group: int = 0, last: bool = False
-             ) -> tuple[int, int, int] | None:
+    def find(self, pos: A.Pos, pattern: str, group: int = 0, last: bool = False) -> tuple[int, int, int] | None:
         """(line, column, end column) of a regex match inside ``pos``'s span."""
         if self.text is None or not (0 < pos.line <= len(self.lines)):
             return None
@@ -210,8 +254,9 @@ class _Src:
         col = off - self.starts[line - 1] + 1
         return line, col, col + (m.end(group) - m.start(group))
 
-    def at_found(self, code: str, msg: str, pos: A.Pos, pattern: str, hint: str = "",
-                 group: int = 0, last: bool = False) -> Diagnostic:
+    def at_found(
+        self, code: str, msg: str, pos: A.Pos, pattern: str, hint: str = "", group: int = 0, last: bool = False
+    ) -> Diagnostic:
         hit = self.find(pos, pattern, group, last)
         if hit is None:
             return self.at(code, msg, pos, hint)
@@ -233,9 +278,10 @@ def _kinds(words: Iterable[str]) -> str:
 
 # ------------------------------------------------------------------ entry point
 
-def check_files(files: list[A.PolicyFile], texts: dict[str, str],
-                uploads: dict[str, str] | None = None,
-                now: datetime | None = None) -> list[Diagnostic]:
+
+def check_files(
+    files: list[A.PolicyFile], texts: dict[str, str], uploads: dict[str, str] | None = None, now: datetime | None = None
+) -> list[Diagnostic]:
     """Every meaning error and warning of a policy set, sorted by file, line, column.
 
     ``uploads`` maps a file name to its uploader (an owner upload); ``now``
@@ -243,7 +289,7 @@ def check_files(files: list[A.PolicyFile], texts: dict[str, str],
     """
     uploads = uploads or {}
     if now is None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
     srcs = {id(pf): _Src(pf, texts.get(pf.name)) for pf in files}
     # what each rule's conditions read, gathered once: the checks look at it several times
     refs = {id(pf): [_RuleRefs(r) for r in pf.rules] for pf in files}
@@ -253,17 +299,18 @@ def check_files(files: list[A.PolicyFile], texts: dict[str, str],
             elsewhere.setdefault((owner_key(pf), g.name), pf.name)
     out: list[Diagnostic] = []
     for pf in files:
-        out.extend(_FileCheck(pf, srcs[id(pf)], refs[id(pf)], uploads.get(pf.name), now,
-                              elsewhere).run())
+        out.extend(_FileCheck(pf, srcs[id(pf)], refs[id(pf)], uploads.get(pf.name), now, elsewhere).run())
     out.extend(_SetCheck(files, srcs, refs).run())
     return sort_diagnostics(out)
 
 
-def check_file(pf: A.PolicyFile, text: str | None, uploader: str | None = None,
-               now: datetime | None = None) -> list[Diagnostic]:
+def check_file(
+    pf: A.PolicyFile, text: str | None, uploader: str | None = None, now: datetime | None = None
+) -> list[Diagnostic]:
     """One file on its own (the cross-file checks see only this file)."""
-    return check_files([pf], {pf.name: text} if text is not None else {},
-                       {pf.name: uploader} if uploader is not None else {}, now)
+    return check_files(
+        [pf], {pf.name: text} if text is not None else {}, {pf.name: uploader} if uploader is not None else {}, now
+    )
 
 
 def owner_key(pf: A.PolicyFile) -> str | None:
@@ -272,9 +319,17 @@ def owner_key(pf: A.PolicyFile) -> str | None:
 
 # ------------------------------------------------------------------ one file
 
+
 class _FileCheck:
-    def __init__(self, pf: A.PolicyFile, src: _Src, refs: list[_RuleRefs], uploader: str | None,
-                 now: datetime, elsewhere: dict[tuple[str | None, str], str] | None = None):
+    def __init__(
+        self,
+        pf: A.PolicyFile,
+        src: _Src,
+        refs: list[_RuleRefs],
+        uploader: str | None,
+        now: datetime,
+        elsewhere: dict[tuple[str | None, str], str] | None = None,
+    ):
         self.elsewhere = elsewhere or {}
         self.pf = pf
         self.src = src
@@ -296,10 +351,16 @@ class _FileCheck:
             self.rule(rule, refs, used_groups)
         for name, g in self.groups.items():
             if name not in used_groups and name not in RESERVED:
-                self.emit(self.src.at_found(
-                    "W303", f"group '{name}' is never used", g.pos, r"group\s+(\S+)",
-                    "no rule in this file reads it: use it in a condition (claims.email in "
-                    f"{name}) or remove it", group=1))
+                self.emit(
+                    self.src.at_found(
+                        "W303",
+                        f"group '{name}' is never used",
+                        g.pos,
+                        r"group\s+(\S+)",
+                        f"no rule in this file reads it: use it in a condition (claims.email in {name}) or remove it",
+                        group=1,
+                    )
+                )
         return self.out
 
     # -------------------------------------------------------------- header
@@ -308,28 +369,49 @@ class _FileCheck:
         self.empty_names()
         if self.uploader is not None:
             if pf.is_global:
-                self.emit(src.at("E212", "an owner's upload cannot hold global rules",
-                                 pf.header_pos,
-                                 "global guardrails are the operator's; remove the 'global' line "
-                                 "to make these rules yours"))
+                self.emit(
+                    src.at(
+                        "E212",
+                        "an owner's upload cannot hold global rules",
+                        pf.header_pos,
+                        "global guardrails are the operator's; remove the 'global' line to make these rules yours",
+                    )
+                )
             elif pf.owner != self.uploader:
-                self.emit(src.at_found(
-                    "E202", f"this policy is for owner '{pf.owner}', but it was uploaded by "
-                            f"'{self.uploader}'", pf.header_pos, r'"(?:[^"\\\n]|\\.)*"',
-                    f'you can only upload rules for your own resources: write owner '
-                    f'"{self.uploader}" or leave the owner line out'))
+                self.emit(
+                    src.at_found(
+                        "E202",
+                        f"this policy is for owner '{pf.owner}', but it was uploaded by '{self.uploader}'",
+                        pf.header_pos,
+                        r'"(?:[^"\\\n]|\\.)*"',
+                        f"you can only upload rules for your own resources: write owner "
+                        f'"{self.uploader}" or leave the owner line out',
+                    )
+                )
         if pf.owner is not None and not pf.owner.strip() and not pf.owner_filled:
-            self.emit(src.at_found("E217", "the owner's name is empty", pf.header_pos,
-                                   r'"(?:[^"\\\n]|\\.)*"',
-                                   'write whose resources these rules govern: owner "alice"'))
+            self.emit(
+                src.at_found(
+                    "E217",
+                    "the owner's name is empty",
+                    pf.header_pos,
+                    r'"(?:[^"\\\n]|\\.)*"',
+                    'write whose resources these rules govern: owner "alice"',
+                )
+            )
         if self.uploader is not None:
             return
         if not pf.is_global and pf.owner is None and pf.items:
             first = pf.items[0].pos
-            self.emit(src.diag(
-                "E203", "this file does not say whose resources its rules govern",
-                first.line, first.column, first.column + len(_first_word(src, first)),
-                'start the file with owner "<subject>" (or global, for the operator\'s guardrails)'))
+            self.emit(
+                src.diag(
+                    "E203",
+                    "this file does not say whose resources its rules govern",
+                    first.line,
+                    first.column,
+                    first.column + len(_first_word(src, first)),
+                    'start the file with owner "<subject>" (or global, for the operator\'s guardrails)',
+                )
+            )
 
     def empty_names(self) -> None:
         """E217: an empty scope, resource id, type, name, claim or issuer never matches."""
@@ -337,24 +419,45 @@ class _FileCheck:
         quoted_empty = r'""'
         for c in self.pf.claims:
             if not c.issuer.strip():
-                self.emit(src.at_found("E217", "the issuer is empty", c.pos,
-                                       r'\bfrom\s+("\s*")', 'write the issuer\'s URL: from '
-                                       '"https://idp.example.com"', group=1))
+                self.emit(
+                    src.at_found(
+                        "E217",
+                        "the issuer is empty",
+                        c.pos,
+                        r'\bfrom\s+("\s*")',
+                        'write the issuer\'s URL: from "https://idp.example.com"',
+                        group=1,
+                    )
+                )
             if any(not n.strip() for n in c.names):
-                self.emit(src.at_found("E217", "a claim name is empty", c.pos, quoted_empty,
-                                       "name the claim, such as email"))
+                self.emit(
+                    src.at_found("E217", "a claim name is empty", c.pos, quoted_empty, "name the claim, such as email")
+                )
         for t in self.pf.types:
             if not t.type.strip():
-                self.emit(src.at_found("E217", "the type name is empty", t.pos, quoted_empty,
-                                       'name the resource type: type "photo-album" has scopes …'))
+                self.emit(
+                    src.at_found(
+                        "E217",
+                        "the type name is empty",
+                        t.pos,
+                        quoted_empty,
+                        'name the resource type: type "photo-album" has scopes …',
+                    )
+                )
         for r, refs in zip(self.pf.rules, self.refs):
             # (names are nearly never empty: each rule's are first tested in one go, and
             # the empty ones sought only then)
             if r.scopes and not all(map(str.strip, r.scopes)):
                 for name, spos in zip(r.scopes or (), r.scope_pos or ()):
                     if not name.strip():
-                        self.emit(src.at("E217", "a scope name is empty", spos,
-                                         "name the scope, such as view, or write 'any scope'"))
+                        self.emit(
+                            src.at(
+                                "E217",
+                                "a scope name is empty",
+                                spos,
+                                "name the scope, such as view, or write 'any scope'",
+                            )
+                        )
             t = r.target
             for value in (t.resource_id, t.type, t.name):
                 if value is not None and not value.strip():
@@ -363,14 +466,23 @@ class _FileCheck:
             for cond_refs in (refs.when, refs.unless):
                 for node in cond_refs.claims:
                     if node.quoted and not node.name.strip():
-                        self.emit(src.at("E217", "the claim name is empty", node.pos,
-                                         'name the claim: claims["https://example.com/role"]'))
+                        self.emit(
+                            src.at(
+                                "E217",
+                                "the claim name is empty",
+                                node.pos,
+                                'name the claim: claims["https://example.com/role"]',
+                            )
+                        )
 
     def empty_target(self, t: A.Target) -> None:
         for what, value in (("resource id", t.resource_id), ("type", t.type), ("name", t.name)):
             if value is not None and not value.strip():
-                self.emit(self.src.at_found("E217", f"the {what} is empty", t.pos, r'""',
-                                            f"an empty {what} matches no resource"))
+                self.emit(
+                    self.src.at_found(
+                        "E217", f"the {what} is empty", t.pos, r'""', f"an empty {what} matches no resource"
+                    )
+                )
 
     # -------------------------------------------------------------- groups
     def group_decls(self) -> None:
@@ -378,15 +490,28 @@ class _FileCheck:
         for g in self.pf.groups:
             name_at = r"group\s+(\S+?)(?=\s|=|$)"
             if g.name in RESERVED:
-                self.emit(src.at_found(
-                    "E115", f"'{g.name}' is a word of the policy language and cannot name a group",
-                    g.pos, name_at, f"pick another name, such as {g.name}_list", group=1))
+                self.emit(
+                    src.at_found(
+                        "E115",
+                        f"'{g.name}' is a word of the policy language and cannot name a group",
+                        g.pos,
+                        name_at,
+                        f"pick another name, such as {g.name}_list",
+                        group=1,
+                    )
+                )
             if g.name in self.groups:
                 first = self.groups[g.name].pos.line
-                self.emit(src.at_found(
-                    "E204", f"group '{g.name}' is declared twice", g.pos, name_at,
-                    f"it is first declared on line {first}; merge the two lists or rename one",
-                    group=1))
+                self.emit(
+                    src.at_found(
+                        "E204",
+                        f"group '{g.name}' is declared twice",
+                        g.pos,
+                        name_at,
+                        f"it is first declared on line {first}; merge the two lists or rename one",
+                        group=1,
+                    )
+                )
             else:
                 self.groups[g.name] = g
             self.list_literal(g.members, group=g.name)
@@ -395,17 +520,28 @@ class _FileCheck:
         kinds: dict[str, A.Literal] = {}
         for item in lit.value:
             if item.kind == LIST:
-                self.emit(self.src.at("E210", "a list cannot hold another list", item.pos,
-                                      "write the items one level deep: [\"a\", \"b\"]"))
+                self.emit(
+                    self.src.at(
+                        "E210",
+                        "a list cannot hold another list",
+                        item.pos,
+                        'write the items one level deep: ["a", "b"]',
+                    )
+                )
                 continue
             kinds.setdefault(item.kind, item)
         if group is not None and len(kinds) > 1:
             first, *others = list(kinds.values())
             odd = others[0]
-            self.emit(self.src.at(
-                "E210", f"group '{group}' mixes {_kinds(PLURALS[k] for k in kinds)}",
-                odd.pos, f"a group's members are all of one kind, like the first one "
-                         f"({KIND_WORDS[first.kind]}); quote numbers meant as text: \"42\""))
+            self.emit(
+                self.src.at(
+                    "E210",
+                    f"group '{group}' mixes {_kinds(PLURALS[k] for k in kinds)}",
+                    odd.pos,
+                    f"a group's members are all of one kind, like the first one "
+                    f'({KIND_WORDS[first.kind]}); quote numbers meant as text: "42"',
+                )
+            )
 
     # -------------------------------------------------------------- claims
     def claims_decls(self) -> None:
@@ -413,24 +549,37 @@ class _FileCheck:
         seen: dict[str, tuple[str, str, A.ClaimsDecl]] = {}
         for c in self.pf.claims:
             fmt = c.format
-            if fmt not in FORMAT_NAMES and (not c.format_quoted or ":" not in fmt
-                                            or fmt != fmt.strip() or " " in fmt):
+            if fmt not in FORMAT_NAMES and (not c.format_quoted or ":" not in fmt or fmt != fmt.strip() or " " in fmt):
                 sug = _suggest(fmt, FORMAT_NAMES)
-                hint = (f"did you mean '{sug}'? " if sug else "") + \
-                    "write id_token, jwt, or a token format URI in quotes " \
-                    "(\"urn:ietf:params:oauth:token-type:saml2\")"
-                self.emit(src.at_found(
-                    "E206", f"'{fmt}' is not a claim token format", c.pos,
-                    r"\bas\s+(\S+)\s*$", hint, group=1, last=True))
+                hint = (
+                    f"did you mean '{sug}'? " if sug else ""
+                ) + 'write id_token, jwt, or a token format URI in quotes ("urn:ietf:params:oauth:token-type:saml2")'
+                self.emit(
+                    src.at_found(
+                        "E206",
+                        f"'{fmt}' is not a claim token format",
+                        c.pos,
+                        r"\bas\s+(\S+)\s*$",
+                        hint,
+                        group=1,
+                        last=True,
+                    )
+                )
             for n in c.names:
                 key = (c.issuer, format_uri(fmt))
                 if n in seen and seen[n][:2] != key:
                     other = seen[n][2]
-                    self.emit(src.at_found(
-                        "E207", f"claim '{n}' is declared twice with different sources", c.pos,
-                        _name_re(n), f"line {other.pos.line} says it comes from '{other.issuer}' as "
-                                     f"{other.format}; a claim has one issuer and format",
-                        last=False))
+                    self.emit(
+                        src.at_found(
+                            "E207",
+                            f"claim '{n}' is declared twice with different sources",
+                            c.pos,
+                            _name_re(n),
+                            f"line {other.pos.line} says it comes from '{other.issuer}' as "
+                            f"{other.format}; a claim has one issuer and format",
+                            last=False,
+                        )
+                    )
                 else:
                     seen.setdefault(n, (key[0], key[1], c))
 
@@ -440,18 +589,34 @@ class _FileCheck:
         exp = rule.expiry
         if exp is not None:
             if exp.kind == "for" and rule.effect == "forbid":
-                self.emit(src.at("E209", "a forbid cannot last 'for' a duration", exp.pos,
-                                 "a forbid refuses until it is removed; to stop it at a fixed "
-                                 "time write 'until 2027-01-01T00:00:00Z'"))
+                self.emit(
+                    src.at(
+                        "E209",
+                        "a forbid cannot last 'for' a duration",
+                        exp.pos,
+                        "a forbid refuses until it is removed; to stop it at a fixed "
+                        "time write 'until 2027-01-01T00:00:00Z'",
+                    )
+                )
             elif exp.kind == "for" and exp.duration is not None and not exp.duration:
-                self.emit(src.at("E214", f"'for {exp.text}' grants nothing: the permission "
-                                         "would expire as it is granted", exp.pos,
-                                 "give a positive duration such as 'for 30d', or drop 'for'"))
+                self.emit(
+                    src.at(
+                        "E214",
+                        f"'for {exp.text}' grants nothing: the permission would expire as it is granted",
+                        exp.pos,
+                        "give a positive duration such as 'for 30d', or drop 'for'",
+                    )
+                )
             elif exp.kind == "until" and exp.until is not None and exp.until <= self.now:
-                self.emit(src.at(
-                    "W304", f"this rule expired at {exp.until.isoformat().replace('+00:00', 'Z')}",
-                    exp.pos, "an 'until' in the past means the rule never applies any more; "
-                             "remove the rule or move the date"))
+                self.emit(
+                    src.at(
+                        "W304",
+                        f"this rule expired at {exp.until.isoformat().replace('+00:00', 'Z')}",
+                        exp.pos,
+                        "an 'until' in the past means the rule never applies any more; "
+                        "remove the rule or move the date",
+                    )
+                )
         t = rule.target
         if t.pattern is not None:
             self.pattern(t.pattern, t.pos, target=True)
@@ -465,13 +630,14 @@ class _FileCheck:
                     used_groups.add(node.name)
                     if node.name not in self.groups:
                         self.unknown_group(node)
-                elif cls is A.AttrRef and node.entity == "resource" \
-                        and node.name not in RESOURCE_ATTRS:
+                elif cls is A.AttrRef and node.entity == "resource" and node.name not in RESOURCE_ATTRS:
                     sug = _suggest(node.name, RESOURCE_ATTRS)
-                    hint = (f"did you mean '{sug}'? " if sug else "") + \
-                        "a resource has " + ", ".join(RESOURCE_ATTRS)
-                    self.emit(src.at_found("E205", f"a resource has no attribute '{node.name}'",
-                                           node.pos, r"\.\s*(\S+)", hint, group=1))
+                    hint = (f"did you mean '{sug}'? " if sug else "") + "a resource has " + ", ".join(RESOURCE_ATTRS)
+                    self.emit(
+                        src.at_found(
+                            "E205", f"a resource has no attribute '{node.name}'", node.pos, r"\.\s*(\S+)", hint, group=1
+                        )
+                    )
                 elif cls is A.Literal and node.kind == LIST:
                     self.list_literal(node)
         self.never_true(rule)
@@ -480,32 +646,47 @@ class _FileCheck:
         sug = _suggest(node.name, list(self.groups) + ["true", "false", "now"])
         other = self.elsewhere.get((owner_key(self.pf), node.name))
         if other is not None and other != self.pf.name:
-            hint = (f"group '{node.name}' is declared in {other}, but a group can only be used "
-                    "in the file that declares it: declare it here too")
+            hint = (
+                f"group '{node.name}' is declared in {other}, but a group can only be used "
+                "in the file that declares it: declare it here too"
+            )
         elif sug:
             hint = f"did you mean '{sug}'?"
         elif self.groups:
-            hint = (f"declare it with: group {node.name} = [\"…\"] (this file declares "
-                    f"{', '.join(sorted(self.groups))}); to compare with the text itself, "
-                    f"quote it: \"{node.name}\"")
+            hint = (
+                f'declare it with: group {node.name} = ["…"] (this file declares '
+                f"{', '.join(sorted(self.groups))}); to compare with the text itself, "
+                f'quote it: "{node.name}"'
+            )
         else:
-            hint = (f"declare it with: group {node.name} = [\"…\"]; to compare with the text "
-                    f"itself, quote it: \"{node.name}\"")
+            hint = (
+                f'declare it with: group {node.name} = ["…"]; to compare with the text itself, quote it: "{node.name}"'
+            )
         self.emit(self.src.at("E200", f"unknown group '{node.name}'", node.pos, hint))
 
     def pattern(self, pattern: str, pos: A.Pos, target: bool) -> None:
         src = self.src
         if pattern == "":
-            self.emit(src.at_found("E208", "this pattern is empty", pos, r'""',
-                                   "an empty pattern matches only an empty name; write what "
-                                   "names should look like, e.g. \"photos/*\"", last=True))
+            self.emit(
+                src.at_found(
+                    "E208",
+                    "this pattern is empty",
+                    pos,
+                    r'""',
+                    'an empty pattern matches only an empty name; write what names should look like, e.g. "photos/*"',
+                    last=True,
+                )
+            )
         elif not _has_wildcard(pattern):
             lit = pattern.replace("\\", "")
-            hint = (f'it matches only the name "{lit}": write name "{lit}", or add * or ? '
-                    f'for a pattern' if target else
-                    f'it matches only "{lit}" itself: write == "{lit}", or add * or ? for a pattern')
-            self.emit(src.at_found("W305", "this pattern has no wildcard", pos,
-                                   r'"(?:[^"\\\n]|\\.)*"', hint, last=True))
+            hint = (
+                f'it matches only the name "{lit}": write name "{lit}", or add * or ? for a pattern'
+                if target
+                else f'it matches only "{lit}" itself: write == "{lit}", or add * or ? for a pattern'
+            )
+            self.emit(
+                src.at_found("W305", "this pattern has no wildcard", pos, r'"(?:[^"\\\n]|\\.)*"', hint, last=True)
+            )
 
     # -------------------------------------------------------------- types
     def condition(self, root) -> None:
@@ -574,45 +755,71 @@ class _FileCheck:
         if op in ("==", "!="):
             if lk and rk and lk != rk:
                 never = "never true" if op == "==" else "always true"
-                self.mismatch(node, f"{self.describe(left, lk)} is compared with "
-                                    f"{self.describe(right, rk)}: this is {never}",
-                              _pair_hint(lk, rk), _literal_side(left, right))
+                self.mismatch(
+                    node,
+                    f"{self.describe(left, lk)} is compared with {self.describe(right, rk)}: this is {never}",
+                    _pair_hint(lk, rk),
+                    _literal_side(left, right),
+                )
             return
         if op in ORDER_OPS:
             for side, k in ((left, lk), (right, rk)):
                 if k in (BOOL, LIST):
-                    self.mismatch(node, f"'{op}' cannot order {KIND_WORDS[k]}",
-                                  "< <= > >= compare numbers, strings, timestamps or durations; "
-                                  + ("use == or != for true and false" if k == BOOL else
-                                     "to test membership use 'in' or 'contains'"), side)
+                    self.mismatch(
+                        node,
+                        f"'{op}' cannot order {KIND_WORDS[k]}",
+                        "< <= > >= compare numbers, strings, timestamps or durations; "
+                        + (
+                            "use == or != for true and false"
+                            if k == BOOL
+                            else "to test membership use 'in' or 'contains'"
+                        ),
+                        side,
+                    )
                     return
             if lk and rk and lk != rk:
-                self.mismatch(node, f"{self.describe(left, lk)} cannot be ordered against "
-                                    f"{self.describe(right, rk)}",
-                              _pair_hint(lk, rk), _literal_side(left, right))
+                self.mismatch(
+                    node,
+                    f"{self.describe(left, lk)} cannot be ordered against {self.describe(right, rk)}",
+                    _pair_hint(lk, rk),
+                    _literal_side(left, right),
+                )
             return
         if op in ("in", "not in"):
             if rk and rk not in (LIST, STRING):
-                self.mismatch(node, f"'{op}' needs a list or a string on its right, not "
-                                    f"{KIND_WORDS[rk]}",
-                              "write a list [\"a\", \"b\"], a group name, or a string to search in; "
-                              "to compare with one value use == or !=", right)
+                self.mismatch(
+                    node,
+                    f"'{op}' needs a list or a string on its right, not {KIND_WORDS[rk]}",
+                    'write a list ["a", "b"], a group name, or a string to search in; '
+                    "to compare with one value use == or !=",
+                    right,
+                )
             elif rk == STRING and lk and lk != STRING:
-                self.mismatch(node, f"only a string can be found in a string, not "
-                                    f"{KIND_WORDS[lk]}",
-                              "to look for a value in a list, put a list on the right", left)
+                self.mismatch(
+                    node,
+                    f"only a string can be found in a string, not {KIND_WORDS[lk]}",
+                    "to look for a value in a list, put a list on the right",
+                    left,
+                )
             elif rk == LIST and lk:
                 self.no_item_of_kind(node, right, lk, op)
             return
         if op == "contains":
             if lk and lk not in (LIST, STRING):
-                self.mismatch(node, f"'contains' needs a list or a string on its left, not "
-                                    f"{KIND_WORDS[lk]}",
-                              "to compare one value use ==; 'contains' tests membership "
-                              "(resource.scopes contains \"view\") or a substring", left)
+                self.mismatch(
+                    node,
+                    f"'contains' needs a list or a string on its left, not {KIND_WORDS[lk]}",
+                    "to compare one value use ==; 'contains' tests membership "
+                    '(resource.scopes contains "view") or a substring',
+                    left,
+                )
             elif lk == STRING and rk and rk != STRING:
-                self.mismatch(node, f"a string can only contain a string, not {KIND_WORDS[rk]}",
-                              "quote the text to look for: contains \"abc\"", right)
+                self.mismatch(
+                    node,
+                    f"a string can only contain a string, not {KIND_WORDS[rk]}",
+                    'quote the text to look for: contains "abc"',
+                    right,
+                )
             elif lk == LIST and rk:
                 self.no_item_of_kind(node, left, rk, op)
             return
@@ -624,8 +831,11 @@ class _FileCheck:
                     hint = 'write a quoted glob such as "health/*" (* any text, ? one character)'
                 else:
                     msg = f"'{op}' works on strings, not {KIND_WORDS[k]}"
-                    hint = (f'quote the text: {op} "…"' if role == "right" else
-                            "use it with a string such as claims.email or resource.name")
+                    hint = (
+                        f'quote the text: {op} "…"'
+                        if role == "right"
+                        else "use it with a string such as claims.email or resource.name"
+                    )
                 self.mismatch(node, msg, hint, side)
                 return
         if op == "like" and isinstance(right, A.Literal) and right.kind == STRING:
@@ -638,12 +848,17 @@ class _FileCheck:
         kinds = {i.kind for i in items}
         if kind not in kinds:
             holds = _kinds(sorted(PLURALS[k] for k in kinds))
-            outcome = {"in": f"{KIND_WORDS[kind]} is never in it",
-                       "not in": "'not in' is always true here",
-                       "contains": f"it never contains {KIND_WORDS[kind]}"}[op]
-            self.mismatch(node, f"this list holds only {holds}, so {outcome}",
-                          "make the list's items the same kind as the value tested "
-                          "(quote numbers meant as text)", lst)
+            outcome = {
+                "in": f"{KIND_WORDS[kind]} is never in it",
+                "not in": "'not in' is always true here",
+                "contains": f"it never contains {KIND_WORDS[kind]}",
+            }[op]
+            self.mismatch(
+                node,
+                f"this list holds only {holds}, so {outcome}",
+                "make the list's items the same kind as the value tested (quote numbers meant as text)",
+                lst,
+            )
 
     def truthy(self, node) -> None:
         k = self.kind(node)
@@ -659,25 +874,39 @@ class _FileCheck:
             hint = "compare it: now < 2027-01-01T00:00:00Z"
         else:
             hint = "compare it with ==, <, > or another operator"
-        self.emit(self.src.at("E201", f"a condition must be true or false, but this is "
-                                      f"{self.describe(node, k)}", node.pos, hint))
+        self.emit(
+            self.src.at(
+                "E201", f"a condition must be true or false, but this is {self.describe(node, k)}", node.pos, hint
+            )
+        )
 
     # -------------------------------------------------------------- never true
     def never_true(self, rule: A.Rule) -> None:
         if rule.when is not None and _const(rule.when, self.groups) is False:
-            self.emit(self.src.at("W306", "this condition is never true, so the rule never applies",
-                                  rule.when.pos, "check the condition, or remove the rule"))
+            self.emit(
+                self.src.at(
+                    "W306",
+                    "this condition is never true, so the rule never applies",
+                    rule.when.pos,
+                    "check the condition, or remove the rule",
+                )
+            )
         elif rule.when is not None and (why := _contradiction(rule.when)):
-            self.emit(self.src.at("W306", f"this condition is never true: {why}", rule.when.pos,
-                                  "did you mean 'or'?"))
+            self.emit(self.src.at("W306", f"this condition is never true: {why}", rule.when.pos, "did you mean 'or'?"))
         if rule.unless is not None and _const(rule.unless, self.groups) is True:
-            self.emit(self.src.at("W306", "this 'unless' is always true, so the rule never applies",
-                                  rule.unless.pos, "check the condition, or remove the rule"))
+            self.emit(
+                self.src.at(
+                    "W306",
+                    "this 'unless' is always true, so the rule never applies",
+                    rule.unless.pos,
+                    "check the condition, or remove the rule",
+                )
+            )
 
 
 def _first_word(src: _Src, pos: A.Pos) -> str:
     if 0 < pos.line <= len(src.lines):
-        m = re.match(r"\S+", src.lines[pos.line - 1][pos.column - 1:])
+        m = re.match(r"\S+", src.lines[pos.line - 1][pos.column - 1 :])
         if m:
             return m.group(0)
     return "x"
@@ -699,13 +928,14 @@ def _literal_side(left, right):
 def _pair_hint(lk: str, rk: str) -> str:
     pair = {lk, rk}
     if pair == {TIMESTAMP, DURATION}:
-        return ("a duration such as 30d is a length of time, not a point in time: compare now "
-                "with a timestamp such as 2027-01-01T00:00:00Z")
+        return (
+            "a duration such as 30d is a length of time, not a point in time: compare now "
+            "with a timestamp such as 2027-01-01T00:00:00Z"
+        )
     if TIMESTAMP in pair:
-        return ("write the time as a timestamp, without quotes: 2027-01-01 or "
-                "2027-01-01T09:00:00Z")
+        return "write the time as a timestamp, without quotes: 2027-01-01 or 2027-01-01T09:00:00Z"
     if pair == {STRING, NUMBER}:
-        return "quote the number to compare text (\"42\"), or compare with a number-valued claim"
+        return 'quote the number to compare text ("42"), or compare with a number-valued claim'
     if BOOL in pair:
         return "true and false are not text or numbers: compare with true or false"
     return f"compare values of one kind: {KIND_WORDS[lk]} with {KIND_WORDS[lk]}"
@@ -731,8 +961,7 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
         right = node.right
         if type(right) is A.GroupRef and right.name in groups:
             right = groups[right.name].members
-        if node.op == "in" and type(right) is A.Literal and right.kind == LIST \
-                and not right.value:
+        if node.op == "in" and type(right) is A.Literal and right.kind == LIST and not right.value:
             return False  # nothing is in an empty list
         left = node.left
         if type(left) is A.Literal and type(right) is A.Literal:
@@ -748,8 +977,7 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
     if t is A.And:
         got = True
         for x in node.items:
-            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" \
-                or type(x.left) is A.Literal else None
+            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" or type(x.left) is A.Literal else None
             if v is False:
                 got = False
             elif v is None and got is True:
@@ -758,8 +986,7 @@ def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
     if t is A.Or:
         got = False
         for x in node.items:
-            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" \
-                or type(x.left) is A.Literal else None
+            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" or type(x.left) is A.Literal else None
             if v is True:
                 got = True
             elif v is None and got is False:
@@ -781,31 +1008,46 @@ def _contradiction(node) -> str | None:
         return None
     seen: dict = {}  # reference → the first literal it is said to equal
     for item in node.items:
-        if type(item) is A.Compare and item.op == "==" and type(item.right) is A.Literal \
-                and type(item.left) in _REFERENCES and item.right.kind != LIST:
+        if (
+            type(item) is A.Compare
+            and item.op == "=="
+            and type(item.right) is A.Literal
+            and type(item.left) in _REFERENCES
+            and item.right.kind != LIST
+        ):
             key, right = item.left, item.right
             # a reference's fields, equal exactly when the references are (a tuple
             # hashes in C, the dataclass through a Python __hash__ call)
             t = type(key)
-            first = seen.setdefault((t, key.name, key.path, key.quoted) if t is A.ClaimRef
-                                    else (t, key.entity, key.name) if t is A.AttrRef
-                                    else (t,), right)
-            if first is not right and \
-                    (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
-                ref = "now" if isinstance(key, A.NowRef) else (
-                    f"claims.{'.'.join(key.path)}" if isinstance(key, A.ClaimRef) and not key.quoted
-                    else f'claims["{key.name}"]' if isinstance(key, A.ClaimRef)
-                    else f"{key.entity}.{key.name}")
-                return (f"{ref} cannot be both {first.text or repr(first.value)} and "
-                        f"{right.text or right.value}")
+            first = seen.setdefault(
+                (t, key.name, key.path, key.quoted)
+                if t is A.ClaimRef
+                else (t, key.entity, key.name)
+                if t is A.AttrRef
+                else (t,),
+                right,
+            )
+            if first is not right and (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
+                ref = (
+                    "now"
+                    if isinstance(key, A.NowRef)
+                    else (
+                        f"claims.{'.'.join(key.path)}"
+                        if isinstance(key, A.ClaimRef) and not key.quoted
+                        else f'claims["{key.name}"]'
+                        if isinstance(key, A.ClaimRef)
+                        else f"{key.entity}.{key.name}"
+                    )
+                )
+                return f"{ref} cannot be both {first.text or repr(first.value)} and {right.text or right.value}"
     return None
 
 
 # ------------------------------------------------------------------ across files
 
+
 class _SetCheck:
-    def __init__(self, files: list[A.PolicyFile], srcs: dict[int, _Src],
-                 refs: dict[int, list[_RuleRefs]]):
+    def __init__(self, files: list[A.PolicyFile], srcs: dict[int, _Src], refs: dict[int, list[_RuleRefs]]):
         self.files = files
         self.srcs = srcs
         self.refs = refs  # id(file) → its rules' _RuleRefs, in order
@@ -836,16 +1078,20 @@ class _SetCheck:
                     if n in first and first[n][0] is not pf and n not in here:
                         opf, oc = first[n]
                         if (oc.issuer, format_uri(oc.format)) != (c.issuer, format_uri(c.format)):
-                            self.out.append(self.srcs[id(pf)].at_found(
-                                "E207", f"claim '{n}' is declared differently in two files",
-                                c.pos, _name_re(n),
-                                f"{opf.name}:{oc.pos.line} says it comes from '{oc.issuer}' as "
-                                f"{oc.format}; one owner's claims have one issuer and format"))
+                            self.out.append(
+                                self.srcs[id(pf)].at_found(
+                                    "E207",
+                                    f"claim '{n}' is declared differently in two files",
+                                    c.pos,
+                                    _name_re(n),
+                                    f"{opf.name}:{oc.pos.line} says it comes from '{oc.issuer}' as "
+                                    f"{oc.format}; one owner's claims have one issuer and format",
+                                )
+                            )
                     here.add(n)
                     first.setdefault(n, (pf, c))
 
-    def types(self, visible: list[A.PolicyFile], own: list[A.PolicyFile]
-              ) -> dict[str, tuple[A.PolicyFile, A.TypeDecl]]:
+    def types(self, visible: list[A.PolicyFile], own: list[A.PolicyFile]) -> dict[str, tuple[A.PolicyFile, A.TypeDecl]]:
         declared: dict[str, tuple[A.PolicyFile, A.TypeDecl]] = {}
         for pf in visible:
             for t in pf.types:
@@ -853,22 +1099,29 @@ class _SetCheck:
                     opf, ot = declared[t.type]
                     if set(ot.scopes) != set(t.scopes) and any(pf is o for o in own):
                         where = f"line {ot.pos.line}" if opf is pf else f"{opf.name}:{ot.pos.line}"
-                        self.out.append(self.srcs[id(pf)].at_found(
-                            "E211", f"type '{t.type}' is declared again with other scopes",
-                            t.pos, r'"(?:[^"\\\n]|\\.)*"',
-                            f"{where} says it has scopes {', '.join(ot.scopes)}; declare each "
-                            f"type once"))
+                        self.out.append(
+                            self.srcs[id(pf)].at_found(
+                                "E211",
+                                f"type '{t.type}' is declared again with other scopes",
+                                t.pos,
+                                r'"(?:[^"\\\n]|\\.)*"',
+                                f"{where} says it has scopes {', '.join(ot.scopes)}; declare each type once",
+                            )
+                        )
                 else:
                     declared[t.type] = (pf, t)
         return declared
 
-    def rules(self, key: str, own: list[A.PolicyFile],
-              types: dict[str, tuple[A.PolicyFile, A.TypeDecl]]) -> None:
+    def rules(self, key: str, own: list[A.PolicyFile], types: dict[str, tuple[A.PolicyFile, A.TypeDecl]]) -> None:
         forbids: list[tuple[A.PolicyFile, A.Rule]] = []
-        for pf in (own if key == GLOBAL_KEY else self.globals + own):
+        for pf in own if key == GLOBAL_KEY else self.globals + own:
             for r in pf.rules:
-                if r.effect == "forbid" and r.when is None and r.unless is None and (
-                        r.expiry is None or r.expiry.kind == "for"):
+                if (
+                    r.effect == "forbid"
+                    and r.when is None
+                    and r.unless is None
+                    and (r.expiry is None or r.expiry.kind == "for")
+                ):
                     forbids.append((pf, r))
         seen: dict[tuple, list[list]] = {}  # W301: rules by effect, scopes and target
         for pf in own:
@@ -879,13 +1132,17 @@ class _SetCheck:
                 if r.effect != "forbid":
                     for fpf, f in forbids:
                         if _covers_scopes(f, r) and _covers_target(f.target, r.target):
-                            where = f"line {f.pos.line}" if fpf is pf else \
-                                f"{fpf.name}:{f.pos.line}"
-                            self.out.append(src.diag(
-                                "W300", f"this {r.effect} never applies: the forbid on {where} "
-                                        "always refuses these scopes here", *_effect_span(r),
-                                hint="a forbid beats every permit and ask; give the forbid a "
-                                     "'when' or 'unless', or remove this rule"))
+                            where = f"line {f.pos.line}" if fpf is pf else f"{fpf.name}:{f.pos.line}"
+                            self.out.append(
+                                src.diag(
+                                    "W300",
+                                    f"this {r.effect} never applies: the forbid on {where} "
+                                    "always refuses these scopes here",
+                                    *_effect_span(r),
+                                    hint="a forbid beats every permit and ask; give the forbid a "
+                                    "'when' or 'unless', or remove this rule",
+                                )
+                            )
                             break
                 # W301: duplicate. Hashing a whole rule key costs a Python __hash__ call per
                 # condition node, and nearly every rule differs from all the others in its
@@ -893,40 +1150,61 @@ class _SetCheck:
                 # (the target's fields: a Target hashes through a Python call), and whole
                 # keys are compared only within a group (see _first_equal)
                 t = r.target
-                head = (r.effect, frozenset(r.scopes) if r.scopes is not None else None,
-                        t.kind, t.resource_id, t.type, t.name, t.pattern)
+                head = (
+                    r.effect,
+                    frozenset(r.scopes) if r.scopes is not None else None,
+                    t.kind,
+                    t.resource_id,
+                    t.type,
+                    t.name,
+                    t.pattern,
+                )
                 bucket = seen.get(head)
                 if bucket is None:
                     seen[head] = [[None, pf, r, rrefs, groups]]
                 elif (first := _first_equal(bucket, pf, r, rrefs, groups)) is not None:
                     opf, other = first
                     where = f"line {other.pos.line}" if opf is pf else f"{opf.name}:{other.pos.line}"
-                    self.out.append(src.diag("W301", f"this rule repeats the rule on {where}",
-                                             *_effect_span(r),
-                                             hint="remove one of the two; they mean the same"))
+                    self.out.append(
+                        src.diag(
+                            "W301",
+                            f"this rule repeats the rule on {where}",
+                            *_effect_span(r),
+                            hint="remove one of the two; they mean the same",
+                        )
+                    )
                 # W302 / W307: declared resource types
                 ttype = r.target.type
                 if ttype is not None and types:
                     if ttype not in types:
                         sug = _suggest(ttype, types)
-                        self.out.append(src.at_found(
-                            "W307", f"no resource type '{ttype}' is declared", r.target.pos,
-                            r'"(?:[^"\\\n]|\\.)*"',
-                            (f"did you mean '{sug}'? " if sug else "") +
-                            "declared types: " + ", ".join(sorted(types)) +
-                            f"; declare it with: type \"{ttype}\" has scopes …"))
+                        self.out.append(
+                            src.at_found(
+                                "W307",
+                                f"no resource type '{ttype}' is declared",
+                                r.target.pos,
+                                r'"(?:[^"\\\n]|\\.)*"',
+                                (f"did you mean '{sug}'? " if sug else "")
+                                + "declared types: "
+                                + ", ".join(sorted(types))
+                                + f'; declare it with: type "{ttype}" has scopes …',
+                            )
+                        )
                     elif r.scopes is not None:
                         tpf, tdecl = types[ttype]
                         for name, spos in zip(r.scopes, r.scope_pos or (None,) * len(r.scopes)):
                             if name not in tdecl.scopes:
                                 sug = _suggest(name, tdecl.scopes)
-                                where = f"line {tdecl.pos.line}" if tpf is pf else \
-                                    f"{tpf.name}:{tdecl.pos.line}"
-                                self.out.append(src.at(
-                                    "W302", f"type '{ttype}' does not offer the scope '{name}'",
-                                    spos or r.pos,
-                                    (f"did you mean '{sug}'? " if sug else "") +
-                                    f"it offers {', '.join(tdecl.scopes)} ({where})"))
+                                where = f"line {tdecl.pos.line}" if tpf is pf else f"{tpf.name}:{tdecl.pos.line}"
+                                self.out.append(
+                                    src.at(
+                                        "W302",
+                                        f"type '{ttype}' does not offer the scope '{name}'",
+                                        spos or r.pos,
+                                        (f"did you mean '{sug}'? " if sug else "")
+                                        + f"it offers {', '.join(tdecl.scopes)} ({where})",
+                                    )
+                                )
 
     def unread_claims(self) -> None:
         if not any(pf.claims for pf in self.files):
@@ -943,18 +1221,22 @@ class _SetCheck:
             key = owner_key(pf)
             if key is None:
                 continue
-            used = everything if key == GLOBAL_KEY else read.get(key, set()) | read.get(
-                GLOBAL_KEY, set())
+            used = everything if key == GLOBAL_KEY else read.get(key, set()) | read.get(GLOBAL_KEY, set())
             for c in pf.claims:
                 for n in c.names:
                     if n not in used:
-                        self.out.append(self.srcs[id(pf)].at_found(
-                            "W308", f"claim '{n}' is declared but no rule reads it", c.pos,
-                            _name_re(n),
-                            f"use it in a condition (claims.{n} == …) or remove it from the "
-                            "declaration; undeclared claims are never asked for"
-                            if re.fullmatch(r"[A-Za-z_][\w\-]*", n) else
-                            f"use it in a condition (claims[\"{n}\"] == …) or remove it"))
+                        self.out.append(
+                            self.srcs[id(pf)].at_found(
+                                "W308",
+                                f"claim '{n}' is declared but no rule reads it",
+                                c.pos,
+                                _name_re(n),
+                                f"use it in a condition (claims.{n} == …) or remove it from the "
+                                "declaration; undeclared claims are never asked for"
+                                if re.fullmatch(r"[A-Za-z_][\w\-]*", n)
+                                else f'use it in a condition (claims["{n}"] == …) or remove it',
+                            )
+                        )
 
 
 def _effect_span(r: A.Rule) -> tuple[int, int, int]:
@@ -1008,8 +1290,7 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
     if k == "type_name":
         return r.kind == "type_name" and (r.type, r.name) == (f.type, f.name)
     if k in ("name_like", "type_name_like"):
-        if k == "type_name_like" and (r.type != f.type or r.kind not in ("type_name",
-                                                                          "type_name_like")):
+        if k == "type_name_like" and (r.type != f.type or r.kind not in ("type_name", "type_name_like")):
             return False
         if r.kind in ("name", "type_name"):
             return glob(f.pattern).match(r.name)
@@ -1018,8 +1299,9 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
     return False
 
 
-def _first_equal(bucket: list[list], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs,
-                 groups: dict[str, A.Literal]) -> tuple[A.PolicyFile, A.Rule] | None:
+def _first_equal(
+    bucket: list[list], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]
+) -> tuple[A.PolicyFile, A.Rule] | None:
     """The first rule of ``bucket`` (rules seen before ``r`` with its effect, scopes and
     target) with an equal :func:`_rule_key`, or None (then ``r`` joins the bucket).
     Whole keys are made and compared (``==``, as a dict lookup would) only here."""
@@ -1036,5 +1318,12 @@ def _first_equal(bucket: list[list], pf: A.PolicyFile, r: A.Rule, refs: _RuleRef
 def _rule_key(r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]) -> tuple:
     """Rules equal up to positions, scope order and the groups' contents."""
     used = refs.groups()
-    return (r.effect, frozenset(r.scopes) if r.scopes is not None else None, r.target, r.when,
-            r.unless, r.expiry, tuple((g, groups.get(g)) for g in used))
+    return (
+        r.effect,
+        frozenset(r.scopes) if r.scopes is not None else None,
+        r.target,
+        r.when,
+        r.unless,
+        r.expiry,
+        tuple((g, groups.get(g)) for g in used),
+    )

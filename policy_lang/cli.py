@@ -14,6 +14,7 @@ unreadable file, a request that is not JSON or not of the documented shape),
 reported in one line on stderr. Every error is turned into an exit code at one
 boundary, :func:`main`: never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .decide import RESOURCE_MEMBERS, RequestError, normalise
 from .diagnostics import Diagnostic, PolicyError
@@ -50,6 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------ input helpers
+
 
 def _write(stream, text: str) -> None:
     text = text if text.endswith("\n") else text + "\n"
@@ -176,6 +179,7 @@ def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
 
 # ------------------------------------------------------------------ commands
 
+
 def cmd_check(args) -> int:
     sources = read_policies(args.paths)
     diags = _sorted(check_sources(sources))
@@ -277,8 +281,7 @@ def cmd_fmt(args) -> int:
                 _err(f"reformatted {f}")
     if args.check:
         if changed:
-            _err(f"{_plural(len(changed), 'file')} would be reformatted, "
-                 f"{len(files) - len(changed)} unchanged")
+            _err(f"{_plural(len(changed), 'file')} would be reformatted, {len(files) - len(changed)} unchanged")
         return 1 if failed or changed else 0
     _err(f"{_plural(len(changed), 'file')} reformatted, {len(files) - len(changed)} unchanged")
     return 1 if failed else 0
@@ -317,8 +320,9 @@ def _resource_arg(args) -> dict:
         raise InputError(f"bad resource in {name}: {e}") from None
     unknown = sorted(set(resource) - RESOURCE_MEMBERS)
     if unknown:
-        raise InputError(f"bad resource in {name}: unknown member {unknown[0]!r} "
-                         f"(known: {', '.join(sorted(RESOURCE_MEMBERS))})")
+        raise InputError(
+            f"bad resource in {name}: unknown member {unknown[0]!r} (known: {', '.join(sorted(RESOURCE_MEMBERS))})"
+        )
     return resource
 
 
@@ -355,10 +359,14 @@ def cmd_diff(args) -> int:
 
 # ------------------------------------------------------------------ parser
 
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Check, evaluate, format, test and analyse sharing policies offline.",
-                epilog="Exit codes: 0 fine; 1 policy errors, failed tests or fmt --check differences; "
-                       "2 bad usage or input. See docs/cli.md.")
+    p = _Parser(
+        prog=PROG,
+        description="Check, evaluate, format, test and analyse sharing policies offline.",
+        epilog="Exit codes: 0 fine; 1 policy errors, failed tests or fmt --check differences; "
+        "2 bad usage or input. See docs/cli.md.",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -370,10 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="decide one request; print the JSON decision")
     e.add_argument("paths", nargs="+", metavar="POLICY_PATH", help="policy files or directories of *.policy")
-    e.add_argument("--request", required=True, metavar="REQUEST.json",
-                   help="the request (section 4 of the language page); - reads stdin")
-    e.add_argument("--explain", action="store_true",
-                   help="add, per scope, every candidate rule's clause values and the deciding step")
+    e.add_argument(
+        "--request",
+        required=True,
+        metavar="REQUEST.json",
+        help="the request (section 4 of the language page); - reads stdin",
+    )
+    e.add_argument(
+        "--explain",
+        action="store_true",
+        help="add, per scope, every candidate rule's clause values and the deciding step",
+    )
     e.add_argument("--text", action="store_true", help="print the explanation as text (implies --explain)")
     e.set_defaults(func=cmd_eval)
 
@@ -383,8 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_fmt)
 
     t = sub.add_parser("test", help="run the test cases written next to the policies")
-    t.add_argument("paths", nargs="+", metavar="PATH",
-                   help="directories (or files) with *.policy and *.tests.json files")
+    t.add_argument(
+        "paths", nargs="+", metavar="PATH", help="directories (or files) with *.policy and *.tests.json files"
+    )
     t.add_argument("--no-explain", action="store_true", help="do not explain failures")
     t.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     t.set_defaults(func=cmd_test)
@@ -392,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("who-can", help="which scopes of a resource can be granted, under which conditions")
     w.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories of *.policy")
     g = w.add_mutually_exclusive_group()
-    g.add_argument("--resource", metavar="RESOURCE.json", help="the resource as JSON ({\"id\", \"owner\", …})")
+    g.add_argument("--resource", metavar="RESOURCE.json", help='the resource as JSON ({"id", "owner", …})')
     g.add_argument("--resource-id", metavar="ID", help="the resource's id (with --owner)")
     w.add_argument("--owner", metavar="OWNER", help="whose resource it is")
     w.add_argument("--type", metavar="TYPE", help="the resource's type")
@@ -404,16 +420,24 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("diff", help="which decisions change between two versions of a policy set")
     d.add_argument("old", metavar="OLD", help="the policies before (a file or directory)")
     d.add_argument("new", metavar="NEW", help="the policies after (a file or directory)")
-    d.add_argument("--requests", metavar="REQUESTS.jsonl",
-                   help="one request per line (default: requests generated from the policies)")
+    d.add_argument(
+        "--requests",
+        metavar="REQUESTS.jsonl",
+        help="one request per line (default: requests generated from the policies)",
+    )
     d.add_argument("--exit-code", action="store_true", help="exit 1 when some decision changes")
-    d.add_argument("--format", choices=("text", "json"), default="text",
-                   help="output format (default text; json lists every change)")
+    d.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="output format (default text; json lists every change)",
+    )
     d.set_defaults(func=cmd_diff)
     return p
 
 
 # ------------------------------------------------------------------ the boundary
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``uma policy`` with these arguments (those after ``policy``); return the exit code."""
@@ -456,6 +480,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         _err(f"{where}: {e.filename + ': ' if e.filename else ''}{e.strerror or e}")
         return 2
-    except Exception as e:  # noqa: BLE001 - the one boundary: a bug, reported in one line
+    except Exception as e:
         _err(f"{where}: internal error ({type(e).__name__}: {e}); please report it")
         return 2

@@ -6,11 +6,13 @@ any resource), then by scope, so the cost of a decision depends on the rules
 that can apply to the requested resource, never on other owners' or other
 resources' rules.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from . import ast as A
 from . import values as V
@@ -30,6 +32,7 @@ def format_uri(fmt: str) -> str:
 
 class Ctx:
     """What a condition reads: verified claims, client, resource, now."""
+
     __slots__ = ("claims", "client", "resource", "now")
 
     def __init__(self, claims: dict, client: dict, resource: dict, now: datetime):
@@ -41,6 +44,7 @@ class Ctx:
 
 class _Missing:
     """An operand that reads a claim the requesting party has not presented."""
+
     __slots__ = ("names",)
 
     def __init__(self, names: frozenset):
@@ -51,6 +55,7 @@ Fn = Callable[[Ctx], Any]
 
 
 # ------------------------------------------------------------------ operands
+
 
 def compile_operand(node, groups: dict[str, tuple]) -> Fn:
     """An operand → fn(ctx) returning a value, ABSENT or _Missing."""
@@ -65,9 +70,11 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
         missing = _Missing(frozenset((name,)))
         path = node.path
         if node.quoted or len(path) == 1:
+
             def claim(ctx, name=name, missing=missing):
                 v = ctx.claims.get(name, missing)
                 return missing if v is None else v
+
             return claim
         head, rest = path[0], path[1:]
 
@@ -80,6 +87,7 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
                     return missing
                 v = v[part]
             return missing if v is None else v
+
         return nested
     if isinstance(node, A.AttrRef):
         name = node.name
@@ -98,6 +106,7 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
         if isinstance(r, Unknown):
             return _Missing(frozenset(r))
         return r  # Err
+
     return sub
 
 
@@ -133,7 +142,8 @@ def apply_op(op: str, a: Any, b: Any) -> Any:
     """One comparison over evaluated operands (missing claims → Unknown)."""
     if isinstance(a, _Missing) or isinstance(b, _Missing):
         names = (a.names if isinstance(a, _Missing) else frozenset()) | (
-            b.names if isinstance(b, _Missing) else frozenset())
+            b.names if isinstance(b, _Missing) else frozenset()
+        )
         return Unknown(names)
     if isinstance(a, Err):
         return a
@@ -162,6 +172,7 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
             def has_claim(ctx):
                 v = get(ctx)
                 return Unknown(v.names) if isinstance(v, _Missing) else True
+
             return has_claim
         get = compile_operand(ref, groups)
         return lambda ctx: get(ctx) is not ABSENT
@@ -179,6 +190,7 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
         if isinstance(v, Err):
             return v
         return Err(f"a condition must be true or false, not a {V.kind_of(v)}")
+
     return truthy
 
 
@@ -196,6 +208,7 @@ def _and(parts):
             if b is True:
                 return a
             return V.k_and((a, b))
+
         return and2
     if len(parts) == 3:
         f, g, h = parts
@@ -211,6 +224,7 @@ def _and(parts):
             if a is True and b is True:
                 return c
             return V.k_and((a, b, c))
+
         return and3
 
     def and_n(ctx):
@@ -221,6 +235,7 @@ def _and(parts):
                 return False
             results.append(r)
         return V.k_and(results)
+
     return and_n
 
 
@@ -235,14 +250,18 @@ _FUSED: dict[tuple, Callable] = {}
 # closure of that kind in _compile_compare does
 _SNIPPET = {
     "call": "{r} = {k0}(ctx)\n",
-    "claim_eq": ("v = claims.get({k0})\n"
-                 "if v is None:\n    {r} = {k3}\n"
-                 "elif v.__class__ is {k2}:\n    {r} = v == {k1}\n"
-                 "else:\n    {r} = eq(v, {k1})\n"),
-    "claim_in": ("v = claims.get({k0})\n"
-                 "if v is None:\n    {r} = {k3}\n"
-                 "elif v.__class__ is str:\n    {r} = v in {k1}\n"
-                 "else:\n    {r} = member(v, {k2})\n"),
+    "claim_eq": (
+        "v = claims.get({k0})\n"
+        "if v is None:\n    {r} = {k3}\n"
+        "elif v.__class__ is {k2}:\n    {r} = v == {k1}\n"
+        "else:\n    {r} = eq(v, {k1})\n"
+    ),
+    "claim_in": (
+        "v = claims.get({k0})\n"
+        "if v is None:\n    {r} = {k3}\n"
+        "elif v.__class__ is str:\n    {r} = v in {k1}\n"
+        "else:\n    {r} = member(v, {k2})\n"
+    ),
     "attr_eq": "{r} = ctx.{v}.get({k0}) == {k1}\n",
 }
 
@@ -257,9 +276,12 @@ def _fused_and(items, groups) -> Fn | None:
     tests = [_simple_test(x, groups) if type(x) is A.Compare else None for x in items]
     if len(items) < 2 or all(t is None or t[0] not in _INLINE for t in tests):
         return None
-    tests = [t if t is not None and t[0] in _INLINE else
-             ("call", None, compile_cond(x, groups) if t is None else _test_closure(t, x, groups))
-             for x, t in zip(items, tests)]
+    tests = [
+        t
+        if t is not None and t[0] in _INLINE
+        else ("call", None, compile_cond(x, groups) if t is None else _test_closure(t, x, groups))
+        for x, t in zip(items, tests)
+    ]
     shape = tuple((t[0], t[1], len(t) - 2) for t in tests)
     make = _FUSED.get(shape)
     if make is None:
@@ -278,18 +300,19 @@ def _make_fused(shape: tuple) -> Callable:
         if i < n - 1:
             body.append(f"if r{i} is False:\n    return False\n")
     if n == 2:  # as and2
-        body.append("if r0 is True:\n    return r1\nif r1 is True:\n    return r0\n"
-                    "return k_and((r0, r1))\n")
+        body.append("if r0 is True:\n    return r1\nif r1 is True:\n    return r0\nreturn k_and((r0, r1))\n")
     elif n == 3:  # as and3
         body.append("if r0 is True and r1 is True:\n    return r2\nreturn k_and((r0, r1, r2))\n")
     else:  # as and_n
         body.append(f"return k_and([{', '.join(f'r{i}' for i in range(n))}])\n")
     code = "".join(body).replace("\n", "\n        ")
-    src = (f"def make(eq, member, k_and, {', '.join(params)}):\n"
-           f"    def fused_and(ctx):\n        {code}\n"
-           f"    return fused_and\n")
+    src = (
+        f"def make(eq, member, k_and, {', '.join(params)}):\n"
+        f"    def fused_and(ctx):\n        {code}\n"
+        f"    return fused_and\n"
+    )
     ns: dict = {}
-    exec(compile(src, "<fused and>", "exec"), ns)  # noqa: S102 (our own text, from the shape alone)
+    exec(compile(src, "<fused and>", "exec"), ns)
     return ns["make"]
 
 
@@ -302,6 +325,7 @@ def _or(parts):
                 return True
             results.append(r)
         return V.k_or(results)
+
     return or_n
 
 
@@ -321,16 +345,20 @@ def _simple_test(node: A.Compare, groups) -> tuple | None:
     cover (a claim or attribute that is not a string).
     """
     op = node.op
-    if isinstance(node.left, A.ClaimRef) and len(node.left.path) == 1 or (
-            isinstance(node.left, A.ClaimRef) and node.left.quoted):
+    if (
+        isinstance(node.left, A.ClaimRef)
+        and len(node.left.path) == 1
+        or (isinstance(node.left, A.ClaimRef) and node.left.quoted)
+    ):
         name = node.left.name
         missing = Unknown((name,))
         if op == "==" and isinstance(node.right, A.Literal) and node.right.kind in ("string", "bool"):
             const = literal_value(node.right)
             return ("claim_eq", None, name, const, const.__class__, missing)
         if op == "in" and isinstance(node.right, (A.GroupRef, A.Literal)):
-            const = groups.get(node.right.name, ()) if isinstance(node.right, A.GroupRef) else (
-                literal_value(node.right))
+            const = (
+                groups.get(node.right.name, ()) if isinstance(node.right, A.GroupRef) else (literal_value(node.right))
+            )
             if isinstance(const, tuple) and const and all(x.__class__ is str for x in const):
                 return ("claim_in", None, name, frozenset(const), const, missing)
         if op in _STRING_TESTS and isinstance(node.right, A.Literal) and node.right.kind == "string":
@@ -340,8 +368,9 @@ def _simple_test(node: A.Compare, groups) -> tuple | None:
         if op == "==" and isinstance(node.right, A.Literal) and node.right.kind == "string":
             return ("attr_eq", entity, node.left.name, node.right.value)
         if op == "in" and isinstance(node.right, (A.GroupRef, A.Literal)):
-            const = groups.get(node.right.name, ()) if isinstance(node.right, A.GroupRef) else (
-                literal_value(node.right))
+            const = (
+                groups.get(node.right.name, ()) if isinstance(node.right, A.GroupRef) else (literal_value(node.right))
+            )
             if isinstance(const, tuple) and const and all(x.__class__ is str for x in const):
                 return ("attr_in", entity, node.left.name, frozenset(const), _general_later(node, groups))
     return None
@@ -367,6 +396,7 @@ def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
             if v.__class__ is cls:
                 return v == const
             return V.eq(v, const)
+
         return claim_eq
     if kind == "claim_in":
         _, _, name, members, const, missing = simple
@@ -378,6 +408,7 @@ def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
             if v.__class__ is str:
                 return v in members
             return V.member(v, const)
+
         return claim_in
     if kind == "claim_str":
         _, op, name, const, missing, general = simple
@@ -390,6 +421,7 @@ def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
             if v.__class__ is str:
                 return test(v, const)
             return general(ctx)
+
         return claim_str
     if kind == "attr_eq":
         _, _, attr, const = simple
@@ -398,14 +430,17 @@ def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
         return lambda ctx: ctx.resource.get(attr) == const
     _, _, attr, members, general = simple
     if variant == "client":
+
         def client_in(ctx):
             v = ctx.client.get(attr)
             return v in members if v.__class__ is str else general(ctx)
+
         return client_in
 
     def resource_in(ctx):
         v = ctx.resource.get(attr)
         return v in members if v.__class__ is str else general(ctx)
+
     return resource_in
 
 
@@ -419,6 +454,7 @@ def _general_later(node: A.Compare, groups) -> Fn:
         if not made:
             made.append(_general_compare(node, groups))  # (two threads may both make it: alike)
         return made[0](ctx)
+
     return general
 
 
@@ -438,14 +474,17 @@ def _general_compare(node: A.Compare, groups) -> Fn:
             return fn(a, b)
         except RecursionError:  # two request values nested deeper than the stack: fail closed
             return Err("values nested too deeply to compare")
+
     return compare
 
 
 # ------------------------------------------------------------------ rules and index
 
+
 @dataclass(slots=True)
 class CRule:
     """A compiled rule."""
+
     effect: str
     scopes: frozenset | None
     cond: Fn | None  # None: unconditional
@@ -476,11 +515,13 @@ def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
     if unless is None:
         return when
     if when is None:
+
         def unless_only(ctx):
             r = unless(ctx)
             if r is True or r is False:
                 return not r
             return r  # Unknown and Err stay what they are (k_not)
+
         return unless_only
 
     def both(ctx):
@@ -494,11 +535,13 @@ def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
         if b is False and a is True:
             return True
         return V.k_and((a, V.k_not(b)))
+
     return both
 
 
 class TargetIndex:
     """One owner's (or the global) rules, by target."""
+
     __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "plans")
 
     def __init__(self) -> None:
@@ -564,6 +607,7 @@ def _order(cr: CRule) -> int:
 class Plan:
     """For one resource (owner, id, type, name): per scope, the candidate
     forbids, permits and asks, in source order. Cached: a policy set never changes."""
+
     __slots__ = ("rules", "by_scope")
 
     def __init__(self, rules: list[CRule]):

@@ -16,19 +16,21 @@ Then, over all scopes: all granted → ``permit``; some need claims →
 ``need_info``; some wait for the owner → ``request_submitted``; some granted
 → ``partial``; else ``deny``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .compile import CRule, Ctx, Plan, format_uri
-from .values import Err, Unknown
+from .values import Unknown
 
 GRANTED, DENIED, NEED, SUBMITTED = "granted", "denied", "need_info", "submitted"
 
-REQUEST_MEMBERS = frozenset({"resource", "scopes", "claims", "claim_sources", "client", "time",
-                             "approvals", "permissions"})
+REQUEST_MEMBERS = frozenset(
+    {"resource", "scopes", "claims", "claim_sources", "client", "time", "approvals", "permissions"}
+)
 PERMISSION_MEMBERS = frozenset({"resource", "scopes", "approvals"})
 RESOURCE_MEMBERS = frozenset({"id", "owner", "type", "name", "scopes", "description", "icon_uri"})
 
@@ -40,6 +42,7 @@ class RequestError(ValueError):
 @dataclass(slots=True)
 class ScopeResult:
     """How one scope of one resource was decided (also what explain shows)."""
+
     resource_id: str
     scope: str
     outcome: str  # granted | denied | need_info | submitted
@@ -85,18 +88,18 @@ def parse_time(value: Any) -> datetime:
         if t is not None:
             return t
     if value is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str):
         raise RequestError("'time' must be an ISO-8601 timestamp string such as 2026-11-27T10:00:00Z")
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise RequestError(f"'time' is not an ISO-8601 timestamp: {value!r}") from None
-    t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
     try:
-        t = t.astimezone(timezone.utc)  # in UTC, so no later arithmetic leaves the calendar
+        t = t.astimezone(UTC)  # in UTC, so no later arithmetic leaves the calendar
     except OverflowError:
         raise RequestError(f"'time' is out of range: {value!r}") from None
     if len(_TIME_CACHE) > 1024:
@@ -129,12 +132,15 @@ def _approvals(value: Any, what: str) -> dict[str, str]:
         if value is None or value == []:
             return _NO_APPROVALS
     if not isinstance(value, list):
-        raise RequestError(f"'{what}' must be a list of {{\"scope\", \"answer\"}} objects")
+        raise RequestError(f'\'{what}\' must be a list of {{"scope", "answer"}} objects')
     out: dict[str, str] = {}
     for a in value:
-        if not isinstance(a, dict) or not isinstance(a.get("scope"), str) \
-                or a.get("answer") not in ("approved", "denied"):
-            raise RequestError(f"each of '{what}' is {{\"scope\": \"...\", \"answer\": \"approved\"|\"denied\"}}")
+        if (
+            not isinstance(a, dict)
+            or not isinstance(a.get("scope"), str)
+            or a.get("answer") not in ("approved", "denied")
+        ):
+            raise RequestError(f'each of \'{what}\' is {{"scope": "...", "answer": "approved"|"denied"}}')
         unknown = set(a) - {"scope", "answer", "at"}
         if unknown:
             raise RequestError(f"unknown member {sorted(unknown)[0]!r} in '{what}'")
@@ -175,8 +181,9 @@ def check_request(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dic
         raise RequestError("a request is a JSON object")
     unknown = [k for k in request if k not in REQUEST_MEMBERS]
     if unknown:
-        raise RequestError(f"unknown member {sorted(unknown)[0]!r} in the request "
-                           f"(known: {', '.join(sorted(REQUEST_MEMBERS))})")
+        raise RequestError(
+            f"unknown member {sorted(unknown)[0]!r} in the request (known: {', '.join(sorted(REQUEST_MEMBERS))})"
+        )
     perms: list[tuple[dict, list[str], dict]] = []
     if "permissions" in request:
         if "resource" in request or "scopes" in request:
@@ -190,15 +197,23 @@ def check_request(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dic
             bad = set(p) - PERMISSION_MEMBERS
             if bad:
                 raise RequestError(f"unknown member {sorted(bad)[0]!r} in 'permissions[{i}]'")
-            perms.append((_resource(p.get("resource"), f"permissions[{i}].resource"),
-                          _scopes(p.get("scopes"), f"permissions[{i}].scopes"),
-                          _approvals(p.get("approvals"), f"permissions[{i}].approvals")))
+            perms.append(
+                (
+                    _resource(p.get("resource"), f"permissions[{i}].resource"),
+                    _scopes(p.get("scopes"), f"permissions[{i}].scopes"),
+                    _approvals(p.get("approvals"), f"permissions[{i}].approvals"),
+                )
+            )
     else:
         if "resource" not in request:
             raise RequestError("the request needs a 'resource' (or 'permissions')")
-        perms.append((_resource(request["resource"], "resource"),
-                      _scopes(request.get("scopes"), "scopes"),
-                      _approvals(request.get("approvals"), "approvals")))
+        perms.append(
+            (
+                _resource(request["resource"], "resource"),
+                _scopes(request.get("scopes"), "scopes"),
+                _approvals(request.get("approvals"), "approvals"),
+            )
+        )
     if "approvals" in request and "permissions" in request:
         raise RequestError("with 'permissions', give 'approvals' inside each permission")
     claims = _obj(request.get("claims"), "claims")
@@ -207,9 +222,9 @@ def check_request(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dic
     for name, src in sources.items():
         # a malformed source must not let a claim pass as if it had none (fail closed)
         if not isinstance(src, dict) or any(
-                src.get(k) is not None and not isinstance(src.get(k), str) for k in ("issuer", "format")):
-            raise RequestError(f"'claim_sources.{name}' must be an object with 'issuer' and "
-                               "'format' strings")
+            src.get(k) is not None and not isinstance(src.get(k), str) for k in ("issuer", "format")
+        ):
+            raise RequestError(f"'claim_sources.{name}' must be an object with 'issuer' and 'format' strings")
     client = _obj(request.get("client"), "client")
     return perms, claims, sources, client, parse_time(request.get("time"))
 
@@ -227,10 +242,14 @@ def plain_request(request: Any) -> tuple | None:
     if request.__class__ is not dict or not _PLAIN_MEMBERS.issuperset(request):
         return None
     r = request.get("resource")
-    if r.__class__ is not dict or r.get("id").__class__ is not str \
-            or r.get("owner").__class__ is not str or r.get("type").__class__ not in _TEXT_OR_NONE \
-            or r.get("name").__class__ not in _TEXT_OR_NONE \
-            or r.get("description").__class__ not in _TEXT_OR_NONE:
+    if (
+        r.__class__ is not dict
+        or r.get("id").__class__ is not str
+        or r.get("owner").__class__ is not str
+        or r.get("type").__class__ not in _TEXT_OR_NONE
+        or r.get("name").__class__ not in _TEXT_OR_NONE
+        or r.get("description").__class__ not in _TEXT_OR_NONE
+    ):
         return None
     listed = r.get("scopes")
     if listed is not None:
@@ -257,7 +276,7 @@ def plain_request(request: Any) -> tuple | None:
         return None
     t = request.get("time")
     if t is None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
     else:
         now = _TIME_CACHE.get(t) if t.__class__ is str else None
         if now is None:
@@ -270,8 +289,9 @@ def plain_request(request: Any) -> tuple | None:
 _NONE_MISSING: frozenset = frozenset()
 
 
-def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
-                 owner: str | None = None) -> ScopeResult:
+def decide_scope(
+    plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: str, owner: str | None = None
+) -> ScopeResult:
     # (the plan's cache read inline, and the lists and sets below made only when
     # a rule needs them: this runs once per requested scope)
     forbids, permits, asks = plan.by_scope.get(scope) or plan.for_scope(scope)
@@ -322,8 +342,9 @@ def decide_scope(plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: st
         elif r is not False:
             errors.append((cr, r))
     if granted_by is not None and not forbid_missing:
-        return ScopeResult(rid, scope, GRANTED, granted_by, (), _NONE_MISSING,
-                           None if unbounded else expires, errors, owner)
+        return ScopeResult(
+            rid, scope, GRANTED, granted_by, (), _NONE_MISSING, None if unbounded else expires, errors, owner
+        )
     # 4: asks
     asked_by: CRule | None = None
     for cr in asks:
@@ -388,15 +409,16 @@ def _bound(cr: CRule, now: datetime) -> datetime | None:
     return e.until
 
 
-_LAST_INSTANT = datetime.max.replace(tzinfo=timezone.utc)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ the whole request
 
+
 def iso(t: datetime | None) -> str | None:
     if t is None:
         return None
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decision:
@@ -437,8 +459,7 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
             missing_by_owner.setdefault(owner_key or "", set()).update(res.missing)
         reasons.extend(_reasons(res))
         for cr, err in res.errors:
-            errors.append({"resource_id": res.resource_id, "scope": res.scope, "rule": cr.ref,
-                           "message": err.message})
+            errors.append({"resource_id": res.resource_id, "scope": res.scope, "rule": cr.ref, "message": err.message})
     total = len(results)
     if total and n_granted == total:
         decision = "permit"
@@ -467,21 +488,37 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
                 required.append(member)
     return Decision(
         decision,
-        [{"resource_id": rid, "scopes": scopes, "expires_at": iso(expiry.get(rid))}
-         for rid, scopes in granted.items()],
+        [{"resource_id": rid, "scopes": scopes, "expires_at": iso(expiry.get(rid))} for rid, scopes in granted.items()],
         [{"resource_id": rid, "scopes": scopes} for rid, scopes in denied.items()],
         [{"resource_id": rid, "scopes": scopes} for rid, scopes in submitted.items()],
-        required, reasons, errors, results)
+        required,
+        reasons,
+        errors,
+        results,
+    )
 
 
 def _reasons(res: ScopeResult) -> list[dict]:
     """The rules that decided one scope (for need_info: those whose claims are asked for)."""
     if res.outcome == NEED:
-        return [{"resource_id": res.resource_id, "scope": res.scope, "effect": cr.effect,
-                 "rule": cr.ref, "missing": sorted(res.missing)} for cr in res.rules]
-    return [{"resource_id": res.resource_id, "scope": res.scope,
-             "effect": res.rule.effect if res.rule else "deny",
-             "rule": res.rule.ref if res.rule else None}]
+        return [
+            {
+                "resource_id": res.resource_id,
+                "scope": res.scope,
+                "effect": cr.effect,
+                "rule": cr.ref,
+                "missing": sorted(res.missing),
+            }
+            for cr in res.rules
+        ]
+    return [
+        {
+            "resource_id": res.resource_id,
+            "scope": res.scope,
+            "effect": res.rule.effect if res.rule else "deny",
+            "rule": res.rule.ref if res.rule else None,
+        }
+    ]
 
 
 def assemble_one(res: ScopeResult) -> Decision:
@@ -489,15 +526,19 @@ def assemble_one(res: ScopeResult) -> Decision:
     rid = res.resource_id
     rule = res.rule
     d = _blank(Decision)
-    d.reasons = [{"resource_id": rid, "scope": res.scope,
-                  "effect": rule.effect if rule is not None else "deny",
-                  "rule": rule.ref if rule is not None else None}]
+    d.reasons = [
+        {
+            "resource_id": rid,
+            "scope": res.scope,
+            "effect": rule.effect if rule is not None else "deny",
+            "rule": rule.ref if rule is not None else None,
+        }
+    ]
     outcome = res.outcome
     if outcome == GRANTED:
         exp = res.expires_at
         d.decision = "permit"
-        d.granted = [{"resource_id": rid, "scopes": [res.scope],
-                      "expires_at": iso(exp) if exp is not None else None}]
+        d.granted = [{"resource_id": rid, "scopes": [res.scope], "expires_at": iso(exp) if exp is not None else None}]
         d.denied = []
         d.submitted = []
     elif outcome == SUBMITTED:

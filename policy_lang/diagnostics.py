@@ -4,11 +4,12 @@ Every diagnostic names its file, line and column, quotes the offending line
 with a caret under the spot, and says what is wrong in a policy author's
 words. Codes are stable: tools and tests rely on them.
 """
+
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 # code -> (severity, short title). Codes never change meaning once released.
 CODES: dict[str, tuple[str, str]] = {
@@ -106,13 +107,20 @@ class Diagnostic:
         return "\n".join(out)
 
     def to_json(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "message": self.message,
-                "file": self.file, "line": self.line, "column": self.column,
-                "hint": self.hint}
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "hint": self.hint,
+        }
 
 
-def make(code: str, message: str, file: str, text: str | None, line: int, column: int,
-         hint: str = "", end_column: int = 0) -> Diagnostic:
+def make(
+    code: str, message: str, file: str, text: str | None, line: int, column: int, hint: str = "", end_column: int = 0
+) -> Diagnostic:
     """Build a diagnostic, quoting line ``line`` of ``text``.
 
     Lines are counted at ``\\n`` only, as the parser counts them (``str.splitlines``

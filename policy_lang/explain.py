@@ -13,10 +13,11 @@ very closure the engine ran (``CRule.cond``), and the step from the same
 sequence :func:`decide.decide_scope` follows, so an explanation cannot
 disagree with the decision it explains (tests check that it does not).
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import ast as A
@@ -37,6 +38,7 @@ STEPS = {
 
 
 # ------------------------------------------------------------------ values
+
 
 def value_json(r: Any) -> dict:
     """A condition result as JSON: true / false / unknown (+ missing) / error (+ error)."""
@@ -105,8 +107,7 @@ def _kind(node) -> str:
 
 def node_json(node, groups: dict, ctx: Ctx) -> dict:
     """One condition node, its value (the engine's closure for this node) and its parts."""
-    out: dict[str, Any] = {"text": fmt.expr(node), "kind": _kind(node),
-                           **value_json(compile_cond(node, groups)(ctx))}
+    out: dict[str, Any] = {"text": fmt.expr(node), "kind": _kind(node), **value_json(compile_cond(node, groups)(ctx))}
     if isinstance(node, (A.And, A.Or)):
         out["parts"] = [node_json(x, groups, ctx) for x in node.items]
     elif isinstance(node, A.Not):
@@ -131,6 +132,7 @@ def node_json(node, groups: dict, ctx: Ctx) -> dict:
 
 # ------------------------------------------------------------------ one scope
 
+
 def _candidate(cr: CRule, groups: dict, ctx: Ctx) -> tuple[dict, Any]:
     rule = cr.rule
     entry: dict[str, Any] = {"effect": cr.effect, "rule": cr.ref, "text": fmt.rule_one_line(rule)}
@@ -151,8 +153,7 @@ def _candidate(cr: CRule, groups: dict, ctx: Ctx) -> tuple[dict, Any]:
     return entry, r
 
 
-def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
-                  groups_of: dict[str, dict]) -> dict:
+def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str, groups_of: dict[str, dict]) -> dict:
     """The candidates of one scope and the step that decided it, following
     :func:`decide.decide_scope` step by step."""
     forbids, permits, asks = plan.for_scope(scope)
@@ -165,8 +166,15 @@ def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
     out: dict[str, Any] = {"resource_id": rid, "scope": scope, "candidates": candidates}
 
     def done(outcome: str, step: int, rules: list[CRule], missing=frozenset(), why: str = "") -> dict:
-        out.update({"outcome": outcome, "step": step, "because": why or STEPS[step],
-                    "rules": [cr.ref for cr in rules], "missing": sorted(missing)})
+        out.update(
+            {
+                "outcome": outcome,
+                "step": step,
+                "because": why or STEPS[step],
+                "rules": [cr.ref for cr in rules],
+                "missing": sorted(missing),
+            }
+        )
         chosen = {cr.ref for cr in rules}
         for c in candidates:
             if c["rule"] in chosen:
@@ -185,8 +193,9 @@ def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
             forbid_missing |= r
             forbid_rules.append(cr)
             continue
-        return done(DENIED, 1, [cr], why="a forbid whose condition fails with a type error "
-                                         "denies the scope (fail closed)")
+        return done(
+            DENIED, 1, [cr], why="a forbid whose condition fails with a type error denies the scope (fail closed)"
+        )
     granted_by = None
     alternatives: list[tuple[frozenset, CRule]] = []
     for cr in permits:
@@ -211,8 +220,11 @@ def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
             names, cr = _cheapest(alternatives)
             missing |= names
             rules.append(cr)
-            why = STEPS[2] + "; no permit or ask is true yet, so also " + \
-                "the claims of the cheapest unknown alternative (step 5)"
+            why = (
+                STEPS[2]
+                + "; no permit or ask is true yet, so also "
+                + "the claims of the cheapest unknown alternative (step 5)"
+            )
             return done(NEED, 2, rules, missing, why)
         return done(NEED, 2, rules, missing)
     if asked_by is not None:
@@ -231,13 +243,14 @@ def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str,
 
 # ------------------------------------------------------------------ the request
 
+
 def explain(ps: PolicySet, request: dict) -> dict:
     """The decision (``Decision.to_json()``) with an ``explanation`` member:
     one entry per requested resource and scope. Raises ``RequestError`` for a
     malformed request, like :meth:`PolicySet.decide`."""
     if isinstance(request, dict) and request.get("time") is None:
         # one instant for the decision and its explanation
-        request = {**request, "time": datetime.now(timezone.utc)}
+        request = {**request, "time": datetime.now(UTC)}
     decision = ps.decide(request)
     perms, claims, sources, client, now = normalise(request)
     groups_of = {pf.name: {g.name: literal_value(g.members) for g in pf.groups} for pf in ps.files}
@@ -260,6 +273,7 @@ def explain(ps: PolicySet, request: dict) -> dict:
 
 
 # ------------------------------------------------------------------ for humans
+
 
 def _tree(node: dict, depth: int, lines: list[str]) -> None:
     pad = "    " + "  " * depth
@@ -299,8 +313,9 @@ def render_explanation(data: dict) -> str:
         if entry["missing"]:
             lines.append(f"  missing claims: {', '.join(entry['missing'])}")
         if entry.get("ignored_claims"):
-            lines.append("  claims ignored (not from the declared issuer or format): "
-                         + ", ".join(entry["ignored_claims"]))
+            lines.append(
+                "  claims ignored (not from the declared issuer or format): " + ", ".join(entry["ignored_claims"])
+            )
         if not entry["candidates"]:
             lines.append("  no candidate rules")
         for c in entry["candidates"]:

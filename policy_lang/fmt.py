@@ -30,12 +30,13 @@ The layout (documented in docs/cli.md):
 Formatting never changes meaning: :func:`format_text` re-parses its output
 and refuses (``FormatError``) if the tree or the comments differ.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -55,11 +56,13 @@ class FormatError(RuntimeError):
 
 # ------------------------------------------------------------------ atoms
 
+
 @lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
     """Every word of the grammar: such names are quoted where a name may be quoted."""
-    words = {t.pattern.value for t in _comment_parser().terminals
-             if t.pattern.type == "str" and _NAME.match(t.pattern.value)}
+    words = {
+        t.pattern.value for t in _comment_parser().terminals if t.pattern.type == "str" and _NAME.match(t.pattern.value)
+    }
     return frozenset(words | {"permit", "forbid", "ask"})
 
 
@@ -102,7 +105,7 @@ def duration_text(value: timedelta) -> str:
 
 
 def timestamp_text(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def literal(node: A.Literal) -> str:
@@ -232,9 +235,11 @@ def rule_one_line(rule: A.Rule) -> str:
 
 # ------------------------------------------------------------------ layout
 
+
 @dataclass
 class _Seg:
     """One output line, tied to the source line (``anchor``) it came from."""
+
     anchor: int
     indent: str
     text: str
@@ -249,6 +254,7 @@ class _Unit:
     lines: the comment then keeps its place, and formatting stays idempotent
     (the decision depends only on where the comments land, never on the
     source layout)."""
+
     one: str  # the one-line form, without indent
     indent: str
     segs: list[_Seg]
@@ -259,8 +265,7 @@ class _Unit:
 
 
 def _join(segs: list[_Seg], indent: str, one: str, can_join: bool) -> list[_Seg]:
-    if len(segs) == 1 or not can_join or len(indent + one) > WIDTH \
-            or any(s.leading for s in segs[1:]):
+    if len(segs) == 1 or not can_join or len(indent + one) > WIDTH or any(s.leading for s in segs[1:]):
         return segs
     first = segs[0]
     return [_Seg(first.anchor, indent, one, first.leading, [t for s in segs for t in s.trailing])]
@@ -314,8 +319,7 @@ class _Layout:
         self.pf = pf
         pts: list[tuple[int, int]] = []
         if pf.header_pos is not None:
-            pts += [(pf.header_pos.line, pf.header_pos.column),
-                    (pf.header_pos.end_line, pf.header_pos.end_column)]
+            pts += [(pf.header_pos.line, pf.header_pos.column), (pf.header_pos.end_line, pf.header_pos.end_column)]
         _points(pf.items, pts)
         self.points: dict[int, int] = {}  # line -> leftmost column of a node there
         for line, col in pts:
@@ -377,8 +381,7 @@ class _Layout:
                 units.append(self.clause(word, cond, units[-1].segs[-1].anchor))
         if r.expiry is not None:
             text = expiry(r.expiry)
-            units.append(_Unit(text, "  ", [_Seg(max(r.expiry.pos.line, units[-1].segs[-1].anchor),
-                                                 "  ", text)]))
+            units.append(_Unit(text, "  ", [_Seg(max(r.expiry.pos.line, units[-1].segs[-1].anchor), "  ", text)]))
         # only a rule without a condition may stand on one line
         one = rule_one_line(r) if r.when is None and r.unless is None else None
         return _Block(units, one)
@@ -419,8 +422,12 @@ class _Layout:
                 follow = nxt
             else:
                 follow = limit
-            if (target_seg is None or id(target_seg) in starts) and follow is not None \
-                    and follow - line > 1 and not self._inside_item(line):
+            if (
+                (target_seg is None or id(target_seg) in starts)
+                and follow is not None
+                and follow - line > 1
+                and not self._inside_item(line)
+            ):
                 dest.append("")
         for line, text in self.trailing:
             # the first output line of the last source line at or before the comment's

@@ -6,15 +6,16 @@ reads, with no parse tree in between; literal problems (a timestamp that is no
 date, a bad escape) become diagnostics instead of exceptions, so one pass
 reports them all.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import threading
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache, partial
-from itertools import chain
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache, partial
 from importlib import resources
+from itertools import chain
 
 from lark import Lark, Token
 
@@ -73,12 +74,12 @@ def parse_timestamp(text: str) -> datetime:
     """``2027-01-01`` (midnight UTC) or ``2027-01-01T09:00:00Z`` / with an offset.
     Raises ValueError with a reason in words."""
     if _TS_DATE.match(text):
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     if "T" in text and not (text.endswith("Z") or re.search(r"[+-]\d{2}:\d{2}$", text)):
         raise ValueError("a timestamp with a time needs a zone: end it with Z (UTC) or an offset like +02:00")
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("this timestamp is outside the years 0001 to 9999 in UTC") from None
 
@@ -118,6 +119,7 @@ _CTX = threading.local()  # the file being read by this thread: name, text, owne
 # keywords included (what Lark's ``propagate_positions`` would give). Each rule
 # knows which of the two are tokens and which nodes (or parts): one helper per case.
 
+
 def _tt(first, last) -> A.Pos:
     return _new_pos((_CTX.file, first.line, first.column, last.end_line, last.end_column))
 
@@ -142,16 +144,21 @@ def _bare(x):
 
 
 def _diag(code: str, msg: str, tok, hint: str = "") -> None:
-    _CTX.diags.append(make(code, msg, _CTX.file, _CTX.text, tok.line, tok.column, hint,
-                           getattr(tok, "end_column", 0) or 0))
+    _CTX.diags.append(
+        make(code, msg, _CTX.file, _CTX.text, tok.line, tok.column, hint, getattr(tok, "end_column", 0) or 0)
+    )
 
 
 def _string(tok) -> str:
     try:
         return _unquote(tok.value)
     except ValueError:
-        _diag("E109", "this string has an escape sequence that is not allowed", tok,
-              r'use \" for a quote, \\ for a backslash, \n for a new line, \uXXXX for others')
+        _diag(
+            "E109",
+            "this string has an escape sequence that is not allowed",
+            tok,
+            r"use \" for a quote, \\ for a backslash, \n for a new line, \uXXXX for others",
+        )
         return tok.value[1:-1]
 
 
@@ -192,8 +199,9 @@ class _Build:
     def claims_decl(self, ch):  # claims a, b from "issuer" as format
         names = [c.value for c in ch[1:-4:2]]
         fmt = ch[-1].value
-        return A.ClaimsDecl(tuple(n for n, _ in names), _string(ch[-3]), fmt[0],
-                            _tn(ch[0], ch[-1]), tuple(q for _, q in names), fmt[1])
+        return A.ClaimsDecl(
+            tuple(n for n, _ in names), _string(ch[-3]), fmt[0], _tn(ch[0], ch[-1]), tuple(q for _, q in names), fmt[1]
+        )
 
     def scope_name(self, ch):
         tok = ch[0]
@@ -215,16 +223,16 @@ class _Build:
             else:
                 unless = part.value[1]
         names, positions = scopes.value
-        return A.Rule(effect_tok.value, names, target, when, unless, expiry,
-                      _tn(effect_tok, ch[-1]), positions, _CTX.owner)
+        return A.Rule(
+            effect_tok.value, names, target, when, unless, expiry, _tn(effect_tok, ch[-1]), positions, _CTX.owner
+        )
 
     def any_scope(self, ch):
         return _Part((None, ()), _tt(ch[0], ch[1]))
 
     def scope_list(self, ch):
         items = ch[::2]
-        return _Part((tuple(s.value for s in items), tuple(s.pos for s in items)),
-                     _nn(ch[0], ch[-1]))
+        return _Part((tuple(s.value for s in items), tuple(s.pos for s in items)), _nn(ch[0], ch[-1]))
 
     def target_any(self, ch):
         return A.Target("any", pos=_tt(ch[0], ch[1]))
@@ -274,7 +282,7 @@ class _Build:
             t = parse_timestamp(tok.value)
         except ValueError as e:
             _diag("E103", f"'{tok.value}' is not a valid timestamp", tok, _ts_hint(e))
-            t = datetime(1970, 1, 1, tzinfo=timezone.utc)
+            t = datetime(1970, 1, 1, tzinfo=UTC)
         return A.Expiry("until", None, t, tok.value, _tt(ch[0], tok))
 
     # ------------------------------------------------------------ expressions
@@ -294,9 +302,10 @@ class _Build:
         left, op, right = ch
         return A.Compare(op.value, _bare(left), _bare(right), _nn(left, right))
 
-    def _binop(op):  # noqa: N805 - a small factory for the word operators
+    def _binop(op):
         def build(self, ch):
             return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _nn(ch[0], ch[-1]))
+
         return build
 
     in_ = _binop("in")
@@ -364,7 +373,7 @@ class _Build:
             value = parse_timestamp(tok.value)
         except ValueError as e:
             _diag("E103", f"'{tok.value}' is not a valid timestamp", tok, _ts_hint(e))
-            value = datetime(1970, 1, 1, tzinfo=timezone.utc)
+            value = datetime(1970, 1, 1, tzinfo=UTC)
         return A.Literal(value, "timestamp", _tok_pos(tok), tok.value)
 
     def duration(self, ch):
@@ -377,8 +386,7 @@ class _Build:
         return A.Literal(value, "duration", _tok_pos(tok), tok.value)
 
     def list_lit(self, ch):
-        return A.Literal(tuple(c for c in ch if c.__class__ is A.Literal), "list",
-                         _tt(ch[0], ch[-1]))
+        return A.Literal(tuple(c for c in ch if c.__class__ is A.Literal), "list", _tt(ch[0], ch[-1]))
 
 
 # the terminals that read a whole reference as one token, and the keyword each starts with
@@ -394,37 +402,68 @@ def _ts_hint(e: Exception) -> str:
 
 # ------------------------------------------------------------------ errors
 
-_EFFECT_LIKE = {"allow", "deny", "grant", "permits", "accept", "reject", "refuse", "block",
-                "require", "request", "approve"}
+_EFFECT_LIKE = {
+    "allow",
+    "deny",
+    "grant",
+    "permits",
+    "accept",
+    "reject",
+    "refuse",
+    "block",
+    "require",
+    "request",
+    "approve",
+}
 
 # Words after which a condition cannot stop.
-_DANGLING = {"and", "or", "not", "when", "unless", "in", "contains", "like", "with", "has",
-             "==", "!=", "<", "<=", ">", ">="}
+_DANGLING = {
+    "and",
+    "or",
+    "not",
+    "when",
+    "unless",
+    "in",
+    "contains",
+    "like",
+    "with",
+    "has",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+}
 _CLOSERS = {"(": ")", "[": "]"}
 _BAD_CHARS = {
     "&": "to join conditions write 'and' (not '&' or '&&')",
     "|": "to join alternatives write 'or' (not '|' or '||')",
     "!": "to negate write 'not'; to compare write '!='",
     ";": "rules need no separator: start the next rule on a new line",
-    "{": "lists are written with square brackets: [\"a\", \"b\"]",
-    "}": "lists are written with square brackets: [\"a\", \"b\"]",
+    "{": 'lists are written with square brackets: ["a", "b"]',
+    "}": 'lists are written with square brackets: ["a", "b"]',
     "\u201c": 'use straight double quotes: "text"',
     "\u201d": 'use straight double quotes: "text"',
     "\u2018": 'strings are written with straight double quotes: "text"',
     "\u2019": 'strings are written with straight double quotes: "text"',
 }
-_TOKEN_RE = re.compile(r"""
+_TOKEN_RE = re.compile(
+    r"""
     (?P<comment>\#[^\n]*)
   | (?P<ws>\s+)
   | (?P<string>"(?:[^"\\\n]|\\.)*"?)
   | (?P<word>[A-Za-z_][A-Za-z0-9_\-]*|-?\d[\w.:+\-]*)
   | (?P<op>==|!=|<=|>=|[<>=()\[\],.])
   | (?P<other>.)
-""", re.VERBOSE | re.DOTALL)
+""",
+    re.VERBOSE | re.DOTALL,
+)
 
 
 class _Tok:
     """A token of the light scan the error reporter uses to look around an error."""
+
     __slots__ = ("kind", "value", "line", "column")
 
     def __init__(self, kind: str, value: str, line: int, column: int):
@@ -474,8 +513,10 @@ def _dangling_before(toks: list[_Tok], line: int) -> _Tok | None:
 
 def _dangling_diag(file: str, text: str, t: _Tok) -> Diagnostic:
     if t.value in ("when", "unless"):
-        msg, hint = f"'{t.value}' needs a condition after it", \
-            f"write the condition after '{t.value}', or remove '{t.value}'"
+        msg, hint = (
+            f"'{t.value}' needs a condition after it",
+            f"write the condition after '{t.value}', or remove '{t.value}'",
+        )
     elif t.value in ("and", "or"):
         msg = f"the condition ends with '{t.value}', but nothing follows it"
         hint = f"write the rest of the condition after '{t.value}', or remove '{t.value}'"
@@ -485,19 +526,26 @@ def _dangling_diag(file: str, text: str, t: _Tok) -> Diagnostic:
         msg, hint = "'has' needs what to look for", "write has claims.email or has client.id"
     else:
         op = "starts with / ends with" if t.value == "with" else t.value
-        msg, hint = f"'{op}' needs a value on its right", \
-            "write the value to compare with, such as a quoted string or a number"
+        msg, hint = (
+            f"'{op}' needs a value on its right",
+            "write the value to compare with, such as a quoted string or a number",
+        )
     return make("E111", msg, file, text, t.line, t.column, hint, t.end_column)
 
 
 def _unclosed_diag(file: str, text: str, opener: _Tok) -> Diagnostic:
     closer = _CLOSERS[opener.value]
     what = "list" if opener.value == "[" else "parenthesis"
-    return make("E110", f"this '{opener.value}' is never closed", file, text,
-                opener.line, opener.column,
-                f"close the {what} with '{closer}'" + (
-                    " after its last item" if what == "list" else " after the condition"),
-                opener.end_column)
+    return make(
+        "E110",
+        f"this '{opener.value}' is never closed",
+        file,
+        text,
+        opener.line,
+        opener.column,
+        f"close the {what} with '{closer}'" + (" after its last item" if what == "list" else " after the condition"),
+        opener.end_column,
+    )
 
 
 def _show_char(ch: str) -> str:
@@ -510,11 +558,12 @@ def _syntax_diag(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
     """One syntax error → one diagnostic in a policy author's words. Never raises."""
     try:
         return _explain_syntax(file, text, err)
-    except Exception:  # noqa: BLE001 - the reporter must not turn a bad text into a crash
+    except Exception:
         line = getattr(err, "line", 0) or 1
         col = getattr(err, "column", 0) or 1
-        return make("E100", "this text cannot be read as a policy", file, text, line, col,
-                    "check the line for a typing mistake")
+        return make(
+            "E100", "this text cannot be read as a policy", file, text, line, col, "check the line for a typing mistake"
+        )
 
 
 def _end_of_text(text: str) -> tuple[int, int]:
@@ -531,53 +580,116 @@ def _explain_syntax(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
     col = getattr(err, "column", 0) or 0
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
-        rest = text[err.pos_in_stream:]
+        rest = text[err.pos_in_stream :]
         if ch == '"':
             end = text.find("\n", err.pos_in_stream)
             end = len(text) if end < 0 else end
-            return make("E101", "this string is never closed", file, text, line, col,
-                        'close it with " on the same line', col + max(1, end - err.pos_in_stream))
+            return make(
+                "E101",
+                "this string is never closed",
+                file,
+                text,
+                line,
+                col,
+                'close it with " on the same line',
+                col + max(1, end - err.pos_in_stream),
+            )
         m = re.match(r"\d+[A-Za-z]+\b", rest)
         if m:
-            return make("E104", f"'{m.group(0)}' is not a duration", file, text, line, col,
-                        "a duration is a whole number followed by s, m, h, d or w (30d, 12h, 15m)",
-                        col + len(m.group(0)))
+            return make(
+                "E104",
+                f"'{m.group(0)}' is not a duration",
+                file,
+                text,
+                line,
+                col,
+                "a duration is a whole number followed by s, m, h, d or w (30d, 12h, 15m)",
+                col + len(m.group(0)),
+            )
         m = re.match(r"\d{4}-[\d\-T:.Z+]*", rest)
         if m:
-            return make("E103", f"'{m.group(0)}' is not a valid timestamp", file, text, line, col,
-                        "write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", col + len(m.group(0)))
+            return make(
+                "E103",
+                f"'{m.group(0)}' is not a valid timestamp",
+                file,
+                text,
+                line,
+                col,
+                "write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ",
+                col + len(m.group(0)),
+            )
         if re.match(r"-?\d", rest):
             m = re.match(r"-?[\w.]+", rest)
-            return make("E107", f"'{m.group(0) if m else ch}' is not a number", file, text, line,
-                        col, "numbers are written like 18, -3 or 2.5",
-                        col + len(m.group(0)) if m else 0)
+            return make(
+                "E107",
+                f"'{m.group(0) if m else ch}' is not a number",
+                file,
+                text,
+                line,
+                col,
+                "numbers are written like 18, -3 or 2.5",
+                col + len(m.group(0)) if m else 0,
+            )
         if ch == "'":
-            return make("E105", "strings are written with double quotes", file, text, line, col,
-                        'write "text", not \'text\'', col + 1)
+            return make(
+                "E105",
+                "strings are written with double quotes",
+                file,
+                text,
+                line,
+                col,
+                "write \"text\", not 'text'",
+                col + 1,
+            )
         if ch in _BAD_CHARS:
-            return make("E105", f"unexpected character {_show_char(ch)}", file, text, line, col,
-                        _BAD_CHARS[ch], col + 1)
+            return make(
+                "E105", f"unexpected character {_show_char(ch)}", file, text, line, col, _BAD_CHARS[ch], col + 1
+            )
         if ch.isalpha():
-            return make("E105", f"unexpected character {_show_char(ch)}", file, text, line, col,
-                        "names are written with the letters a-z and A-Z, digits, _ and -; "
-                        "quote other claim names: claims[\"…\"]", col + 1)
+            return make(
+                "E105",
+                f"unexpected character {_show_char(ch)}",
+                file,
+                text,
+                line,
+                col,
+                'names are written with the letters a-z and A-Z, digits, _ and -; quote other claim names: claims["…"]',
+                col + 1,
+            )
         expected = _expected_words(err.allowed or set())
-        return make("E105", f"unexpected character {_show_char(ch)}", file, text, line, col,
-                    f"expected {expected}" if expected else "remove it", col + 1)
-    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken)
-                                          and err.token.type == "$END"):
+        return make(
+            "E105",
+            f"unexpected character {_show_char(ch)}",
+            file,
+            text,
+            line,
+            col,
+            f"expected {expected}" if expected else "remove it",
+            col + 1,
+        )
+    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
         toks = _scan(text, len(text))
         if toks and toks[-1].value in _DANGLING:
             return _dangling_diag(file, text, toks[-1])
         opener = _unclosed(toks)
         if opener is not None:
             return _unclosed_diag(file, text, opener)
-        if len(toks) >= 2 and toks[-1].value in ("claims", "client", "resource") \
-                and toks[-2].value in ("in", "contains", "==", "!="):
+        if (
+            len(toks) >= 2
+            and toks[-1].value in ("claims", "client", "resource")
+            and toks[-2].value in ("in", "contains", "==", "!=")
+        ):
             return _reserved_diag(file, text, toks[-1])
         line, col = _end_of_text(text)
-        return make("E106", "the file ends in the middle of a rule or declaration", file, text,
-                    line, col, f"expected {_expected_words(_accepts(err))}")
+        return make(
+            "E106",
+            "the file ends in the middle of a rule or declaration",
+            file,
+            text,
+            line,
+            col,
+            f"expected {_expected_words(_accepts(err))}",
+        )
     if isinstance(err, UnexpectedToken):
         return _unexpected_token(file, text, err, line, col)
     return make("E100", "this text cannot be read as a policy", file, text, line or 1, col or 1)
@@ -587,7 +699,7 @@ def _accepts(err: UnexpectedInput) -> set[str]:
     expected = set(getattr(err, "expected", None) or ())
     try:  # LALR merges lookaheads; ask the parser what it really accepts here
         expected = set(err.interactive_parser.accepts()) or expected  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - fall back to Lark's own set
+    except Exception:
         pass
     if expected - {"$END"}:
         expected.discard("$END")
@@ -604,33 +716,61 @@ def _missing_when_or_and(file: str, text: str, toks: list[_Tok], start: _Tok) ->
             break
         if t.value in EFFECTS:
             break
-    rest = text.split("\n")[start.line - 1][start.column - 1:].split("#")[0].strip()
+    rest = text.split("\n")[start.line - 1][start.column - 1 :].split("#")[0].strip()
     if len(rest) > 40:
         rest = rest[:39] + "…"
     if has_condition:
-        return make("E119", "two conditions need 'and' or 'or' between them", file, text,
-                    start.line, start.column,
-                    f"write 'and {rest}' if both must hold, 'or {rest}' if either may",
-                    start.end_column)
-    return make("E118", "this condition needs 'when' (or 'unless') before it", file, text,
-                start.line, start.column, f"write 'when {rest}'", start.end_column)
+        return make(
+            "E119",
+            "two conditions need 'and' or 'or' between them",
+            file,
+            text,
+            start.line,
+            start.column,
+            f"write 'and {rest}' if both must hold, 'or {rest}' if either may",
+            start.end_column,
+        )
+    return make(
+        "E118",
+        "this condition needs 'when' (or 'unless') before it",
+        file,
+        text,
+        start.line,
+        start.column,
+        f"write 'when {rest}'",
+        start.end_column,
+    )
 
 
 def _reserved_diag(file: str, text: str, t: _Tok) -> Diagnostic:
     example = {"claims": "claims.email", "client": "client.id", "resource": "resource.name"}
-    return make("E115", f"'{t.value}' is a word of the policy language, not a group name", file,
-                text, t.line, t.column,
-                f"'{t.value}' starts a value such as {example[t.value]}; if a group is called "
-                f"'{t.value}', give it another name", t.end_column)
+    return make(
+        "E115",
+        f"'{t.value}' is a word of the policy language, not a group name",
+        file,
+        text,
+        t.line,
+        t.column,
+        f"'{t.value}' starts a value such as {example[t.value]}; if a group is called "
+        f"'{t.value}', give it another name",
+        t.end_column,
+    )
 
 
-def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col: int
-                      ) -> Diagnostic:
+def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col: int) -> Diagnostic:
     tok = err.token
     if tok.type in _ONE_TOKEN_REFS:  # 'client.id' where no value may stand: report its first word
         word = str(tok).split(".", 1)[0]
-        tok = Token(_ONE_TOKEN_REFS[tok.type], word, tok.start_pos, tok.line, tok.column,
-                    tok.line, tok.column + len(word), tok.start_pos + len(word))
+        tok = Token(
+            _ONE_TOKEN_REFS[tok.type],
+            word,
+            tok.start_pos,
+            tok.line,
+            tok.column,
+            tok.line,
+            tok.column + len(word),
+            tok.start_pos + len(word),
+        )
     value = str(tok)
     expected = _accepts(err)
     start = getattr(tok, "start_pos", None)
@@ -639,86 +779,170 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
     prev = toks[-1] if toks else None
     # 'and' / 'when' / '==' at the end of a line, then the next rule
     dangling = _dangling_before(toks, line)
-    if dangling is not None and (line_start(text, tok) or (
-            prev is not None and prev.line > dangling.line and prev.value in EFFECTS)):
+    if dangling is not None and (
+        line_start(text, tok) or (prev is not None and prev.line > dangling.line and prev.value in EFFECTS)
+    ):
         return _dangling_diag(file, text, dangling)
     for a, b in zip(toks[-3:], toks[-2:]):
         if a.value in ("and", "or") and b.value in ("and", "or", "not") and b.value != "not":
-            return make("E111", f"'{b.value}' right after '{a.value}': a condition is missing "
-                                "between them", file, text, b.line, b.column,
-                        f"write a condition between '{a.value}' and '{b.value}', or remove one",
-                        b.end_column)
-    if value == "." and prev is not None and re.fullmatch(r"-?\d+(\.\d+)?", prev.value) \
-            and prev.line == line and prev.end_column == col:
-        m = re.match(r"-?[\w.]+", text.split("\n")[prev.line - 1][prev.column - 1:])
+            return make(
+                "E111",
+                f"'{b.value}' right after '{a.value}': a condition is missing between them",
+                file,
+                text,
+                b.line,
+                b.column,
+                f"write a condition between '{a.value}' and '{b.value}', or remove one",
+                b.end_column,
+            )
+    if (
+        value == "."
+        and prev is not None
+        and re.fullmatch(r"-?\d+(\.\d+)?", prev.value)
+        and prev.line == line
+        and prev.end_column == col
+    ):
+        m = re.match(r"-?[\w.]+", text.split("\n")[prev.line - 1][prev.column - 1 :])
         word = m.group(0) if m else prev.value + value
-        return make("E107", f"'{word}' is not a number", file, text, prev.line, prev.column,
-                    "numbers are written like 18, -3 or 2.5", prev.column + len(word))
+        return make(
+            "E107",
+            f"'{word}' is not a number",
+            file,
+            text,
+            prev.line,
+            prev.column,
+            "numbers are written like 18, -3 or 2.5",
+            prev.column + len(word),
+        )
     if value in (")", "]") and _unclosed(toks) is None:
         opener = "(" if value == ")" else "["
-        return make("E100", f"this '{value}' closes nothing", file, text, line, col,
-                    f"remove it, or add the matching '{opener}' before it", col + 1)
+        return make(
+            "E100",
+            f"this '{value}' closes nothing",
+            file,
+            text,
+            line,
+            col,
+            f"remove it, or add the matching '{opener}' before it",
+            col + 1,
+        )
     starts_value = None
-    if prev is not None and prev.value == "claims" and value in (".", "[") \
-            and "COMPARATOR" not in expected:
+    if prev is not None and prev.value == "claims" and value in (".", "[") and "COMPARATOR" not in expected:
         starts_value = prev  # 'claims.x' read as the start of a claims declaration
-    elif value in ("client", "resource", "now", "not", "has", "(") and (
-            {"WHEN", "UNLESS", "AND", "OR"} & expected):
+    elif value in ("client", "resource", "now", "not", "has", "(") and ({"WHEN", "UNLESS", "AND", "OR"} & expected):
         starts_value = _Tok("word", value, line, col)
     if starts_value is not None:
         return _missing_when_or_and(file, text, toks, starts_value)
-    if "COMPARATOR" in expected and tok.type in ("STRING", "NUMBER", "TIMESTAMP", "DURATION") \
-            and prev is not None and prev.line == line:
+    if (
+        "COMPARATOR" in expected
+        and tok.type in ("STRING", "NUMBER", "TIMESTAMP", "DURATION")
+        and prev is not None
+        and prev.line == line
+    ):
         j = len(toks) - 1
         while j > 0 and (toks[j].value in (".", "[", "]") or toks[j - 1].value in (".", "[")):
             j -= 1
         left = "".join(t.value for t in toks[j:])
-        return make("E100", f"an operator is missing before {value}", file, text, line, col,
-                    f"compare with ==, !=, <, <=, >, >=, in, contains, starts with, ends with or "
-                    f"like: {left} == {value}", span)
+        return make(
+            "E100",
+            f"an operator is missing before {value}",
+            file,
+            text,
+            line,
+            col,
+            f"compare with ==, !=, <, <=, >, >=, in, contains, starts with, ends with or like: {left} == {value}",
+            span,
+        )
     if value == "=" and "COMPARATOR" in expected:
-        return make("E114", "'=' does not compare; write '==' to test equality", file, text,
-                    line, col, 'for example: claims.role == "physician"', col + 1)
+        return make(
+            "E114",
+            "'=' does not compare; write '==' to test equality",
+            file,
+            text,
+            line,
+            col,
+            'for example: claims.role == "physician"',
+            col + 1,
+        )
     opener = _unclosed(toks)
-    if opener is not None and ({"RSQB", "RPAR"} & expected) and (
-            tok.type not in ("STRING", "NUMBER", "TIMESTAMP", "DURATION", "COMMA")
-            or tok.line > opener.line):
+    if (
+        opener is not None
+        and ({"RSQB", "RPAR"} & expected)
+        and (tok.type not in ("STRING", "NUMBER", "TIMESTAMP", "DURATION", "COMMA") or tok.line > opener.line)
+    ):
         if not (tok.type in ("STRING", "NUMBER") and "COMMA" in expected and tok.line == opener.line):
             return _unclosed_diag(file, text, opener)
-    if "COMMA" in expected and "RSQB" in expected and tok.type in (
-            "STRING", "NUMBER", "TIMESTAMP", "DURATION", "TRUE", "FALSE"):
-        return make("E100", "list items are separated by commas", file, text, line, col,
-                    f"add ',' before {value}", span)
-    if prev is not None and prev.value in ("claims", "client", "resource") \
-            and expected and expected <= {"DOT", "LSQB"}:
+    if (
+        "COMMA" in expected
+        and "RSQB" in expected
+        and tok.type in ("STRING", "NUMBER", "TIMESTAMP", "DURATION", "TRUE", "FALSE")
+    ):
+        return make(
+            "E100", "list items are separated by commas", file, text, line, col, f"add ',' before {value}", span
+        )
+    if prev is not None and prev.value in ("claims", "client", "resource") and expected and expected <= {"DOT", "LSQB"}:
         return _reserved_diag(file, text, prev)
     if "ON" in expected:
         before = toks[-2] if len(toks) >= 2 else None
-        if prev is not None and prev.value == "on" and before is not None \
-                and before.value in EFFECTS:
-            return make("E112", f"this {before.value} names no scopes", file, text,
-                        before.line, before.column,
-                        f"say which scopes it covers: {before.value} view, download on …, or "
-                        f"{before.value} any scope on …", before.end_column)
-        if value in ("any", "type", "name", "resource") or tok.type == "STRING" and \
-                prev is not None and prev.value not in EFFECTS:
-            return make("E113", "this rule needs 'on' before what it applies to", file, text,
-                        line, col, f"write 'on {value} …', e.g. permit view on type \"photo-album\"",
-                        span)
+        if prev is not None and prev.value == "on" and before is not None and before.value in EFFECTS:
+            return make(
+                "E112",
+                f"this {before.value} names no scopes",
+                file,
+                text,
+                before.line,
+                before.column,
+                f"say which scopes it covers: {before.value} view, download on …, or {before.value} any scope on …",
+                before.end_column,
+            )
+        if (
+            value in ("any", "type", "name", "resource")
+            or tok.type == "STRING"
+            and prev is not None
+            and prev.value not in EFFECTS
+        ):
+            return make(
+                "E113",
+                "this rule needs 'on' before what it applies to",
+                file,
+                text,
+                line,
+                col,
+                f"write 'on {value} …', e.g. permit view on type \"photo-album\"",
+                span,
+            )
         if tok.type == "NAME" and value not in ("when", "unless", "for", "until"):
-            return make("E100", "scopes are separated by commas", file, text, line, col,
-                        f"add ',' before {value}: permit view, {value} on …", span)
+            return make(
+                "E100",
+                "scopes are separated by commas",
+                file,
+                text,
+                line,
+                col,
+                f"add ',' before {value}: permit view, {value} on …",
+                span,
+            )
         if value in ("when", "unless", "for", "until"):
-            return make("E113", f"this rule says '{value}' before saying what it applies to",
-                        file, text, line, col,
-                        "write the target first: permit view on any resource when …", span)
+            return make(
+                "E113",
+                f"this rule says '{value}' before saying what it applies to",
+                file,
+                text,
+                line,
+                col,
+                "write the target first: permit view on any resource when …",
+                span,
+            )
     near = _near_keyword(value, expected) if tok.type == "NAME" else None
-    if tok.type == "NAME" and "EFFECT" in expected and near and near not in EFFECTS \
-            and line_start(text, tok):
-        return make("E100", f"unknown word '{value}'", file, text, line, col,
-                    f"did you mean '{near}'?", col + len(value))
-    if tok.type == "NAME" and "EFFECT" in expected and (
-            value.lower() in _EFFECT_LIKE or value.lower() in EFFECTS or line_start(text, tok)):
+    if tok.type == "NAME" and "EFFECT" in expected and near and near not in EFFECTS and line_start(text, tok):
+        return make(
+            "E100", f"unknown word '{value}'", file, text, line, col, f"did you mean '{near}'?", col + len(value)
+        )
+    if (
+        tok.type == "NAME"
+        and "EFFECT" in expected
+        and (value.lower() in _EFFECT_LIKE or value.lower() in EFFECTS or line_start(text, tok))
+    ):
         hint = "a rule starts with permit, forbid or ask"
         if near in EFFECTS:
             hint = f"did you mean '{near}'? ({hint})"
@@ -728,12 +952,18 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
             hint = f"did you mean 'forbid'? ({hint})"
         elif value.lower() in ("request", "require", "approve"):
             hint = f"did you mean 'ask'? ({hint})"
-        return make("E102", f"'{value}' is not a rule effect", file, text, line, col, hint,
-                    col + len(value))
+        return make("E102", f"'{value}' is not a rule effect", file, text, line, col, hint, col + len(value))
     if value in ("owner", "global"):
-        return make("E108", f"'{value}' can only be the first line of a file", file, text,
-                    line, col, "a file has at most one header, before everything else",
-                    col + len(value))
+        return make(
+            "E108",
+            f"'{value}' can only be the first line of a file",
+            file,
+            text,
+            line,
+            col,
+            "a file has at most one header, before everything else",
+            col + len(value),
+        )
     hint = f"expected {_expected_words(expected)}"
     if near:
         hint = f"did you mean '{near}'? ({hint})"
@@ -776,8 +1006,23 @@ def line_start(text: str, tok: Token) -> bool:
 
 
 # Terminals that start a value, and the operators, named once instead of token by token.
-_IN_VALUE = {"CLAIMS", "CLIENT", "RESOURCE", "NOW", "TRUE", "FALSE", "STRING", "NUMBER",
-             "TIMESTAMP", "DURATION", "LSQB", "LPAR", "NAME", "HAS", "NOT"}
+_IN_VALUE = {
+    "CLAIMS",
+    "CLIENT",
+    "RESOURCE",
+    "NOW",
+    "TRUE",
+    "FALSE",
+    "STRING",
+    "NUMBER",
+    "TIMESTAMP",
+    "DURATION",
+    "LSQB",
+    "LPAR",
+    "NAME",
+    "HAS",
+    "NOT",
+}
 _IN_OPERATOR = {"COMPARATOR", "IN", "NOT", "CONTAINS", "STARTS", "ENDS", "LIKE"}
 
 
@@ -795,8 +1040,9 @@ def _expected_words(expected) -> str:
         items.append("an operator (==, !=, <, in, not in, contains, starts with, ends with, like)")
         rest -= _IN_OPERATOR
     if rest & {"CLIENT", "NOW"}:
-        items.insert(0, "a value (claims.email, client.id, resource.name, now, a string, a "
-                        "number, a list or a group name)")
+        items.insert(
+            0, "a value (claims.email, client.id, resource.name, now, a string, a number, a list or a group name)"
+        )
         rest -= _IN_VALUE
     keywords = []
     words = []
@@ -821,7 +1067,7 @@ def _expected_words(expected) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _keyword_of(terminal: str) -> str | None:
     for t in _parser().terminals:
         if t.name == terminal and t.pattern.type == "str":
@@ -830,6 +1076,7 @@ def _keyword_of(terminal: str) -> str | None:
 
 
 # ------------------------------------------------------------------ entry point
+
 
 def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[A.PolicyFile | None, list[Diagnostic]]:
     """Parse one policy text. Returns ``(PolicyFile or None, diagnostics)``;
@@ -844,21 +1091,29 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
     try:
         try:
             items = _read(text, file, owner, _fast_parser())
-        except Exception:  # noqa: BLE001 - the reference parser decides and reports
+        except Exception:
             try:
                 items = _read(text, file, owner, _comment_parser())
             except UnexpectedInput as err:
                 return None, [_syntax_diag(file, text, err)]
-            except Exception as err:  # noqa: BLE001 - a bug in the builder, reported located
+            except Exception as err:
                 return None, [make("E100", f"cannot read this policy: {err}", file, text, 1, 1)]
         comments, diags = ctx.comments, ctx.diags
     finally:
         ctx.file = ctx.text = ctx.owner = ctx.comments = ctx.diags = None
     deep = _too_deep(text, items)
     if deep is not None:
-        return None, [make("E116", f"this is nested more than {MAX_DEPTH} levels deep", file, text,
-                           deep.line, deep.column,
-                           "split the condition into simpler parts, or several rules")]
+        return None, [
+            make(
+                "E116",
+                f"this is nested more than {MAX_DEPTH} levels deep",
+                file,
+                text,
+                deep.line,
+                deep.column,
+                "split the condition into simpler parts, or several rules",
+            )
+        ]
     header = None
     if items and items[0].__class__ is tuple:
         header = items.pop(0)
@@ -960,9 +1215,16 @@ def _read_alone(text: str, parser=None) -> list:
 
 def _lark(**extra) -> Lark:
     grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True,
-                maybe_placeholders=False, lexer_callbacks={"COMMENT": _on_comment},
-                transformer=_Build(), **extra)
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="contextual",
+        keep_all_tokens=True,
+        maybe_placeholders=False,
+        lexer_callbacks={"COMMENT": _on_comment},
+        transformer=_Build(),
+        **extra,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -987,7 +1249,7 @@ def _fast_parser():
         _lean_callbacks(fast)
         reader = _FastReader(fast)
         alike = _reads_alike(reader)
-    except Exception:  # noqa: BLE001 - another Lark version: lark-cython as it comes
+    except Exception:
         alike = False
     if alike:
         return reader
@@ -1073,6 +1335,7 @@ def _lean_tables(fast: Lark) -> None:
 # and if that fails too, by the reference parser, which decides and reports. ``_keyword_conflicts`` checks the one assumption on
 # keywords that this needs, when the reader is built.
 
+
 class _TokenFeed:
     """What lark-cython's loop asks of a lexer: ``next_token(parser_state)``."""
 
@@ -1136,16 +1399,14 @@ class _FastReader:
                 # starts with a plain character is skipped at once when that character
                 # is not there (a group first would be entered and left each time)
                 alternatives.append(f"(?:{regexp})(?P<{t.name}>)")
-        blanks = "|".join(t.pattern.to_regexp() for t in terms
-                          if t.name in conf.ignore and t.name != "COMMENT")
+        blanks = "|".join(t.pattern.to_regexp() for t in terms if t.name in conf.ignore and t.name != "COMMENT")
         # Read line by line (no token spans lines: strings and comments stop at a
         # new line). One match per token: the blanks before it (possessive: a
         # character that starts no token costs one try, not one per way to split
         # them), an empty group where the token starts, then the end of the line
         # (no name), or the token, or a character that starts none (BAD), so that
         # finditer never skips a character.
-        self._finditer = re.compile(
-            f"(?:{blanks})*+()(?:\\Z|{'|'.join(alternatives)}|[\\s\\S](?P<BAD>))").finditer
+        self._finditer = re.compile(f"(?:{blanks})*+()(?:\\Z|{'|'.join(alternatives)}|[\\s\\S](?P<BAD>))").finditer
         _keyword_conflicts(fast, self.keywords)
 
     def tokens(self, text: str) -> list:
@@ -1185,7 +1446,7 @@ class _FastReader:
         owner = ctx.owner
         try:
             return self.one_pass(text)
-        except Exception:  # noqa: BLE001 - read again, with lark-cython's contextual lexer
+        except Exception:
             ctx.owner, ctx.comments, ctx.diags = owner, [], []
             return self.lark.parse(text)
 
@@ -1197,8 +1458,7 @@ def _keyword_conflicts(fast: Lark, keywords: dict[str, str]) -> None:
     keyword that is not such a string (``EFFECT``) would read differently: refuse."""
     from lark.lexer import PatternStr
 
-    regex_keywords = {name for name in keywords.values()
-                      if not isinstance(fast.get_terminal(name).pattern, PatternStr)}
+    regex_keywords = {name for name in keywords.values() if not isinstance(fast.get_terminal(name).pattern, PatternStr)}
     for actions in fast.parser.parser._parse_table.states.values():
         if "NAME" in actions and regex_keywords & set(map(str, actions)):
             raise ValueError("a parser state accepts a name and a keyword that is not a plain string")
@@ -1245,16 +1505,17 @@ def _lean_callbacks(fast: Lark) -> None:
         elif makes_tree(callback):
             callbacks[rule] = list
         elif callback.__class__ is ChildFilterLALR_NoPlaceholders and (
-                ours(callback.node_builder) or makes_tree(callback.node_builder)):
+            ours(callback.node_builder) or makes_tree(callback.node_builder)
+        ):
             items = ", ".join(("*c[%d]" if splice else "c[%d]") % i for i, splice in callback.to_include)
             if makes_tree(callback.node_builder) and callback.to_include == [
-                    (i, i == 0) for i in range(len(rule.expansion))]:
+                (i, i == 0) for i in range(len(rule.expansion))
+            ]:
                 callbacks[rule] = _grow  # x ("," x)*: the repetition so far, one more
             elif makes_tree(callback.node_builder):
-                callbacks[rule] = eval(f"lambda c: [{items}]")  # noqa: S307 - indices only
+                callbacks[rule] = eval(f"lambda c: [{items}]")
             else:
-                callbacks[rule] = eval(f"lambda c: build([{items}])",  # noqa: S307 - indices only
-                                       {"build": callback.node_builder})
+                callbacks[rule] = eval(f"lambda c: build([{items}])", {"build": callback.node_builder})
         else:
             raise ValueError(f"an unknown callback wrapper for {rule.origin.name}: {callback!r}")
 

@@ -1,12 +1,13 @@
 """The public face of the engine: sources → a checked, compiled PolicySet."""
+
 from __future__ import annotations
 
 import gc
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from . import ast as A
 from .compile import CRule, Ctx, Plan, TargetIndex, literal_value, rule_condition
@@ -21,6 +22,7 @@ _blank = object.__new__
 @dataclass(frozen=True, slots=True)
 class Source:
     """One policy text. ``owner`` is set for an owner upload (the uploader)."""
+
     name: str
     text: str
     owner: str | None = None
@@ -75,7 +77,7 @@ def check_sources(sources: Iterable[Source]) -> list[Diagnostic]:
     return parse_sources(sources)[1]
 
 
-def compile_sources(sources: Iterable[Source]) -> "PolicySet":
+def compile_sources(sources: Iterable[Source]) -> PolicySet:
     """Check and compile; raise :class:`PolicyError` if any source has an error."""
     sources = list(sources)
     # building many small AST objects: the cyclic collector only slows that down
@@ -91,7 +93,7 @@ def compile_sources(sources: Iterable[Source]) -> "PolicySet":
             gc.enable()
 
 
-def load(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> "PolicySet":
+def load(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> PolicySet:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     sources, diags = read_sources(paths)
@@ -100,15 +102,19 @@ def load(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> "PolicySet":
     return compile_sources(sources)
 
 
-def loads(text: str, name: str = "<policy>", owner: str | None = None) -> "PolicySet":
+def loads(text: str, name: str = "<policy>", owner: str | None = None) -> PolicySet:
     return compile_sources([Source(name, text, owner)])
 
 
 class PolicySet:
     """A checked, compiled, immutable set of policies. Thread-safe to share."""
 
-    def __init__(self, files: list[A.PolicyFile], diagnostics: list[Diagnostic] | None = None,
-                 sources: list[Source] | None = None):
+    def __init__(
+        self,
+        files: list[A.PolicyFile],
+        diagnostics: list[Diagnostic] | None = None,
+        sources: list[Source] | None = None,
+    ):
         self.files = files
         self.diagnostics = [d for d in (diagnostics or []) if not d.is_error]
         self.sources = sources or []
@@ -128,9 +134,16 @@ class PolicySet:
                     decl[n] = (c.issuer, c.format)
             index = self._global if pf.is_global else self._index.setdefault(pf.owner, TargetIndex())
             for rule in pf.rules:
-                cr = CRule(rule.effect, frozenset(rule.scopes) if rule.scopes is not None else None,
-                           rule_condition(rule, groups), rule, rule.ref, None if pf.is_global else pf.owner,
-                           rule.target, order=order)
+                cr = CRule(
+                    rule.effect,
+                    frozenset(rule.scopes) if rule.scopes is not None else None,
+                    rule_condition(rule, groups),
+                    rule,
+                    rule.ref,
+                    None if pf.is_global else pf.owner,
+                    rule.target,
+                    order=order,
+                )
                 order += 1
                 index.add(cr)
                 self.rules.append(cr)
@@ -139,8 +152,9 @@ class PolicySet:
         for key in list(self._declared):
             if key != GLOBAL:
                 self._declared[key] = {**glob_decl, **self._declared[key]}
-        self.version = hashlib.sha256("\x00".join(
-            f"{s.name}\x00{s.owner or ''}\x00{s.text}" for s in self.sources).encode()).hexdigest()[:16]
+        self.version = hashlib.sha256(
+            "\x00".join(f"{s.name}\x00{s.owner or ''}\x00{s.text}" for s in self.sources).encode()
+        ).hexdigest()[:16]
 
     # -------------------------------------------------------------- queries
     @property
@@ -210,8 +224,7 @@ class PolicySet:
                     return assemble_one(res)
                 return assemble([res], self._declared)
             for scope in scopes:
-                results.append(decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None,
-                                            rid, owner))
+                results.append(decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid, owner))
         return assemble(results, self._declared)
 
 

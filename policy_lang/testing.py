@@ -63,12 +63,13 @@ rules no case exercised.
 
 The user documentation, with examples: ``docs/policy-testing.md``.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -79,13 +80,31 @@ from .explain import render_explanation
 from .fmt import rule_one_line
 from .policyset import PolicySet, load
 
-__all__ = ["TEST_SUFFIX", "TestFileError", "TestReport", "CaseResult", "TestCase", "run_tests",
-           "load_test_file", "rule_labels"]
+__all__ = [
+    "TEST_SUFFIX",
+    "TestFileError",
+    "TestReport",
+    "CaseResult",
+    "TestCase",
+    "run_tests",
+    "load_test_file",
+    "rule_labels",
+]
 
 TEST_SUFFIX = ".tests.json"
 FILE_MEMBERS = ("description", "policies", "defaults", "cases")
-CASE_MEMBERS = ("name", "description", "request", "expect", "granted", "denied", "submitted",
-                "required_claims", "rule", "expires_at")
+CASE_MEMBERS = (
+    "name",
+    "description",
+    "request",
+    "expect",
+    "granted",
+    "denied",
+    "submitted",
+    "required_claims",
+    "rule",
+    "expires_at",
+)
 DECISIONS = ("permit", "need_info", "request_submitted", "partial", "deny")
 MERGED_OBJECTS = ("resource", "claims", "client", "claim_sources")
 _LABEL = re.compile(r"^#\s*label:\s*([A-Za-z0-9_.\-/]+)\s*$")
@@ -94,6 +113,7 @@ _REF = re.compile(r"^(.+):(\d+)$")
 
 class TestFileError(Exception):
     """A test file that cannot be read, is not valid JSON, or is not of the documented shape."""
+
     __test__ = False  # not a pytest test class
 
     def __init__(self, message: str):
@@ -132,6 +152,7 @@ class CaseResult:
 @dataclass
 class TestReport:
     """What :func:`run_tests` found. ``ok``: at least one case ran and none failed."""
+
     __test__ = False
 
     results: list[CaseResult]
@@ -182,16 +203,19 @@ class TestReport:
                 lines.extend("    " + x if x else "" for x in r.explanation.rstrip("\n").split("\n"))
             lines.append("")
         if not self.results:
-            lines.append("no test cases found (test files are named *" + TEST_SUFFIX
-                         + ", beside the policies)")
+            lines.append("no test cases found (test files are named *" + TEST_SUFFIX + ", beside the policies)")
         total = len(self.results)
-        lines.append(f"{self.passed} passed, {self.failed} failed ({_n(total, 'case')} in "
-                     f"{_n(len(self.test_files), 'test file')}, "
-                     f"{_n(len(self.policy_files), 'policy file')})")
+        lines.append(
+            f"{self.passed} passed, {self.failed} failed ({_n(total, 'case')} in "
+            f"{_n(len(self.test_files), 'test file')}, "
+            f"{_n(len(self.policy_files), 'policy file')})"
+        )
         uncovered = self.uncovered
         n_rules = len(self.rules)
-        lines.append(f"coverage: {n_rules - len(uncovered)} of {n_rules} rules exercised"
-                     + (f" ({self.coverage:.0%})" if n_rules else ""))
+        lines.append(
+            f"coverage: {n_rules - len(uncovered)} of {n_rules} rules exercised"
+            + (f" ({self.coverage:.0%})" if n_rules else "")
+        )
         if uncovered:
             lines.append("rules no test exercised:")
             for ref, text in uncovered:
@@ -200,10 +224,21 @@ class TestReport:
 
     def to_json(self) -> dict:
         return {
-            "ok": self.ok, "passed": self.passed, "failed": self.failed,
-            "failures": [{"file": r.case.file, "line": r.case.line, "name": r.case.name,
-                          "problems": r.problems, "request": r.case.request, "decision": r.decision}
-                         for r in self.results if not r.passed],
+            "ok": self.ok,
+            "passed": self.passed,
+            "failed": self.failed,
+            "failures": [
+                {
+                    "file": r.case.file,
+                    "line": r.case.line,
+                    "name": r.case.name,
+                    "problems": r.problems,
+                    "request": r.case.request,
+                    "decision": r.decision,
+                }
+                for r in self.results
+                if not r.passed
+            ],
             "rules": len(self.rules),
             "uncovered": [{"rule": ref, "text": text} for ref, text in self.uncovered],
         }
@@ -222,6 +257,7 @@ def _reason_text(r: dict) -> str:
 
 
 # ------------------------------------------------------------------ reading test files
+
 
 def _fail(file: str, problem: str, case: str | None = None, line: int = 0) -> TestFileError:
     where = f"{file}:{line}" if line else file
@@ -291,8 +327,11 @@ def _check_expectations(case: dict) -> str | None:
             return "'required_claims' must be a list of claim names"
     if "rule" in case:
         rule = case["rule"]
-        ok = rule is None or (isinstance(rule, str) and rule) or (
-            isinstance(rule, list) and rule and all(isinstance(x, str) and x for x in rule))
+        ok = (
+            rule is None
+            or (isinstance(rule, str) and rule)
+            or (isinstance(rule, list) and rule and all(isinstance(x, str) and x for x in rule))
+        )
         if not ok:
             return "'rule' must be a rule label or file:line, a non-empty list of those, or null"
     if "expires_at" in case:
@@ -309,7 +348,7 @@ def _parse_time(value: Any) -> datetime | None:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _merge(defaults: dict, request: dict) -> dict:
@@ -333,8 +372,7 @@ def _resource_members(request: dict) -> str | None:
     found = [("the request's resource", request.get("resource"))]
     perms = request.get("permissions")
     if isinstance(perms, list):
-        found += [(f"permissions[{i}].resource", p.get("resource"))
-                  for i, p in enumerate(perms) if isinstance(p, dict)]
+        found += [(f"permissions[{i}].resource", p.get("resource")) for i, p in enumerate(perms) if isinstance(p, dict)]
     for what, resource in found:
         if isinstance(resource, dict):
             problem = _unknown(resource, known, what)
@@ -357,8 +395,9 @@ def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
     except json.JSONDecodeError as e:
         raise _fail(file, f"not valid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
     except _Duplicate as e:
-        raise _fail(file, f"member {e.name!r} is given twice in one object "
-                          "(JSON would silently keep only the last)") from None
+        raise _fail(
+            file, f"member {e.name!r} is given twice in one object (JSON would silently keep only the last)"
+        ) from None
     if not isinstance(data, dict):
         raise _fail(file, 'a test file is a JSON object: {"defaults": {...}, "cases": [...]}')
     problem = _unknown(data, FILE_MEMBERS, "the test file")
@@ -391,8 +430,7 @@ def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
             raise _fail(file, "every case needs a 'name' (a non-empty string)", label, line)
         label = f"{label} {name!r}"
         if name in names:
-            raise _fail(file, "another case has the same name; names must be unique in a file",
-                        label, line)
+            raise _fail(file, "another case has the same name; names must be unique in a file", label, line)
         names.add(name)
         problem = _unknown(case, CASE_MEMBERS, "the case")
         if problem:
@@ -404,8 +442,7 @@ def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
             raise _fail(file, problem, label, line)
         request = case.get("request", {})
         if not isinstance(request, dict):
-            raise _fail(file, "'request' must be an object (section 4 of the language page)",
-                        label, line)
+            raise _fail(file, "'request' must be an object (section 4 of the language page)", label, line)
         problem = _unknown(request, tuple(sorted(REQUEST_MEMBERS)), "the request")
         if problem:
             raise _fail(file, problem, label, line)
@@ -425,6 +462,7 @@ def load_test_file(path: str | Path) -> tuple[list[TestCase], list[str]]:
 
 
 # ------------------------------------------------------------------ finding files
+
 
 def _discover(paths: list[str]) -> tuple[list[Path], list[Path]]:
     policies: list[Path] = []
@@ -463,6 +501,7 @@ def _unique(paths: list[Path]) -> list[Path]:
 
 
 # ------------------------------------------------------------------ labels and rule names
+
 
 def rule_labels(ps: PolicySet) -> dict[str, set[str]]:
     """Rule ref (file:line) → the labels of the ``# label: NAME`` comments just above it."""
@@ -514,6 +553,7 @@ def _rule_exists(expected: str, labels: dict[str, set[str]], base_dir: Path) -> 
 
 # ------------------------------------------------------------------ checking one case
 
+
 def _scopes_by_resource(entries: list[dict]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for e in entries:
@@ -548,8 +588,7 @@ def _check(case: TestCase, d: dict, labels: dict[str, set[str]]) -> list[str]:
     if "required_claims" in exp:
         got_names = sorted(c["name"] for c in d["required_claims"])
         if sorted(set(exp["required_claims"])) != got_names:
-            problems.append(f"expected required_claims {_show(exp['required_claims'])}, "
-                            f"got {_show(got_names)}")
+            problems.append(f"expected required_claims {_show(exp['required_claims'])}, got {_show(got_names)}")
     if "rule" in exp:
         refs = [r.get("rule") for r in d["reasons"]]
         shown = ", ".join(_ref_text(ref, labels) for ref in dict.fromkeys(refs)) or "none"
@@ -572,8 +611,10 @@ def _check(case: TestCase, d: dict, labels: dict[str, set[str]]) -> list[str]:
         for g in d["granted"]:
             got_t = _parse_time(g.get("expires_at")) if g.get("expires_at") else None
             if got_t != want_t:
-                problems.append(f"expected expires_at {exp['expires_at'] or 'null (no expiry)'} for "
-                                f"{g['resource_id']}, got {g.get('expires_at') or 'null (no expiry)'}")
+                problems.append(
+                    f"expected expires_at {exp['expires_at'] or 'null (no expiry)'} for "
+                    f"{g['resource_id']}, got {g.get('expires_at') or 'null (no expiry)'}"
+                )
     return problems
 
 
@@ -589,6 +630,7 @@ def _explanation(ps: PolicySet, request: dict) -> str:
 
 
 # ------------------------------------------------------------------ the entry point
+
 
 def run_tests(paths: list[str], *, explain: bool = True) -> TestReport:
     """Find the policies and ``*.tests.json`` files under ``paths``, load the
@@ -628,5 +670,6 @@ def run_tests(paths: list[str], *, explain: bool = True) -> TestReport:
         problems = _check(case, decision, labels)
         why = _explanation(ps, case.request) if problems and explain else ""
         results.append(CaseResult(case, problems, decision, why))
-    return TestReport(results, _rule_line(ps), exercised, [str(t) for t in test_paths],
-                      [str(p) for p in policy_paths], explain)
+    return TestReport(
+        results, _rule_line(ps), exercised, [str(t) for t in test_paths], [str(p) for p in policy_paths], explain
+    )

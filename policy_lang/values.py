@@ -5,20 +5,23 @@ of the claim names it lacks) or an :class:`Err` (a run-time type mismatch).
 Operators here are total: they never raise and never take more than linear
 time in their inputs (``like`` is a glob matched without backtracking).
 """
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
 class Unknown(frozenset):
     """The names of the claims a condition lacks (UNKNOWN in the language page)."""
+
     __slots__ = ()
 
 
 class Err:
     """A run-time type mismatch: a permit or ask does not apply, a forbid does."""
+
     __slots__ = ("message",)
 
     def __init__(self, message: str):
@@ -30,6 +33,7 @@ class Err:
 
 class _Absent:
     """A client or resource attribute that is not there: every comparison with it is false."""
+
     __slots__ = ()
 
     def __repr__(self) -> str:
@@ -67,7 +71,7 @@ def _as_time(v: Any) -> datetime | None:
         return None
     if isinstance(v, (int, float)):
         try:
-            return datetime.fromtimestamp(v, tz=timezone.utc)
+            return datetime.fromtimestamp(v, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     if isinstance(v, str) and 10 <= len(v) <= 40:
@@ -75,7 +79,7 @@ def _as_time(v: Any) -> datetime | None:
             t = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
     return None
 
 
@@ -170,11 +174,13 @@ def ends_with(a: Any, b: Any) -> bool | Err:
 
 # ------------------------------------------------------------------ globs
 
+
 class Glob:
     """A glob (``*`` any run of characters, ``?`` one character, ``\\`` escapes)
     matched in time linear in the subject for a fixed pattern: the pattern is
     cut at each ``*``; the pieces are found left to right, each at its
     leftmost place, which is exact for globs and never backtracks."""
+
     __slots__ = ("pattern", "pieces", "anchored_start", "anchored_end", "exact")
 
     def __init__(self, pattern: str):
@@ -226,8 +232,11 @@ class _Piece:
         self.size = len(chars)
         self.plain = None if any(c is None for c in chars) else "".join(chars)
         # a piece with '?' is a fixed-width regex without quantifiers: linear search
-        self.regex = None if self.plain is not None else re.compile(
-            "".join("." if c is None else re.escape(c) for c in chars), re.DOTALL)
+        self.regex = (
+            None
+            if self.plain is not None
+            else re.compile("".join("." if c is None else re.escape(c) for c in chars), re.DOTALL)
+        )
 
     def matches_at(self, s: str, i: int) -> bool:
         if self.plain is not None:
@@ -264,6 +273,7 @@ def like(a: Any, b: Any) -> bool | Err:
 
 
 # ------------------------------------------------------------------ Kleene logic
+
 
 def k_and(results) -> Any:
     missing: set[str] = set()

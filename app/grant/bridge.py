@@ -33,14 +33,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-import policy_lang
 from authlib.oauth2.rfc6749.util import scope_to_list
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
+
+import policy_lang
 
 from .. import audit
 from ..config import Settings
@@ -153,7 +154,7 @@ def load_approvals(
 
 
 def iso_now(at: datetime | None = None) -> str:
-    return (at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def policy_request(
@@ -265,14 +266,18 @@ def _submit(session: Session, a: Assessment, submitted: list[dict[str, Any]], ti
     """Record (or refresh) the owner's pending requests for the waiting scopes (G-42)."""
     at = now()
     for item in submitted:
-        row = session.execute(
-            select(PendingRequest).where(
-                PendingRequest.owner == a.ticket.owner,
-                PendingRequest.requesting_party == a.requesting_party,
-                PendingRequest.resource_id == item["resource_id"],
-                PendingRequest.status == "pending",
+        row = (
+            session.execute(
+                select(PendingRequest).where(
+                    PendingRequest.owner == a.ticket.owner,
+                    PendingRequest.requesting_party == a.requesting_party,
+                    PendingRequest.resource_id == item["resource_id"],
+                    PendingRequest.status == "pending",
+                )
             )
-        ).scalars().first()
+            .scalars()
+            .first()
+        )
         if row is None:
             session.add(
                 PendingRequest(
@@ -303,7 +308,11 @@ def _merge_upgrade(granted: list[dict[str, Any]], old: list[dict[str, Any]]) -> 
     for p in old:
         cur = merged.get(p["resource_id"])
         if cur is None:
-            merged[p["resource_id"]] = {"resource_id": p["resource_id"], "resource_scopes": list(p["resource_scopes"]), "exp": p.get("exp")}
+            merged[p["resource_id"]] = {
+                "resource_id": p["resource_id"],
+                "resource_scopes": list(p["resource_scopes"]),
+                "exp": p.get("exp"),
+            }
             continue
         cur["resource_scopes"] = list(dict.fromkeys([*cur["resource_scopes"], *p["resource_scopes"]]))
         exps = [e for e in (cur.get("exp"), p.get("exp")) if e is not None]
@@ -354,8 +363,10 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
         decision, version, _request = decide(store, session, a)
     except SQLAlchemyError:
         raise
-    except Exception:  # noqa: BLE001 - an engine failure must never grant, nor be a 500: fail closed
-        log.exception("the policy engine failed on a token request (owner %s); answering request_denied", a.ticket.owner)
+    except Exception:
+        log.exception(
+            "the policy engine failed on a token request (owner %s); answering request_denied", a.ticket.owner
+        )
         raise RequestDenied("The request could not be decided; nothing is granted.") from None
     outcome = decision.decision
     if a.claim_token_problem is not None:

@@ -119,14 +119,10 @@ def key_cache() -> _KeyCache:
     return current_app.extensions.setdefault("uma_claim_keys", _KeyCache())
 
 
-def verify_claim_token(
-    token: str, token_format: str, *, settings: Settings, client_id: str
-) -> VerifiedClaims:
+def verify_claim_token(token: str, token_format: str, *, settings: Settings, client_id: str) -> VerifiedClaims:
     """Verify a pushed claim token and return its claims with their sources (G-17)."""
     if token_format not in SUPPORTED_FORMATS:
-        raise ClaimTokenError(
-            "unsupported claim_token_format; supported: " + ", ".join(SUPPORTED_FORMATS)
-        )
+        raise ClaimTokenError("unsupported claim_token_format; supported: " + ", ".join(SUPPORTED_FORMATS))
     if len(token) > MAX_CLAIM_TOKEN_CHARS or token.count(".") != 2:
         raise ClaimTokenError("the claim token is not a compact signed JWT")
     try:
@@ -146,7 +142,8 @@ def verify_claim_token(
     if not isinstance(alg, str) or alg.lower() == "none" or alg not in trusted.algorithms:
         raise ClaimTokenError(
             "the claim token's algorithm is not accepted for its issuer (accepted: "
-            + ", ".join(trusted.algorithms) + ")"
+            + ", ".join(trusted.algorithms)
+            + ")"
         )
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
@@ -208,4 +205,3 @@ def describe_trusted(settings: Settings) -> list[dict[str, Any]]:
     if not issuers:
         return []
     return [{"claim_token_format": list(SUPPORTED_FORMATS), "issuer": issuers}]
-

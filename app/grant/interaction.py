@@ -91,8 +91,7 @@ def start() -> Any:
     uri = _redirect_uri(client, args.get("claims_redirect_uri") or None)
     if uri is None:
         return _error_page(
-            "The claims_redirect_uri is missing or is not one the application registered; "
-            "you were not sent back to it."
+            "The claims_redirect_uri is missing or is not one the application registered; you were not sent back to it."
         )
     state = args.get("state")
     raw = args.get("ticket")
@@ -125,20 +124,28 @@ def _load(handle: str | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _needed_claims(ticket: PermissionTicket, client: OAuthClient) -> tuple[list[dict[str, Any]], list[tuple[Any, list[str]]]]:
+def _needed_claims(
+    ticket: PermissionTicket, client: OAuthClient
+) -> tuple[list[dict[str, Any]], list[tuple[Any, list[str]]]]:
     """What the owner's policies still ask for with the claims gathered so far, and what is requested."""
     session = get_session()
     try:
         requested = requested_scopes(ticket, load_resources(session, ticket), None, client)
     except OAuth2Error:  # resources gone: nothing to show, the token endpoint will say so
         return [], []
-    a = Assessment(ticket=ticket, client=client, requested=requested, claims=dict(ticket.claims),
-                   claim_sources=dict(ticket.claim_sources), requesting_party="")
+    a = Assessment(
+        ticket=ticket,
+        client=client,
+        requested=requested,
+        claims=dict(ticket.claims),
+        claim_sources=dict(ticket.claim_sources),
+        requesting_party="",
+    )
     try:
         decision, _, _ = decide(get_store(), session, a)
     except SQLAlchemyError:
         raise
-    except Exception:  # noqa: BLE001 - only a preview for the page; the token endpoint decides (fail closed)
+    except Exception:
         log.exception("the policy engine failed while previewing a claims interaction")
         return [], requested
     return list(decision.required_claims), requested

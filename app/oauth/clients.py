@@ -42,7 +42,12 @@ def is_loopback(host: str | None) -> bool:
 
 def check_redirect_uri(uri: Any, member: str = "redirect_uris") -> str:
     """An absolute https URI without fragment, or http on loopback (O-53, O-43)."""
-    if not isinstance(uri, str) or not uri or len(uri) > 2000 or any(not 0x21 <= ord(c) <= 0x7E or c in '"\\<>' for c in uri):
+    if (
+        not isinstance(uri, str)
+        or not uri
+        or len(uri) > 2000
+        or any(not 0x21 <= ord(c) <= 0x7E or c in '"\\<>' for c in uri)
+    ):
         raise ClientError(f"{member}: every entry must be an absolute URI string", "invalid_redirect_uri")
     try:
         parts = urlsplit(uri)

@@ -91,8 +91,15 @@ def repeated_parameters(params: MultiDict[str, str]) -> list[str]:
 
 #: Parameters whose grammar (RFC 6749 App. A, RFC 3986) never has ``"``, ``\\`` or non-ASCII,
 #: and which authlib may quote in error descriptions.
-STRICT_PARAMETERS = ("response_type", "redirect_uri", "grant_type", "scope", "client_id",
-                     "code_challenge_method", "token_type_hint")
+STRICT_PARAMETERS = (
+    "response_type",
+    "redirect_uri",
+    "grant_type",
+    "scope",
+    "client_id",
+    "code_challenge_method",
+    "token_type_hint",
+)
 
 
 def _error_safe(text: str) -> bool:

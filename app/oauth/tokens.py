@@ -75,9 +75,10 @@ def find_pct(session: Session, raw: str) -> Pct | None:
 def revoke_family(session: Session, family_id: str) -> None:
     """Revoke every token of a refresh-rotation chain (reuse detection, O-47)."""
     session.execute(
-        update(Token).where(Token.family_id == family_id).values(revoked=True).execution_options(
-            synchronize_session=False
-        )
+        update(Token)
+        .where(Token.family_id == family_id)
+        .values(revoked=True)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -125,11 +125,15 @@ def create_resource() -> Response:
 def list_resources() -> Response:
     """List (F-26, A8): the ``_id`` of every resource of the PAT's (owner, RS)."""
     pat = current_pat()
-    ids = get_session().execute(
-        select(Resource.id)
-        .where(Resource.owner == pat.owner, Resource.rs_client_id == pat.client_id)
-        .order_by(Resource.created_at, Resource.id)
-    ).scalars()
+    ids = (
+        get_session()
+        .execute(
+            select(Resource.id)
+            .where(Resource.owner == pat.owner, Resource.rs_client_id == pat.client_id)
+            .order_by(Resource.created_at, Resource.id)
+        )
+        .scalars()
+    )
     response = jsonify(list(ids))
     response.headers.update(NO_STORE)
     return response

@@ -144,9 +144,7 @@ def find_rpt(session: Session, token: str) -> Rpt | None:
 
 
 def find_rpt_by_refresh_token(session: Session, refresh_token: str) -> Rpt | None:
-    return session.execute(
-        select(Rpt).where(Rpt.refresh_token_hash == hash_token(refresh_token))
-    ).scalar_one_or_none()
+    return session.execute(select(Rpt).where(Rpt.refresh_token_hash == hash_token(refresh_token))).scalar_one_or_none()
 
 
 def current_permissions(session: Session, row: Rpt, at: int | None = None) -> list[dict[str, Any]]:
@@ -287,4 +285,3 @@ def active_rpts(session: Session, owner: str, limit: int = 1000) -> list[tuple[R
         if permissions:
             out.append((row, permissions))
     return out
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -58,9 +58,7 @@ def own_request(db: Session, owner_name: str, request_id: int) -> PendingRequest
 
 def owner_resources(db: Session, owner_name: str) -> list[Resource]:
     return list(
-        db.execute(
-            select(Resource).where(Resource.owner == owner_name).order_by(Resource.name, Resource.id)
-        ).scalars()
+        db.execute(select(Resource).where(Resource.owner == owner_name).order_by(Resource.name, Resource.id)).scalars()
     )
 
 
@@ -107,7 +105,7 @@ def when(epoch: int | None) -> str:
     """``2026-11-27 10:00 UTC`` for an epoch, ``—`` for none."""
     if epoch is None:
         return "—"
-    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _RULE_RE = re.compile(r"^(?P<file>.+):(?P<line>\d+)$")

@@ -25,6 +25,7 @@ import json
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, request, url_for
+
 from policy_lang import RequestError
 from policy_lang.explain import STEPS, explain
 
@@ -37,31 +38,45 @@ from ..policies import MAX_POLICY_BYTES, PolicyRejected, get_store
 from . import bp, check_csrf, login_required
 from .common import MAX_ID, owner, owner_resources, render_page, storable
 
-STARTER = '''# Your sharing rules. Each rule: EFFECT SCOPES on TARGET [when CONDITION].
+STARTER = """# Your sharing rules. Each rule: EFFECT SCOPES on TARGET [when CONDITION].
 # For example:
 # permit view on type "photo-album" when claims.email == "bob@example.com"
 # ask view, download on any resource when claims.email ends with "@example.com"
-'''
+"""
 
 MAX_CLAIMS_BYTES = 16 * 1024
 
 
-def _editor(text: str, status: int = 200, errors: list[dict[str, Any]] | None = None,
-            warnings: list[dict[str, Any]] | None = None, refused: bool = False) -> Any:
+def _editor(
+    text: str,
+    status: int = 200,
+    errors: list[dict[str, Any]] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+    refused: bool = False,
+) -> Any:
     db = get_session()
     user = owner()
     active = active_document(db, user.username)
     marks: dict[int, str] = {}
-    for d in (warnings or []):
+    for d in warnings or []:
         if d.get("line"):
             marks[int(d["line"])] = "warning"
-    for d in (errors or []):
+    for d in errors or []:
         if d.get("line"):
             marks[int(d["line"])] = "error"
     return render_page(
-        "web/policy.html", status, user=user, text=text, active=active, errors=errors or [],
-        warnings=warnings or [], marks=marks, refused=refused, line_count=max(1, text.count("\n") + 1),
-        versions=policy_versions(db, user.username), max_bytes=MAX_POLICY_BYTES,
+        "web/policy.html",
+        status,
+        user=user,
+        text=text,
+        active=active,
+        errors=errors or [],
+        warnings=warnings or [],
+        marks=marks,
+        refused=refused,
+        line_count=max(1, text.count("\n") + 1),
+        versions=policy_versions(db, user.username),
+        max_bytes=MAX_POLICY_BYTES,
     )
 
 
@@ -124,8 +139,12 @@ def check_policy() -> Any:
     else:
         text = request.form.get("text")
     if not isinstance(text, str) or len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
-        response = jsonify({"error": "invalid_request",
-                            "error_description": f"Send {{\"text\": …}} of at most {MAX_POLICY_BYTES} bytes."})
+        response = jsonify(
+            {
+                "error": "invalid_request",
+                "error_description": f'Send {{"text": …}} of at most {MAX_POLICY_BYTES} bytes.',
+            }
+        )
         response.status_code = 400
         return response
     db = get_session()
@@ -146,8 +165,7 @@ def policy_version(number: int) -> Any:
     doc = find_version(get_session(), user.username, number) if number <= MAX_ID else None
     if doc is None:
         abort(404)
-    return render_page("web/policy_version.html", user=user, doc=doc,
-                       lines=doc.text.split("\n"))
+    return render_page("web/policy_version.html", user=user, doc=doc, lines=doc.text.split("\n"))
 
 
 @bp.post("/my/policy/versions/<int:number>/restore")
@@ -211,8 +229,14 @@ def try_request() -> Any:
     db = get_session()
     user = owner()
     mine = owner_resources(db, user.username)
-    form = {"resource_id": request.values.get("resource_id", mine[0].id if mine else ""),
-            "scopes": "", "claims": "", "client_id": "", "answer": "none", "party": ""}
+    form = {
+        "resource_id": request.values.get("resource_id", mine[0].id if mine else ""),
+        "scopes": "",
+        "claims": "",
+        "client_id": "",
+        "answer": "none",
+        "party": "",
+    }
     result = None
     problem = None
     if request.method == "POST":
@@ -225,8 +249,10 @@ def try_request() -> Any:
                 raise ValueError("Pick one of your resources.")
             unknown = [s for s in scopes if s not in resource.resource_scopes]
             if unknown:
-                raise ValueError(f"Scope {unknown[0][:64]} is not registered for this resource "
-                                 f"(it has {', '.join(resource.resource_scopes) or 'none'}).")
+                raise ValueError(
+                    f"Scope {unknown[0][:64]} is not registered for this resource "
+                    f"(it has {', '.join(resource.resource_scopes) or 'none'})."
+                )
             if not scopes:
                 raise ValueError("This resource has no scopes to try.")
             claims = _parse_claims(form["claims"])
@@ -246,5 +272,13 @@ def try_request() -> Any:
             result = explain(get_store().current().policy_set, policy_req)
         except (ValueError, RequestError) as exc:
             problem = str(exc)
-    return render_page("web/try.html", 400 if problem else 200, user=user, resources=mine, form=form,
-                       result=result, problem=problem, steps=STEPS)
+    return render_page(
+        "web/try.html",
+        400 if problem else 200,
+        user=user,
+        resources=mine,
+        form=form,
+        result=result,
+        problem=problem,
+        steps=STEPS,
+    )

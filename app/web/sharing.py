@@ -23,8 +23,9 @@ from collections import OrderedDict
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
-from policy_lang.analyze import who_can_data
 from sqlalchemy import select
+
+from policy_lang.analyze import who_can_data
 
 from .. import audit
 from ..db import get_session
@@ -35,10 +36,20 @@ from ..owner_api import answer_request, approved_scopes, owner_requests
 from ..policies import get_store
 from ..protection.rpt import active_rpts, revoke_rpt
 from . import bp, check_csrf, login_required
-from .common import MAX_ID, client_names, storable, own_request, own_resource, owner, owner_resources, render_page, resources_by_id
+from .common import (
+    MAX_ID,
+    client_names,
+    own_request,
+    own_resource,
+    owner,
+    owner_resources,
+    render_page,
+    resources_by_id,
+    storable,
+)
 
 
-def _who_can(resource: Resource) -> "OrderedDict[str, list[dict[str, Any]]]":
+def _who_can(resource: Resource) -> OrderedDict[str, list[dict[str, Any]]]:
     """Per scope, the rules of the set in use that can decide it (the engine's who-can)."""
     policy_set = get_store().current().policy_set
     by_scope: OrderedDict[str, list[dict[str, Any]]] = OrderedDict((s, []) for s in resource.resource_scopes)
@@ -92,10 +103,17 @@ def resource(resource_id: str) -> Any:
     row = own_resource(db, user.username, resource_id)
     grants = _grants(db, user.username, row.id)
     approvals = _approvals(db, user.username, row.id)
-    names = client_names(db, [row.rs_client_id, *(g["rpt"].client_id for g in grants), *(a.client_id for a in approvals)])
+    names = client_names(
+        db, [row.rs_client_id, *(g["rpt"].client_id for g in grants), *(a.client_id for a in approvals)]
+    )
     return render_page(
-        "web/resource.html", user=user, resource=row, who_can=_who_can(row), grants=grants,
-        approvals=approvals, names=names,
+        "web/resource.html",
+        user=user,
+        resource=row,
+        who_can=_who_can(row),
+        grants=grants,
+        approvals=approvals,
+        names=names,
     )
 
 
@@ -151,9 +169,14 @@ def requests_page() -> Any:
     answered = [r for r in owner_requests(db, user.username, "all", limit=60) if r.status != "pending"][:20]
     rows = [*pending, *answered]
     return render_page(
-        "web/requests.html", user=user, pending=pending, answered=answered, why=_asked_by(db, pending),
+        "web/requests.html",
+        user=user,
+        pending=pending,
+        answered=answered,
+        why=_asked_by(db, pending),
         resources=resources_by_id(db, user.username, (r.resource_id for r in rows)),
-        names=client_names(db, (r.client_id for r in rows)), nav_pending=len(pending),
+        names=client_names(db, (r.client_id for r in rows)),
+        nav_pending=len(pending),
     )
 
 
@@ -161,14 +184,21 @@ def _asked_by(db: Any, pending: list[PendingRequest]) -> dict[int, list[dict[str
     """For each pending request, the rules of its latest audited ``request_submitted`` decision."""
     out: dict[int, list[dict[str, Any]]] = {}
     for row in pending:
-        record = db.execute(
-            select(AuditRecord)
-            .where(AuditRecord.owner == row.owner, AuditRecord.resource_id == row.resource_id,
-                   AuditRecord.requesting_party == row.requesting_party,
-                   AuditRecord.outcome == "request_submitted")
-            .order_by(AuditRecord.id.desc())
-            .limit(1)
-        ).scalars().first()
+        record = (
+            db.execute(
+                select(AuditRecord)
+                .where(
+                    AuditRecord.owner == row.owner,
+                    AuditRecord.resource_id == row.resource_id,
+                    AuditRecord.requesting_party == row.requesting_party,
+                    AuditRecord.outcome == "request_submitted",
+                )
+                .order_by(AuditRecord.id.desc())
+                .limit(1)
+            )
+            .scalars()
+            .first()
+        )
         if record is not None:
             out[row.id] = [r for r in record.rules if r.get("effect") == "ask"]
     return out
@@ -224,14 +254,21 @@ def history() -> Any:
         abort(400, description="Unknown resource filter.")
     before = request.args.get("before")
     before_id = int(before) if before and before.isdigit() and len(before) <= 10 and int(before) <= MAX_ID else None
-    records = audit.list_records(db, user.username, resource_id=resource_id, outcome=outcome, limit=51,
-                                 before_id=before_id)
+    records = audit.list_records(
+        db, user.username, resource_id=resource_id, outcome=outcome, limit=51, before_id=before_id
+    )
     more = len(records) > 50
     records = records[:50]
     mine = owner_resources(db, user.username)
     return render_page(
-        "web/history.html", user=user, records=records, more=more, outcomes=audit.OUTCOMES,
-        resource_id=resource_id, outcome=outcome, all_resources=mine,
+        "web/history.html",
+        user=user,
+        records=records,
+        more=more,
+        outcomes=audit.OUTCOMES,
+        resource_id=resource_id,
+        outcome=outcome,
+        all_resources=mine,
         resources=resources_by_id(db, user.username, (r.resource_id for r in records)),
         names=client_names(db, (r.client_id for r in records)),
     )

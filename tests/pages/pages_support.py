@@ -28,8 +28,10 @@ def csrf_of(html: str) -> str:
 def sign_in(browser: httpx.Client, user: Any) -> str:
     """Log ``user`` in through the login form; returns the new session's CSRF token."""
     page = browser.get("/login")
-    r = browser.post("/login", data={"csrf_token": csrf_of(page.text), "username": user.username,
-                                     "password": user.password, "next": "/"})
+    r = browser.post(
+        "/login",
+        data={"csrf_token": csrf_of(page.text), "username": user.username, "password": user.password, "next": "/"},
+    )
     assert r.status_code == 303, r.text
     return csrf_of(browser.get("/").text)
 
@@ -45,19 +47,27 @@ class Sharing:
     resources: dict[str, str] = field(default_factory=dict)
 
     def put_policy(self, text: str) -> httpx.Response:
-        return self.http.put("/owner/policy", content=text.encode(), headers={"Content-Type": "text/plain"},
-                             auth=(self.owner.username, self.owner.password))
+        return self.http.put(
+            "/owner/policy",
+            content=text.encode(),
+            headers={"Content-Type": "text/plain"},
+            auth=(self.owner.username, self.owner.password),
+        )
 
     def register(self, name: str, scopes: list[str], rtype: str = "photo-album") -> str:
-        r = self.http.post("/uma/resources", json={"name": name, "type": rtype, "resource_scopes": scopes},
-                           headers=self.pat.headers)
+        r = self.http.post(
+            "/uma/resources", json={"name": name, "type": rtype, "resource_scopes": scopes}, headers=self.pat.headers
+        )
         assert r.status_code == 201, r.text
         self.resources[name] = r.json()["_id"]
         return self.resources[name]
 
     def ticket(self, name: str, scopes: list[str]) -> str:
-        r = self.http.post("/uma/permission", json={"resource_id": self.resources[name], "resource_scopes": scopes},
-                           headers=self.pat.headers)
+        r = self.http.post(
+            "/uma/permission",
+            json={"resource_id": self.resources[name], "resource_scopes": scopes},
+            headers=self.pat.headers,
+        )
         assert r.status_code == 201, r.text
         return r.json()["ticket"]
 
@@ -73,9 +83,17 @@ class Sharing:
         return self.http.request(method, path, auth=(self.owner.username, self.owner.password), **kw)
 
 
-def make_sharing(http: httpx.Client, make_user, make_client, pat_for, policy: str | None,
-                 resources: dict[str, list[str]] | None = None, owner: Any = None,
-                 owner_claims: dict | None = None, client_name: str | None = None) -> Sharing:
+def make_sharing(
+    http: httpx.Client,
+    make_user,
+    make_client,
+    pat_for,
+    policy: str | None,
+    resources: dict[str, list[str]] | None = None,
+    owner: Any = None,
+    owner_claims: dict | None = None,
+    client_name: str | None = None,
+) -> Sharing:
     """``policy``: text with ``{client}`` replaced by the new client's id (None: no upload)."""
     owner = owner or make_user(claims=owner_claims)
     named = {"client_name": client_name} if client_name else {}

@@ -21,17 +21,24 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import expect
-from tests.support.server import unique
+
 from tests.pages.pages_support import CLAIMS_CB, make_sharing
+from tests.support.server import unique
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 RS_CALLBACK = "https://rs.example.net/cb"
 DESKTOP = {"width": 1000, "height": 720}
 PHONE = {"width": 390, "height": 844}
 
-OWNER_POLICY = '''# Family may see and download my albums.
+OWNER_POLICY = """# Family may see and download my albums.
 group family = ["bob@example.com", "carol@example.com"]
 permit view, download on type "photo-album" when claims.email in family
 
@@ -43,14 +50,16 @@ permit print on type "photo-album" when client.id == "{client}" for 30d
 
 # Nothing under private/ leaves this server.
 forbid any scope on name like "private/*"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium package "
-                    "(apt-get install chromium; .ci/run installs it).")
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package "
+            "(apt-get install chromium; .ci/run installs it)."
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -72,15 +81,22 @@ def shots(tmp_path_factory) -> Path:
 class Person:
     """One person's browser context on the live server."""
 
-    def __init__(self, chromium: Any, base: str, shots: Path, viewport: dict[str, int] = DESKTOP,
-                 javascript: bool = True):
+    def __init__(
+        self, chromium: Any, base: str, shots: Path, viewport: dict[str, int] = DESKTOP, javascript: bool = True
+    ):
         self.context = chromium.new_context(viewport=viewport, base_url=base, java_script_enabled=javascript)
         self.context.set_default_timeout(15000)
         self.page = self.context.new_page()
         self.problems: list[str] = []  # script errors and content-security-policy refusals
         self.page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
-        self.page.on("console", lambda msg: self.problems.append(msg.text)
-                     if msg.type == "error" and "Content Security Policy" in msg.text else None)
+        self.page.on(
+            "console",
+            lambda msg: (
+                self.problems.append(msg.text)
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
         self.base = base
         self.shots = shots
         self.landed: list[str] = []
@@ -147,9 +163,17 @@ def test_pat_consent_in_the_browser_O_09_F_06(person, make_user, make_rs, http):
     owner = make_user(username=unique("alice"))
     rs = make_rs(client_name="Photo storage")
     verifier, challenge = _pkce()
-    query = urlencode({"response_type": "code", "client_id": rs.client_id, "redirect_uri": RS_CALLBACK,
-                       "scope": "uma_protection", "state": "st-1", "code_challenge": challenge,
-                       "code_challenge_method": "S256"})
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": rs.client_id,
+            "redirect_uri": RS_CALLBACK,
+            "scope": "uma_protection",
+            "state": "st-1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
     me = person()
     me.page.goto("/authorize?" + query)
     assert "/login" in me.page.url and me.page.is_visible("text=Sign in")
@@ -162,13 +186,22 @@ def test_pat_consent_in_the_browser_O_09_F_06(person, make_user, make_rs, http):
     me.page.wait_for_url(RS_CALLBACK + "?*")
     back = parse_qs(urlsplit(me.landed[-1]).query)
     assert back["state"] == ["st-1"]
-    token = http.post("/token", auth=rs.basic_auth, data={"grant_type": "authorization_code", "code": back["code"][0],
-                                                           "redirect_uri": RS_CALLBACK, "code_verifier": verifier})
+    token = http.post(
+        "/token",
+        auth=rs.basic_auth,
+        data={
+            "grant_type": "authorization_code",
+            "code": back["code"][0],
+            "redirect_uri": RS_CALLBACK,
+            "code_verifier": verifier,
+        },
+    )
     assert token.status_code == 200 and token.json()["scope"] == "uma_protection"
 
 
 def test_claims_interaction_then_an_approval_lets_the_polling_client_through_then_revocation_stops_it_G_42_G_47(
-        person, world, make_user):
+    person, world, make_user
+):
     w = world('ask view on type "photo-album" when claims.email ends with "@example.com"')
     need = w.token(w.ticket("summer-2026", ["view"])).json()
     assert need["error"] == "need_info" and need["redirect_user"].endswith("/uma/claims")
@@ -176,8 +209,17 @@ def test_claims_interaction_then_an_approval_lets_the_polling_client_through_the
     # The requesting party signs in at the AS, sees what is asked and why, consents.
     dave = make_user(username=unique("dave"), claims={"email": "dave@example.com", "email_verified": True})
     party = person()
-    party.page.goto("/uma/claims?" + urlencode({"client_id": w.client.client_id, "ticket": need["ticket"],
-                                               "claims_redirect_uri": CLAIMS_CB, "state": "s-9"}))
+    party.page.goto(
+        "/uma/claims?"
+        + urlencode(
+            {
+                "client_id": w.client.client_id,
+                "ticket": need["ticket"],
+                "claims_redirect_uri": CLAIMS_CB,
+                "state": "s-9",
+            }
+        )
+    )
     party.sign_in(dave)
     party.page.wait_for_selector("text=What the application asks for")
     assert party.page.is_visible("tr.needed >> text=dave@example.com")
@@ -250,8 +292,14 @@ def test_the_editor_works_without_script(person, world):
 
 
 def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world, make_user):
-    w = world(OWNER_POLICY, resources={"summer-2026": ["view", "download", "print"],
-                                       "private/passport-scan": ["view"], "garden-2025": ["view", "download"]})
+    w = world(
+        OWNER_POLICY,
+        resources={
+            "summer-2026": ["view", "download", "print"],
+            "private/passport-scan": ["view"],
+            "garden-2025": ["view", "download"],
+        },
+    )
     assert w.token(w.ticket("summer-2026", ["print"])).status_code == 200
     assert w.token(w.ticket("private/passport-scan", ["view"])).json()["error"] == "request_denied"
     me = person()

@@ -9,12 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from tests.pages.pages_support import CLAIMS_CB, csrf_of, make_sharing, sign_in
-
 from sqlmodel import Session, select
 
 from app import create_app
 from app.models import Rpt
+from tests.pages.pages_support import CLAIMS_CB, csrf_of, make_sharing, sign_in
 
 ASK_POLICY = 'ask view, download on type "photo-album" when client.id == "{client}"'
 PERMIT_POLICY = 'permit view, download on type "photo-album" when client.id == "{client}"'
@@ -51,8 +50,15 @@ def _rpt(w) -> str:
 
 # -- safe by construction ----------------------------------------------------------
 
-OWNER_PAGES = ["/my/resources", "/my/resources/x", "/my/policy", "/my/policy/versions/1", "/my/requests",
-               "/my/history", "/my/try"]
+OWNER_PAGES = [
+    "/my/resources",
+    "/my/resources/x",
+    "/my/policy",
+    "/my/policy/versions/1",
+    "/my/requests",
+    "/my/history",
+    "/my/try",
+]
 
 
 @pytest.mark.parametrize("path", OWNER_PAGES)
@@ -64,8 +70,16 @@ def test_owner_pages_send_anonymous_visitors_to_login(browser, path):
 
 
 FORMS = [
-    "/my/grants/1/revoke", "/my/approvals/1/revoke", "/my/requests/1/approve", "/my/requests/1/deny",
-    "/my/policy", "/my/policy/check", "/my/policy/versions/1/restore", "/my/try", "/logout", "/login",
+    "/my/grants/1/revoke",
+    "/my/approvals/1/revoke",
+    "/my/requests/1/approve",
+    "/my/requests/1/deny",
+    "/my/policy",
+    "/my/policy/check",
+    "/my/policy/versions/1/restore",
+    "/my/try",
+    "/logout",
+    "/login",
 ]
 
 
@@ -81,7 +95,7 @@ def signed_in(live_server, make_user):
 @pytest.mark.parametrize("token", [None, "wrong-token"])
 def test_every_form_refuses_a_missing_or_wrong_csrf_token_O_12(signed_in, path, token):
     browser = signed_in
-    data = {"text": 'permit view on any resource', "username": "x", "password": "y"}
+    data = {"text": "permit view on any resource", "username": "x", "password": "y"}
     if token is not None:
         data["csrf_token"] = token
     r = browser.post(path, data=data)
@@ -90,10 +104,16 @@ def test_every_form_refuses_a_missing_or_wrong_csrf_token_O_12(signed_in, path, 
     assert browser.get("/my/resources").status_code == 200  # still signed in: nothing happened
 
 
-@pytest.mark.parametrize("path", [
-    "/my/grants/{n}/revoke", "/my/approvals/{n}/revoke", "/my/requests/{n}/approve", "/my/requests/{n}/deny",
-    "/my/policy/versions/{n}/restore",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/my/grants/{n}/revoke",
+        "/my/approvals/{n}/revoke",
+        "/my/requests/{n}/approve",
+        "/my/requests/{n}/deny",
+        "/my/policy/versions/{n}/restore",
+    ],
+)
 @pytest.mark.parametrize("n", ["0", "2147483648", "9" * 40])
 def test_out_of_range_ids_are_not_found_never_an_error(signed_in, path, n):
     csrf = csrf_of(signed_in.get("/").text)
@@ -101,10 +121,18 @@ def test_out_of_range_ids_are_not_found_never_an_error(signed_in, path, n):
     assert signed_in.get(f"/my/policy/versions/{n}").status_code == 404
 
 
-@pytest.mark.parametrize("query,status", [
-    ({"before": "9" * 5000}, 200), ({"before": "-1"}, 200), ({"before": "x"}, 200), ({"outcome": ""}, 200),
-    ({"resource_id": "r" * 5000}, 400), ({"resource_id": "a\x00b"}, 400), ({"outcome": "a\x00"}, 400),
-])
+@pytest.mark.parametrize(
+    "query,status",
+    [
+        ({"before": "9" * 5000}, 200),
+        ({"before": "-1"}, 200),
+        ({"before": "x"}, 200),
+        ({"outcome": ""}, 200),
+        ({"resource_id": "r" * 5000}, 400),
+        ({"resource_id": "a\x00b"}, 400),
+        ({"outcome": "a\x00"}, 400),
+    ],
+)
 def test_odd_history_queries_are_answered_never_an_error(signed_in, query, status):
     assert signed_in.get("/my/history", params=query).status_code == status
 
@@ -116,8 +144,10 @@ def test_odd_paths_are_answered_never_an_error(signed_in, path):
 
 def test_odd_form_values_are_answered_never_an_error(signed_in):
     csrf = csrf_of(signed_in.get("/").text)
-    r = signed_in.post("/my/try", data={"csrf_token": csrf, "resource_id": "a\x00", "party": "p\x00",
-                                        "claims": "x\x00 = \x00", "answer": "none"})
+    r = signed_in.post(
+        "/my/try",
+        data={"csrf_token": csrf, "resource_id": "a\x00", "party": "p\x00", "claims": "x\x00 = \x00", "answer": "none"},
+    )
     assert r.status_code == 400
     r = signed_in.post("/my/grants/1/revoke", data={"csrf_token": csrf, "resource_id": "a\x00"})
     assert r.status_code == 404
@@ -127,21 +157,35 @@ def test_odd_form_values_are_answered_never_an_error(signed_in):
 
 def test_check_endpoint_refuses_a_wrong_csrf_header_O_12(browser, make_user):
     sign_in(browser, make_user())
-    r = browser.post("/my/policy/check", json={"text": "permit view on any resource"},
-                     headers={"X-CSRF-Token": "forged"})
+    r = browser.post(
+        "/my/policy/check", json={"text": "permit view on any resource"}, headers={"X-CSRF-Token": "forged"}
+    )
     assert r.status_code == 400
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example/x", "//evil.example/x", "/\\evil.example", "\\\\evil.example", "/\t/evil.example",
-    "/\n/evil.example", "http:/evil.example", "javascript:alert(1)", "evil.example", "",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/x",
+        "//evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "http:/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "",
+    ],
+)
 def test_login_next_never_leaves_the_site_O_44(browser, make_user, target):
     user = make_user()
     page = browser.get("/login", params={"next": target})
     assert 'name="next" value="/"' in page.text
-    r = browser.post("/login", data={"csrf_token": csrf_of(page.text), "username": user.username,
-                                     "password": user.password, "next": target})
+    r = browser.post(
+        "/login",
+        data={"csrf_token": csrf_of(page.text), "username": user.username, "password": user.password, "next": target},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/"
 
 
@@ -150,8 +194,15 @@ def test_login_goes_back_to_the_local_page_it_came_from_O_54(browser, make_user)
     first = browser.get("/my/history?outcome=deny")
     login_url = first.headers["location"]
     page = browser.get(login_url)
-    r = browser.post("/login", data={"csrf_token": csrf_of(page.text), "username": user.username,
-                                     "password": user.password, "next": "/my/history?outcome=deny"})
+    r = browser.post(
+        "/login",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "username": user.username,
+            "password": user.password,
+            "next": "/my/history?outcome=deny",
+        },
+    )
     assert r.status_code == 303 and r.headers["location"] == "/my/history?outcome=deny"
     assert browser.get(r.headers["location"]).status_code == 200
 
@@ -164,8 +215,9 @@ def test_session_cookie_flags_and_renewal_on_login(browser, make_user):
     set_cookie = page.headers["set-cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie and "Secure" not in set_cookie
     old_csrf = csrf_of(page.text)
-    r = browser.post("/login", data={"csrf_token": old_csrf, "username": user.username,
-                                     "password": user.password, "next": "/"})
+    r = browser.post(
+        "/login", data={"csrf_token": old_csrf, "username": user.username, "password": user.password, "next": "/"}
+    )
     assert r.status_code == 303
     assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=Lax" in r.headers["set-cookie"]
     assert browser.cookies.get("uma_session") != anonymous_cookie
@@ -186,8 +238,15 @@ def test_logout_ends_the_session(browser, make_user):
 
 @pytest.mark.parametrize("config", [{"cookie_secure": True}, {"issuer": "https://as.example.org"}])
 def test_session_cookie_is_secure_when_configured_or_https(database_url, tmp_path, config):
-    app = create_app({"database_url": database_url, "secret_key": secrets.token_hex(16),
-                      "instance_path": str(tmp_path), "TESTING": True, **config})
+    app = create_app(
+        {
+            "database_url": database_url,
+            "secret_key": secrets.token_hex(16),
+            "instance_path": str(tmp_path),
+            "TESTING": True,
+            **config,
+        }
+    )
     response = app.test_client().get("/login")
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -218,9 +277,13 @@ def test_nothing_of_another_owner_is_shown_or_changed(browser, world, make_user,
     csrf = sign_in(browser, mallory)
     rid = alice.resources["summer-2026"]
     assert browser.get(f"/my/resources/{rid}").status_code == 404
-    for path in (f"/my/grants/{rpt_id}/revoke", f"/my/requests/{pending['id']}/approve",
-                 f"/my/requests/{pending['id']}/deny", f"/my/approvals/{pending['id']}/revoke",
-                 f"/my/policy/versions/{versions[0]['version']}/restore"):
+    for path in (
+        f"/my/grants/{rpt_id}/revoke",
+        f"/my/requests/{pending['id']}/approve",
+        f"/my/requests/{pending['id']}/deny",
+        f"/my/approvals/{pending['id']}/revoke",
+        f"/my/policy/versions/{versions[0]['version']}/restore",
+    ):
         assert browser.post(path, data={"csrf_token": csrf}).status_code == 404, path
     assert browser.get(f"/my/policy/versions/{versions[0]['version']}").status_code == 404
     for path in ("/my/resources", "/my/requests", "/my/history", "/my/try", "/"):
@@ -247,12 +310,12 @@ def _rpt_id(engine, w, name: str) -> int:
 
 # -- my resources: who can, grants, revocation ---------------------------------------
 
-WHO_POLICY = '''group family = ["bob@example.com"]
+WHO_POLICY = """group family = ["bob@example.com"]
 permit view on type "photo-album" when claims.email in family for 30d
 ask download on type "photo-album" when claims.email ends with "@acme.example"
 forbid print on name like "summer-*"
 permit view on type "photo-album" when client.id == "{client}"
-'''
+"""
 
 
 def test_my_resources_lists_scopes_and_who_can_use_each_in_plain_words(browser, world):
@@ -274,9 +337,14 @@ def test_my_resources_lists_scopes_and_who_can_use_each_in_plain_words(browser, 
 
 def test_revoking_a_grant_makes_its_rpt_introspect_inactive_at_once_O_31(browser, world):
     w = world(PERMIT_POLICY, resources={"summer-2026": ["view"], "winter": ["view"]})
-    r = w.http.post("/uma/permission", headers=w.pat.headers, json=[
-        {"resource_id": w.resources["summer-2026"], "resource_scopes": ["view"]},
-        {"resource_id": w.resources["winter"], "resource_scopes": ["view"]}])
+    r = w.http.post(
+        "/uma/permission",
+        headers=w.pat.headers,
+        json=[
+            {"resource_id": w.resources["summer-2026"], "resource_scopes": ["view"]},
+            {"resource_id": w.resources["winter"], "resource_scopes": ["view"]},
+        ],
+    )
     assert r.status_code == 201, r.text
     issued = w.token(r.json()["ticket"])
     assert issued.status_code == 200, issued.text
@@ -369,8 +437,11 @@ def test_check_endpoint_reports_the_engines_diagnostics_at_their_line(browser, m
     assert "==" in (body["errors"][0]["message"] + (body["errors"][0]["hint"] or ""))
     good = browser.post("/my/policy/check", data={"csrf_token": csrf, "text": 'permit view on type "photo-album"'})
     assert good.json() == {"ok": True, "errors": [], "warnings": good.json()["warnings"]}
-    other = browser.post("/my/policy/check", json={"text": 'owner "someone-else"\npermit view on any resource'},
-                         headers={"X-CSRF-Token": csrf})
+    other = browser.post(
+        "/my/policy/check",
+        json={"text": 'owner "someone-else"\npermit view on any resource'},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert other.json()["ok"] is False  # checked with the signed-in owner as uploader
     assert browser.post("/my/policy/check", json={"text": 5}, headers={"X-CSRF-Token": csrf}).status_code == 400
 
@@ -379,7 +450,7 @@ def test_saving_a_text_that_does_not_check_is_refused_then_a_fix_is_saved_and_ve
     w = world('permit view on type "photo-album"')
     csrf = sign_in(browser, w.owner)
     page = browser.get("/my/policy").text
-    assert "Version 1 is in use" in page and 'permit view on type &#34;photo-album&#34;' in page
+    assert "Version 1 is in use" in page and "permit view on type &#34;photo-album&#34;" in page
     bad = 'permit view on type "photo-album"\nallow download on any resource\n'
     r = browser.post("/my/policy", data={"csrf_token": csrf, "text": bad})
     assert r.status_code == 400
@@ -407,8 +478,11 @@ def test_history_shows_decisions_and_filters_by_resource_and_outcome(browser, wo
     _rpt(w)
     r = w.token(w.ticket("winter", ["view"]))
     assert r.status_code == 200
-    w.put_policy(f'forbid view on name "winter" unless client.id == "nobody"\n{PERMIT_POLICY}'.replace(
-        "{client}", w.client.client_id))
+    w.put_policy(
+        f'forbid view on name "winter" unless client.id == "nobody"\n{PERMIT_POLICY}'.replace(
+            "{client}", w.client.client_id
+        )
+    )
     assert w.token(w.ticket("winter", ["view"])).json()["error"] == "request_denied"
     sign_in(browser, w.owner)
     everything = browser.get("/my/history").text
@@ -421,13 +495,21 @@ def test_history_shows_decisions_and_filters_by_resource_and_outcome(browser, wo
 
 
 def test_try_a_request_shows_the_decision_and_why_without_recording_it(browser, world):
-    w = world('group family = ["bob@example.com"]\n'
-              'permit view on type "photo-album" when claims.email in family\n'
-              'ask download on type "photo-album" when claims.email ends with "@example.com"')
+    w = world(
+        'group family = ["bob@example.com"]\n'
+        'permit view on type "photo-album" when claims.email in family\n'
+        'ask download on type "photo-album" when claims.email ends with "@example.com"'
+    )
     csrf = sign_in(browser, w.owner)
     rid = w.resources["summer-2026"]
-    form = {"csrf_token": csrf, "resource_id": rid, "scopes": "view download", "client_id": "",
-            "claims": "email = bob@example.com", "answer": "none"}
+    form = {
+        "csrf_token": csrf,
+        "resource_id": rid,
+        "scopes": "view download",
+        "client_id": "",
+        "claims": "email = bob@example.com",
+        "answer": "none",
+    }
     r = browser.post("/my/try", data=form)
     assert r.status_code == 200
     assert '<span class="badge request_submitted">request submitted</span>' in r.text
@@ -437,7 +519,7 @@ def test_try_a_request_shows_the_decision_and_why_without_recording_it(browser, 
     need = browser.post("/my/try", data={**form, "claims": ""}).text
     assert "need info" in need and '<span class="chip">email</span>' in need
     assert browser.post("/my/try", data={**form, "claims": "{not json"}).status_code == 400
-    assert browser.post("/my/try", data={**form, "claims": "{\"a\": " + "[" * 5000}).status_code == 400
+    assert browser.post("/my/try", data={**form, "claims": '{"a": ' + "[" * 5000}).status_code == 400
     assert browser.post("/my/try", data={**form, "claims": "a = " + "[" * 5000}).status_code == 200
     bad_scope = browser.post("/my/try", data={**form, "scopes": "share"})
     assert bad_scope.status_code == 400 and "not registered" in bad_scope.text
@@ -452,8 +534,15 @@ def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, mak
     assert first["error"] == "need_info"
     dave = make_user(claims={"email": "dave@example.com"})
     sign_in(browser, dave)
-    start = browser.get("/uma/claims", params={"client_id": w.client.client_id, "ticket": first["ticket"],
-                                                "claims_redirect_uri": CLAIMS_CB, "state": "s1"})
+    start = browser.get(
+        "/uma/claims",
+        params={
+            "client_id": w.client.client_id,
+            "ticket": first["ticket"],
+            "claims_redirect_uri": CLAIMS_CB,
+            "state": "s1",
+        },
+    )
     page = browser.get(start.headers["location"])
     assert page.status_code == 200
     with httpx.Client(base_url=str(browser.base_url), follow_redirects=True) as anonymous:

@@ -5,7 +5,7 @@ engine to the page keep its examples here, once.
 """
 
 # Section 1 of the language page, verbatim.
-SECTION_1_EXAMPLE = '''\
+SECTION_1_EXAMPLE = """\
 # policies/alice.policy
 owner "alice"                                   # whose resources these rules govern
 
@@ -37,4 +37,4 @@ forbid any scope
 
 # A one-off share that stops at the end of the year.
 permit view on name "summer-2026" when claims.email == "dave@example.com" until 2026-12-31T23:59:59Z
-'''
+"""

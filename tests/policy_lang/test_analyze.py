@@ -1,9 +1,10 @@
 """``uma policy who-can`` and ``uma policy diff`` (policy_lang.analyze)."""
+
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,21 @@ import pytest
 import policy_lang
 from policy_lang import Source
 from policy_lang import ast as A
+from policy_lang.analyze import (
+    OTHER,
+    OTHER_ISSUER,
+    UNMENTIONED_SCOPE,
+    diff,
+    expr_text,
+    generate_requests,
+    who_can,
+    who_can_data,
+)
 from policy_lang.check import walk
 from policy_lang.values import Glob
-from policy_lang.analyze import (OTHER, OTHER_ISSUER, UNMENTIONED_SCOPE, diff, expr_text,
-                                 generate_requests, who_can, who_can_data)
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-NOW = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +51,29 @@ def variant(sources: dict[str, str], file: str, change) -> policy_lang.PolicySet
     return policy_lang.compile_sources(out)
 
 
-ALBUM = {"id": "album-1", "owner": "alice", "type": "photo-album", "name": "summer-2026",
-         "scopes": ["view", "download", "print"]}
+ALBUM = {
+    "id": "album-1",
+    "owner": "alice",
+    "type": "photo-album",
+    "name": "summer-2026",
+    "scopes": ["view", "download", "print"],
+}
 
 
 # ------------------------------------------------------------------ who-can
 
+
 def test_who_can_album_lists_grants_asks_and_forbids(ps):
     text = who_can(ps, ALBUM, now=NOW)
-    assert text.startswith('Who can do what on resource "album-1" (name "summer-2026", '
-                           'type "photo-album", owner alice):')
+    assert text.startswith(
+        'Who can do what on resource "album-1" (name "summer-2026", type "photo-album", owner alice):'
+    )
     view = text.split("\nview:\n", 1)[1].split("\n\n", 1)[0]
-    assert ("granted when claims.email in family [bob@example.com, carol@example.com] "
-            "and claims.email_verified == true (policies/alice.policy:") in view
-    assert "needs the owner's approval when claims.email ends with \"@acme.example\"" in view
+    assert (
+        "granted when claims.email in family [bob@example.com, carol@example.com] "
+        "and claims.email_verified == true (policies/alice.policy:"
+    ) in view
+    assert 'needs the owner\'s approval when claims.email ends with "@acme.example"' in view
     assert 'granted when claims.email == "dave@example.com", until 2030-12-31T23:59:59Z' in view
     assert "never when client.id in blocked-clients [evil-app, scraper-bot] (policies/global.policy:13; forbid)" in view
     # print: only alice herself
@@ -75,23 +93,24 @@ def test_who_can_folds_what_the_resource_decides(ps):
 
 
 def test_who_can_lab_results_shows_the_30_day_bound_and_quoted_claim(ps):
-    text = who_can(ps, {"id": "lab-7", "owner": "alice", "name": "health/labs/blood", "scopes": ["read"]},
-                   now=NOW)
-    assert ('granted when claims["https://example.org/claims/role"] == "physician" and '
-            'client.id == "clinic-app", for 30 days after the grant') in text
+    text = who_can(ps, {"id": "lab-7", "owner": "alice", "name": "health/labs/blood", "scopes": ["read"]}, now=NOW)
+    assert (
+        'granted when claims["https://example.org/claims/role"] == "physician" and '
+        'client.id == "clinic-app", for 30 days after the grant'
+    ) in text
     assert "https://example.org/claims/role: issuer https://health-id.example, format jwt" in text
 
 
 def test_who_can_secret_shows_the_global_guardrail(ps):
-    text = who_can(ps, {"id": "vault-router", "owner": "alice", "type": "secret", "name": "router",
-                        "scopes": ["read"]}, now=NOW)
+    text = who_can(
+        ps, {"id": "vault-router", "owner": "alice", "type": "secret", "name": "router", "scopes": ["read"]}, now=NOW
+    )
     assert 'never unless claims.acr == "mfa" and client.trusted == true (policies/global.policy:19; forbid)' in text
     assert "granted when claims.email in family" in text
 
 
 def test_who_can_scope_nobody_gets(ps):
-    text = who_can(ps, {"id": "d", "owner": "acme", "type": "payroll", "name": "payroll/x"},
-                   ["read", "edit"], now=NOW)
+    text = who_can(ps, {"id": "d", "owner": "acme", "type": "payroll", "name": "payroll/x"}, ["read", "edit"], now=NOW)
     edit = text.split("\nedit:\n", 1)[1]
     assert "nobody else: no permit or ask grants it (default deny)" in edit
 
@@ -103,12 +122,13 @@ def test_who_can_data_structure(ps):
     assert clinic["scope"] == "read" and clinic["expiry"] == "for 30d" and clinic["expired"] is False
     assert clinic["rule"].startswith("policies/alice.policy:")
     assert clinic["claims"] == ["https://example.org/claims/role"] and clinic["client"] == ["id"]
-    assert [d["effect"] for d in data] == sorted((d["effect"] for d in data),
-                                                  key=["forbid", "permit", "ask", "deny"].index)
+    assert [d["effect"] for d in data] == sorted(
+        (d["effect"] for d in data), key=["forbid", "permit", "ask", "deny"].index
+    )
 
 
 def test_who_can_data_marks_expired_until_rules_and_denies(ps):
-    later = datetime(2031, 6, 1, tzinfo=timezone.utc)
+    later = datetime(2031, 6, 1, tzinfo=UTC)
     data = who_can_data(ps, {"id": "r", "owner": "alice", "name": "summer-2026"}, ["view"], now=later)
     dave = next(d for d in data if "dave@example.com" in (d["condition"] or ""))
     assert dave["expired"] is True and dave["expiry"] == "until 2030-12-31T23:59:59Z"
@@ -121,12 +141,15 @@ def test_who_can_data_marks_expired_until_rules_and_denies(ps):
 def test_who_can_unconditional_rules_and_resource_conditions():
     ps = policy_lang.loads(
         'owner "o"\n'
-        'permit view on any resource\n'
+        "permit view on any resource\n"
         'permit edit on any resource when resource.type == "doc" and claims.team == "a"\n'
         'forbid edit on name like "locked/*"\n'
-        'ask share on any resource for 1d\n', "o.policy")
-    text = who_can(ps, {"id": "r", "owner": "o", "type": "doc", "name": "locked/x",
-                        "scopes": ["view", "edit", "share"]}, now=NOW)
+        "ask share on any resource for 1d\n",
+        "o.policy",
+    )
+    text = who_can(
+        ps, {"id": "r", "owner": "o", "type": "doc", "name": "locked/x", "scopes": ["view", "edit", "share"]}, now=NOW
+    )
     assert "granted to anyone (o.policy:2)" in text
     # resource.type == "doc" folded away; the forbid refuses edit to everyone
     assert 'granted when claims.team == "a" (o.policy:3) (but a forbid above always refuses it)' in text
@@ -143,18 +166,22 @@ def test_who_can_needs_an_owner(ps):
 
 
 def test_expr_text_round_trips_through_the_parser():
-    text = ('owner "o"\ngroup g = ["a", "b"]\npermit view on any resource when '
-            '(claims.x == 1 or claims["https://e/y"] in g) and not (has claims.z) '
-            'and claims.a.b starts with "p" and now < 2027-01-01T00:00:00Z')
+    text = (
+        'owner "o"\ngroup g = ["a", "b"]\npermit view on any resource when '
+        '(claims.x == 1 or claims["https://e/y"] in g) and not (has claims.z) '
+        'and claims.a.b starts with "p" and now < 2027-01-01T00:00:00Z'
+    )
     ps = policy_lang.loads(text, "o.policy")
     rendered = expr_text(ps.rules[0].rule.when)
-    again = policy_lang.loads(f'owner "o"\ngroup g = ["a", "b"]\npermit view on any resource when {rendered}',
-                              "o.policy")
+    again = policy_lang.loads(
+        f'owner "o"\ngroup g = ["a", "b"]\npermit view on any resource when {rendered}', "o.policy"
+    )
     assert again.rules[0].rule.when == ps.rules[0].rule.when
     assert "g [a, b]" in expr_text(ps.rules[0].rule.when, {"g": ("a", "b")})
 
 
 # ------------------------------------------------------------------ diff
+
 
 def test_identical_sets_have_no_changes(ps):
     report = diff(ps, ps)
@@ -167,6 +194,7 @@ def test_reformatted_set_has_no_changes(ps, sources):
     def reformat(text: str) -> str:
         # every rule on one line, extra comments and blank lines: every line moves
         return "# reformatted\n\n\n" + re.sub(r"\n  +", " ", text)
+
     assert diff(ps, variant(sources, "alice.policy", reformat)).changes == []
 
 
@@ -175,23 +203,35 @@ def _granted(decision: dict) -> set[str]:
 
 
 def test_removed_rule_is_found(ps, sources):
-    new = variant(sources, "alice.policy",
-                  lambda t: re.sub(r"# label: dave-summer\n(.*\n)*?\n", "", t, count=1))
+    new = variant(sources, "alice.policy", lambda t: re.sub(r"# label: dave-summer\n(.*\n)*?\n", "", t, count=1))
     report = diff(ps, new, limit=1000)
     assert report.changes and not report.ok
-    dave = [c for c in report.changes if c["request"]["claims"].get("email") == "dave@example.com"
-            and "view" in _granted(c["old"]) and "view" not in _granted(c["new"])]
+    dave = [
+        c
+        for c in report.changes
+        if c["request"]["claims"].get("email") == "dave@example.com"
+        and "view" in _granted(c["old"])
+        and "view" not in _granted(c["new"])
+    ]
     assert dave
     text = report.render()
     assert "decide differently" in text and "view: granted until 2030-12-31T23:59:59Z" in text
 
 
 def test_added_rule_is_found(ps, sources):
-    new = variant(sources, "alice.policy",
-                  lambda t: t + '\npermit print\n  on type "photo-album"\n  when claims.email == "eve@example.com"\n')
+    new = variant(
+        sources,
+        "alice.policy",
+        lambda t: t + '\npermit print\n  on type "photo-album"\n  when claims.email == "eve@example.com"\n',
+    )
     report = diff(ps, new, limit=1000)
-    eve = [c for c in report.changes if c["request"]["claims"].get("email") == "eve@example.com"
-           and "print" in _granted(c["new"]) and "print" not in _granted(c["old"])]
+    eve = [
+        c
+        for c in report.changes
+        if c["request"]["claims"].get("email") == "eve@example.com"
+        and "print" in _granted(c["new"])
+        and "print" not in _granted(c["old"])
+    ]
     assert eve
 
 
@@ -205,23 +245,34 @@ def test_changed_duration_is_found(ps, sources):
 
 
 def test_changed_group_member_is_found(ps, sources):
-    new = variant(sources, "alice.policy",
-                  lambda t: t.replace('["bob@example.com", "carol@example.com"]', '["bob@example.com"]'))
+    new = variant(
+        sources, "alice.policy", lambda t: t.replace('["bob@example.com", "carol@example.com"]', '["bob@example.com"]')
+    )
     report = diff(ps, new, limit=1000)
     assert any(c["request"]["claims"].get("email") == "carol@example.com" for c in report.changes)
 
 
 def test_changed_claim_issuer_is_found(ps, sources):
-    new = variant(sources, "alice.policy",
-                  lambda t: t.replace('from "https://health-id.example"', 'from "https://other-health.example"'))
+    new = variant(
+        sources,
+        "alice.policy",
+        lambda t: t.replace('from "https://health-id.example"', 'from "https://other-health.example"'),
+    )
     report = diff(ps, new, limit=1000)
     role = "https://example.org/claims/role"
     # the physician's claim from the old issuer no longer counts ...
-    assert any(c["request"].get("claim_sources", {}).get(role, {}).get("issuer") == "https://health-id.example"
-               and "read" in _granted(c["old"]) and "read" not in _granted(c["new"]) for c in report.changes)
+    assert any(
+        c["request"].get("claim_sources", {}).get(role, {}).get("issuer") == "https://health-id.example"
+        and "read" in _granted(c["old"])
+        and "read" not in _granted(c["new"])
+        for c in report.changes
+    )
     # ... and need_info now names the new issuer
-    assert any(rc.get("issuer") == ["https://other-health.example"]
-               for c in report.changes for rc in c["new"]["required_claims"])
+    assert any(
+        rc.get("issuer") == ["https://other-health.example"]
+        for c in report.changes
+        for rc in c["new"]["required_claims"]
+    )
 
 
 def test_changed_condition_operator_is_found(ps, sources):
@@ -242,9 +293,13 @@ def test_every_single_rule_removal_is_found(ps, sources):
 
 def test_given_requests_only(ps, sources):
     new = variant(sources, "alice.policy", lambda t: t.replace("for 30d", "for 7d"))
-    req = {"resource": {"id": "lab", "owner": "alice", "name": "health/labs/x"}, "scopes": ["read"],
-           "claims": {"https://example.org/claims/role": "physician"}, "client": {"id": "clinic-app"},
-           "time": "2026-11-27T10:00:00Z"}
+    req = {
+        "resource": {"id": "lab", "owner": "alice", "name": "health/labs/x"},
+        "scopes": ["read"],
+        "claims": {"https://example.org/claims/role": "physician"},
+        "client": {"id": "clinic-app"},
+        "time": "2026-11-27T10:00:00Z",
+    }
     stranger = dict(req, client={"id": "other"})
     report = diff(ps, new, [req, stranger])
     assert report.checked == 2 and not report.generated
@@ -256,6 +311,7 @@ def test_given_requests_only(ps, sources):
 
 
 # ------------------------------------------------------------------ generated requests
+
 
 @pytest.fixture(scope="module")
 def generated(ps):
@@ -280,13 +336,11 @@ def test_generated_resources_cover_the_targets(generated):
     types = {r.get("type") for r in resources}
     assert "vault-router" in ids
     assert "summer-2026" in names
-    for pattern in ("health/labs/*", "private/*", "prints/*", "shared/*", "engineering/*", "sales/*",
-                    "board/*"):
+    for pattern in ("health/labs/*", "private/*", "prints/*", "shared/*", "engineering/*", "sales/*", "board/*"):
         assert any(n is not None and Glob(pattern).match(n) for n in names), pattern
     assert {"photo-album", "document", "payroll", "secret"} <= types
     # a type rule and a name rule on one resource: the forbid on private/ meets the album permits
-    assert any(r.get("type") == "photo-album" and str(r.get("name")).startswith("private/")
-               for r in resources)
+    assert any(r.get("type") == "photo-album" and str(r.get("name")).startswith("private/") for r in resources)
     # resources the same rules govern are generated once
     assert len(resources) == len({(r["owner"], r.get("type"), r.get("name"), r["id"]) for r in resources})
     assert len(resources) < 40
@@ -298,8 +352,11 @@ def test_generated_scopes_include_an_unmentioned_one(generated):
 
 
 def test_generated_claims_cover_literals_absence_and_non_matching_values(generated):
-    album = [r for r in generated if r["resource"].get("type") == "photo-album"
-             and r["resource"].get("name") == "summer-2026"]
+    album = [
+        r
+        for r in generated
+        if r["resource"].get("type") == "photo-album" and r["resource"].get("name") == "summer-2026"
+    ]
     emails = {r["claims"].get("email") for r in album}
     assert {"bob@example.com", "carol@example.com", "dave@example.com", None, OTHER} <= emails
     assert any(str(e).endswith("@acme.example") for e in emails)
@@ -325,8 +382,7 @@ def test_generated_clients_times_approvals_and_sources(generated):
 
 
 def test_who_can_without_scopes_uses_the_type_declaration(ps):
-    data = who_can_data(ps, {"id": "d", "owner": "acme", "type": "document", "name": "engineering/x"},
-                        now=NOW)
+    data = who_can_data(ps, {"id": "d", "owner": "acme", "type": "document", "name": "engineering/x"}, now=NOW)
     assert list(dict.fromkeys(d["scope"] for d in data)) == ["read", "comment", "edit"]
 
 
@@ -334,33 +390,43 @@ def test_generated_values_for_claims_against_now_groups_and_descriptions():
     old = policy_lang.loads(
         'owner "o"\n'
         'group staff = ["ann", "ben"]\n'
-        'permit view on any resource when claims.expires > now\n'
-        'permit edit on any resource when staff contains claims.user\n'
-        'permit share on any resource when resource.description == "public"\n', "o.policy")
+        "permit view on any resource when claims.expires > now\n"
+        "permit edit on any resource when staff contains claims.user\n"
+        'permit share on any resource when resource.description == "public"\n',
+        "o.policy",
+    )
     reqs = generate_requests(old, old)
     times = {r["claims"].get("expires") for r in reqs}
     assert {"2025-12-31T00:00:00Z", "2026-01-02T00:00:00Z"} <= times
     assert {"ann", "ben", OTHER, None} <= {r["claims"].get("user") for r in reqs}
     assert {"public", OTHER, None} <= {r["resource"].get("description") for r in reqs}
     # and diff finds a change to each
-    for before, after in (("claims.expires > now", "claims.expires < now"),
-                          ('["ann", "ben"]', '["ann"]'), ('"public"', '"open"')):
+    for before, after in (
+        ("claims.expires > now", "claims.expires < now"),
+        ('["ann", "ben"]', '["ann"]'),
+        ('"public"', '"open"'),
+    ):
         new = policy_lang.loads(old.sources[0].text.replace(before, after), "o.policy")
         assert diff(old, new).changes, before
 
 
 def test_global_only_sets_are_diffed_for_some_owner():
-    old = policy_lang.loads('global\nforbid any scope on any resource when client.id == "bad"\n'
-                            'permit view on any resource\n', "g.policy")
-    new = policy_lang.loads('global\npermit view on any resource\n', "g.policy")
+    old = policy_lang.loads(
+        'global\nforbid any scope on any resource when client.id == "bad"\npermit view on any resource\n', "g.policy"
+    )
+    new = policy_lang.loads("global\npermit view on any resource\n", "g.policy")
     report = diff(old, new)
     assert report.changes
     assert all(c["request"]["client"].get("id") == "bad" for c in report.changes)
 
 
 def test_recorded_requests_without_time_are_decided_at_one_instant(ps, sources):
-    req = {"resource": {"id": "lab", "owner": "alice", "name": "health/labs/x"}, "scopes": ["read"],
-           "claims": {"https://example.org/claims/role": "physician"}, "client": {"id": "clinic-app"}}
+    req = {
+        "resource": {"id": "lab", "owner": "alice", "name": "health/labs/x"},
+        "scopes": ["read"],
+        "claims": {"https://example.org/claims/role": "physician"},
+        "client": {"id": "clinic-app"},
+    }
     new = variant(sources, "alice.policy", lambda t: t.replace("for 30d", "for 7d"))
     (change,) = diff(ps, new, [req]).changes
     assert "time" not in req and change["request"]["time"] is not None
@@ -375,8 +441,8 @@ def test_expr_text_of_every_example_condition_parses_back_to_it(ps):
             if cond is None:
                 continue
             text = expr_text(cond)
-            groups = "\n".join(f"group {g} = []" for g in sorted(
-                {n.name for n in walk(cond) if isinstance(n, A.GroupRef)}))
-            again = policy_lang.loads(f'owner "o"\n{groups}\npermit view on any resource when {text}',
-                                      "o.policy")
+            groups = "\n".join(
+                f"group {g} = []" for g in sorted({n.name for n in walk(cond) if isinstance(n, A.GroupRef)})
+            )
+            again = policy_lang.loads(f'owner "o"\n{groups}\npermit view on any resource when {text}', "o.policy")
             assert again.rules[0].rule.when == cond, (cr.ref, text)

@@ -2,6 +2,7 @@
 PolicyError with its diagnostics, RequestError for bad requests, the decision
 JSON of section 4 of the language page (plus "errors") and PolicySet.version.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,13 @@ from policy_lang import Decision, Diagnostic, PolicyError, PolicySet, RequestErr
 
 T = "2026-11-27T10:00:00Z"
 
-ALICE = '''owner "alice"
+ALICE = """owner "alice"
 claims email from "https://idp.example.com" as id_token
 permit view on any resource when claims.email == "bob@example.com"
 ask print on any resource
 forbid delete on any resource
 permit download on any resource for 1d
-'''
+"""
 BOB = 'owner "bob"\npermit view on any resource\n'
 GLOBAL = 'global\nforbid any scope on name like "private/*"\n'
 
@@ -32,6 +33,7 @@ def req(**kw) -> dict:
 
 
 # ---------------------------------------------------------------- loading
+
 
 def _tree(tmp_path: Path) -> Path:
     root = tmp_path / "policies"
@@ -97,12 +99,14 @@ def test_loads_default_name_and_owner_upload():
 
 
 def test_compile_sources_several_sources_into_one_set():
-    ps = policy_lang.compile_sources([
-        Source("global.policy", GLOBAL),
-        Source("alice.policy", ALICE),
-        Source("bob.policy", BOB),
-        Source("uploads/carol", "permit view on any resource\n", owner="carol"),
-    ])
+    ps = policy_lang.compile_sources(
+        [
+            Source("global.policy", GLOBAL),
+            Source("alice.policy", ALICE),
+            Source("bob.policy", BOB),
+            Source("uploads/carol", "permit view on any resource\n", owner="carol"),
+        ]
+    )
     assert ps.owners == ["alice", "bob", "carol"]
     assert [s.name for s in ps.sources] == ["global.policy", "alice.policy", "bob.policy", "uploads/carol"]
     assert ps.decide(req(resource={"id": "c1", "owner": "carol"})).decision == "permit"
@@ -113,15 +117,16 @@ def test_compile_sources_several_sources_into_one_set():
 
 def test_compile_sources_reports_every_sources_errors_at_once():
     with pytest.raises(PolicyError) as e:
-        policy_lang.compile_sources([
-            Source("a.policy", 'owner "a"\npermit view on any resource when claims.x == "open\n'),
-            Source("b.policy", 'owner "b"\npermit view on any resource when claims.x in nobody\n'),
-            Source("c.policy", 'owner "bob"\npermit view on any resource\n', owner="carol"),
-            Source("ok.policy", BOB),
-        ])
+        policy_lang.compile_sources(
+            [
+                Source("a.policy", 'owner "a"\npermit view on any resource when claims.x == "open\n'),
+                Source("b.policy", 'owner "b"\npermit view on any resource when claims.x in nobody\n'),
+                Source("c.policy", 'owner "bob"\npermit view on any resource\n', owner="carol"),
+                Source("ok.policy", BOB),
+            ]
+        )
     errors = e.value.errors
-    assert [(d.file, d.code) for d in errors] == [("a.policy", "E101"), ("b.policy", "E200"),
-                                                  ("c.policy", "E202")]
+    assert [(d.file, d.code) for d in errors] == [("a.policy", "E101"), ("b.policy", "E200"), ("c.policy", "E202")]
     assert all(isinstance(d, Diagnostic) and d.severity == "error" for d in errors)
     assert "(and 2 more)" in str(e.value)
 
@@ -146,8 +151,7 @@ def test_policy_error_carries_rendered_located_diagnostics():
 
 
 def test_check_sources_never_raises_and_returns_diagnostics():
-    diags = policy_lang.check_sources([Source("x.policy", "this is not a policy {"),
-                                       Source("y.policy", BOB)])
+    diags = policy_lang.check_sources([Source("x.policy", "this is not a policy {"), Source("y.policy", BOB)])
     assert diags and diags[0].file == "x.policy" and diags[0].is_error
     assert not [d for d in policy_lang.check_sources([Source("y.policy", BOB)]) if d.is_error]
 
@@ -176,38 +180,45 @@ BAD_REQUESTS = [
     ("missing id", dict(req(), resource={"owner": "alice"}), "id"),
     ("id not a string", dict(req(), resource={"id": 7, "owner": "alice"}), "id"),
     ("type not a string", dict(req(), resource={"id": "r", "owner": "a", "type": ["x"]}), "type"),
-    ("resource scopes not a list", dict(req(), resource={"id": "r", "owner": "a", "scopes": "view"}),
-     "scopes"),
+    ("resource scopes not a list", dict(req(), resource={"id": "r", "owner": "a", "scopes": "view"}), "scopes"),
     ("missing scopes", {"resource": {"id": "r1", "owner": "alice"}}, "scopes"),
     ("scopes not a list", dict(req(), scopes="view"), "scopes"),
     ("scopes not strings", dict(req(), scopes=["view", 3]), "scopes"),
     ("claims not an object", dict(req(), claims=["email"]), "claims"),
     ("client not an object", dict(req(), client="photo-app"), "client"),
     ("claim_sources not an object", dict(req(), claim_sources=[1]), "claim_sources"),
-    ("claim source not an object", dict(req(), claim_sources={"email": "https://evil.example"}),
-     "claim_sources.email"),
-    ("claim source issuer not a string", dict(req(), claim_sources={"email": {"issuer": ["x"]}}),
-     "claim_sources.email"),
+    ("claim source not an object", dict(req(), claim_sources={"email": "https://evil.example"}), "claim_sources.email"),
+    (
+        "claim source issuer not a string",
+        dict(req(), claim_sources={"email": {"issuer": ["x"]}}),
+        "claim_sources.email",
+    ),
     ("bad time", dict(req(), time="yesterday"), "time"),
     ("time not a string", dict(req(), time=1700000000), "time"),
     ("time out of range", dict(req(), time="9999-12-31T20:00:00-05:00"), "out of range"),
     ("approvals not a list", dict(req(), approvals={"scope": "view"}), "approvals"),
     ("approval bad answer", dict(req(), approvals=[{"scope": "view", "answer": "maybe"}]), "approvals"),
     ("approval without scope", dict(req(), approvals=[{"answer": "approved"}]), "approvals"),
-    ("approval unknown member", dict(req(), approvals=[{"scope": "view", "answer": "approved", "x": 1}]),
-     "'x'"),
+    ("approval unknown member", dict(req(), approvals=[{"scope": "view", "answer": "approved", "x": 1}]), "'x'"),
     ("permissions empty", {"permissions": []}, "permissions"),
     ("permissions not a list", {"permissions": {"resource": {}}}, "permissions"),
     ("permission not an object", {"permissions": ["r1"]}, "permissions[0]"),
-    ("permission unknown member", {"permissions": [{"resource": {"id": "r", "owner": "a"},
-                                                    "scopes": [], "claims": {}}]}, "'claims'"),
-    ("permission missing owner", {"permissions": [{"resource": {"id": "r"}, "scopes": ["v"]}]},
-     "permissions[0].resource"),
-    ("both forms", dict(req(), permissions=[{"resource": {"id": "r", "owner": "a"}, "scopes": []}]),
-     "either"),
-    ("top-level approvals with permissions",
-     {"permissions": [{"resource": {"id": "r", "owner": "a"}, "scopes": ["v"]}], "approvals": []},
-     "approvals"),
+    (
+        "permission unknown member",
+        {"permissions": [{"resource": {"id": "r", "owner": "a"}, "scopes": [], "claims": {}}]},
+        "'claims'",
+    ),
+    (
+        "permission missing owner",
+        {"permissions": [{"resource": {"id": "r"}, "scopes": ["v"]}]},
+        "permissions[0].resource",
+    ),
+    ("both forms", dict(req(), permissions=[{"resource": {"id": "r", "owner": "a"}, "scopes": []}]), "either"),
+    (
+        "top-level approvals with permissions",
+        {"permissions": [{"resource": {"id": "r", "owner": "a"}, "scopes": ["v"]}], "approvals": []},
+        "approvals",
+    ),
 ]
 
 
@@ -222,9 +233,17 @@ def test_bad_requests_raise_request_error(what, request_, message):
 
 def test_optional_request_members_may_be_null_or_left_out():
     ps = policy_lang.loads(ALICE, "alice.policy")
-    d = ps.decide({"resource": {"id": "r1", "owner": "alice"}, "scopes": ["download"],
-                   "claims": None, "client": None, "claim_sources": None, "approvals": None,
-                   "time": None})
+    d = ps.decide(
+        {
+            "resource": {"id": "r1", "owner": "alice"},
+            "scopes": ["download"],
+            "claims": None,
+            "client": None,
+            "claim_sources": None,
+            "approvals": None,
+            "time": None,
+        }
+    )
     assert d.decision == "permit"
     assert ps.decide({"resource": {"id": "r1", "owner": "alice"}, "scopes": []}).decision == "deny"
 
@@ -247,21 +266,27 @@ def _check_shape(d: dict) -> None:
     for m in d["required_claims"]:
         assert {"name", "friendly_name"} <= set(m) <= {"name", "friendly_name", "claim_token_format", "issuer"}
     for r in d["reasons"]:
-        assert {"resource_id", "scope", "effect", "rule"} <= set(r) <= {
-            "resource_id", "scope", "effect", "rule", "missing"}
+        assert (
+            {"resource_id", "scope", "effect", "rule"}
+            <= set(r)
+            <= {"resource_id", "scope", "effect", "rule", "missing"}
+        )
         assert r["effect"] in ("permit", "forbid", "ask", "deny")
     for e in d["errors"]:
         assert set(e) == {"resource_id", "scope", "rule", "message"}
     assert json.loads(json.dumps(d)) == d
 
 
-@pytest.mark.parametrize("kw,decision", [
-    ({"claims": {"email": "bob@example.com"}}, "permit"),
-    ({}, "need_info"),
-    ({"scopes": ["print"]}, "request_submitted"),
-    ({"scopes": ["download", "delete"]}, "partial"),
-    ({"scopes": ["delete"]}, "deny"),
-])
+@pytest.mark.parametrize(
+    "kw,decision",
+    [
+        ({"claims": {"email": "bob@example.com"}}, "permit"),
+        ({}, "need_info"),
+        ({"scopes": ["print"]}, "request_submitted"),
+        ({"scopes": ["download", "delete"]}, "partial"),
+        ({"scopes": ["delete"]}, "deny"),
+    ],
+)
 def test_decision_json_has_exactly_the_section4_members_plus_errors(kw, decision):
     ps = policy_lang.loads(ALICE, "alice.policy")
     d = ps.decide(req(**kw))
@@ -270,7 +295,13 @@ def test_decision_json_has_exactly_the_section4_members_plus_errors(kw, decision
     assert j["decision"] == decision == d.decision
     _check_shape(j)
     assert (j["granted"], j["denied"], j["submitted"], j["required_claims"], j["reasons"], j["errors"]) == (
-        d.granted, d.denied, d.submitted, d.required_claims, d.reasons, d.errors)
+        d.granted,
+        d.denied,
+        d.submitted,
+        d.required_claims,
+        d.reasons,
+        d.errors,
+    )
 
 
 def test_decision_json_values_for_each_kind():
@@ -278,34 +309,60 @@ def test_decision_json_values_for_each_kind():
     assert ps.decide(req(claims={"email": "bob@example.com"})).to_json() == {
         "decision": "permit",
         "granted": [{"resource_id": "r1", "scopes": ["view"], "expires_at": None}],
-        "denied": [], "submitted": [], "required_claims": [],
+        "denied": [],
+        "submitted": [],
+        "required_claims": [],
         "reasons": [{"resource_id": "r1", "scope": "view", "effect": "permit", "rule": "alice.policy:3"}],
-        "errors": []}
+        "errors": [],
+    }
     assert ps.decide(req()).to_json() == {
-        "decision": "need_info", "granted": [], "denied": [], "submitted": [],
-        "required_claims": [{"name": "email", "friendly_name": "email",
-                             "claim_token_format": ["http://openid.net/specs/openid-connect-core-1_0.html#IDToken"],
-                             "issuer": ["https://idp.example.com"]}],
-        "reasons": [{"resource_id": "r1", "scope": "view", "effect": "permit", "rule": "alice.policy:3",
-                     "missing": ["email"]}],
-        "errors": []}
+        "decision": "need_info",
+        "granted": [],
+        "denied": [],
+        "submitted": [],
+        "required_claims": [
+            {
+                "name": "email",
+                "friendly_name": "email",
+                "claim_token_format": ["http://openid.net/specs/openid-connect-core-1_0.html#IDToken"],
+                "issuer": ["https://idp.example.com"],
+            }
+        ],
+        "reasons": [
+            {"resource_id": "r1", "scope": "view", "effect": "permit", "rule": "alice.policy:3", "missing": ["email"]}
+        ],
+        "errors": [],
+    }
     assert ps.decide(req(scopes=["print"])).to_json() == {
-        "decision": "request_submitted", "granted": [], "denied": [],
-        "submitted": [{"resource_id": "r1", "scopes": ["print"]}], "required_claims": [],
+        "decision": "request_submitted",
+        "granted": [],
+        "denied": [],
+        "submitted": [{"resource_id": "r1", "scopes": ["print"]}],
+        "required_claims": [],
         "reasons": [{"resource_id": "r1", "scope": "print", "effect": "ask", "rule": "alice.policy:4"}],
-        "errors": []}
+        "errors": [],
+    }
     assert ps.decide(req(scopes=["download", "delete"])).to_json() == {
         "decision": "partial",
         "granted": [{"resource_id": "r1", "scopes": ["download"], "expires_at": "2026-11-28T10:00:00Z"}],
-        "denied": [{"resource_id": "r1", "scopes": ["delete"]}], "submitted": [], "required_claims": [],
-        "reasons": [{"resource_id": "r1", "scope": "download", "effect": "permit", "rule": "alice.policy:6"},
-                    {"resource_id": "r1", "scope": "delete", "effect": "forbid", "rule": "alice.policy:5"}],
-        "errors": []}
+        "denied": [{"resource_id": "r1", "scopes": ["delete"]}],
+        "submitted": [],
+        "required_claims": [],
+        "reasons": [
+            {"resource_id": "r1", "scope": "download", "effect": "permit", "rule": "alice.policy:6"},
+            {"resource_id": "r1", "scope": "delete", "effect": "forbid", "rule": "alice.policy:5"},
+        ],
+        "errors": [],
+    }
     assert ps.decide(req(scopes=["share"])).to_json() == {
-        "decision": "deny", "granted": [], "denied": [{"resource_id": "r1", "scopes": ["share"]}],
-        "submitted": [], "required_claims": [],
+        "decision": "deny",
+        "granted": [],
+        "denied": [{"resource_id": "r1", "scopes": ["share"]}],
+        "submitted": [],
+        "required_claims": [],
         "reasons": [{"resource_id": "r1", "scope": "share", "effect": "deny", "rule": None}],
-        "errors": []}
+        "errors": [],
+    }
 
 
 def test_decision_errors_member_reports_runtime_type_errors():
@@ -315,15 +372,15 @@ def test_decision_errors_member_reports_runtime_type_errors():
     ps2 = policy_lang.loads('owner "alice"\npermit view on any resource when claims.age > 17\n', "a.policy")
     d2 = ps2.decide(req(claims={"age": "x"})).to_json()
     _check_shape(d2)
-    assert d2["errors"] == [{"resource_id": "r1", "scope": "view", "rule": "a.policy:2",
-                             "message": d2["errors"][0]["message"]}]
+    assert d2["errors"] == [
+        {"resource_id": "r1", "scope": "view", "rule": "a.policy:2", "message": d2["errors"][0]["message"]}
+    ]
     assert d2["errors"][0]["message"]
 
 
 def test_decide_does_not_modify_the_request():
     ps = policy_lang.loads(ALICE, "alice.policy")
-    r = req(claims={"email": "bob@example.com"},
-            claim_sources={"email": {"issuer": "https://evil.example"}})
+    r = req(claims={"email": "bob@example.com"}, claim_sources={"email": {"issuer": "https://evil.example"}})
     before = json.dumps(r, sort_keys=True)
     assert ps.decide(r).decision == "need_info"
     assert json.dumps(r, sort_keys=True) == before

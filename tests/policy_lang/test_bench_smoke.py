@@ -5,6 +5,7 @@ test makes sure our engine answers them as the model says, with the model's
 own plain-Python evaluation as the oracle (independent of both engines).
 The Cedar side is checked by the benchmark itself before it times anything.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -69,9 +70,11 @@ def test_headline_rule_alone_needs_all_three_clauses():
     assert ps.decide(pm.our_request(req)).decision == "permit"
     stranger = pm.Person("nobody@example.org", True, "friend")
     unverified = pm.Person(req.person.email, False, req.person.role)
-    for variant in (pm.Req(req.resource, "view", stranger, "photo-app"),
-                    pm.Req(req.resource, "view", unverified, "photo-app"),
-                    pm.Req(req.resource, "view", req.person, "mail-app"),
-                    pm.Req(req.resource, "download", req.person, "photo-app")):
+    for variant in (
+        pm.Req(req.resource, "view", stranger, "photo-app"),
+        pm.Req(req.resource, "view", unverified, "photo-app"),
+        pm.Req(req.resource, "view", req.person, "mail-app"),
+        pm.Req(req.resource, "download", req.person, "photo-app"),
+    ):
         assert pm.expected(one, variant) == "deny"
         assert ps.decide(pm.our_request(variant)).decision == "deny"

@@ -5,6 +5,7 @@ Exit codes: 0 fine; 1 policy errors, failed tests, fmt --check differences
 (and changed decisions with ``diff --exit-code``); 2 bad usage or input, in
 one line on stderr, never a traceback.
 """
+
 from __future__ import annotations
 
 import io
@@ -20,7 +21,7 @@ import policy_lang
 from policy_lang.cli import main
 from policy_lang.fmt import format_text
 
-ALICE = '''\
+ALICE = """\
 owner "alice"
 group family = ["bob@example.com", "carol@example.com"]
 claims email, email_verified from "https://idp.example.com" as id_token
@@ -33,15 +34,20 @@ permit view, download
 forbid any scope
   on name like "private/*"
   unless client.id in ["alice-phone", "alice-laptop"]
-'''
+"""
 
 BROKEN = 'owner "alice"\npermit view on any resource when claims.email in frends\n'
 WARNS = 'owner "alice"\ngroup unused = ["x"]\npermit view on any resource when claims.email == "a@b"\n'
 SYNTAX = 'owner "alice"\nallow view on any resource\n'
 
 REQUEST = {
-    "resource": {"id": "r1", "owner": "alice", "type": "photo-album", "name": "summer-2026",
-                 "scopes": ["view", "download", "print"]},
+    "resource": {
+        "id": "r1",
+        "owner": "alice",
+        "type": "photo-album",
+        "name": "summer-2026",
+        "scopes": ["view", "download", "print"],
+    },
     "scopes": ["view"],
     "claims": {"email": "bob@example.com", "email_verified": True},
     "client": {"id": "photo-app"},
@@ -74,6 +80,7 @@ def run(capsys, *args, stdin: str | None = None, monkeypatch=None):
 
 # ---------------------------------------------------------------- check
 
+
 def test_check_clean_policies_exit_0_with_summary(work, capsys):
     code, out, err = run(capsys, "check", "pol")
     assert code == 0 and err == ""
@@ -101,7 +108,14 @@ def test_check_json_format(work, capsys):
     assert code == 1
     diags = json.loads(out)
     assert [(d["code"], d["severity"], d["file"], d["line"]) for d in diags] == [
-        ("E200", "error", "broken.policy", 2, ), ("W303", "warning", "warns.policy", 2)]
+        (
+            "E200",
+            "error",
+            "broken.policy",
+            2,
+        ),
+        ("W303", "warning", "warns.policy", 2),
+    ]
     assert set(diags[0]) >= {"code", "severity", "message", "file", "line", "column", "hint"}
     code, out, _ = run(capsys, "check", "--format", "json", "pol")
     assert code == 0 and json.loads(out) == []
@@ -119,6 +133,7 @@ def test_check_empty_policy_file_is_fine(work, capsys):
 
 
 # ---------------------------------------------------------------- eval
+
 
 def test_eval_prints_the_decision(work, capsys):
     code, out, err = run(capsys, "eval", "pol", "--request", "request.json")
@@ -224,14 +239,29 @@ def test_fmt_formats_files_with_meaning_errors(work, capsys):
     code, _, _ = run(capsys, "fmt", "broken.policy")
     assert code == 0
     assert (work / "broken.policy").read_text() == (
-        'owner "alice"\n\npermit view\n  on any resource\n  when claims.email in frends\n')
+        'owner "alice"\n\npermit view\n  on any resource\n  when claims.email in frends\n'
+    )
 
 
 # ---------------------------------------------------------------- who-can
 
+
 def test_who_can_by_options(work, capsys):
-    code, out, err = run(capsys, "who-can", "pol", "--resource-id", "r1", "--owner", "alice",
-                         "--type", "photo-album", "--name", "summer-2026", "--scope", "view")
+    code, out, err = run(
+        capsys,
+        "who-can",
+        "pol",
+        "--resource-id",
+        "r1",
+        "--owner",
+        "alice",
+        "--type",
+        "photo-album",
+        "--name",
+        "summer-2026",
+        "--scope",
+        "view",
+    )
     from policy_lang.analyze import who_can
 
     ps = policy_lang.load(["pol"])
@@ -242,12 +272,24 @@ def test_who_can_by_options(work, capsys):
 
 
 def test_who_can_json(work, capsys):
-    code, out, _ = run(capsys, "who-can", "pol", "--resource-id", "r1", "--owner", "alice",
-                       "--type", "photo-album", "--scope", "view", "--format", "json")
+    code, out, _ = run(
+        capsys,
+        "who-can",
+        "pol",
+        "--resource-id",
+        "r1",
+        "--owner",
+        "alice",
+        "--type",
+        "photo-album",
+        "--scope",
+        "view",
+        "--format",
+        "json",
+    )
     data = json.loads(out)
     assert code == 0 and data["resource"] == {"id": "r1", "owner": "alice", "type": "photo-album"}
-    assert {(e["scope"], e["effect"], e["rule"]) for e in data["entries"]} >= {
-        ("view", "permit", "pol/alice.policy:6")}
+    assert {(e["scope"], e["effect"], e["rule"]) for e in data["entries"]} >= {("view", "permit", "pol/alice.policy:6")}
 
 
 def test_who_can_by_resource_file(work, capsys):
@@ -259,14 +301,19 @@ def test_who_can_by_resource_file(work, capsys):
     assert code == 0 and out2 == out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--resource-id", "r1"], "uma policy who-can: --resource-id needs --owner (whose resource it is)"),
-    ([], "uma policy who-can: give the resource: --resource RESOURCE.json, or --resource-id ID --owner OWNER"),
-    (["--resource", "noowner.json"],
-     "uma policy who-can: bad resource in noowner.json: 'resource' needs an 'owner' (a string)"),
-    (["--resource", "colour.json"], "uma policy who-can: bad resource in colour.json: unknown member 'colour'"),
-    (["--resource", "nope.json"], "uma policy who-can: cannot read nope.json: No such file or directory"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--resource-id", "r1"], "uma policy who-can: --resource-id needs --owner (whose resource it is)"),
+        ([], "uma policy who-can: give the resource: --resource RESOURCE.json, or --resource-id ID --owner OWNER"),
+        (
+            ["--resource", "noowner.json"],
+            "uma policy who-can: bad resource in noowner.json: 'resource' needs an 'owner' (a string)",
+        ),
+        (["--resource", "colour.json"], "uma policy who-can: bad resource in colour.json: unknown member 'colour'"),
+        (["--resource", "nope.json"], "uma policy who-can: cannot read nope.json: No such file or directory"),
+    ],
+)
 def test_who_can_bad_resource_exit_2(work, capsys, args, message):
     (work / "noowner.json").write_text('{"id": "r1"}')
     (work / "colour.json").write_text('{"id": "r1", "owner": "alice", "colour": "red"}')
@@ -276,6 +323,7 @@ def test_who_can_bad_resource_exit_2(work, capsys, args, message):
 
 
 # ---------------------------------------------------------------- diff
+
 
 def _changed_policy(work) -> Path:
     new = work / "new"
@@ -321,14 +369,26 @@ def test_diff_bad_requests_file_exit_2(work, capsys):
 # ---------------------------------------------------------------- test
 
 ALICE_TESTS = {
-    "defaults": {"resource": {"id": "r1", "owner": "alice", "type": "photo-album", "name": "summer-2026"},
-                 "scopes": ["view"], "client": {"id": "photo-app"}, "time": "2026-11-27T10:00:00Z"},
+    "defaults": {
+        "resource": {"id": "r1", "owner": "alice", "type": "photo-album", "name": "summer-2026"},
+        "scopes": ["view"],
+        "client": {"id": "photo-app"},
+        "time": "2026-11-27T10:00:00Z",
+    },
     "cases": [
-        {"name": "family views", "request": {"claims": {"email": "bob@example.com", "email_verified": True}},
-         "expect": "permit"},
-        {"name": "private stays home", "expect": "deny",
-         "request": {"resource": {"name": "private/x"},
-                     "claims": {"email": "bob@example.com", "email_verified": True}}},
+        {
+            "name": "family views",
+            "request": {"claims": {"email": "bob@example.com", "email_verified": True}},
+            "expect": "permit",
+        },
+        {
+            "name": "private stays home",
+            "expect": "deny",
+            "request": {
+                "resource": {"name": "private/x"},
+                "claims": {"email": "bob@example.com", "email_verified": True},
+            },
+        },
     ],
 }
 
@@ -389,6 +449,7 @@ def test_test_with_policy_errors_exit_1(work, capsys):
 
 # ---------------------------------------------------------------- bad inputs and usage
 
+
 def _write_inputs(work: Path) -> None:
     (work / "notjson.json").write_text("{'resource': 1}")
     (work / "unknown.json").write_text(json.dumps({**REQUEST, "colour": "red"}))
@@ -407,24 +468,39 @@ BAD_INPUTS = [
     (["fmt", "nope.policy"], "uma policy fmt: cannot read nope.policy: No such file or directory"),
     (["fmt", "empty"], "uma policy fmt: no .policy files in empty"),
     (["fmt", "binary.policy"], "uma policy fmt: cannot read binary.policy: not UTF-8 text"),
-    (["eval", "pol", "--request", "request.jsn"],
-     "uma policy eval: cannot read request.jsn: No such file or directory"),
-    (["eval", "pol", "--request", "notjson.json"],
-     "uma policy eval: notjson.json is not JSON: Expecting property name enclosed in double quotes (line 1, column 2)"),
-    (["eval", "pol", "--request", "unknown.json"],
-     "uma policy eval: bad request in unknown.json: unknown member 'colour' in the request"),
-    (["eval", "pol", "--request", "nores.json"],
-     "uma policy eval: bad request in nores.json: the request needs a 'resource' (or 'permissions')"),
+    (
+        ["eval", "pol", "--request", "request.jsn"],
+        "uma policy eval: cannot read request.jsn: No such file or directory",
+    ),
+    (
+        ["eval", "pol", "--request", "notjson.json"],
+        "uma policy eval: notjson.json is not JSON: Expecting property name enclosed in double quotes (line 1, column 2)",
+    ),
+    (
+        ["eval", "pol", "--request", "unknown.json"],
+        "uma policy eval: bad request in unknown.json: unknown member 'colour' in the request",
+    ),
+    (
+        ["eval", "pol", "--request", "nores.json"],
+        "uma policy eval: bad request in nores.json: the request needs a 'resource' (or 'permissions')",
+    ),
     (["eval", "pol", "--request", "binary.json"], "uma policy eval: cannot read binary.json: not UTF-8 text"),
-    (["eval", "pol", "--request", "empty.json"],
-     "uma policy eval: empty.json is not JSON: Expecting value (line 1, column 1)"),
+    (
+        ["eval", "pol", "--request", "empty.json"],
+        "uma policy eval: empty.json is not JSON: Expecting value (line 1, column 1)",
+    ),
     (["eval", "pol", "--request", "nan.json"], "uma policy eval: nan.json is not JSON: NaN is not allowed in JSON"),
-    (["eval", "pol", "--request", "list.json"], "uma policy eval: bad request in list.json: a request is a JSON object"),
+    (
+        ["eval", "pol", "--request", "list.json"],
+        "uma policy eval: bad request in list.json: a request is a JSON object",
+    ),
     (["eval", "pol", "--request", "empty"], "uma policy eval: cannot read empty: Is a directory"),
     (["eval", "nope", "--request", "request.json"], "uma policy eval: cannot read nope: No such file or directory"),
     (["eval", "empty", "--request", "request.json"], "uma policy eval: no .policy files in empty"),
-    (["who-can", "nope", "--resource-id", "r", "--owner", "o"],
-     "uma policy who-can: cannot read nope: No such file or directory"),
+    (
+        ["who-can", "nope", "--resource-id", "r", "--owner", "o"],
+        "uma policy who-can: cannot read nope: No such file or directory",
+    ),
     (["diff", "pol", "nope"], "uma policy diff: cannot read nope: No such file or directory"),
     (["diff", "pol", "pol", "--requests", "empty.json"], "uma policy diff: empty.json holds no requests"),
     (["test", "nope"], "uma policy test: cannot read nope: No such file or directory"),
@@ -442,17 +518,22 @@ def test_bad_input_exit_2_with_one_clear_line(work, capsys, args, message):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("args,first_line", [
-    (["eval", "pol"], "uma policy eval: the following arguments are required: --request"),
-    ([], "uma policy: the following arguments are required: COMMAND"),
-    (["frobnicate"], "uma policy: argument COMMAND: invalid choice: 'frobnicate'"),
-    (["check"], "uma policy check: the following arguments are required: PATH"),
-    (["check", "pol", "--format", "xml"], "uma policy check: argument --format: invalid choice: 'xml'"),
-    (["check", "pol", "--bogus"], "uma policy: unrecognized arguments: --bogus"),
-    (["who-can", "pol", "--resource", "a.json", "--resource-id", "r"],
-     "uma policy who-can: argument --resource-id: not allowed with argument --resource"),
-    (["diff", "pol"], "uma policy diff: the following arguments are required: NEW"),
-])
+@pytest.mark.parametrize(
+    "args,first_line",
+    [
+        (["eval", "pol"], "uma policy eval: the following arguments are required: --request"),
+        ([], "uma policy: the following arguments are required: COMMAND"),
+        (["frobnicate"], "uma policy: argument COMMAND: invalid choice: 'frobnicate'"),
+        (["check"], "uma policy check: the following arguments are required: PATH"),
+        (["check", "pol", "--format", "xml"], "uma policy check: argument --format: invalid choice: 'xml'"),
+        (["check", "pol", "--bogus"], "uma policy: unrecognized arguments: --bogus"),
+        (
+            ["who-can", "pol", "--resource", "a.json", "--resource-id", "r"],
+            "uma policy who-can: argument --resource-id: not allowed with argument --resource",
+        ),
+        (["diff", "pol"], "uma policy diff: the following arguments are required: NEW"),
+    ],
+)
 def test_usage_errors_exit_2_one_line_plus_usage(work, capsys, args, first_line):
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
@@ -483,8 +564,7 @@ def test_internal_errors_are_one_line_not_a_traceback(work, capsys, monkeypatch)
     monkeypatch.setattr(policy_lang.PolicySet, "decide", boom)
     code, out, err = run(capsys, "eval", "pol", "--request", "request.json")
     assert code == 2 and out == ""
-    assert err == ("uma policy eval: internal error (ZeroDivisionError: division by zero); "
-                   "please report it\n")
+    assert err == ("uma policy eval: internal error (ZeroDivisionError: division by zero); please report it\n")
 
 
 def test_unreadable_policy_paths_exit_2(work, capsys):
@@ -509,6 +589,7 @@ def test_fmt_through_a_symlink_rewrites_the_target(work, capsys):
 
 # ---------------------------------------------------------------- real processes
 
+
 def _proc(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60)
 
@@ -529,7 +610,8 @@ def test_python_m_policy_lang_bad_input_is_one_line(work):
     assert p.stderr == "uma policy eval: cannot read request.jsn: No such file or directory\n"
     p = _proc(PY + ["eval", "pol"], work)
     assert p.returncode == 2 and p.stderr.splitlines()[0] == (
-        "uma policy eval: the following arguments are required: --request")
+        "uma policy eval: the following arguments are required: --request"
+    )
 
 
 def test_python_m_policy_lang_fmt_stdin(work):

@@ -4,6 +4,7 @@ Every syntax error is one located diagnostic: file:line:column, the line,
 a caret under the exact span, a message and a hint in a policy author's words
 (never grammar token names such as NAME, STRING, $END or LPAR).
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,7 @@ def no_token_names(text: str) -> bool:
 
 def caret_text(d: Diagnostic) -> str:
     end = d.end_column if d.end_column > d.column else d.column + 1
-    return d.source_line[d.column - 1:end - 1]
+    return d.source_line[d.column - 1 : end - 1]
 
 
 def syntax_error(text: str, name: str = "alice.policy") -> Diagnostic:
@@ -39,63 +40,92 @@ def syntax_error(text: str, name: str = "alice.policy") -> Diagnostic:
 
 # (id, text, code, line, column, text under the caret)
 SYNTAX = [
-    ("E100-extra-value", H + "permit view on any resource when claims.x == 1 2\n",
-     "E100", 2, 48, "2"),
-    ("E100-missing-comma-in-list", H + 'permit view on any resource when claims.x in ["a" "b"]\n',
-     "E100", 2, 51, '"b"'),
-    ("E100-missing-comma-between-scopes", H + "permit view download on any resource\n",
-     "E100", 2, 13, "download"),
-    ("E100-stray-closing-parenthesis", H + "permit view on any resource when claims.x)\n",
-     "E100", 2, 42, ")"),
-    ("E100-unquoted-owner", 'owner alice\npermit view on any resource\n', "E100", 1, 7, "alice"),
+    ("E100-extra-value", H + "permit view on any resource when claims.x == 1 2\n", "E100", 2, 48, "2"),
+    (
+        "E100-missing-comma-in-list",
+        H + 'permit view on any resource when claims.x in ["a" "b"]\n',
+        "E100",
+        2,
+        51,
+        '"b"',
+    ),
+    ("E100-missing-comma-between-scopes", H + "permit view download on any resource\n", "E100", 2, 13, "download"),
+    ("E100-stray-closing-parenthesis", H + "permit view on any resource when claims.x)\n", "E100", 2, 42, ")"),
+    ("E100-unquoted-owner", "owner alice\npermit view on any resource\n", "E100", 1, 7, "alice"),
     ("E101-unterminated-string", H + 'permit view on name "summer\n', "E101", 2, 21, '"summer'),
     ("E102-allow", H + "allow view on any resource\n", "E102", 2, 1, "allow"),
     ("E102-deny", H + "deny view on any resource\n", "E102", 2, 1, "deny"),
-    ("E103-no-such-date", H + "permit view on any resource until 2026-02-30\n",
-     "E103", 2, 35, "2026-02-30"),
-    ("E103-time-without-zone", H + "permit view on any resource until 2026-02-03T10:00\n",
-     "E103", 2, 35, "2026-02-03T10:00"),
+    ("E103-no-such-date", H + "permit view on any resource until 2026-02-30\n", "E103", 2, 35, "2026-02-30"),
+    (
+        "E103-time-without-zone",
+        H + "permit view on any resource until 2026-02-03T10:00\n",
+        "E103",
+        2,
+        35,
+        "2026-02-03T10:00",
+    ),
     ("E104-bad-duration", H + "permit view on any resource for 30x\n", "E104", 2, 33, "30x"),
     ("E105-single-quotes", H + "permit view on name 'x'\n", "E105", 2, 21, "'"),
-    ("E105-double-ampersand", H + "permit view on any resource when claims.a == 1 && claims.b == 2\n",
-     "E105", 2, 48, "&"),
+    (
+        "E105-double-ampersand",
+        H + "permit view on any resource when claims.a == 1 && claims.b == 2\n",
+        "E105",
+        2,
+        48,
+        "&",
+    ),
     ("E105-curly-quote", H + "permit view on name \u201cx\u201d\n", "E105", 2, 21, "\u201c"),
     ("E105-control-character", H + "permit view\x01 on any resource\n", "E105", 2, 12, "\x01"),
     ("E106-ends-early", H + "permit view on\n", "E106", 2, 15, ""),
-    ("E107-two-dots", H + "permit view on any resource when claims.age > 1.2.3\n",
-     "E107", 2, 47, "1.2.3"),
+    ("E107-two-dots", H + "permit view on any resource when claims.age > 1.2.3\n", "E107", 2, 47, "1.2.3"),
     ("E108-second-header", H + 'owner "bob"\n', "E108", 2, 1, "owner"),
     ("E109-bad-escape", H + 'permit view on name "a\\qb"\n', "E109", 2, 21, '"a\\qb"'),
-    ("E110-unclosed-list", H + 'group g = ["a", "b"\npermit view on any resource\n',
-     "E110", 2, 11, "["),
-    ("E110-unclosed-parenthesis", H + "permit view on any resource when (claims.x == 1\n",
-     "E110", 2, 34, "("),
-    ("E111-and-at-end-of-line", H + "permit view on any resource when claims.x == 1 and\n"
-     "forbid view on any resource\n", "E111", 2, 48, "and"),
+    ("E110-unclosed-list", H + 'group g = ["a", "b"\npermit view on any resource\n', "E110", 2, 11, "["),
+    ("E110-unclosed-parenthesis", H + "permit view on any resource when (claims.x == 1\n", "E110", 2, 34, "("),
+    (
+        "E111-and-at-end-of-line",
+        H + "permit view on any resource when claims.x == 1 and\nforbid view on any resource\n",
+        "E111",
+        2,
+        48,
+        "and",
+    ),
     ("E111-when-at-end", H + "permit view on any resource when\n", "E111", 2, 29, "when"),
-    ("E111-and-or", H + "permit view on any resource when claims.x == 1 and or claims.y == 2\n",
-     "E111", 2, 52, "or"),
+    ("E111-and-or", H + "permit view on any resource when claims.x == 1 and or claims.y == 2\n", "E111", 2, 52, "or"),
     ("E112-no-scopes", H + "permit on any resource\n", "E112", 2, 1, "permit"),
     ("E113-missing-on", H + "permit view any resource\n", "E113", 2, 13, "any"),
-    ("E113-condition-before-target", H + "permit view when claims.x == 1\n",
-     "E113", 2, 13, "when"),
-    ("E114-single-equals", H + 'permit view on any resource when claims.role = "x"\n',
-     "E114", 2, 46, "="),
-    ("E118-missing-when", H + "permit view on any resource claims.x == 1\n",
-     "E118", 2, 29, "claims"),
-    ("E118-missing-when-client", H + 'permit view on any resource client.id == "x"\n',
-     "E118", 2, 29, "client"),
-    ("E119-missing-and", H + "permit view on any resource when claims.x == 1\n  claims.y == 2\n",
-     "E119", 3, 3, "claims"),
-    ("E115-keyword-as-group", H + 'group claims = ["a"]\n'
-     "permit view on any resource when claims.email in claims\n", "E115", 3, 50, "claims"),
-    ("E116-too-deep", H + "permit view on any resource when " + "not " * (MAX_DEPTH + 5) + "true\n",
-     "E116", 2, 34 + 4 * MAX_DEPTH, "n"),  # the first 'not' deeper than the limit
+    ("E113-condition-before-target", H + "permit view when claims.x == 1\n", "E113", 2, 13, "when"),
+    ("E114-single-equals", H + 'permit view on any resource when claims.role = "x"\n', "E114", 2, 46, "="),
+    ("E118-missing-when", H + "permit view on any resource claims.x == 1\n", "E118", 2, 29, "claims"),
+    ("E118-missing-when-client", H + 'permit view on any resource client.id == "x"\n', "E118", 2, 29, "client"),
+    (
+        "E119-missing-and",
+        H + "permit view on any resource when claims.x == 1\n  claims.y == 2\n",
+        "E119",
+        3,
+        3,
+        "claims",
+    ),
+    (
+        "E115-keyword-as-group",
+        H + 'group claims = ["a"]\npermit view on any resource when claims.email in claims\n',
+        "E115",
+        3,
+        50,
+        "claims",
+    ),
+    (
+        "E116-too-deep",
+        H + "permit view on any resource when " + "not " * (MAX_DEPTH + 5) + "true\n",
+        "E116",
+        2,
+        34 + 4 * MAX_DEPTH,
+        "n",
+    ),  # the first 'not' deeper than the limit
 ]
 
 
-@pytest.mark.parametrize("text,code,line,column,span", [c[1:] for c in SYNTAX],
-                         ids=[c[0] for c in SYNTAX])
+@pytest.mark.parametrize("text,code,line,column,span", [c[1:] for c in SYNTAX], ids=[c[0] for c in SYNTAX])
 def test_each_syntax_error_is_located_in_words(text, code, line, column, span):
     d = syntax_error(text)
     assert d.code == code, d.render()
@@ -120,40 +150,49 @@ def test_every_parser_code_has_a_case():
 # Common mistakes → the words the author reads (a mapping over Lark's
 # UnexpectedInput: the parser state's accepted tokens, the token and its neighbours).
 MISTAKES = {
-    "= instead of ==": (H + 'permit view on any resource when claims.email = "a@b"\n',
-                        "E114", "write '==' to test equality"),
+    "= instead of ==": (
+        H + 'permit view on any resource when claims.email = "a@b"\n',
+        "E114",
+        "write '==' to test equality",
+    ),
     "missing on": (H + 'permit view type "photo-album"\n', "E113", "needs 'on' before"),
     "allow instead of permit": (H + "allow view on any resource\n", "E102", "did you mean 'permit'?"),
     "single-quoted string": (H + "permit view on name 'summer'\n", "E105", "double quotes"),
-    "missing closing bracket": (H + 'permit view on any resource when claims.x in ["a", "b"\n'
-                                "permit read on any resource\n", "E110", "never closed"),
-    "missing closing parenthesis": (H + "permit view on any resource when (claims.x == 1\n",
-                                    "E110", "never closed"),
+    "missing closing bracket": (
+        H + 'permit view on any resource when claims.x in ["a", "b"\npermit read on any resource\n',
+        "E110",
+        "never closed",
+    ),
+    "missing closing parenthesis": (H + "permit view on any resource when (claims.x == 1\n", "E110", "never closed"),
     "rule with no scopes": (H + 'permit on type "photo-album"\n', "E112", "names no scopes"),
-    "and at end of line": (H + "permit view on any resource\n  when claims.a == 1 and\n"
-                           "permit read on any resource\n", "E111", "ends with 'and'"),
-    "and at end of file": (H + "permit view on any resource when claims.a == 1 and\n",
-                           "E111", "ends with 'and'"),
+    "and at end of line": (
+        H + "permit view on any resource\n  when claims.a == 1 and\npermit read on any resource\n",
+        "E111",
+        "ends with 'and'",
+    ),
+    "and at end of file": (H + "permit view on any resource when claims.a == 1 and\n", "E111", "ends with 'and'"),
     "keyword used as a group name (reference)": (
         H + 'group claims = ["x"]\npermit view on any resource when claims.role in claims\n',
-        "E115", "word of the policy language"),
+        "E115",
+        "word of the policy language",
+    ),
     "keyword used as a group name (declaration)": (
         H + 'group now = ["x"]\npermit view on any resource when claims.role in now\n',
-        "E115", "word of the policy language"),
+        "E115",
+        "word of the policy language",
+    ),
     "unterminated string": (H + 'permit view on name "summer\n', "E101", "never closed"),
-    "&& instead of and": (H + "permit view on any resource when claims.a == 1 && claims.b\n",
-                          "E105", "write 'and'"),
-    "condition without when": (H + "permit view on any resource claims.x == 1\n", "E118",
-                               "write 'when claims.x == 1'"),
-    "two conditions without and": (H + "permit view on any resource when claims.x == 1\n"
-                                   "  not claims.y == 2\n", "E119", "'and not claims.y == 2'"),
-    "misspelt keyword": (H + "permit view on any resource whne claims.a == 1\n", "E100",
-                         "did you mean 'when'?"),
-    "misspelt header": ('ownr "alice"\npermit view on any resource\n', "E100",
-                        "did you mean 'owner'?"),
+    "&& instead of and": (H + "permit view on any resource when claims.a == 1 && claims.b\n", "E105", "write 'and'"),
+    "condition without when": (H + "permit view on any resource claims.x == 1\n", "E118", "write 'when claims.x == 1'"),
+    "two conditions without and": (
+        H + "permit view on any resource when claims.x == 1\n  not claims.y == 2\n",
+        "E119",
+        "'and not claims.y == 2'",
+    ),
+    "misspelt keyword": (H + "permit view on any resource whne claims.a == 1\n", "E100", "did you mean 'when'?"),
+    "misspelt header": ('ownr "alice"\npermit view on any resource\n', "E100", "did you mean 'owner'?"),
     "misspelt effect": (H + "permt view on any resource\n", "E102", "did you mean 'permit'?"),
-    "scopes without comma": (H + "permit view download on any resource\n", "E100",
-                             "separated by commas"),
+    "scopes without comma": (H + "permit view download on any resource\n", "E100", "separated by commas"),
 }
 
 
@@ -172,13 +211,15 @@ def test_common_mistakes_get_author_words(mistake):
 
 def test_expected_words_name_things_not_tokens():
     d = syntax_error(H + "permit view on any resource when claims.x == 1 2\n")
-    assert d.hint == ("expected a rule (permit, forbid or ask), a declaration (group, claims or "
-                      "type), 'and', 'or', 'unless', 'for' or 'until'")
+    assert d.hint == (
+        "expected a rule (permit, forbid or ask), a declaration (group, claims or "
+        "type), 'and', 'or', 'unless', 'for' or 'until'"
+    )
     d = syntax_error(H + "permit view on\n")
     assert d.hint == "expected 'any', 'name', 'resource' or 'type'"
     d = syntax_error(H + 'permit view on any resource when claims.x is "a"\n')
     assert "an operator (==, !=, <, in" in d.hint and no_token_names(d.hint)
-    d = syntax_error(H + 'permit view on any resource when claims.age 18\n')
+    d = syntax_error(H + "permit view on any resource when claims.age 18\n")
     assert d.message == "an operator is missing before 18"
     assert d.hint.endswith("like: claims.age == 18")
     d = syntax_error(H + 'permit view on any resource when claims["https://x/y"] "a"\n')
@@ -198,8 +239,10 @@ def test_allow_renders_exactly():
 
 
 def test_unclosed_list_points_at_the_opening_bracket():
-    d = syntax_error(H + 'group friends = ["bob@example.com",\n  "carol@example.com"\n'
-                         'permit view on any resource when claims.email in friends\n')
+    d = syntax_error(
+        H + 'group friends = ["bob@example.com",\n  "carol@example.com"\n'
+        "permit view on any resource when claims.email in friends\n"
+    )
     assert d.render() == (
         "alice.policy:2:17: error[E110]: this '[' is never closed\n"
         '2 | group friends = ["bob@example.com",\n'
@@ -209,8 +252,7 @@ def test_unclosed_list_points_at_the_opening_bracket():
 
 
 def test_dangling_and_renders_at_the_and():
-    d = syntax_error(H + "permit view on any resource\n  when claims.a == 1 and\n"
-                         "permit read on any resource\n")
+    d = syntax_error(H + "permit view on any resource\n  when claims.a == 1 and\npermit read on any resource\n")
     assert d.render() == (
         "alice.policy:3:22: error[E111]: the condition ends with 'and', but nothing follows it\n"
         "3 |   when claims.a == 1 and\n"
@@ -260,9 +302,12 @@ def test_deep_nesting_is_an_error_not_a_crash_in_every_entry_point():
         with pytest.raises(PolicyError):
             policy_lang.loads(text, "d.policy")
     # parentheses alone add no depth: this one is fine
-    assert policy_lang.loads(deep, "d.policy").decide(
-        {"resource": {"id": "r", "owner": "alice"}, "scopes": ["view"], "claims": {"a": 1}}
-    ).decision == "permit"
+    assert (
+        policy_lang.loads(deep, "d.policy")
+        .decide({"resource": {"id": "r", "owner": "alice"}, "scopes": ["view"], "claims": {"a": 1}})
+        .decision
+        == "permit"
+    )
 
 
 def test_max_depth_itself_is_accepted():
@@ -274,9 +319,15 @@ def test_max_depth_itself_is_accepted():
 def test_render_without_source_line_or_position():
     d = make("E213", "no such file or directory: x.policy", "x.policy", None, 0, 0)
     assert d.render() == "x.policy: error[E213]: no such file or directory: x.policy"
-    assert d.to_json() == {"code": "E213", "severity": "error",
-                           "message": "no such file or directory: x.policy", "file": "x.policy",
-                           "line": 0, "column": 0, "hint": ""}
+    assert d.to_json() == {
+        "code": "E213",
+        "severity": "error",
+        "message": "no such file or directory: x.policy",
+        "file": "x.policy",
+        "line": 0,
+        "column": 0,
+        "hint": "",
+    }
 
 
 def test_unreadable_path_is_e213(tmp_path):
@@ -302,10 +353,18 @@ def test_severity_comes_from_the_code_table():
 
 
 def test_sort_diagnostics_orders_by_file_line_column():
-    ds = [make("E200", "m", "b", None, 1, 5), make("W303", "m", "a", None, 3, 1),
-          make("E201", "m", "a", None, 2, 9), make("E205", "m", "a", None, 2, 3)]
+    ds = [
+        make("E200", "m", "b", None, 1, 5),
+        make("W303", "m", "a", None, 3, 1),
+        make("E201", "m", "a", None, 2, 9),
+        make("E205", "m", "a", None, 2, 3),
+    ]
     assert [(d.file, d.line, d.column) for d in sort_diagnostics(ds)] == [
-        ("a", 2, 3), ("a", 2, 9), ("a", 3, 1), ("b", 1, 5)]
+        ("a", 2, 3),
+        ("a", 2, 9),
+        ("a", 3, 1),
+        ("b", 1, 5),
+    ]
 
 
 def test_policy_error_message_is_the_first_error_rendered():
@@ -342,10 +401,8 @@ def test_the_deepest_accepted_policy_runs_through_every_stage(shape):
         "and-not": lambda n: head + "(claims.b == 1 and not " * n + "claims.a == 1" + ")" * n + "\n",
     }
     text = _deepest_accepted(builders[shape])
-    assert not any(d.is_error for d in check_sources([Source("d.policy", text)])
-                   if d.code != "E210")
+    assert not any(d.is_error for d in check_sources([Source("d.policy", text)]) if d.code != "E210")
     if shape != "list":
         ps = policy_lang.loads(text, "d.policy")
-        ps.decide({"resource": {"id": "r", "owner": "alice"}, "scopes": ["view"],
-                   "claims": {"a": 1, "b": 1}})
+        ps.decide({"resource": {"id": "r", "owner": "alice"}, "scopes": ["view"], "claims": {"a": 1, "b": 1}})
         assert format_text(text, "d.policy")

@@ -1,5 +1,6 @@
 """The shipped example policies (policies/): they check cleanly, their tests
 pass with full coverage, and together they use every form of the language."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ The outcome, deciding rules and missing claims of every explained scope are
 compared with the engine's own ScopeResult over many generated requests, and
 every node's value with the Kleene combination of its parts.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,13 +18,13 @@ from policy_lang import RequestError, Source
 from policy_lang.explain import STEPS, explain, render_explanation
 
 # the random policy generator of the fmt tests (tests/ is on sys.path under pytest)
-from tests.policy_lang.test_fmt import parsed, requests_for  # noqa: E402
-from tests.policy_lang.test_fmt import policies as st_policies  # noqa: E402
+from tests.policy_lang.test_fmt import parsed, requests_for
+from tests.policy_lang.test_fmt import policies as st_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 T = "2026-11-27T10:00:00Z"
 
-ALICE = '''\
+ALICE = """\
 owner "alice"
 group family = ["bob@example.com", "carol@example.com"]
 claims email, email_verified from "https://idp.example.com" as id_token
@@ -53,19 +54,30 @@ forbid download
 
 permit print on any resource when claims.level > 3 or claims.vip == true
 ask print on any resource when claims.tier == "gold" and claims.region in ["eu", "us"]
-'''
+"""
 
 
 def alice_set():
     return policy_lang.compile_sources([Source("alice.policy", ALICE)])
 
 
-def request(scopes, claims=None, name="summer-2026", rtype="photo-album", client="photo-app",
-            time=T, approvals=None, **extra):
-    req = {"resource": {"id": "r1", "owner": "alice", "type": rtype, "name": name,
-                        "scopes": ["view", "download", "print", "read"]},
-           "scopes": scopes, "claims": claims or {}, "client": {"id": client}, "time": time,
-           "approvals": approvals or []}
+def request(
+    scopes, claims=None, name="summer-2026", rtype="photo-album", client="photo-app", time=T, approvals=None, **extra
+):
+    req = {
+        "resource": {
+            "id": "r1",
+            "owner": "alice",
+            "type": rtype,
+            "name": name,
+            "scopes": ["view", "download", "print", "read"],
+        },
+        "scopes": scopes,
+        "claims": claims or {},
+        "client": {"id": client},
+        "time": time,
+        "approvals": approvals or [],
+    }
     req.update(extra)
     return req
 
@@ -79,6 +91,7 @@ def candidate(e, ref):
 
 
 # ---------------------------------------------------------------- agreement
+
 
 def _kleene(node):
     """A node's value is the Kleene combination of its parts' values (section 3)."""
@@ -148,8 +161,9 @@ def random_requests(n: int, seed: int):
             rtype=rnd.choice(["photo-album", "doc"]),
             client=rnd.choice(["photo-app", "alice-phone", "clinic-app"]),
             time=rnd.choice([T, "2027-03-01T00:00:00Z"]),
-            approvals=rnd.choice([[], [{"scope": "view", "answer": "approved"}],
-                                  [{"scope": "print", "answer": "denied"}]]),
+            approvals=rnd.choice(
+                [[], [{"scope": "view", "answer": "approved"}], [{"scope": "print", "answer": "denied"}]]
+            ),
         )
 
 
@@ -167,23 +181,40 @@ def test_explanation_agrees_on_the_shipped_policies_with_global_rules():
     rnd = random.Random(2)
     for _ in range(200):
         owner = rnd.choice(["alice", "acme"])
-        claims = {k: rnd.choice(v) for k, v in {
-            "email": ["bob@example.com", "erin@acme.example"], "email_verified": [True],
-            "acr": ["mfa", "pwd"], "roles": [["editor"], ["editor", "intern"], ["contractor"]],
-            "https://acme.example/claims/department": ["engineering", "sales"],
-            "employee_id": ["e1"], "sub": ["alice"]}.items() if rnd.random() < 0.5}
-        req = {"resource": {"id": rnd.choice(["r1", "vault-router"]), "owner": owner,
-                            "type": rnd.choice(["photo-album", "document", "secret"]),
-                            "name": rnd.choice(["summer-2026", "engineering/x", "sales/y", "private/z"])},
-               "scopes": rnd.sample(["view", "download", "read", "edit", "comment"], 2),
-               "claims": claims, "client": {"id": rnd.choice(["photo-app", "evil-app", "acme-hr"]),
-                                            "trusted": rnd.choice([True, False])},
-               "time": T}
+        claims = {
+            k: rnd.choice(v)
+            for k, v in {
+                "email": ["bob@example.com", "erin@acme.example"],
+                "email_verified": [True],
+                "acr": ["mfa", "pwd"],
+                "roles": [["editor"], ["editor", "intern"], ["contractor"]],
+                "https://acme.example/claims/department": ["engineering", "sales"],
+                "employee_id": ["e1"],
+                "sub": ["alice"],
+            }.items()
+            if rnd.random() < 0.5
+        }
+        req = {
+            "resource": {
+                "id": rnd.choice(["r1", "vault-router"]),
+                "owner": owner,
+                "type": rnd.choice(["photo-album", "document", "secret"]),
+                "name": rnd.choice(["summer-2026", "engineering/x", "sales/y", "private/z"]),
+            },
+            "scopes": rnd.sample(["view", "download", "read", "edit", "comment"], 2),
+            "claims": claims,
+            "client": {"id": rnd.choice(["photo-app", "evil-app", "acme-hr"]), "trusted": rnd.choice([True, False])},
+            "time": T,
+        }
         assert_agrees(ps, req)
 
 
-@settings(derandomize=True, max_examples=50, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    derandomize=True,
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st_policies())
 def test_explanation_agrees_on_generated_policies(text):
     pf = parsed(text, "g.policy")
@@ -194,17 +225,27 @@ def test_explanation_agrees_on_generated_policies(text):
 
 def test_several_resources_in_one_request():
     ps = alice_set()
-    req = {"permissions": [
-        {"resource": {"id": "a", "owner": "alice", "type": "photo-album", "name": "summer-2026"},
-         "scopes": ["view", "download"]},
-        {"resource": {"id": "b", "owner": "alice", "name": "private/b"}, "scopes": ["view"]}],
-        "claims": {"email": "bob@example.com", "email_verified": True}, "time": T}
+    req = {
+        "permissions": [
+            {
+                "resource": {"id": "a", "owner": "alice", "type": "photo-album", "name": "summer-2026"},
+                "scopes": ["view", "download"],
+            },
+            {"resource": {"id": "b", "owner": "alice", "name": "private/b"}, "scopes": ["view"]},
+        ],
+        "claims": {"email": "bob@example.com", "email_verified": True},
+        "time": T,
+    }
     data = assert_agrees(ps, req)
     assert [(e["resource_id"], e["scope"]) for e in data["explanation"]] == [
-        ("a", "view"), ("a", "download"), ("b", "view")]
+        ("a", "view"),
+        ("a", "download"),
+        ("b", "view"),
+    ]
 
 
 # ---------------------------------------------------------------- what it shows
+
 
 def test_shows_unknown_claims_with_their_names():
     data = assert_agrees(alice_set(), request(["view"], {}))
@@ -260,17 +301,23 @@ def test_default_deny_says_no_rule_applied():
 
 
 def test_permit_step_3_with_expiry():
-    data = assert_agrees(alice_set(), request(["read"], {"role": "physician"}, name="health/labs/1",
-                                              rtype="lab", client="clinic-app"))
+    data = assert_agrees(
+        alice_set(), request(["read"], {"role": "physician"}, name="health/labs/1", rtype="lab", client="clinic-app")
+    )
     e = entry(data, "read")
     assert e["step"] == 3 and e["outcome"] == "granted"
     assert data["granted"][0]["expires_at"] == "2026-12-27T10:00:00Z"
     assert "(expires 2026-12-27T10:00:00Z)" in render_explanation(data)
 
 
-@pytest.mark.parametrize("approvals,outcome", [
-    ([], "submitted"), ([{"scope": "view", "answer": "approved"}], "granted"),
-    ([{"scope": "view", "answer": "denied"}], "denied")])
+@pytest.mark.parametrize(
+    "approvals,outcome",
+    [
+        ([], "submitted"),
+        ([{"scope": "view", "answer": "approved"}], "granted"),
+        ([{"scope": "view", "answer": "denied"}], "denied"),
+    ],
+)
 def test_ask_step_4(approvals, outcome):
     data = assert_agrees(alice_set(), request(["view"], {"email": "x@acme.example"}, approvals=approvals))
     e = entry(data, "view")
@@ -302,16 +349,18 @@ def test_type_error_in_a_forbid_is_shown_and_fails_closed():
 
 
 def test_expired_until_rule_is_marked():
-    data = assert_agrees(alice_set(), request(["view"], {"email": "dave@example.com"},
-                                              time="2027-03-01T00:00:00Z"))
+    data = assert_agrees(alice_set(), request(["view"], {"email": "dave@example.com"}, time="2027-03-01T00:00:00Z"))
     c = candidate(entry(data, "view"), "alice.policy:22")
     assert c["value"] == "expired" and "2026-12-31T23:59:59Z" in c["note"]
     assert "clauses" not in c
 
 
 def test_claims_from_another_issuer_are_listed_as_ignored():
-    req = request(["view"], {"email": "bob@example.com", "email_verified": True},
-                  claim_sources={"email": {"issuer": "https://evil.example", "format": "id_token"}})
+    req = request(
+        ["view"],
+        {"email": "bob@example.com", "email_verified": True},
+        claim_sources={"email": {"issuer": "https://evil.example", "format": "id_token"}},
+    )
     data = assert_agrees(alice_set(), req)
     e = entry(data, "view")
     assert e["ignored_claims"] == ["email"] and e["outcome"] == "need_info"

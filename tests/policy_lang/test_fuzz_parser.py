@@ -7,6 +7,7 @@ text checks without errors it must also compile and decide.
 
 Deterministic in CI: ``derandomize=True`` draws the same examples every run.
 """
+
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
@@ -17,27 +18,143 @@ from policy_lang import Source, check_sources
 from policy_lang.diagnostics import CODES, Diagnostic, PolicyError
 from policy_lang.parser import parse
 
-FUZZ = settings(max_examples=400, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-KEYWORDS = ["owner", "global", "group", "claims", "from", "as", "type", "has", "scopes",
-            "permit", "forbid", "ask", "any", "scope", "on", "resource", "name", "like", "when",
-            "unless", "for", "until", "or", "and", "not", "in", "contains", "starts", "ends",
-            "with", "client", "now", "true", "false", "id_token", "jwt", "allow", "deny"]
-PUNCT = ["==", "!=", "<", "<=", ">", ">=", "=", ",", ".", "(", ")", "[", "]", '"', "'", "#",
-         "\\", "*", "?", "&&", "||", "!", ";", "{", "}", "-", ":", "\u201c", "\u201d"]
-VALUES = ['"alice"', '"bob@example.com"', '"photo-album"', '"private/*"', '""', '"a\\"b"',
-          '"\\q"', '"https://idp.example.com"', "0", "5", "-3", "2.5", "1.2.3", "30d", "0d",
-          "12h", "30x", "2026-12-31", "2026-12-31T23:59:59Z", "2026-02-30", "2026-01-01T10:00",
-          "claims.email", "claims.a.b", 'claims["https://x/role"]', "client.id",
-          "resource.name", "resource.scopes", "resource.nme", "family", "famly", "view",
-          "download"]
-ODD = ["\n", "\n", " ", "  ", "\t", "\r\n", "\x00", "\x01", "\x0b", "\x0c", "\x7f", "\u00e9",
-       "\u5199", "\u200b", "\u2028", "\U0001f600", "\ufeff", "\x85"]
+KEYWORDS = [
+    "owner",
+    "global",
+    "group",
+    "claims",
+    "from",
+    "as",
+    "type",
+    "has",
+    "scopes",
+    "permit",
+    "forbid",
+    "ask",
+    "any",
+    "scope",
+    "on",
+    "resource",
+    "name",
+    "like",
+    "when",
+    "unless",
+    "for",
+    "until",
+    "or",
+    "and",
+    "not",
+    "in",
+    "contains",
+    "starts",
+    "ends",
+    "with",
+    "client",
+    "now",
+    "true",
+    "false",
+    "id_token",
+    "jwt",
+    "allow",
+    "deny",
+]
+PUNCT = [
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "=",
+    ",",
+    ".",
+    "(",
+    ")",
+    "[",
+    "]",
+    '"',
+    "'",
+    "#",
+    "\\",
+    "*",
+    "?",
+    "&&",
+    "||",
+    "!",
+    ";",
+    "{",
+    "}",
+    "-",
+    ":",
+    "\u201c",
+    "\u201d",
+]
+VALUES = [
+    '"alice"',
+    '"bob@example.com"',
+    '"photo-album"',
+    '"private/*"',
+    '""',
+    '"a\\"b"',
+    '"\\q"',
+    '"https://idp.example.com"',
+    "0",
+    "5",
+    "-3",
+    "2.5",
+    "1.2.3",
+    "30d",
+    "0d",
+    "12h",
+    "30x",
+    "2026-12-31",
+    "2026-12-31T23:59:59Z",
+    "2026-02-30",
+    "2026-01-01T10:00",
+    "claims.email",
+    "claims.a.b",
+    'claims["https://x/role"]',
+    "client.id",
+    "resource.name",
+    "resource.scopes",
+    "resource.nme",
+    "family",
+    "famly",
+    "view",
+    "download",
+]
+ODD = [
+    "\n",
+    "\n",
+    " ",
+    "  ",
+    "\t",
+    "\r\n",
+    "\x00",
+    "\x01",
+    "\x0b",
+    "\x0c",
+    "\x7f",
+    "\u00e9",
+    "\u5199",
+    "\u200b",
+    "\u2028",
+    "\U0001f600",
+    "\ufeff",
+    "\x85",
+]
 PIECES = KEYWORDS + PUNCT + VALUES + ODD
 
 VALID = [
-    '''owner "alice"
+    """owner "alice"
 group family = ["bob@example.com", "carol@example.com"]
 claims email, email_verified from "https://idp.example.com" as id_token
 permit view, download
@@ -47,26 +164,25 @@ permit read on name like "health/labs/*" when claims.role == "physician" and cli
 ask view on type "photo-album" when claims.email ends with "@acme.example"
 forbid any scope on name like "private/*" unless client.id in ["alice-phone", "alice-laptop"]
 permit view on name "summer-2026" when claims.email == "dave@example.com" until 2026-12-31T23:59:59Z
-''',
-    '''global
+""",
+    """global
 type "photo-album" has scopes view, download, print
 forbid any scope on type "medical" when not (claims.age >= 18 or has claims.guardian)
 permit "https://photoz.example/scopes/print" on resource "r1" when now < 2027-01-01 and resource.scopes contains "print"
-''',
-    '''# comment first
+""",
+    """# comment first
 owner "bob"   # trailing comment
 permit view on type "doc" name like "q?-*" when claims["https://example.com/groups"] contains "staff"
   unless claims.address.country != "NL"
 ask edit on any resource when (claims.level > 2.5) == true and resource.name starts with "draft/"
-''',
+""",
 ]
 
 
 def _texts() -> st.SearchStrategy[str]:
     piece = st.one_of(st.sampled_from(PIECES), st.text(max_size=3))
     sep = st.sampled_from([" ", " ", "", "\n", "\t"])
-    return st.lists(st.tuples(piece, sep), max_size=40).map(
-        lambda parts: "".join(p + s for p, s in parts))
+    return st.lists(st.tuples(piece, sep), max_size=40).map(lambda parts: "".join(p + s for p, s in parts))
 
 
 @st.composite
@@ -76,14 +192,13 @@ def _mutated(draw) -> str:
         if not text:
             break
         i = draw(st.integers(0, len(text) - 1))
-        op = draw(st.sampled_from(["delete", "insert", "swap", "token", "cut", "duplicate",
-                                   "drop-word"]))
+        op = draw(st.sampled_from(["delete", "insert", "swap", "token", "cut", "duplicate", "drop-word"]))
         if op == "delete":
-            text = text[:i] + text[i + 1:]
+            text = text[:i] + text[i + 1 :]
         elif op == "insert":
             text = text[:i] + draw(st.sampled_from(PUNCT + ODD + ["a", "1", " "])) + text[i:]
         elif op == "swap" and i + 1 < len(text):
-            text = text[:i] + text[i + 1] + text[i] + text[i + 2:]
+            text = text[:i] + text[i + 1] + text[i] + text[i + 2 :]
         elif op == "token":
             text = text[:i] + " " + draw(st.sampled_from(PIECES)) + " " + text[i:]
         elif op == "cut":
@@ -94,7 +209,7 @@ def _mutated(draw) -> str:
         elif op == "drop-word":
             words = text.split(" ")
             k = draw(st.integers(0, len(words) - 1))
-            text = " ".join(words[:k] + words[k + 1:])
+            text = " ".join(words[:k] + words[k + 1 :])
     return text
 
 
@@ -126,9 +241,13 @@ def _no_crash(text: str, owner: str | None = None) -> None:
             ps = policy_lang.loads(text, "f.policy", owner)
         except PolicyError as e:  # pragma: no cover - a check/compile disagreement is a bug
             raise AssertionError(f"checked clean but did not compile: {e}") from e
-        ps.decide({"resource": {"id": "r1", "owner": owner or "alice", "type": "photo-album",
-                                "name": "private/x"},
-                   "scopes": ["view"], "claims": {"email": "bob@example.com", "age": 20}})
+        ps.decide(
+            {
+                "resource": {"id": "r1", "owner": owner or "alice", "type": "photo-album", "name": "private/x"},
+                "scopes": ["view"],
+                "claims": {"email": "bob@example.com", "age": 20},
+            }
+        )
 
 
 @FUZZ
@@ -156,46 +275,86 @@ def test_the_valid_seeds_are_valid():
 
 # ------------------------------------------------------------------ the type checker is sound
 
-LITERALS = ['"a"', '"n"', '""', "1", "2.5", "-3", "true", "false", "2026-01-01",
-            "2026-01-01T10:00:00Z", "30d", "0s", '["a", "b"]', "[1, 2]", "[]", '["n"]']
-REFS = ["client.id", "client.tier", "resource.id", "resource.name", "resource.type",
-        "resource.owner", "resource.scopes", "resource.description", "now", "gs", "gn"]
-OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "starts with",
-       "ends with", "like"]
+LITERALS = [
+    '"a"',
+    '"n"',
+    '""',
+    "1",
+    "2.5",
+    "-3",
+    "true",
+    "false",
+    "2026-01-01",
+    "2026-01-01T10:00:00Z",
+    "30d",
+    "0s",
+    '["a", "b"]',
+    "[1, 2]",
+    "[]",
+    '["n"]',
+]
+REFS = [
+    "client.id",
+    "client.tier",
+    "resource.id",
+    "resource.name",
+    "resource.type",
+    "resource.owner",
+    "resource.scopes",
+    "resource.description",
+    "now",
+    "gs",
+    "gn",
+]
+OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "starts with", "ends with", "like"]
 
 
 def _conditions() -> st.SearchStrategy[str]:
     operand = st.sampled_from(LITERALS + REFS)
     compare = st.builds(lambda a, op, b: f"{a} {op} {b}", operand, st.sampled_from(OPS), operand)
-    leaf = st.one_of(compare, operand, st.sampled_from(["has client.id", "has resource.name",
-                                                         "has client.tier"]))
-    return st.recursive(leaf, lambda inner: st.one_of(
-        st.builds(lambda a: f"not {a}", inner),
-        st.builds(lambda a, b: f"({a} and {b})", inner, inner),
-        st.builds(lambda a, b: f"({a} or {b})", inner, inner),
-        st.builds(lambda a, op, b: f"({a}) {op} {b}", inner, st.sampled_from(["==", "!="]),
-                  operand),
-    ), max_leaves=6)
+    leaf = st.one_of(compare, operand, st.sampled_from(["has client.id", "has resource.name", "has client.tier"]))
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.builds(lambda a: f"not {a}", inner),
+            st.builds(lambda a, b: f"({a} and {b})", inner, inner),
+            st.builds(lambda a, b: f"({a} or {b})", inner, inner),
+            st.builds(lambda a, op, b: f"({a}) {op} {b}", inner, st.sampled_from(["==", "!="]), operand),
+        ),
+        max_leaves=6,
+    )
 
 
-@settings(max_examples=400, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(_conditions(), st.sampled_from(["permit", "forbid", "ask"]))
 def test_a_policy_the_checker_accepts_has_no_type_errors_at_run_time(cond, effect):
     """Without claims every value has its static kind, so a clean check means the
     engine never meets a type mismatch (Decision.errors stays empty)."""
-    text = ('owner "alice"\ngroup gs = ["a", "n"]\ngroup gn = [1, 2]\n'
-            f"{effect} view on any resource when {cond}\n")
+    text = f'owner "alice"\ngroup gs = ["a", "n"]\ngroup gn = [1, 2]\n{effect} view on any resource when {cond}\n'
     diags = check_sources([Source("t.policy", text)])
     for d in diags:
         _located(d, "t.policy", text)
     if any(d.is_error for d in diags):
         return
     ps = policy_lang.loads(text, "t.policy")
-    got = ps.decide({"resource": {"id": "r1", "owner": "alice", "type": "t", "name": "n",
-                                  "scopes": ["view"], "description": "d"},
-                     "client": {"id": "app"}, "scopes": ["view"], "approvals": [],
-                     "time": "2026-06-01T00:00:00Z"})
+    got = ps.decide(
+        {
+            "resource": {
+                "id": "r1",
+                "owner": "alice",
+                "type": "t",
+                "name": "n",
+                "scopes": ["view"],
+                "description": "d",
+            },
+            "client": {"id": "app"},
+            "scopes": ["view"],
+            "approvals": [],
+            "time": "2026-06-01T00:00:00Z",
+        }
+    )
     assert got.errors == [], (cond, got.errors)
     if any(d.code == "W306" for d in diags):  # "never true": the rule cannot have decided
         assert not got.reasons or all(r.get("rule") is None for r in got.reasons), cond

@@ -11,6 +11,7 @@ for/until); requests are random resources, scopes, claims (including values
 of the wrong type, to exercise run-time type errors), clients, times and
 approvals. Runs are derandomized: the same examples on every run.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ import policy_lang
 from policy_lang import Source
 from policy_lang import ast as A
 
-SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=200,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 SCOPES = ["view", "download", "print", "share"]
 CLAIMS = ["a", "b", "c", "email", "address", "https://x.example/level"]
@@ -77,9 +83,18 @@ conditions = st.recursive(
     max_leaves=5,
 )
 
-TARGETS = ["any resource", 'resource "r1"', 'resource "r2"', 'type "album"', 'type "doc"',
-           'name "a"', 'name like "a*"', 'name like "p/*"', 'type "album" name like "*"',
-           'type "album" name "a"']
+TARGETS = [
+    "any resource",
+    'resource "r1"',
+    'resource "r2"',
+    'type "album"',
+    'type "doc"',
+    'name "a"',
+    'name like "a*"',
+    'name like "p/*"',
+    'type "album" name like "*"',
+    'type "album" name "a"',
+]
 
 scope_part = st.one_of(
     st.just("any scope"),
@@ -101,10 +116,8 @@ def rules(draw, effects=("permit", "forbid", "ask")) -> str:
     return text + draw(st.sampled_from(expiries))
 
 
-HEADER = ('owner "alice"\ngroup team = ["u1@x", "u2@x"]\n'
-          'claims email from "https://idp.example" as id_token\n')
-GLOBAL_HEADER = ('global\ngroup team = ["u2@x", "u3@x"]\n'
-                 'claims a, email from "https://gov.example" as jwt\n')
+HEADER = 'owner "alice"\ngroup team = ["u1@x", "u2@x"]\nclaims email from "https://idp.example" as id_token\n'
+GLOBAL_HEADER = 'global\ngroup team = ["u2@x", "u3@x"]\nclaims a, email from "https://gov.example" as jwt\n'
 ISSUERS = ["https://idp.example", "https://gov.example", "https://evil.example"]
 FORMATS = ["id_token", "jwt", "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"]
 
@@ -125,20 +138,41 @@ policies = st.tuples(st.lists(rules(), min_size=1, max_size=6), st.lists(rules()
 
 # ---------------------------------------------------------------- requests
 
-claim_values = st.sampled_from([1, 2, 3.5, "s", "1", True, False, "u1@x", "u3@x", "z@y", [1, 2],
-                                ["s", 1], None, {"country": "DE"}, {"country": "FR"}, {"city": "x"}])
+claim_values = st.sampled_from(
+    [
+        1,
+        2,
+        3.5,
+        "s",
+        "1",
+        True,
+        False,
+        "u1@x",
+        "u3@x",
+        "z@y",
+        [1, 2],
+        ["s", 1],
+        None,
+        {"country": "DE"},
+        {"country": "FR"},
+        {"city": "x"},
+    ]
+)
 
 resources = st.fixed_dictionaries(
     {"owner": st.sampled_from(["alice", "alice", "alice", "bob"])},
-    optional={"type": st.sampled_from(["album", "doc"]),
-              "name": st.sampled_from(["a", "ab", "p/x", "b"]),
-              "description": st.just("d"),
-              "scopes": st.sampled_from([["view", "print"], ["download"]])},
+    optional={
+        "type": st.sampled_from(["album", "doc"]),
+        "name": st.sampled_from(["a", "ab", "p/x", "b"]),
+        "description": st.just("d"),
+        "scopes": st.sampled_from([["view", "print"], ["download"]]),
+    },
 )
 
-approvals = st.lists(st.fixed_dictionaries({"scope": st.sampled_from(SCOPES),
-                                            "answer": st.sampled_from(["approved", "denied"])}),
-                     max_size=2)
+approvals = st.lists(
+    st.fixed_dictionaries({"scope": st.sampled_from(SCOPES), "answer": st.sampled_from(["approved", "denied"])}),
+    max_size=2,
+)
 
 
 @st.composite
@@ -147,15 +181,18 @@ def requests(draw) -> dict:
     perms = []
     for rid in ids:
         res = dict(draw(resources), id=rid)
-        perm = {"resource": res, "scopes": draw(st.lists(st.sampled_from(SCOPES), min_size=1,
-                                                          max_size=3, unique=True))}
+        perm = {"resource": res, "scopes": draw(st.lists(st.sampled_from(SCOPES), min_size=1, max_size=3, unique=True))}
         appr = draw(approvals)
         if appr:
             perm["approvals"] = appr
         perms.append(perm)
     claims = draw(st.dictionaries(st.sampled_from(CLAIMS), claim_values, max_size=5))
-    client = draw(st.one_of(st.just({}), st.fixed_dictionaries(
-        {"id": st.sampled_from(["x", "y", "z"])}, optional={"tier": st.just("gold")})))
+    client = draw(
+        st.one_of(
+            st.just({}),
+            st.fixed_dictionaries({"id": st.sampled_from(["x", "y", "z"])}, optional={"tier": st.just("gold")}),
+        )
+    )
     time = draw(st.sampled_from(["2026-11-27T10:00:00Z", "2026-12-15T00:00:00Z"]))
     if len(perms) == 1 and draw(st.booleans()):
         p = perms[0]
@@ -166,11 +203,15 @@ def requests(draw) -> dict:
         out = {"permissions": perms}
     out.update(claims=claims, client=client, time=time)
     if claims and draw(st.booleans()):
-        out["claim_sources"] = draw(st.dictionaries(
-            st.sampled_from(sorted(claims)),
-            st.fixed_dictionaries({"issuer": st.sampled_from(ISSUERS)},
-                                  optional={"format": st.sampled_from(FORMATS)}),
-            max_size=3))
+        out["claim_sources"] = draw(
+            st.dictionaries(
+                st.sampled_from(sorted(claims)),
+                st.fixed_dictionaries(
+                    {"issuer": st.sampled_from(ISSUERS)}, optional={"format": st.sampled_from(FORMATS)}
+                ),
+                max_size=3,
+            )
+        )
     return out
 
 
@@ -186,6 +227,7 @@ def without_claim(request: dict, name: str) -> dict:
 
 
 # ---------------------------------------------------------------- the two invariants
+
 
 @SETTINGS
 @given(policies, st.lists(requests(), min_size=1, max_size=3))
@@ -205,8 +247,12 @@ def test_withholding_a_claim_never_widens_access(policy, reqs):
 
 
 @SETTINGS
-@given(policies, st.lists(rules(effects=("forbid",)), min_size=1, max_size=2),
-       st.booleans(), st.lists(requests(), min_size=1, max_size=3))
+@given(
+    policies,
+    st.lists(rules(effects=("forbid",)), min_size=1, max_size=2),
+    st.booleans(),
+    st.lists(requests(), min_size=1, max_size=3),
+)
 def test_adding_a_forbid_never_widens_access(policy, forbids, as_global, reqs):
     owner_rules, global_rules = policy
     before_ps = build(owner_rules, global_rules)
@@ -221,8 +267,9 @@ def test_adding_a_forbid_never_widens_access(policy, forbids, as_global, reqs):
 
 
 @SETTINGS
-@given(policies, st.lists(rules(effects=("permit",)), min_size=1, max_size=2),
-       st.lists(requests(), min_size=1, max_size=3))
+@given(
+    policies, st.lists(rules(effects=("permit",)), min_size=1, max_size=2), st.lists(requests(), min_size=1, max_size=3)
+)
 def test_adding_a_permit_never_removes_a_grant(policy, permits, reqs):
     owner_rules, global_rules = policy
     before_ps = build(owner_rules, global_rules)
@@ -232,6 +279,7 @@ def test_adding_a_permit_never_removes_a_grant(policy, permits, reqs):
 
 
 # ---------------------------------------------------------------- determinism, totality, shape
+
 
 @SETTINGS
 @given(policies, requests())
@@ -245,18 +293,26 @@ def test_decide_is_deterministic(policy, request):
 
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70),
-              st.floats(allow_nan=False), st.text(max_size=12),
-              st.sampled_from(["2026-11-27", "2026-11-27T10:00:00Z", "u1@x", "p/x", "1"])),
-    lambda sub: st.one_of(st.lists(sub, max_size=3),
-                          st.dictionaries(st.text(max_size=4), sub, max_size=3)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False),
+        st.text(max_size=12),
+        st.sampled_from(["2026-11-27", "2026-11-27T10:00:00Z", "u1@x", "p/x", "1"]),
+    ),
+    lambda sub: st.one_of(st.lists(sub, max_size=3), st.dictionaries(st.text(max_size=4), sub, max_size=3)),
     max_leaves=6,
 )
 
 
 @SETTINGS
-@given(policies, requests(), st.dictionaries(st.sampled_from(CLAIMS), json_values, max_size=4),
-       st.dictionaries(st.sampled_from(["id", "tier"]), json_values, max_size=2))
+@given(
+    policies,
+    requests(),
+    st.dictionaries(st.sampled_from(CLAIMS), json_values, max_size=4),
+    st.dictionaries(st.sampled_from(["id", "tier"]), json_values, max_size=2),
+)
 def test_decide_is_total(policy, request, claims, client):
     ps = build(*policy)
     request = dict(request, claims=claims, client=client)
@@ -282,8 +338,7 @@ def test_decision_json_shape(policy, request):
     assert len(placed) == len(set(placed))
     assert set(placed) | need == asked and not (set(placed) & need)
     # the decision follows from the buckets (section 3, request level)
-    n_granted = len([p for p in placed if any(p in {(e["resource_id"], s) for s in e["scopes"]}
-                                               for e in d["granted"])])
+    n_granted = len([p for p in placed if any(p in {(e["resource_id"], s) for s in e["scopes"]} for e in d["granted"])])
     if n_granted == len(asked):
         assert d["decision"] == "permit"
     elif need:
@@ -361,8 +416,11 @@ def _compare(op, a, b):
     if op == "!=":
         return not _eq(a, b)
     if op in ("<", "<=", ">", ">="):
-        ok = (_num(a) and _num(b)) or (isinstance(a, str) and isinstance(b, str)) or (
-            isinstance(a, datetime) and isinstance(b, datetime))
+        ok = (
+            (_num(a) and _num(b))
+            or (isinstance(a, str) and isinstance(b, str))
+            or (isinstance(a, datetime) and isinstance(b, datetime))
+        )
         if not ok:
             return _ERR
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
@@ -470,25 +528,24 @@ def _oracle_scope(files, res, scope, ctx, approval):
     forbids = [c for c in cands if c[0] == "forbid"]
     permits = [c for c in cands if c[0] == "permit"]
     asks = [c for c in cands if c[0] == "ask"]
-    if any(v is True or v == _ERR for _, v, _ in forbids):                     # step 1
+    if any(v is True or v == _ERR for _, v, _ in forbids):  # step 1
         return "denied", frozenset(), None
     forbid_missing = frozenset().union(*[v for _, v, _ in forbids if isinstance(v, frozenset)])
     true_permits = [b for _, v, b in permits if v is True]
     true_asks = [b for _, v, b in asks if v is True]
     alternatives = [v for _, v, _ in permits + asks if isinstance(v, frozenset)]
-    if forbid_missing:                                                         # step 2 (+ 5)
-        extra = min(alternatives, key=len) if alternatives and not true_permits and not true_asks \
-            else frozenset()
+    if forbid_missing:  # step 2 (+ 5)
+        extra = min(alternatives, key=len) if alternatives and not true_permits and not true_asks else frozenset()
         return "need_info", forbid_missing | extra, None
-    if true_permits:                                                           # step 3
+    if true_permits:  # step 3
         return "granted", frozenset(), None if None in true_permits else max(true_permits)
-    if true_asks:                                                              # step 4
+    if true_asks:  # step 4
         if approval == "approved":
             return "granted", frozenset(), true_asks[0]
         return ("denied" if approval == "denied" else "submitted"), frozenset(), None
-    if alternatives:                                                           # step 5
+    if alternatives:  # step 5
         return "need_info", min(alternatives, key=len), None
-    return "denied", frozenset(), None                                         # step 6
+    return "denied", frozenset(), None  # step 6
 
 
 _FORMAT_URIS = {"id_token": FORMATS[2], "jwt": "urn:ietf:params:oauth:token-type:jwt"}
@@ -519,8 +576,9 @@ def _claims_view(files, owner: str, claims: dict, sources: dict) -> dict:
 
 
 def _oracle(ps: policy_lang.PolicySet, request: dict) -> dict:
-    perms = request.get("permissions") or [{"resource": request["resource"], "scopes": request["scopes"],
-                                            "approvals": request.get("approvals")}]
+    perms = request.get("permissions") or [
+        {"resource": request["resource"], "scopes": request["scopes"], "approvals": request.get("approvals")}
+    ]
     now = datetime.fromisoformat(request["time"].replace("Z", "+00:00"))
     out: dict[tuple[str, str], tuple] = {}
     for p in perms:
@@ -528,10 +586,8 @@ def _oracle(ps: policy_lang.PolicySet, request: dict) -> dict:
         for a in p.get("approvals") or []:
             if answers.get(a["scope"]) != "denied":
                 answers[a["scope"]] = a["answer"]
-        claims = _claims_view(ps.files, p["resource"]["owner"], request["claims"],
-                              request.get("claim_sources") or {})
-        ctx = {"claims": claims, "client": request["client"], "resource": p["resource"],
-               "now": now}
+        claims = _claims_view(ps.files, p["resource"]["owner"], request["claims"], request.get("claim_sources") or {})
+        ctx = {"claims": claims, "client": request["client"], "resource": p["resource"], "now": now}
         for s in p["scopes"]:
             out[(p["resource"]["id"], s)] = _oracle_scope(ps.files, p["resource"], s, ctx, answers.get(s))
     return out
@@ -570,12 +626,15 @@ def test_engine_agrees_with_a_direct_reading_of_section_3(policy, reqs):
             assert d["decision"] == "permit"
         elif "need_info" in outcomes:
             assert d["decision"] == "need_info"
-            assert sorted(m["name"] for m in d["required_claims"]) == sorted(frozenset().union(
-                *[v[1] for v in want.values() if v[0] == "need_info"]))
+            assert sorted(m["name"] for m in d["required_claims"]) == sorted(
+                frozenset().union(*[v[1] for v in want.values() if v[0] == "need_info"])
+            )
             # each member comes from the claims declarations of an owner whose resource needs it
             # (resources of owners who declare one claim differently get one of them)
-            owners = {p["resource"]["id"]: p["resource"]["owner"] for p in (
-                request.get("permissions") or [{"resource": request["resource"]}])}
+            owners = {
+                p["resource"]["id"]: p["resource"]["owner"]
+                for p in (request.get("permissions") or [{"resource": request["resource"]}])
+            }
             possible: dict[str, list[dict]] = {}
             for (rid, _), (outcome, missing, _) in want.items():
                 if outcome != "need_info":

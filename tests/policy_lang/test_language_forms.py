@@ -6,11 +6,12 @@ shared design folder). ASTs are compared with dataclass equality: positions
 and source spellings are excluded from node equality, so the expected trees
 are written without them.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,13 @@ SECTION1_EXAMPLE = SECTION_1_EXAMPLE  # the name these tests use
 
 # Section 4 of the language page: the request and its decision, verbatim.
 SECTION4_REQUEST = {
-    "resource": {"id": "r1", "owner": "alice", "type": "photo-album",
-                 "name": "summer-2026", "scopes": ["view", "download", "print"]},
+    "resource": {
+        "id": "r1",
+        "owner": "alice",
+        "type": "photo-album",
+        "name": "summer-2026",
+        "scopes": ["view", "download", "print"],
+    },
     "scopes": ["view"],
     "claims": {"email": "bob@example.com", "email_verified": True},
     "client": {"id": "photo-app"},
@@ -46,10 +52,11 @@ SECTION4_DECISION = {
 
 P = A.NOWHERE
 T = "2026-11-27T10:00:00Z"
-UTC = timezone.utc
+UTC = UTC
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def lit(value, kind: str) -> A.Literal:
     return A.Literal(value, kind, P)
@@ -107,11 +114,21 @@ def when_of(cond: str) -> A.Expr:
 
 
 def request(scopes=("view",), claims=None, client=None, resource=None, **extra) -> dict:
-    res = {"id": "r1", "owner": "alice", "type": "photo-album", "name": "summer-2026",
-           "scopes": ["view", "download", "print"]}
+    res = {
+        "id": "r1",
+        "owner": "alice",
+        "type": "photo-album",
+        "name": "summer-2026",
+        "scopes": ["view", "download", "print"],
+    }
     res.update(resource or {})
-    out = {"resource": res, "scopes": list(scopes), "claims": claims or {},
-           "client": client if client is not None else {"id": "photo-app"}, "time": T}
+    out = {
+        "resource": res,
+        "scopes": list(scopes),
+        "claims": claims or {},
+        "client": client if client is not None else {"id": "photo-app"},
+        "time": T,
+    }
     out.update(extra)
     return out
 
@@ -134,35 +151,68 @@ def grants(cond: str, **kw) -> bool:
 
 # ---------------------------------------------------------------- the section-1 file
 
+
 def test_section1_example_parses_to_the_right_ast():
     pf = parse_ok(SECTION1_EXAMPLE, "policies/alice.policy")
     assert pf.owner == "alice" and not pf.is_global
     assert pf.groups == [A.GroupDecl("family", lst(s("bob@example.com"), s("carol@example.com")), P)]
     assert pf.claims == [A.ClaimsDecl(("email", "email_verified"), "https://idp.example.com", "id_token", P)]
-    assert [r.ref for r in pf.rules] == ["policies/alice.policy:10", "policies/alice.policy:15",
-                                         "policies/alice.policy:21", "policies/alice.policy:26",
-                                         "policies/alice.policy:31"]
+    assert [r.ref for r in pf.rules] == [
+        "policies/alice.policy:10",
+        "policies/alice.policy:15",
+        "policies/alice.policy:21",
+        "policies/alice.policy:26",
+        "policies/alice.policy:31",
+    ]
     family, clinic, coworkers, private, oneoff = pf.rules
     assert family == A.Rule(
-        "permit", ("view", "download"), A.Target("type", type="photo-album"),
-        A.And((cmp("in", claim("email"), A.GroupRef("family", P)),
-               cmp("==", claim("email_verified"), lit(True, "bool"))), P),
-        None, None, P)
+        "permit",
+        ("view", "download"),
+        A.Target("type", type="photo-album"),
+        A.And(
+            (cmp("in", claim("email"), A.GroupRef("family", P)), cmp("==", claim("email_verified"), lit(True, "bool"))),
+            P,
+        ),
+        None,
+        None,
+        P,
+    )
     assert clinic == A.Rule(
-        "permit", ("read",), A.Target("name_like", pattern="health/labs/*"),
+        "permit",
+        ("read",),
+        A.Target("name_like", pattern="health/labs/*"),
         A.And((cmp("==", claim("role"), s("physician")), cmp("==", client("id"), s("clinic-app"))), P),
-        None, A.Expiry("for", timedelta(days=30), None, "30d", P), P)
+        None,
+        A.Expiry("for", timedelta(days=30), None, "30d", P),
+        P,
+    )
     assert coworkers == A.Rule(
-        "ask", ("view",), A.Target("type", type="photo-album"),
-        cmp("ends with", claim("email"), s("@acme.example")), None, None, P)
+        "ask",
+        ("view",),
+        A.Target("type", type="photo-album"),
+        cmp("ends with", claim("email"), s("@acme.example")),
+        None,
+        None,
+        P,
+    )
     assert private == A.Rule(
-        "forbid", None, A.Target("name_like", pattern="private/*"), None,
-        cmp("in", client("id"), lst(s("alice-phone"), s("alice-laptop"))), None, P)
+        "forbid",
+        None,
+        A.Target("name_like", pattern="private/*"),
+        None,
+        cmp("in", client("id"), lst(s("alice-phone"), s("alice-laptop"))),
+        None,
+        P,
+    )
     assert oneoff == A.Rule(
-        "permit", ("view",), A.Target("name", name="summer-2026"),
-        cmp("==", claim("email"), s("dave@example.com")), None,
-        A.Expiry("until", None, datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
-                 "2026-12-31T23:59:59Z", P), P)
+        "permit",
+        ("view",),
+        A.Target("name", name="summer-2026"),
+        cmp("==", claim("email"), s("dave@example.com")),
+        None,
+        A.Expiry("until", None, datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), "2026-12-31T23:59:59Z", P),
+        P,
+    )
     assert all(r.owner == "alice" for r in pf.rules)
     # every comment is kept (for fmt), including the trailing one on the owner line
     assert len(pf.comments) == 8
@@ -181,21 +231,30 @@ ALBUM = {"id": "a1", "type": "photo-album", "name": "holidays"}
 
 def test_section1_family_may_view_and_download_photo_albums(alice):
     for email in ("bob@example.com", "carol@example.com"):
-        d = decide(alice, scopes=["view", "download"], resource=ALBUM,
-                   claims={"email": email, "email_verified": True})
+        d = decide(alice, scopes=["view", "download"], resource=ALBUM, claims={"email": email, "email_verified": True})
         assert d["decision"] == "permit"
         assert d["granted"] == [{"resource_id": "a1", "scopes": ["view", "download"], "expires_at": None}]
         assert {r["rule"] for r in d["reasons"]} == {"policies/alice.policy:10"}
     # not family, not verified, not an album: no
-    assert decide(alice, resource=ALBUM, claims={"email": "eve@example.com",
-                                                 "email_verified": True})["decision"] == "deny"
-    assert decide(alice, resource=ALBUM, claims={"email": "bob@example.com",
-                                                 "email_verified": False})["decision"] == "deny"
-    assert decide(alice, resource={"id": "d1", "type": "document", "name": "cv"},
-                  claims={"email": "bob@example.com", "email_verified": True})["decision"] == "deny"
+    assert (
+        decide(alice, resource=ALBUM, claims={"email": "eve@example.com", "email_verified": True})["decision"] == "deny"
+    )
+    assert (
+        decide(alice, resource=ALBUM, claims={"email": "bob@example.com", "email_verified": False})["decision"]
+        == "deny"
+    )
+    assert (
+        decide(
+            alice,
+            resource={"id": "d1", "type": "document", "name": "cv"},
+            claims={"email": "bob@example.com", "email_verified": True},
+        )["decision"]
+        == "deny"
+    )
     # print is not granted to family
-    d = decide(alice, scopes=["view", "print"], resource=ALBUM,
-               claims={"email": "bob@example.com", "email_verified": True})
+    d = decide(
+        alice, scopes=["view", "print"], resource=ALBUM, claims={"email": "bob@example.com", "email_verified": True}
+    )
     assert d["decision"] == "partial"
 
 
@@ -203,23 +262,41 @@ def test_section1_family_need_info_uses_the_claims_declaration(alice):
     d = decide(alice, scopes=["download"], resource=ALBUM)
     assert d["decision"] == "need_info"
     assert d["required_claims"] == [
-        {"name": name, "friendly_name": name,
-         "claim_token_format": ["http://openid.net/specs/openid-connect-core-1_0.html#IDToken"],
-         "issuer": ["https://idp.example.com"]} for name in ("email", "email_verified")]
+        {
+            "name": name,
+            "friendly_name": name,
+            "claim_token_format": ["http://openid.net/specs/openid-connect-core-1_0.html#IDToken"],
+            "issuer": ["https://idp.example.com"],
+        }
+        for name in ("email", "email_verified")
+    ]
 
 
 def test_section1_clinic_app_may_read_lab_results_for_30_days(alice):
     labs = {"id": "l1", "type": "lab-result", "name": "health/labs/2026-11-blood"}
-    d = decide(alice, scopes=["read"], resource=labs, claims={"role": "physician"},
-               client={"id": "clinic-app"})
+    d = decide(alice, scopes=["read"], resource=labs, claims={"role": "physician"}, client={"id": "clinic-app"})
     assert d["decision"] == "permit"
     assert d["granted"] == [{"resource_id": "l1", "scopes": ["read"], "expires_at": "2026-12-27T10:00:00Z"}]
-    assert decide(alice, scopes=["read"], resource=labs, claims={"role": "physician"},
-                  client={"id": "other-app"})["decision"] == "deny"
-    assert decide(alice, scopes=["read"], resource=labs, claims={"role": "nurse"},
-                  client={"id": "clinic-app"})["decision"] == "deny"
-    assert decide(alice, scopes=["read"], resource=dict(labs, name="health/imaging/x"),
-                  claims={"role": "physician"}, client={"id": "clinic-app"})["decision"] == "deny"
+    assert (
+        decide(alice, scopes=["read"], resource=labs, claims={"role": "physician"}, client={"id": "other-app"})[
+            "decision"
+        ]
+        == "deny"
+    )
+    assert (
+        decide(alice, scopes=["read"], resource=labs, claims={"role": "nurse"}, client={"id": "clinic-app"})["decision"]
+        == "deny"
+    )
+    assert (
+        decide(
+            alice,
+            scopes=["read"],
+            resource=dict(labs, name="health/imaging/x"),
+            claims={"role": "physician"},
+            client={"id": "clinic-app"},
+        )["decision"]
+        == "deny"
+    )
 
 
 def test_section1_coworkers_must_ask_first(alice):
@@ -227,10 +304,14 @@ def test_section1_coworkers_must_ask_first(alice):
     d = decide(alice, resource=ALBUM, claims=who)
     assert d["decision"] == "request_submitted"
     assert d["submitted"] == [{"resource_id": "a1", "scopes": ["view"]}]
-    assert decide(alice, resource=ALBUM, claims=who,
-                  approvals=[{"scope": "view", "answer": "approved"}])["decision"] == "permit"
-    assert decide(alice, resource=ALBUM, claims=who,
-                  approvals=[{"scope": "view", "answer": "denied"}])["decision"] == "deny"
+    assert (
+        decide(alice, resource=ALBUM, claims=who, approvals=[{"scope": "view", "answer": "approved"}])["decision"]
+        == "permit"
+    )
+    assert (
+        decide(alice, resource=ALBUM, claims=who, approvals=[{"scope": "view", "answer": "denied"}])["decision"]
+        == "deny"
+    )
     # coworkers may only ask for view
     assert decide(alice, scopes=["download"], resource=ALBUM, claims=who)["decision"] == "deny"
 
@@ -242,11 +323,12 @@ def test_section1_nothing_under_private_leaves_alices_devices(alice):
     assert d["decision"] == "deny"
     assert [r["rule"] for r in d["reasons"]] == ["policies/alice.policy:26"]
     for device in ("alice-phone", "alice-laptop"):
-        assert decide(alice, resource=private_album, claims=family,
-                      client={"id": device})["decision"] == "permit"
+        assert decide(alice, resource=private_album, claims=family, client={"id": device})["decision"] == "permit"
     # any scope, even one no rule names
-    assert decide(alice, scopes=["delete"], resource=private_album,
-                  client={"id": "x"})["reasons"][0]["rule"] == "policies/alice.policy:26"
+    assert (
+        decide(alice, scopes=["delete"], resource=private_album, client={"id": "x"})["reasons"][0]["rule"]
+        == "policies/alice.policy:26"
+    )
 
 
 def test_section1_one_off_share_stops_at_the_end_of_the_year(alice):
@@ -272,22 +354,38 @@ def test_section4_request_gives_the_section4_decision():
 # ---------------------------------------------------------------- targets
 
 TARGETS = [
-    ("any resource", A.Target("any"),
-     [{"id": "x", "type": "t", "name": "n"}, {"id": "y"}], []),
-    ('resource "r9"', A.Target("id", resource_id="r9"),
-     [{"id": "r9"}], [{"id": "r8"}]),
-    ('type "photo-album"', A.Target("type", type="photo-album"),
-     [{"type": "photo-album", "name": "a"}], [{"type": "document"}, {"type": None}]),
-    ('name "summer-2026"', A.Target("name", name="summer-2026"),
-     [{"name": "summer-2026"}], [{"name": "summer-2027"}, {"name": None}]),
-    ('name like "health/*"', A.Target("name_like", pattern="health/*"),
-     [{"name": "health/labs/1"}, {"name": "health/"}], [{"name": "wealth/x"}, {"name": None}]),
-    ('type "lab" name like "health/*"', A.Target("type_name_like", type="lab", pattern="health/*"),
-     [{"type": "lab", "name": "health/x"}],
-     [{"type": "scan", "name": "health/x"}, {"type": "lab", "name": "other"}]),
-    ('type "photo-album" name "summer-2026"', A.Target("type_name", type="photo-album", name="summer-2026"),
-     [{"type": "photo-album", "name": "summer-2026"}],
-     [{"type": "photo-album", "name": "winter"}, {"type": "doc", "name": "summer-2026"}]),
+    ("any resource", A.Target("any"), [{"id": "x", "type": "t", "name": "n"}, {"id": "y"}], []),
+    ('resource "r9"', A.Target("id", resource_id="r9"), [{"id": "r9"}], [{"id": "r8"}]),
+    (
+        'type "photo-album"',
+        A.Target("type", type="photo-album"),
+        [{"type": "photo-album", "name": "a"}],
+        [{"type": "document"}, {"type": None}],
+    ),
+    (
+        'name "summer-2026"',
+        A.Target("name", name="summer-2026"),
+        [{"name": "summer-2026"}],
+        [{"name": "summer-2027"}, {"name": None}],
+    ),
+    (
+        'name like "health/*"',
+        A.Target("name_like", pattern="health/*"),
+        [{"name": "health/labs/1"}, {"name": "health/"}],
+        [{"name": "wealth/x"}, {"name": None}],
+    ),
+    (
+        'type "lab" name like "health/*"',
+        A.Target("type_name_like", type="lab", pattern="health/*"),
+        [{"type": "lab", "name": "health/x"}],
+        [{"type": "scan", "name": "health/x"}, {"type": "lab", "name": "other"}],
+    ),
+    (
+        'type "photo-album" name "summer-2026"',
+        A.Target("type_name", type="photo-album", name="summer-2026"),
+        [{"type": "photo-album", "name": "summer-2026"}],
+        [{"type": "photo-album", "name": "winter"}, {"type": "doc", "name": "summer-2026"}],
+    ),
 ]
 
 
@@ -304,6 +402,7 @@ def test_target_forms(text, target, hits, misses):
 
 # ---------------------------------------------------------------- scopes
 
+
 def test_scope_names_quoted_uris_and_any_scope():
     uri = "https://photoz.example/scopes/print"
     rule = one_rule(f'permit view, "{uri}", download on any resource\n')
@@ -318,6 +417,7 @@ def test_scope_names_quoted_uris_and_any_scope():
 
 # ---------------------------------------------------------------- what conditions read
 
+
 def test_claims_name_and_quoted_uri_and_nested():
     assert when_of('claims.email == "a"') == cmp("==", claim("email"), s("a"))
     uri = "https://example.com/claims/role"
@@ -329,13 +429,13 @@ def test_claims_name_and_quoted_uri_and_nested():
 
 def test_client_id_and_client_metadata():
     assert when_of('client.id == "x"') == cmp("==", client("id"), s("x"))
-    assert when_of('client.client_name starts with "Photo"') == cmp(
-        "starts with", client("client_name"), s("Photo"))
+    assert when_of('client.client_name starts with "Photo"') == cmp("starts with", client("client_name"), s("Photo"))
     assert grants('client.id == "photo-app"', client={"id": "photo-app"})
     assert not grants('client.id == "photo-app"', client={"id": "other"})
     assert grants('client.client_name starts with "Photo"', client={"id": "c", "client_name": "Photo Printer"})
-    assert grants('"https://c.example/cb" in client.redirect_uris',
-                  client={"id": "c", "redirect_uris": ["https://c.example/cb"]})
+    assert grants(
+        '"https://c.example/cb" in client.redirect_uris', client={"id": "c", "redirect_uris": ["https://c.example/cb"]}
+    )
 
 
 RESOURCE_ATTRS = [
@@ -344,8 +444,12 @@ RESOURCE_ATTRS = [
     ("type", 'resource.type == "photo-album"', {}, {"type": "doc"}),
     ("owner", 'resource.owner == "alice"', {}, None),
     ("scopes", 'resource.scopes contains "print"', {}, {"scopes": ["view"]}),
-    ("description", 'resource.description contains "beach"', {"description": "at the beach"},
-     {"description": "mountains"}),
+    (
+        "description",
+        'resource.description contains "beach"',
+        {"description": "at the beach"},
+        {"description": "mountains"},
+    ),
 ]
 
 
@@ -448,13 +552,20 @@ def test_when_and_unless_together():
 
 LITERALS = [
     ('"plain"', s("plain")),
-    (r'"quote \" backslash \\ newline \n tab \t unicode \u00e9"',
-     s('quote " backslash \\ newline \n tab \t unicode é')),
+    (
+        r'"quote \" backslash \\ newline \n tab \t unicode \u00e9"',
+        s('quote " backslash \\ newline \n tab \t unicode é'),
+    ),
     ('""', s("")),
     ('"# not a comment"', s("# not a comment")),
-    ("42", n(42)), ("-3", n(-3)), ("2.5", n(2.5)), ("0", n(0)),
-    ("true", lit(True, "bool")), ("false", lit(False, "bool")),
-    ("[]", lst()), ('["a", 1, true]', lst(s("a"), n(1), lit(True, "bool"))),
+    ("42", n(42)),
+    ("-3", n(-3)),
+    ("2.5", n(2.5)),
+    ("0", n(0)),
+    ("true", lit(True, "bool")),
+    ("false", lit(False, "bool")),
+    ("[]", lst()),
+    ('["a", 1, true]', lst(s("a"), n(1), lit(True, "bool"))),
     ('["a", "b",]', lst(s("a"), s("b"))),
     ("2027-01-01", lit(datetime(2027, 1, 1, tzinfo=UTC), "timestamp")),
     ("2027-01-01T09:00:00Z", lit(datetime(2027, 1, 1, 9, tzinfo=UTC), "timestamp")),
@@ -462,8 +573,10 @@ LITERALS = [
     ("2027-01-01T09:00:00+02:00", lit(datetime(2027, 1, 1, 7, tzinfo=UTC), "timestamp")),
     ("2027-01-01T09:00:00-05:30", lit(datetime(2027, 1, 1, 14, 30, tzinfo=UTC), "timestamp")),
     ("2027-01-01T09:00:00.250Z", lit(datetime(2027, 1, 1, 9, 0, 0, 250000, tzinfo=UTC), "timestamp")),
-    ("15s", lit(timedelta(seconds=15), "duration")), ("15m", lit(timedelta(minutes=15), "duration")),
-    ("12h", lit(timedelta(hours=12), "duration")), ("30d", lit(timedelta(days=30), "duration")),
+    ("15s", lit(timedelta(seconds=15), "duration")),
+    ("15m", lit(timedelta(minutes=15), "duration")),
+    ("12h", lit(timedelta(hours=12), "duration")),
+    ("30d", lit(timedelta(days=30), "duration")),
     ("2w", lit(timedelta(weeks=2), "duration")),
 ]
 
@@ -493,14 +606,17 @@ def test_timestamp_literals_compare_in_utc():
     assert grants("claims.t == 2027-01-01", claims={"t": "2027-01-01T00:00:00Z"})
 
 
-@pytest.mark.parametrize("text,code", [
-    ("2027-01-01T09:00:00", "E103"),  # a time needs a zone
-    ("2027-02-30", "E103"),          # no such date
-    ("9999-12-31T23:59:59-05:00", "E103"),  # after the last representable instant in UTC
-    ("0001-01-01T00:00:00+01:00", "E103"),  # before the first
-    (r'"bad \q escape"', "E109"),
-    ("15y", "E104"),
-])
+@pytest.mark.parametrize(
+    "text,code",
+    [
+        ("2027-01-01T09:00:00", "E103"),  # a time needs a zone
+        ("2027-02-30", "E103"),  # no such date
+        ("9999-12-31T23:59:59-05:00", "E103"),  # after the last representable instant in UTC
+        ("0001-01-01T00:00:00+01:00", "E103"),  # before the first
+        (r'"bad \q escape"', "E109"),
+        ("15y", "E104"),
+    ],
+)
 def test_bad_literals_are_located_errors(text, code):
     pf, diags = parse(f'owner "alice"\npermit view on any resource when claims.x == {text}\n', "t.policy")
     errors = [d for d in diags if d.is_error]
@@ -510,9 +626,9 @@ def test_bad_literals_are_located_errors(text, code):
 
 # ---------------------------------------------------------------- declarations
 
+
 def test_group_declaration_is_a_list():
-    pf = parse_ok('owner "alice"\ngroup team = ["a@x", "b@x"]\n'
-                  "permit view on any resource when claims.email in team\n")
+    pf = parse_ok('owner "alice"\ngroup team = ["a@x", "b@x"]\npermit view on any resource when claims.email in team\n')
     assert pf.groups == [A.GroupDecl("team", lst(s("a@x"), s("b@x")), P)]
     assert pf.rules[0].when == cmp("in", claim("email"), A.GroupRef("team", P))
     ps = owner_policy('group team = ["a@x", "b@x"]\npermit view on any resource when claims.email in team\n')
@@ -520,20 +636,25 @@ def test_group_declaration_is_a_list():
     assert decide(ps, claims={"email": "c@x"})["decision"] == "deny"
 
 
-@pytest.mark.parametrize("fmt_text,fmt,uri", [
-    ("id_token", "id_token", "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"),
-    ("jwt", "jwt", "urn:ietf:params:oauth:token-type:jwt"),
-    ('"urn:example:claims-token"', "urn:example:claims-token", "urn:example:claims-token"),
-])
+@pytest.mark.parametrize(
+    "fmt_text,fmt,uri",
+    [
+        ("id_token", "id_token", "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"),
+        ("jwt", "jwt", "urn:ietf:params:oauth:token-type:jwt"),
+        ('"urn:example:claims-token"', "urn:example:claims-token", "urn:example:claims-token"),
+    ],
+)
 def test_claims_declaration_formats(fmt_text, fmt, uri):
-    text = (f'claims email, "https://example.com/claims/role" from "https://idp.example.com" as {fmt_text}\n'
-            'permit view on any resource when claims.email == "bob@example.com"\n')
+    text = (
+        f'claims email, "https://example.com/claims/role" from "https://idp.example.com" as {fmt_text}\n'
+        'permit view on any resource when claims.email == "bob@example.com"\n'
+    )
     pf = parse_ok('owner "alice"\n' + text)
-    assert pf.claims == [A.ClaimsDecl(("email", "https://example.com/claims/role"),
-                                      "https://idp.example.com", fmt, P)]
+    assert pf.claims == [A.ClaimsDecl(("email", "https://example.com/claims/role"), "https://idp.example.com", fmt, P)]
     d = decide(owner_policy(text))
-    assert d["required_claims"] == [{"name": "email", "friendly_name": "email",
-                                     "claim_token_format": [uri], "issuer": ["https://idp.example.com"]}]
+    assert d["required_claims"] == [
+        {"name": "email", "friendly_name": "email", "claim_token_format": [uri], "issuer": ["https://idp.example.com"]}
+    ]
 
 
 def test_type_declaration():
@@ -546,17 +667,19 @@ def test_for_and_until():
     assert r.expiry == A.Expiry("for", timedelta(days=30), None, "30d", P)
     r = one_rule("permit view on any resource until 2027-01-01\n")
     assert r.expiry == A.Expiry("until", None, datetime(2027, 1, 1, tzinfo=UTC), "2027-01-01", P)
-    r = one_rule('permit view on any resource when claims.a == 1 unless claims.b == 1 for 12h\n')
+    r = one_rule("permit view on any resource when claims.a == 1 unless claims.b == 1 for 12h\n")
     assert r.expiry.duration == timedelta(hours=12) and r.when is not None and r.unless is not None
 
 
 def test_rules_span_lines_freely_and_comments_are_ignored():
-    text = ('owner "alice"  # trailing comment\n'
-            "# a full-line comment\n"
-            "permit   view ,download   # after the scopes\n"
-            "    on\n"
-            '  type "photo-album"   # after the target\n'
-            '        when claims.email == "a#b"  # the # inside the string is not a comment\n')
+    text = (
+        'owner "alice"  # trailing comment\n'
+        "# a full-line comment\n"
+        "permit   view ,download   # after the scopes\n"
+        "    on\n"
+        '  type "photo-album"   # after the target\n'
+        '        when claims.email == "a#b"  # the # inside the string is not a comment\n'
+    )
     pf = parse_ok(text)
     assert pf.rules[0].scopes == ("view", "download")
     assert pf.rules[0].when == cmp("==", claim("email"), s("a#b"))
@@ -611,8 +734,9 @@ _FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.S | re.M)
 
 
 def _reference_blocks() -> list[tuple[str, str, str]]:
-    return [(m.group(1), m.group(2).strip(), m.group(3)) for m in _FENCE.finditer(
-        REFERENCE.read_text(encoding="utf-8"))]
+    return [
+        (m.group(1), m.group(2).strip(), m.group(3)) for m in _FENCE.finditer(REFERENCE.read_text(encoding="utf-8"))
+    ]
 
 
 def test_reference_policy_blocks_parse_and_check():

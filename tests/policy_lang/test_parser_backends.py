@@ -6,25 +6,86 @@ the text without error; these tests hold it to the reference parser on the
 shipped policies, the language page's example and generated texts, and hold
 the one-pass lexer to Lark's contextual lexer in every parser state.
 """
+
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.policy_lang.language_page import SECTION_1_EXAMPLE
 
 import policy_lang.parser as P
+from tests.policy_lang.language_page import SECTION_1_EXAMPLE
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKENS = ['owner "a"\n', "global\n", "permit", "forbid", "ask", " view", ",", " download",
-          " any scope", " on", " any resource", ' type "t"', ' name "n"', ' name like "p/*"',
-          ' resource "r"', " when", " unless", " claims.email", ' claims["https://x/y"]',
-          " client.id", " resource.name", " now", " ==", " !=", " <", " in", " not in",
-          " contains", " starts with", " ends with", " like", " has", " and", " or", " not",
-          " (", " )", ' "s"', " 3", " true", " false", " 2027-01-01", " 30d", " for", " until",
-          " [", " ]", " family", "\n", "\ngroup family = [\"a\"]\n", " # note\n", '"', "=", "@",
-          # keywords where a name goes, words run together, references broken over lines
-          " name", " type", " group", "permitview", " claims", " client", " .", "\n.", " x", "\t",
-          "\r\n", ' "a\\"b"', " -1.5"]
+TOKENS = [
+    'owner "a"\n',
+    "global\n",
+    "permit",
+    "forbid",
+    "ask",
+    " view",
+    ",",
+    " download",
+    " any scope",
+    " on",
+    " any resource",
+    ' type "t"',
+    ' name "n"',
+    ' name like "p/*"',
+    ' resource "r"',
+    " when",
+    " unless",
+    " claims.email",
+    ' claims["https://x/y"]',
+    " client.id",
+    " resource.name",
+    " now",
+    " ==",
+    " !=",
+    " <",
+    " in",
+    " not in",
+    " contains",
+    " starts with",
+    " ends with",
+    " like",
+    " has",
+    " and",
+    " or",
+    " not",
+    " (",
+    " )",
+    ' "s"',
+    " 3",
+    " true",
+    " false",
+    " 2027-01-01",
+    " 30d",
+    " for",
+    " until",
+    " [",
+    " ]",
+    " family",
+    "\n",
+    '\ngroup family = ["a"]\n',
+    " # note\n",
+    '"',
+    "=",
+    "@",
+    # keywords where a name goes, words run together, references broken over lines
+    " name",
+    " type",
+    " group",
+    "permitview",
+    " claims",
+    " client",
+    " .",
+    "\n.",
+    " x",
+    "\t",
+    "\r\n",
+    ' "a\\"b"',
+    " -1.5",
+]
 
 
 def read(text: str, parse) -> str | type:
@@ -34,7 +95,7 @@ def read(text: str, parse) -> str | type:
     ctx.file, ctx.text, ctx.owner, ctx.comments, ctx.diags = "<policy>", text, None, [], []
     try:
         return repr((parse(text), ctx.comments))
-    except Exception as e:  # noqa: BLE001 - compared by kind
+    except Exception as e:
         return type(e).__mro__[-2]
     finally:
         ctx.file = ctx.text = ctx.owner = ctx.comments = ctx.diags = None
@@ -68,11 +129,16 @@ def test_the_compiled_parser_reduces_with_plain_rule_objects_and_lean_callbacks(
     assert kinds == {types.MethodType, types.FunctionType, type, operator.itemgetter}
     # every x ("," x)* repetition grows its own list in place (a copy per item would
     # make a long condition or list quadratic to read)
-    helpers = {rule.origin.name for rule in callbacks if not isinstance(rule, str)
-               and rule.origin.name.startswith("__") and len(rule.expansion) > 2}
-    assert helpers and all(callbacks[rule] is P._grow for rule in callbacks
-                           if not isinstance(rule, str) and rule.origin.name in helpers
-                           and len(rule.expansion) > 2)
+    helpers = {
+        rule.origin.name
+        for rule in callbacks
+        if not isinstance(rule, str) and rule.origin.name.startswith("__") and len(rule.expansion) > 2
+    }
+    assert helpers and all(
+        callbacks[rule] is P._grow
+        for rule in callbacks
+        if not isinstance(rule, str) and rule.origin.name in helpers and len(rule.expansion) > 2
+    )
 
 
 def test_the_one_pass_lexer_reads_each_word_as_the_contextual_lexer_would():
@@ -88,7 +154,8 @@ def test_the_one_pass_lexer_reads_each_word_as_the_contextual_lexer_would():
     states = lark.parser.parser._parse_table.states
     lexers = lark.parser.lexer.lexers
     assert sorted(sorted(map(str, a)) for a in states.values()) == sorted(
-        sorted(map(str, a)) for a in reader.lark.parser.parser._parse_table.states.values())
+        sorted(map(str, a)) for a in reader.lark.parser.parser._parse_table.states.values()
+    )
     checked = 0
     for state, actions in states.items():
         accepts = set(map(str, actions))
@@ -106,20 +173,21 @@ def test_texts_the_one_pass_lexer_cannot_read_are_read_by_the_contextual_lexers(
     """A keyword used as a name, words run together, a reference broken over two lines,
     a character that starts no token: the one-pass tokens are refused, and the text is
     read as the reference parser reads it (or refused by both)."""
-    for text in ['permit permit on any resource\n',
-                 'group type = ["a"]\npermit view on any resource when claims.a in type\n',
-                 'permitview on any resource\n',
-                 'permit view on any resource when claims.email\n.x == 1\n',
-                 'permit view on any resource when claims.a == "x" @\n',
-                 " " * 100_000 + "@"]:
+    for text in [
+        "permit permit on any resource\n",
+        'group type = ["a"]\npermit view on any resource when claims.a in type\n',
+        "permitview on any resource\n",
+        "permit view on any resource when claims.email\n.x == 1\n",
+        'permit view on any resource when claims.a == "x" @\n',
+        " " * 100_000 + "@",
+    ]:
         assert isinstance(one_pass(text), type), text
         fast, ref = both(text)
         assert fast == ref, text
 
 
 def test_shipped_policies_and_the_language_page_parse_alike():
-    texts = [SECTION_1_EXAMPLE, P._EVERY_FORM] + [
-        p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
+    texts = [SECTION_1_EXAMPLE, P._EVERY_FORM] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
     assert len(texts) > 1
     for text in texts:
         fast, ref = both(text)
@@ -127,8 +195,7 @@ def test_shipped_policies_and_the_language_page_parse_alike():
         assert P.parse(text, "x.policy")[1] == []
 
 
-@settings(max_examples=300, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(TOKENS), max_size=40))
 def test_generated_texts_parse_alike_or_fail_alike(parts):
     text = "".join(parts)
@@ -158,9 +225,13 @@ def test_a_reference_reads_the_same_as_one_token_or_spaced_out():
         assert (left.pos.column, left.pos.end_column) == (34, 34 + len(ref))  # the whole reference
         return type(left), getattr(left, "path", None), getattr(left, "entity", None), left.name
 
-    for tight, spaced in [("claims.email", "claims . email"), ("claims.a.b-c", "claims.a . b-c"),
-                          ("claims.type", "claims .type"), ("client.when", "client . when"),
-                          ("resource.name", "resource. name")]:
+    for tight, spaced in [
+        ("claims.email", "claims . email"),
+        ("claims.a.b-c", "claims.a . b-c"),
+        ("claims.type", "claims .type"),
+        ("client.when", "client . when"),
+        ("resource.name", "resource. name"),
+    ]:
         assert condition(tight) == condition(spaced)
         assert condition(tight)[0] in (A.ClaimRef, A.AttrRef)
     # a reference broken off after a dot is still reported where the name is missing
@@ -193,7 +264,7 @@ def test_the_reference_page_shows_the_grammar_the_parser_uses():
     page = (ROOT / "docs" / "policy-language.md").read_text()
     start = page.index("```lark\n") + len("```lark\n")
     grammar = (ROOT / "policy_lang" / "grammar.lark").read_text()
-    assert page[start:page.index("```", start)] == grammar
+    assert page[start : page.index("```", start)] == grammar
 
 
 def test_mutated_policies_parse_alike_diagnostics_and_comments_included():
@@ -202,8 +273,7 @@ def test_mutated_policies_parse_alike_diagnostics_and_comments_included():
     import random
 
     rng = random.Random(20261127)
-    base = [SECTION_1_EXAMPLE, P._EVERY_FORM] + [
-        p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
+    base = [SECTION_1_EXAMPLE, P._EVERY_FORM] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
     fast_parser = P._fast_parser
 
     def parse_with(parser_of, text):
@@ -220,12 +290,12 @@ def test_mutated_policies_parse_alike_diagnostics_and_comments_included():
         for _ in range(rng.randint(1, 3)):
             k, op = rng.randrange(len(text) + 1), rng.random()
             if op < 0.4:
-                text = text[:k] + text[k + 1:]
+                text = text[:k] + text[k + 1 :]
             elif op < 0.8:
                 text = text[:k] + rng.choice(' \n\t."#[]()=<>,-_abz0925\\@\r') + text[k:]
             else:
                 j = rng.randrange(len(text) + 1)
-                text = text[:k] + text[j:j + 20] + text[k:]
+                text = text[:k] + text[j : j + 20] + text[k:]
         assert parse_with(fast_parser, text) == parse_with(P._comment_parser, text), text
         read_in_one_pass += not isinstance(one_pass(text), type)
     assert read_in_one_pass > 120  # the one-pass lexer was exercised, not only the fallbacks

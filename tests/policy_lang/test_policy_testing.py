@@ -1,4 +1,5 @@
 """``uma policy test``: test files beside the policies (policy_lang.testing)."""
+
 from __future__ import annotations
 
 import json
@@ -44,30 +45,56 @@ DEFAULTS = {
 }
 
 
-def write_suite(tmp_path: Path, cases: list, *, defaults: dict | None = None, policy: str = POLICY,
-                extra: dict | None = None) -> Path:
+def write_suite(
+    tmp_path: Path, cases: list, *, defaults: dict | None = None, policy: str = POLICY, extra: dict | None = None
+) -> Path:
     (tmp_path / "alice.policy").write_text(policy, encoding="utf-8")
     data = {"defaults": DEFAULTS if defaults is None else defaults, "cases": cases, **(extra or {})}
     (tmp_path / "alice.tests.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
     return tmp_path
 
 
-FAMILY_OK = {"name": "family views", "request": {"claims": {"email": "bob@example.com"}},
-             "expect": "permit", "granted": ["view"], "rule": "family-albums"}
-STRANGER = {"name": "stranger refused", "request": {"claims": {"email": "eve@example.com"}},
-            "expect": "deny", "rule": None}
-COWORKER = {"name": "coworker waits", "request": {"claims": {"email": "dan@acme.example"}},
-            "expect": "request_submitted", "submitted": ["view"], "rule": "coworkers"}
-CLINIC = {"name": "clinic reads for 30 days",
-          "request": {"resource": {"id": "lab", "type": None, "name": "health/blood"},
-                      "scopes": ["read"], "client": {"id": "clinic-app"}},
-          "expect": "permit", "rule": "alice.policy:12", "expires_at": "2026-12-27T10:00:00Z"}
-PRIVATE = {"name": "private stays home", "request": {"resource": {"name": "private/x"},
-                                                      "claims": {"email": "bob@example.com"}},
-           "expect": "deny", "rule": "alice.policy:22"}
+FAMILY_OK = {
+    "name": "family views",
+    "request": {"claims": {"email": "bob@example.com"}},
+    "expect": "permit",
+    "granted": ["view"],
+    "rule": "family-albums",
+}
+STRANGER = {
+    "name": "stranger refused",
+    "request": {"claims": {"email": "eve@example.com"}},
+    "expect": "deny",
+    "rule": None,
+}
+COWORKER = {
+    "name": "coworker waits",
+    "request": {"claims": {"email": "dan@acme.example"}},
+    "expect": "request_submitted",
+    "submitted": ["view"],
+    "rule": "coworkers",
+}
+CLINIC = {
+    "name": "clinic reads for 30 days",
+    "request": {
+        "resource": {"id": "lab", "type": None, "name": "health/blood"},
+        "scopes": ["read"],
+        "client": {"id": "clinic-app"},
+    },
+    "expect": "permit",
+    "rule": "alice.policy:12",
+    "expires_at": "2026-12-27T10:00:00Z",
+}
+PRIVATE = {
+    "name": "private stays home",
+    "request": {"resource": {"name": "private/x"}, "claims": {"email": "bob@example.com"}},
+    "expect": "deny",
+    "rule": "alice.policy:22",
+}
 
 
 # ------------------------------------------------------------------ passing suites
+
 
 def test_passing_suite_is_ok_and_counts_cases(tmp_path):
     write_suite(tmp_path, [FAMILY_OK, STRANGER, COWORKER, CLINIC, PRIVATE])
@@ -88,10 +115,12 @@ def test_a_policy_path_brings_its_test_file_and_a_test_path_its_policy(tmp_path)
 def test_defaults_merge_member_by_member_and_null_removes(tmp_path):
     # the case's resource keeps the default owner and id, drops the type: only the
     # name-based forbid and the clinic rule can apply, so a family email gets nothing
-    case = {"name": "no type, no family rule",
-            "request": {"resource": {"type": None, "name": "summer"},
-                        "claims": {"email": "bob@example.com"}},
-            "expect": "deny", "rule": None}
+    case = {
+        "name": "no type, no family rule",
+        "request": {"resource": {"type": None, "name": "summer"}, "claims": {"email": "bob@example.com"}},
+        "expect": "deny",
+        "rule": None,
+    }
     write_suite(tmp_path, [case])
     report = run_tests([str(tmp_path)])
     assert report.ok, report.render()
@@ -99,26 +128,40 @@ def test_defaults_merge_member_by_member_and_null_removes(tmp_path):
 
 
 def test_granted_and_denied_per_resource(tmp_path):
-    case = {"name": "partial", "request": {"scopes": ["view", "print"],
-                                           "claims": {"email": "bob@example.com"}},
-            "expect": "partial", "granted": {"a1": ["view"]}, "denied": {"a1": ["print"]}}
+    case = {
+        "name": "partial",
+        "request": {"scopes": ["view", "print"], "claims": {"email": "bob@example.com"}},
+        "expect": "partial",
+        "granted": {"a1": ["view"]},
+        "denied": {"a1": ["print"]},
+    }
     write_suite(tmp_path, [case])
     assert run_tests([str(tmp_path)]).ok
 
 
 def test_rule_by_file_line_relative_to_the_test_file(tmp_path):
-    write_suite(tmp_path, [dict(FAMILY_OK, rule="alice.policy:7"),
-                           dict(FAMILY_OK, name="list form", rule=["family-albums", "./alice.policy:7"])])
+    write_suite(
+        tmp_path,
+        [
+            dict(FAMILY_OK, rule="alice.policy:7"),
+            dict(FAMILY_OK, name="list form", rule=["family-albums", "./alice.policy:7"]),
+        ],
+    )
     report = run_tests([str(tmp_path)])
     assert report.ok, report.render()
 
 
 # ------------------------------------------------------------------ failures, explained
 
+
 def test_failing_case_is_reported_with_expected_got_and_explanation(tmp_path):
-    wrong = {"name": "family member is refused (wrong on purpose)",
-             "request": {"claims": {"email": "bob@example.com"}},
-             "expect": "deny", "granted": [], "rule": "coworkers"}
+    wrong = {
+        "name": "family member is refused (wrong on purpose)",
+        "request": {"claims": {"email": "bob@example.com"}},
+        "expect": "deny",
+        "granted": [],
+        "rule": "coworkers",
+    }
     write_suite(tmp_path, [FAMILY_OK, wrong])
     report = run_tests([str(tmp_path)])
     assert (report.passed, report.failed, report.ok) == (1, 1, False)
@@ -134,7 +177,7 @@ def test_failing_case_is_reported_with_expected_got_and_explanation(tmp_path):
     assert "a1 view: permit by" in text
     assert "why:" in text
     assert "claims.email in family" in text
-    assert "(claims.email is \"bob@example.com\")" in text
+    assert '(claims.email is "bob@example.com")' in text
     assert "1 passed, 1 failed" in text
 
 
@@ -146,14 +189,17 @@ def test_explain_false_leaves_the_explanation_out(tmp_path):
     assert "expected decision deny, got permit" in text and "why:" not in text
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("required_claims", ["email"], "expected required_claims [email], got []"),
-    ("expires_at", "2027-01-01T00:00:00Z", "expected expires_at 2027-01-01T00:00:00Z for a1, got null"),
-    ("submitted", ["view"], "expected submitted [view], got []"),
-    ("rule", None, "expected no deciding rule (default deny), got"),
-    ("rule", "no-such-label", "no rule has the label 'no-such-label'"),
-    ("rule", "alice.policy:99", "no rule starts at 'alice.policy:99'"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("required_claims", ["email"], "expected required_claims [email], got []"),
+        ("expires_at", "2027-01-01T00:00:00Z", "expected expires_at 2027-01-01T00:00:00Z for a1, got null"),
+        ("submitted", ["view"], "expected submitted [view], got []"),
+        ("rule", None, "expected no deciding rule (default deny), got"),
+        ("rule", "no-such-label", "no rule has the label 'no-such-label'"),
+        ("rule", "alice.policy:99", "no rule starts at 'alice.policy:99'"),
+    ],
+)
 def test_each_expectation_can_fail(tmp_path, field, value, message):
     write_suite(tmp_path, [dict(FAMILY_OK, **{field: value})])
     report = run_tests([str(tmp_path)])
@@ -162,13 +208,19 @@ def test_each_expectation_can_fail(tmp_path, field, value, message):
 
 
 def test_need_info_required_claims_checked(tmp_path):
-    case = {"name": "unknown email", "request": {"claims": {}},
-            "expect": "need_info", "required_claims": ["email"], "rule": "family-albums"}
+    case = {
+        "name": "unknown email",
+        "request": {"claims": {}},
+        "expect": "need_info",
+        "required_claims": ["email"],
+        "rule": "family-albums",
+    }
     write_suite(tmp_path, [case])
     assert run_tests([str(tmp_path)]).ok
 
 
 # ------------------------------------------------------------------ coverage
+
 
 def test_rules_no_test_exercised_are_listed(tmp_path):
     write_suite(tmp_path, [FAMILY_OK, STRANGER])
@@ -201,6 +253,7 @@ def test_json_report(tmp_path):
 
 # ------------------------------------------------------------------ malformed files
 
+
 def _raw(tmp_path: Path, text: str) -> Path:
     (tmp_path / "alice.policy").write_text(POLICY, encoding="utf-8")
     (tmp_path / "alice.tests.json").write_text(text, encoding="utf-8")
@@ -217,8 +270,10 @@ BAD_FILES = [
     (json.dumps({"case": [_case()]}), "unknown member 'case' in the test file (did you mean 'cases'?)"),
     (json.dumps({"cases": []}), "'cases' must be a non-empty list"),
     (json.dumps({"defaults": [], "cases": [_case()]}), "'defaults' must be an object"),
-    (json.dumps({"defaults": {"scope": ["view"]}, "cases": [_case()]}),
-     "unknown member 'scope' in 'defaults' (did you mean 'scopes'?)"),
+    (
+        json.dumps({"defaults": {"scope": ["view"]}, "cases": [_case()]}),
+        "unknown member 'scope' in 'defaults' (did you mean 'scopes'?)",
+    ),
     (json.dumps({"policies": "x", "cases": [_case()]}), "'policies' must be a list"),
     (json.dumps({"policies": ["missing.policy"], "cases": [_case()]}), "names"),
     (json.dumps({"cases": ["x"]}), "case #1: a case is a JSON object"),
@@ -233,20 +288,40 @@ BAD_FILES = [
     (json.dumps({"cases": [_case(rule=7)]}), "'rule' must be a rule label"),
     (json.dumps({"cases": [_case(expires_at="tomorrow")]}), "'expires_at' must be an ISO-8601"),
     (json.dumps({"cases": [_case(request=[])]}), "'request' must be an object"),
-    (json.dumps({"cases": [_case(request={"claim": {}})]}),
-     "unknown member 'claim' in the request (did you mean 'claims'?)"),
-    (json.dumps({"cases": [_case(request={"resource": {"id": "a", "owner": "alice", "nme": "x"}})]}),
-     "unknown member 'nme' in the request's resource (did you mean 'name'?)"),
-    (json.dumps({"defaults": {"resource": {"id": "a", "owner": "alice", "typ": "x"}}, "cases": [_case()]}),
-     "unknown member 'typ' in the request's resource (did you mean 'type'?)"),
-    (json.dumps({"cases": [_case(request={"permissions": [
-        {"resource": {"id": "a", "owner": "alice", "scope": ["view"]}, "scopes": ["view"]}]})]}),
-     "unknown member 'scope' in permissions[0].resource (did you mean 'scopes'?)"),
+    (
+        json.dumps({"cases": [_case(request={"claim": {}})]}),
+        "unknown member 'claim' in the request (did you mean 'claims'?)",
+    ),
+    (
+        json.dumps({"cases": [_case(request={"resource": {"id": "a", "owner": "alice", "nme": "x"}})]}),
+        "unknown member 'nme' in the request's resource (did you mean 'name'?)",
+    ),
+    (
+        json.dumps({"defaults": {"resource": {"id": "a", "owner": "alice", "typ": "x"}}, "cases": [_case()]}),
+        "unknown member 'typ' in the request's resource (did you mean 'type'?)",
+    ),
+    (
+        json.dumps(
+            {
+                "cases": [
+                    _case(
+                        request={
+                            "permissions": [
+                                {"resource": {"id": "a", "owner": "alice", "scope": ["view"]}, "scopes": ["view"]}
+                            ]
+                        }
+                    )
+                ]
+            }
+        ),
+        "unknown member 'scope' in permissions[0].resource (did you mean 'scopes'?)",
+    ),
 ]
 
 
-BAD_FILES.append(('{"cases": [{"name": "c", "expect": "deny", "expect": "permit"}]}',
-                  "member 'expect' is given twice in one object"))
+BAD_FILES.append(
+    ('{"cases": [{"name": "c", "expect": "deny", "expect": "permit"}]}', "member 'expect' is given twice in one object")
+)
 
 
 @pytest.mark.parametrize("text,message", BAD_FILES)
@@ -276,8 +351,9 @@ def test_case_error_names_the_line_of_the_case(tmp_path):
 
 
 def test_request_of_the_wrong_shape_is_a_test_file_error(tmp_path):
-    _raw(tmp_path, json.dumps({"cases": [_case(request={"resource": {"id": "x", "owner": "alice"},
-                                                         "scopes": "view"})]}))
+    _raw(
+        tmp_path, json.dumps({"cases": [_case(request={"resource": {"id": "x", "owner": "alice"}, "scopes": "view"})]})
+    )
     with pytest.raises(TestFileError, match="the request is not valid: 'scopes' must be a list"):
         run_tests([str(tmp_path)])
 
@@ -303,15 +379,26 @@ def test_load_test_file_returns_merged_requests(tmp_path):
 
 
 def test_permissions_in_a_case_replace_the_single_resource_defaults(tmp_path):
-    case = {"name": "two albums",
-            "request": {"permissions": [
-                {"resource": {"id": "a1", "owner": "alice", "type": "photo-album", "name": "summer"},
-                 "scopes": ["view"]},
-                {"resource": {"id": "p1", "owner": "alice", "type": "photo-album", "name": "private/x"},
-                 "scopes": ["view"]}],
-                "claims": {"email": "bob@example.com"}},
-            "expect": "partial", "granted": {"a1": ["view"]}, "denied": {"p1": ["view"]},
-            "rule": ["family-albums", "alice.policy:22"]}
+    case = {
+        "name": "two albums",
+        "request": {
+            "permissions": [
+                {
+                    "resource": {"id": "a1", "owner": "alice", "type": "photo-album", "name": "summer"},
+                    "scopes": ["view"],
+                },
+                {
+                    "resource": {"id": "p1", "owner": "alice", "type": "photo-album", "name": "private/x"},
+                    "scopes": ["view"],
+                },
+            ],
+            "claims": {"email": "bob@example.com"},
+        },
+        "expect": "partial",
+        "granted": {"a1": ["view"]},
+        "denied": {"p1": ["view"]},
+        "rule": ["family-albums", "alice.policy:22"],
+    }
     write_suite(tmp_path, [case], defaults=dict(DEFAULTS, approvals=[{"scope": "view", "answer": "denied"}]))
     report = run_tests([str(tmp_path)])
     assert report.ok, report.render()
@@ -324,14 +411,20 @@ def test_labels_come_from_the_comment_block_just_above_a_rule():
 
     ps = policy_lang.loads(
         'owner "o"\n'
-        '# label: first\n'
-        '# label: also-first\n'
-        '# some words\n'
-        'permit view on any resource\n'
-        '# label: orphan\n'
-        '\n'
-        'permit edit on any resource\n'
-        'permit share on any resource  # label: trailing-is-not-a-label\n'
-        'permit print on any resource\n', "o.policy")
-    assert rule_labels(ps) == {"o.policy:5": {"first", "also-first"}, "o.policy:8": set(),
-                               "o.policy:9": set(), "o.policy:10": set()}
+        "# label: first\n"
+        "# label: also-first\n"
+        "# some words\n"
+        "permit view on any resource\n"
+        "# label: orphan\n"
+        "\n"
+        "permit edit on any resource\n"
+        "permit share on any resource  # label: trailing-is-not-a-label\n"
+        "permit print on any resource\n",
+        "o.policy",
+    )
+    assert rule_labels(ps) == {
+        "o.policy:5": {"first", "also-first"},
+        "o.policy:8": set(),
+        "o.policy:9": set(),
+        "o.policy:10": set(),
+    }

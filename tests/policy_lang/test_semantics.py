@@ -6,9 +6,10 @@ unknown claims, Kleene logic, the per-scope steps 1-6, the request-level
 order, required_claims, claim_sources, expiry, global rules, owners, reasons,
 the default time and glob ``like``.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from policy_lang import values as V
 from policy_lang.compile import ID_TOKEN_FORMAT, JWT_FORMAT
 
 T = "2026-11-27T10:00:00Z"
-T_DT = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+T_DT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 def policy(text: str, name: str = "alice.policy") -> policy_lang.PolicySet:
@@ -30,13 +31,24 @@ def owner_policy(body: str, name: str = "alice.policy") -> policy_lang.PolicySet
     return policy('owner "alice"\n' + body, name)
 
 
-def request(scopes=("view",), claims: dict | None = None, client: dict | None = None,
-            resource: dict | None = None, **extra: Any) -> dict:
-    res = {"id": "r1", "owner": "alice", "type": "photo-album", "name": "summer-2026",
-           "scopes": ["view", "download", "print"]}
+def request(
+    scopes=("view",), claims: dict | None = None, client: dict | None = None, resource: dict | None = None, **extra: Any
+) -> dict:
+    res = {
+        "id": "r1",
+        "owner": "alice",
+        "type": "photo-album",
+        "name": "summer-2026",
+        "scopes": ["view", "download", "print"],
+    }
     res.update(resource or {})
-    out = {"resource": res, "scopes": list(scopes), "claims": claims or {},
-           "client": client or {"id": "photo-app"}, "time": T}
+    out = {
+        "resource": res,
+        "scopes": list(scopes),
+        "claims": claims or {},
+        "client": client or {"id": "photo-app"},
+        "time": T,
+    }
     out.update(extra)
     return out
 
@@ -55,6 +67,7 @@ def rules_of(d: dict) -> list[tuple[str, str | None]]:
 
 # ---------------------------------------------------------------- missing claims are unknown
 
+
 def test_missing_claim_in_permit_is_unknown_not_false():
     ps = owner_policy("permit view on any resource when claims.age >= 18\n")
     d = decide(ps)
@@ -66,8 +79,7 @@ def test_missing_claim_in_permit_is_unknown_not_false():
 
 
 def test_missing_claim_in_forbid_is_unknown_not_false():
-    ps = owner_policy("permit view on any resource\n"
-                      "forbid view on any resource when claims.age < 18\n")
+    ps = owner_policy("permit view on any resource\nforbid view on any resource when claims.age < 18\n")
     d = decide(ps)
     # a forbid that cannot be ruled out is not ignored: the claim is needed first
     assert d["decision"] == "need_info"
@@ -171,8 +183,10 @@ def test_kleene_functions_match_the_truth_tables():
 
 
 def test_nested_kleene_expression_unions_missing_names():
-    ps = owner_policy("permit view on any resource\n"
-                      "  when (claims.a == 1 or claims.b == 1) and not (claims.c == 1 and claims.d == 1)\n")
+    ps = owner_policy(
+        "permit view on any resource\n"
+        "  when (claims.a == 1 or claims.b == 1) and not (claims.c == 1 and claims.d == 1)\n"
+    )
     d = decide(ps)
     assert d["decision"] == "need_info"
     assert needed(d) == {"a", "b", "c", "d"}
@@ -182,6 +196,7 @@ def test_nested_kleene_expression_unions_missing_names():
 
 
 # ---------------------------------------------------------------- has
+
 
 def test_has_claim_is_unknown_while_absent():
     ps = owner_policy("permit view on any resource when has claims.x\n")
@@ -196,8 +211,10 @@ def test_has_claim_is_unknown_while_absent():
 
 
 def test_has_client_and_resource_attribute_is_true_or_false():
-    ps = owner_policy("permit view on any resource when has client.logo_uri\n"
-                      "permit download on any resource when has resource.description\n")
+    ps = owner_policy(
+        "permit view on any resource when has client.logo_uri\n"
+        "permit download on any resource when has resource.description\n"
+    )
     assert decide(ps, client={"id": "c", "logo_uri": "https://c/logo.png"})["decision"] == "permit"
     assert decide(ps, client={"id": "c"})["decision"] == "deny"
     assert decide(ps, scopes=["download"], resource={"description": "d"})["decision"] == "permit"
@@ -207,20 +224,32 @@ def test_has_client_and_resource_attribute_is_true_or_false():
 # ---------------------------------------------------------------- absent attributes
 
 _ABSENT_TESTS = [
-    'client.tier == "gold"', 'client.tier != "gold"', "client.level < 3", "client.level >= 3",
-    'client.tier in ["gold", "silver"]', 'client.tier not in ["gold", "silver"]',
-    'client.tags contains "x"', 'client.tier starts with "g"', 'client.tier ends with "d"',
-    'client.tier like "g*"', 'resource.description == "x"', 'resource.description != "x"',
-    'resource.description contains "x"', 'resource.description like "*"',
-    '"x" in client.tags', '"x" not in client.tags',
+    'client.tier == "gold"',
+    'client.tier != "gold"',
+    "client.level < 3",
+    "client.level >= 3",
+    'client.tier in ["gold", "silver"]',
+    'client.tier not in ["gold", "silver"]',
+    'client.tags contains "x"',
+    'client.tier starts with "g"',
+    'client.tier ends with "d"',
+    'client.tier like "g*"',
+    'resource.description == "x"',
+    'resource.description != "x"',
+    'resource.description contains "x"',
+    'resource.description like "*"',
+    '"x" in client.tags',
+    '"x" not in client.tags',
 ]
 
 
 @pytest.mark.parametrize("cond", _ABSENT_TESTS)
 def test_absent_resource_and_client_attributes_compare_false(cond):
-    ps = owner_policy(f"permit view on any resource when {cond}\n"
-                      f"forbid download on any resource when {cond}\n"
-                      "permit download on any resource\n")
+    ps = owner_policy(
+        f"permit view on any resource when {cond}\n"
+        f"forbid download on any resource when {cond}\n"
+        "permit download on any resource\n"
+    )
     d = decide(ps, scopes=["view"], client={"id": "c"}, resource={"description": None})
     assert d["decision"] == "deny"
     assert d["required_claims"] == [] and d["errors"] == []
@@ -235,6 +264,7 @@ def test_present_client_metadata_is_read():
 
 
 # ---------------------------------------------------------------- run-time type mismatch
+
 
 def test_runtime_type_mismatch_makes_permit_not_apply_and_is_reported():
     ps = owner_policy("permit view on any resource when claims.age >= 18\n")
@@ -255,8 +285,7 @@ def test_runtime_type_mismatch_makes_ask_not_apply_and_is_reported():
 
 
 def test_runtime_type_mismatch_makes_forbid_apply_fail_closed_and_is_reported():
-    ps = owner_policy("permit view on any resource\n"
-                      "forbid view on any resource when claims.level > 3\n")
+    ps = owner_policy("permit view on any resource\nforbid view on any resource when claims.level > 3\n")
     d = decide(ps, claims={"level": "high"})
     assert d["decision"] == "deny"
     assert rules_of(d) == [("forbid", "alice.policy:3")]
@@ -265,16 +294,19 @@ def test_runtime_type_mismatch_makes_forbid_apply_fail_closed_and_is_reported():
 
 
 def test_runtime_type_mismatch_under_not_and_unless_still_fails_closed():
-    ps = owner_policy("permit view on any resource\n"
-                      'forbid view on any resource unless claims.groups contains "staff"\n')
+    ps = owner_policy(
+        'permit view on any resource\nforbid view on any resource unless claims.groups contains "staff"\n'
+    )
     d = decide(ps, claims={"groups": 7})
     assert d["decision"] == "deny" and d["errors"]
     assert decide(ps, claims={"groups": ["staff"]})["decision"] == "permit"
 
 
 def test_runtime_type_mismatch_in_one_permit_leaves_another_permit_granting():
-    ps = owner_policy("permit view on any resource when claims.age >= 18\n"
-                      'permit view on any resource when claims.email == "bob@example.com"\n')
+    ps = owner_policy(
+        "permit view on any resource when claims.age >= 18\n"
+        'permit view on any resource when claims.email == "bob@example.com"\n'
+    )
     d = decide(ps, claims={"age": "x", "email": "bob@example.com"})
     assert d["decision"] == "permit"
     assert [e["rule"] for e in d["errors"]] == ["alice.policy:2"]
@@ -282,27 +314,31 @@ def test_runtime_type_mismatch_in_one_permit_leaves_another_permit_granting():
 
 # ---------------------------------------------------------------- per-scope steps
 
+
 def test_step1_forbid_true_denies_beating_permit_and_ask():
-    ps = owner_policy("permit view on any resource\n"
-                      "ask view on any resource\n"
-                      "forbid view on any resource when claims.blocked == true\n")
+    ps = owner_policy(
+        "permit view on any resource\n"
+        "ask view on any resource\n"
+        "forbid view on any resource when claims.blocked == true\n"
+    )
     d = decide(ps, claims={"blocked": True}, approvals=[{"scope": "view", "answer": "approved"}])
     assert d["decision"] == "deny"
     assert rules_of(d) == [("forbid", "alice.policy:4")]
 
 
 def test_step1_forbid_true_beats_an_earlier_unknown_forbid():
-    ps = owner_policy("permit view on any resource\n"
-                      "forbid view on any resource when claims.age < 18\n"
-                      'forbid view on any resource when client.id == "bad-app"\n')
+    ps = owner_policy(
+        "permit view on any resource\n"
+        "forbid view on any resource when claims.age < 18\n"
+        'forbid view on any resource when client.id == "bad-app"\n'
+    )
     d = decide(ps, client={"id": "bad-app"})
     assert d["decision"] == "deny"
     assert rules_of(d) == [("forbid", "alice.policy:4")]
 
 
 def test_step2_forbid_unknown_needs_info_even_when_a_permit_is_true():
-    ps = owner_policy("permit view on any resource\n"
-                      'forbid view on any resource when claims.country in ["XX", "YY"]\n')
+    ps = owner_policy('permit view on any resource\nforbid view on any resource when claims.country in ["XX", "YY"]\n')
     d = decide(ps)
     assert d["decision"] == "need_info"
     assert needed(d) == {"country"}
@@ -311,8 +347,10 @@ def test_step2_forbid_unknown_needs_info_even_when_a_permit_is_true():
 
 
 def test_step3_permit_true_grants():
-    ps = owner_policy('permit view on any resource when claims.email == "bob@example.com"\n'
-                      "forbid view on any resource when claims.email == \"eve@example.com\"\n")
+    ps = owner_policy(
+        'permit view on any resource when claims.email == "bob@example.com"\n'
+        'forbid view on any resource when claims.email == "eve@example.com"\n'
+    )
     d = decide(ps, claims={"email": "bob@example.com"})
     assert d["decision"] == "permit"
     assert d["granted"] == [{"resource_id": "r1", "scopes": ["view"], "expires_at": None}]
@@ -326,11 +364,14 @@ def test_step3_permit_true_beats_ask_true():
     assert rules_of(d) == [("permit", "alice.policy:3")]
 
 
-@pytest.mark.parametrize("answer,decision,bucket", [
-    ("approved", "permit", "granted"),
-    ("denied", "deny", "denied"),
-    (None, "request_submitted", "submitted"),
-])
+@pytest.mark.parametrize(
+    "answer,decision,bucket",
+    [
+        ("approved", "permit", "granted"),
+        ("denied", "deny", "denied"),
+        (None, "request_submitted", "submitted"),
+    ],
+)
 def test_step4_ask_true_follows_the_owners_approval_G_42(answer, decision, bucket):
     ps = owner_policy('ask view on any resource when claims.email ends with "@acme.example"\n')
     approvals = [] if answer is None else [{"scope": "view", "answer": answer}]
@@ -347,8 +388,7 @@ def test_step4_approval_of_another_scope_does_not_count():
 
 
 def test_step4_ask_true_comes_before_unknown_permits():
-    ps = owner_policy("permit view on any resource when claims.vip == true\n"
-                      "ask view on any resource\n")
+    ps = owner_policy("permit view on any resource when claims.vip == true\nask view on any resource\n")
     d = decide(ps)
     assert d["decision"] == "request_submitted"
 
@@ -357,7 +397,8 @@ def test_step5_unknown_permit_needs_the_cheapest_alternative_data_minimisation()
     ps = owner_policy(
         "permit view on any resource when claims.a == 1 and claims.b == 1 and claims.c == 1\n"
         'permit view on any resource when claims.email == "bob@example.com"\n'
-        "ask view on any resource when claims.d == 1 and claims.e == 1\n")
+        "ask view on any resource when claims.d == 1 and claims.e == 1\n"
+    )
     d = decide(ps)
     assert d["decision"] == "need_info"
     assert needed(d) == {"email"}
@@ -365,24 +406,29 @@ def test_step5_unknown_permit_needs_the_cheapest_alternative_data_minimisation()
 
 
 def test_step5_cheapest_alternative_may_be_an_ask():
-    ps = owner_policy("permit view on any resource when claims.a == 1 and claims.b == 1\n"
-                      "ask view on any resource when claims.c == 1\n")
+    ps = owner_policy(
+        "permit view on any resource when claims.a == 1 and claims.b == 1\n"
+        "ask view on any resource when claims.c == 1\n"
+    )
     d = decide(ps)
     assert needed(d) == {"c"}
     assert rules_of(d) == [("ask", "alice.policy:3")]
 
 
 def test_step5_counts_only_claims_still_missing():
-    ps = owner_policy("permit view on any resource when claims.a == 1 and claims.b == 1\n"
-                      "permit view on any resource when claims.c == 1 and claims.d == 1 and claims.e == 1\n")
+    ps = owner_policy(
+        "permit view on any resource when claims.a == 1 and claims.b == 1\n"
+        "permit view on any resource when claims.c == 1 and claims.d == 1 and claims.e == 1\n"
+    )
     assert needed(decide(ps)) == {"a", "b"}
     # with c and d presented, the second alternative lacks only e
     assert needed(decide(ps, claims={"c": 1, "d": 1})) == {"e"}
 
 
 def test_step5_adds_the_claims_of_unknown_forbids():
-    ps = owner_policy("permit view on any resource when claims.age >= 18\n"
-                      "forbid view on any resource when claims.banned == true\n")
+    ps = owner_policy(
+        "permit view on any resource when claims.age >= 18\nforbid view on any resource when claims.banned == true\n"
+    )
     d = decide(ps)
     assert d["decision"] == "need_info"
     assert needed(d) == {"age", "banned"}
@@ -398,8 +444,10 @@ def test_step6_default_deny_without_a_matching_rule_G_26():
 
 
 def test_step6_default_deny_when_every_condition_is_false_G_26():
-    ps = owner_policy('permit view on any resource when claims.email == "bob@example.com"\n'
-                      'ask view on any resource when claims.email ends with "@acme.example"\n')
+    ps = owner_policy(
+        'permit view on any resource when claims.email == "bob@example.com"\n'
+        'ask view on any resource when claims.email ends with "@acme.example"\n'
+    )
     assert decide(ps, claims={"email": "eve@example.com"})["decision"] == "deny"
 
 
@@ -413,16 +461,19 @@ forbid delete on any resource
 """
 
 
-@pytest.mark.parametrize("scopes,claims,decision", [
-    (["view"], {"age": 20}, "permit"),
-    (["view", "download"], {"age": 20}, "permit"),
-    (["view", "download", "print", "delete"], {}, "need_info"),
-    (["view", "print", "delete"], {}, "request_submitted"),
-    (["view", "delete"], {}, "partial"),
-    (["view", "download"], {"age": 5}, "partial"),
-    (["delete"], {}, "deny"),
-    (["delete", "download"], {"age": 5}, "deny"),
-])
+@pytest.mark.parametrize(
+    "scopes,claims,decision",
+    [
+        (["view"], {"age": 20}, "permit"),
+        (["view", "download"], {"age": 20}, "permit"),
+        (["view", "download", "print", "delete"], {}, "need_info"),
+        (["view", "print", "delete"], {}, "request_submitted"),
+        (["view", "delete"], {}, "partial"),
+        (["view", "download"], {"age": 5}, "partial"),
+        (["delete"], {}, "deny"),
+        (["delete", "download"], {"age": 5}, "deny"),
+    ],
+)
 def test_request_level_order_permit_need_info_submitted_partial_deny_G_22_G_23(scopes, claims, decision):
     ps = owner_policy(REQ_POLICY)
     d = decide(ps, scopes=scopes, claims=claims)
@@ -452,8 +503,10 @@ def test_request_level_order_over_several_resources_permissions_form_G_22_G_23()
 
     d = run(perm("r1", ["view"]), perm("r2", ["view", "download"]), claims={"age": 40})
     assert d["decision"] == "permit"
-    assert d["granted"] == [{"resource_id": "r1", "scopes": ["view"], "expires_at": None},
-                            {"resource_id": "r2", "scopes": ["view", "download"], "expires_at": None}]
+    assert d["granted"] == [
+        {"resource_id": "r1", "scopes": ["view"], "expires_at": None},
+        {"resource_id": "r2", "scopes": ["view", "download"], "expires_at": None},
+    ]
     d = run(perm("r1", ["view"]), perm("r2", ["share"]))
     assert d["decision"] == "need_info" and needed(d) == {"team"}
     d = run(perm("r1", ["view"]), perm("r2", ["print"]))
@@ -492,12 +545,19 @@ def test_required_claims_are_built_from_claims_declarations_G_40():
     d = decide(ps, scopes=["view", "print", "download", "share"])
     assert d["decision"] == "need_info"
     by_name = {m["name"]: m for m in d["required_claims"]}
-    assert by_name["email"] == {"name": "email", "friendly_name": "email",
-                                "claim_token_format": [ID_TOKEN_FORMAT],
-                                "issuer": ["https://idp.example.com"]}
+    assert by_name["email"] == {
+        "name": "email",
+        "friendly_name": "email",
+        "claim_token_format": [ID_TOKEN_FORMAT],
+        "issuer": ["https://idp.example.com"],
+    }
     assert by_name["email_verified"]["claim_token_format"] == [ID_TOKEN_FORMAT]
-    assert by_name["age"] == {"name": "age", "friendly_name": "age",
-                              "claim_token_format": [JWT_FORMAT], "issuer": ["https://gov.example"]}
+    assert by_name["age"] == {
+        "name": "age",
+        "friendly_name": "age",
+        "claim_token_format": [JWT_FORMAT],
+        "issuer": ["https://gov.example"],
+    }
     role = by_name["https://example.com/claims/role"]
     assert role["claim_token_format"] == ["urn:example:hr-token"]
     assert role["issuer"] == ["https://hr.example"]
@@ -508,10 +568,11 @@ def test_required_claims_are_built_from_claims_declarations_G_40():
 
 
 def test_required_claims_use_the_resource_owners_declarations_when_a_global_rule_asks():
-    g = ('global\nclaims age from "https://gov.example" as jwt\n'
-         "forbid any scope on any resource when claims.age < 18\n")
-    a = ('owner "alice"\nclaims email from "https://idp.example.com" as id_token\n'
-         'permit view on any resource when claims.email == "bob@example.com"\n')
+    g = 'global\nclaims age from "https://gov.example" as jwt\nforbid any scope on any resource when claims.age < 18\n'
+    a = (
+        'owner "alice"\nclaims email from "https://idp.example.com" as id_token\n'
+        'permit view on any resource when claims.email == "bob@example.com"\n'
+    )
     ps = policy_lang.compile_sources([Source("global.policy", g), Source("alice.policy", a)])
     d = decide(ps)
     assert d["decision"] == "need_info"
@@ -520,26 +581,34 @@ def test_required_claims_use_the_resource_owners_declarations_when_a_global_rule
     assert by_name["email"]["issuer"] == ["https://idp.example.com"]
     assert by_name["email"]["claim_token_format"] == [ID_TOKEN_FORMAT]
     # a global permit reading a claim the owner declared: the owner's declaration
-    g2 = "global\npermit view on any resource when claims.email == \"root@example.com\"\n"
+    g2 = 'global\npermit view on any resource when claims.email == "root@example.com"\n'
     a2 = 'owner "alice"\nclaims email from "https://idp.example.com" as id_token\n'
     ps2 = policy_lang.compile_sources([Source("global.policy", g2), Source("alice.policy", a2)])
     d2 = decide(ps2)
-    assert d2["required_claims"] == [{"name": "email", "friendly_name": "email",
-                                      "claim_token_format": [ID_TOKEN_FORMAT],
-                                      "issuer": ["https://idp.example.com"]}]
+    assert d2["required_claims"] == [
+        {
+            "name": "email",
+            "friendly_name": "email",
+            "claim_token_format": [ID_TOKEN_FORMAT],
+            "issuer": ["https://idp.example.com"],
+        }
+    ]
     # an owner without a file of their own gets the global declarations
     d3 = decide(ps, resource={"owner": "carol"})
-    assert d3["required_claims"] == [{"name": "age", "friendly_name": "age",
-                                      "claim_token_format": [JWT_FORMAT],
-                                      "issuer": ["https://gov.example"]}]
+    assert d3["required_claims"] == [
+        {"name": "age", "friendly_name": "age", "claim_token_format": [JWT_FORMAT], "issuer": ["https://gov.example"]}
+    ]
 
 
 # ---------------------------------------------------------------- claim_sources
 
+
 def test_claim_from_another_issuer_is_not_that_claim():
     ps = policy(CLAIMS_DECL)
-    good = {"email": {"issuer": "https://idp.example.com", "format": "id_token"},
-            "email_verified": {"issuer": "https://idp.example.com", "format": "id_token"}}
+    good = {
+        "email": {"issuer": "https://idp.example.com", "format": "id_token"},
+        "email_verified": {"issuer": "https://idp.example.com", "format": "id_token"},
+    }
     claims = {"email": "bob@example.com", "email_verified": True}
     assert decide(ps, claims=claims, claim_sources=good)["decision"] == "permit"
     # the same format named by its URI is the same format
@@ -557,15 +626,21 @@ def test_claim_from_another_issuer_is_not_that_claim():
 
 def test_claim_sources_do_not_touch_undeclared_claims():
     ps = policy(CLAIMS_DECL)
-    d = decide(ps, scopes=["share"], claims={"nickname": "bobby"},
-               claim_sources={"nickname": {"issuer": "https://anyone.example", "format": "jwt"}})
+    d = decide(
+        ps,
+        scopes=["share"],
+        claims={"nickname": "bobby"},
+        claim_sources={"nickname": {"issuer": "https://anyone.example", "format": "jwt"}},
+    )
     assert d["decision"] == "permit"
 
 
 def test_a_claim_from_another_issuer_cannot_satisfy_a_forbid_either():
-    ps = owner_policy('claims age from "https://gov.example" as jwt\n'
-                      "permit view on any resource\n"
-                      "forbid view on any resource when claims.age < 18\n")
+    ps = owner_policy(
+        'claims age from "https://gov.example" as jwt\n'
+        "permit view on any resource\n"
+        "forbid view on any resource when claims.age < 18\n"
+    )
     d = decide(ps, claims={"age": 30}, claim_sources={"age": {"issuer": "https://self.example"}})
     assert d["decision"] == "need_info" and needed(d) == {"age"}
     ok = decide(ps, claims={"age": 30}, claim_sources={"age": {"issuer": "https://gov.example"}})
@@ -574,12 +649,17 @@ def test_a_claim_from_another_issuer_cannot_satisfy_a_forbid_either():
 
 # ---------------------------------------------------------------- expiry
 
+
 def test_for_duration_expiry_is_request_time_plus_duration_G_32():
     ps = owner_policy("permit view on any resource for 30d\n")
     d = decide(ps)
     assert d["granted"][0]["expires_at"] == "2026-12-27T10:00:00Z"
-    for text, delta in (("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15)),
-                        ("12h", timedelta(hours=12)), ("2w", timedelta(weeks=2))):
+    for text, delta in (
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("12h", timedelta(hours=12)),
+        ("2w", timedelta(weeks=2)),
+    ):
         got = decide(owner_policy(f"permit view on any resource for {text}\n"))
         want = (T_DT + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert got["granted"][0]["expires_at"] == want
@@ -594,8 +674,10 @@ def test_until_expiry_is_the_fixed_time_G_32():
 
 @pytest.mark.parametrize("effect", ["permit", "ask", "forbid"])
 def test_rules_past_their_until_no_longer_apply(effect):
-    ps = owner_policy(f"{effect} view on any resource until 2026-11-27T09:59:59Z\n"
-                      + ("permit view on any resource\n" if effect == "forbid" else ""))
+    ps = owner_policy(
+        f"{effect} view on any resource until 2026-11-27T09:59:59Z\n"
+        + ("permit view on any resource\n" if effect == "forbid" else "")
+    )
     d = decide(ps)
     assert d["decision"] == ("permit" if effect == "forbid" else "deny")
     # before (and at) its end it applies
@@ -604,9 +686,11 @@ def test_rules_past_their_until_no_longer_apply(effect):
 
 
 def test_expiry_is_the_latest_bound_among_matching_permits():
-    ps = owner_policy("permit view on any resource for 30d\n"
-                      "permit view on any resource until 2027-06-01T00:00:00Z\n"
-                      "permit view on any resource when claims.x == 1 for 400d\n")
+    ps = owner_policy(
+        "permit view on any resource for 30d\n"
+        "permit view on any resource until 2027-06-01T00:00:00Z\n"
+        "permit view on any resource when claims.x == 1 for 400d\n"
+    )
     # the third is unknown or false, so it does not count: the later of 30 days and 2027-06-01
     assert decide(ps)["granted"][0]["expires_at"] == "2027-06-01T00:00:00Z"
     d = decide(ps, claims={"x": 2})
@@ -623,8 +707,7 @@ def test_an_unbounded_matching_permit_makes_the_grant_unbounded():
 def test_a_resources_expiry_is_the_earliest_over_its_granted_scopes():
     ps = owner_policy("permit view on any resource for 30d\npermit download on any resource for 1d\n")
     d = decide(ps, scopes=["view", "download"])
-    assert d["granted"] == [{"resource_id": "r1", "scopes": ["view", "download"],
-                             "expires_at": "2026-11-28T10:00:00Z"}]
+    assert d["granted"] == [{"resource_id": "r1", "scopes": ["view", "download"], "expires_at": "2026-11-28T10:00:00Z"}]
 
 
 def test_an_approved_ask_is_bounded_by_its_own_for():
@@ -644,8 +727,7 @@ permit view on type "public-doc"
 
 
 def _with_global(owner_text: str) -> policy_lang.PolicySet:
-    return policy_lang.compile_sources([Source("global.policy", GLOBAL),
-                                        Source("alice.policy", owner_text)])
+    return policy_lang.compile_sources([Source("global.policy", GLOBAL), Source("alice.policy", owner_text)])
 
 
 def test_global_forbid_beats_an_owners_permit():
@@ -653,8 +735,7 @@ def test_global_forbid_beats_an_owners_permit():
     d = decide(ps, resource={"name": "private/diary"})
     assert d["decision"] == "deny"
     assert rules_of(d) == [("forbid", "global.policy:2")]
-    assert decide(ps, resource={"name": "private/diary"},
-                  client={"id": "owner-device"})["decision"] == "permit"
+    assert decide(ps, resource={"name": "private/diary"}, client={"id": "owner-device"})["decision"] == "permit"
     assert decide(ps, resource={"name": "public/x"})["decision"] == "permit"
 
 
@@ -667,10 +748,12 @@ def test_global_permits_apply_to_every_owners_resources():
 
 
 def test_other_owners_rules_never_touch_a_resource():
-    ps = policy_lang.compile_sources([
-        Source("alice.policy", 'owner "alice"\npermit any scope on any resource\n'),
-        Source("bob.policy", 'owner "bob"\nforbid any scope on any resource\n'),
-    ])
+    ps = policy_lang.compile_sources(
+        [
+            Source("alice.policy", 'owner "alice"\npermit any scope on any resource\n'),
+            Source("bob.policy", 'owner "bob"\nforbid any scope on any resource\n'),
+        ]
+    )
     # alice's permit on `any resource` does not grant bob's resource
     d = decide(ps, resource={"owner": "bob"})
     assert d["decision"] == "deny"
@@ -684,6 +767,7 @@ def test_other_owners_rules_never_touch_a_resource():
 
 # ---------------------------------------------------------------- reasons
 
+
 def test_decisions_always_name_the_rules():
     ps = owner_policy(REQ_POLICY)
     d = decide(ps, scopes=["view", "download", "print", "delete", "other"])
@@ -691,16 +775,21 @@ def test_decisions_always_name_the_rules():
     for r in d["reasons"]:
         by_scope.setdefault(r["scope"], []).append(r)
     assert set(by_scope) == {"view", "download", "print", "delete", "other"}
-    assert by_scope["view"] == [{"resource_id": "r1", "scope": "view", "effect": "permit",
-                                 "rule": "alice.policy:2"}]
+    assert by_scope["view"] == [{"resource_id": "r1", "scope": "view", "effect": "permit", "rule": "alice.policy:2"}]
     assert by_scope["print"][0]["rule"] == "alice.policy:3"
-    assert by_scope["download"][0] == {"resource_id": "r1", "scope": "download", "effect": "permit",
-                                       "rule": "alice.policy:4", "missing": ["age"]}
+    assert by_scope["download"][0] == {
+        "resource_id": "r1",
+        "scope": "download",
+        "effect": "permit",
+        "rule": "alice.policy:4",
+        "missing": ["age"],
+    }
     assert by_scope["delete"][0]["rule"] == "alice.policy:5"
     assert by_scope["other"] == [{"resource_id": "r1", "scope": "other", "effect": "deny", "rule": None}]
 
 
 # ---------------------------------------------------------------- time
+
 
 def test_now_reads_the_request_time():
     ps = owner_policy("permit view on any resource when now < 2027-01-01\n")
@@ -710,18 +799,20 @@ def test_now_reads_the_request_time():
 
 
 def test_time_defaults_to_now():
-    ps = owner_policy("permit view on any resource when now >= 2020-01-01 and now < 2200-01-01\n"
-                      "permit download on any resource until 2020-01-01\n"
-                      "permit print on any resource for 1h\n")
+    ps = owner_policy(
+        "permit view on any resource when now >= 2020-01-01 and now < 2200-01-01\n"
+        "permit download on any resource until 2020-01-01\n"
+        "permit print on any resource for 1h\n"
+    )
     req = request(scopes=["view"])
     del req["time"]
     assert ps.decide(req).decision == "permit"
     req["scopes"] = ["download"]
     assert ps.decide(req).decision == "deny"
     req["scopes"] = ["print"]
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     exp = ps.decide(req).to_json()["granted"][0]["expires_at"]
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     got = datetime.fromisoformat(exp.replace("Z", "+00:00"))
     assert before + timedelta(hours=1) <= got <= after + timedelta(hours=1)
 
@@ -736,27 +827,57 @@ def test_timestamps_compare_with_iso_and_epoch_claims():
 # ---------------------------------------------------------------- glob like
 
 GLOB_TABLE = [
-    ("*", "", True), ("*", "anything at all", True),
-    ("a*", "a", True), ("a*", "abc", True), ("a*", "ba", False),
-    ("*a", "bca", True), ("*a", "ab", False),
-    ("a*b", "ab", True), ("a*b", "axxb", True), ("a*b", "axxbc", False), ("a*b", "a", False),
-    ("a*a", "a", False), ("a*a", "aa", True),
-    ("?", "x", True), ("?", "", False), ("?", "xy", False),
-    ("a?c", "abc", True), ("a?c", "ac", False), ("a?c", "abbc", False),
-    ("*?", "", False), ("*?", "z", True),
-    ("?*?", "a", False), ("?*?", "ab", True),
-    ("*b*", "abc", True), ("*b*", "ac", False),
-    ("*a*b*c*", "xaybzc", True), ("*a*b*c*", "cba", False),
-    ("a*b?d*", "aXXbcd", True), ("a*b?d*", "aXXbd", False), ("a*b?d*", "abbbxd-", True),
-    ("health/labs/*", "health/labs/2026/blood", True), ("health/labs/*", "health/lab", False),
-    ("private/*", "private/", True), ("private/*", "xprivate/a", False),
-    (r"\*", "*", True), (r"\*", "x", False), (r"a\?", "a?", True), (r"a\?", "ab", False),
-    (r"\\", "\\", True), (r"a\*b*", "a*bc", True), (r"a\*b*", "axbc", False),
-    ("", "", True), ("", "a", False),
-    ("abc", "abc", True), ("abc", "abcd", False),
-    ("*.jpg", "photo.jpg", True), ("*.jpg", "photoxjpg", False),
-    ("a?", "a\n", True), ("résumé-*", "résumé-2026", True),
-    ("**", "", True), ("a**b", "ab", True),
+    ("*", "", True),
+    ("*", "anything at all", True),
+    ("a*", "a", True),
+    ("a*", "abc", True),
+    ("a*", "ba", False),
+    ("*a", "bca", True),
+    ("*a", "ab", False),
+    ("a*b", "ab", True),
+    ("a*b", "axxb", True),
+    ("a*b", "axxbc", False),
+    ("a*b", "a", False),
+    ("a*a", "a", False),
+    ("a*a", "aa", True),
+    ("?", "x", True),
+    ("?", "", False),
+    ("?", "xy", False),
+    ("a?c", "abc", True),
+    ("a?c", "ac", False),
+    ("a?c", "abbc", False),
+    ("*?", "", False),
+    ("*?", "z", True),
+    ("?*?", "a", False),
+    ("?*?", "ab", True),
+    ("*b*", "abc", True),
+    ("*b*", "ac", False),
+    ("*a*b*c*", "xaybzc", True),
+    ("*a*b*c*", "cba", False),
+    ("a*b?d*", "aXXbcd", True),
+    ("a*b?d*", "aXXbd", False),
+    ("a*b?d*", "abbbxd-", True),
+    ("health/labs/*", "health/labs/2026/blood", True),
+    ("health/labs/*", "health/lab", False),
+    ("private/*", "private/", True),
+    ("private/*", "xprivate/a", False),
+    (r"\*", "*", True),
+    (r"\*", "x", False),
+    (r"a\?", "a?", True),
+    (r"a\?", "ab", False),
+    (r"\\", "\\", True),
+    (r"a\*b*", "a*bc", True),
+    (r"a\*b*", "axbc", False),
+    ("", "", True),
+    ("", "a", False),
+    ("abc", "abc", True),
+    ("abc", "abcd", False),
+    ("*.jpg", "photo.jpg", True),
+    ("*.jpg", "photoxjpg", False),
+    ("a?", "a\n", True),
+    ("résumé-*", "résumé-2026", True),
+    ("**", "", True),
+    ("a**b", "ab", True),
 ]
 
 
@@ -768,8 +889,7 @@ def test_like_glob_table(pattern, subject, expected):
 @pytest.mark.parametrize("pattern,subject,expected", [r for r in GLOB_TABLE if r[0]])
 def test_like_glob_table_through_the_engine(pattern, subject, expected):
     lit = pattern.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    ps = owner_policy(f'permit view on any resource when claims.s like "{lit}"\n'
-                      f'permit download on name like "{lit}"\n')
+    ps = owner_policy(f'permit view on any resource when claims.s like "{lit}"\npermit download on name like "{lit}"\n')
     assert (decide(ps, claims={"s": subject})["decision"] == "permit") is expected
     assert (decide(ps, scopes=["download"], resource={"name": subject})["decision"] == "permit") is expected
 
@@ -787,14 +907,16 @@ def test_like_pathological_subject_gets_the_correct_answer():
     assert V.like(subject + "b", "*a*a*a*a*b") is True
     assert V.like(subject, "*a?a*a?a*a") is True
     assert V.like(subject, "*a?b*") is False
-    ps = owner_policy('permit view on any resource when claims.s like "*a*a*a*a*b"\n'
-                      'permit download on name like "*a*a*a*a*b"\n')
+    ps = owner_policy(
+        'permit view on any resource when claims.s like "*a*a*a*a*b"\npermit download on name like "*a*a*a*a*b"\n'
+    )
     assert decide(ps, claims={"s": subject})["decision"] == "deny"
     assert decide(ps, claims={"s": subject + "b"})["decision"] == "permit"
     assert decide(ps, scopes=["download"], resource={"name": subject})["decision"] == "deny"
 
 
 # ---------------------------------------------------------------- totality
+
 
 def _deep_list(depth: int) -> list:
     root: list = []
@@ -808,10 +930,12 @@ def _deep_list(depth: int) -> list:
 
 def test_evaluation_is_total_for_deeply_nested_claim_values():
     deep = _deep_list(5000)
-    ps = owner_policy("permit view on any resource when claims.x == claims.y\n"
-                      "permit print on any resource when claims.x contains claims.y\n"
-                      "permit download on any resource\n"
-                      "forbid download on any resource when claims.x != claims.y\n")
+    ps = owner_policy(
+        "permit view on any resource when claims.x == claims.y\n"
+        "permit print on any resource when claims.x contains claims.y\n"
+        "permit download on any resource\n"
+        "forbid download on any resource when claims.x != claims.y\n"
+    )
     d = decide(ps, scopes=["view", "print", "download"], claims={"x": deep, "y": _deep_list(5000)})
     # a comparison that cannot be completed is a reported error: permits do not apply,
     # the forbid applies (fail closed)

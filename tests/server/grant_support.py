@@ -39,8 +39,18 @@ IDP_AUDIENCE = "uma-as-tests"
 CLAIMS_CB = "https://client.example.com/uma-cb"
 
 __all__ = [
-    "UMA_GRANT", "ID_TOKEN", "JWT_FORMAT", "IDP_ISSUER", "IDP2_ISSUER", "IDP_AUDIENCE", "CLAIMS_CB",
-    "Idp", "idp", "Uma", "uma", "Flow",
+    "UMA_GRANT",
+    "ID_TOKEN",
+    "JWT_FORMAT",
+    "IDP_ISSUER",
+    "IDP2_ISSUER",
+    "IDP_AUDIENCE",
+    "CLAIMS_CB",
+    "Idp",
+    "idp",
+    "Uma",
+    "uma",
+    "Flow",
 ]
 
 
@@ -61,13 +71,26 @@ class Idp:
         self.jwks_file = directory / "idp-jwks.json"
         self.jwks_file.write_text(json.dumps({"keys": [jwk]}))
 
-    def token(self, *, issuer: str = IDP_ISSUER, audience: Any = IDP_AUDIENCE, lifetime: int = 300,
-              key: Any = None, algorithm: str = "RS256", headers: dict | None = None, **claims: Any) -> str:
+    def token(
+        self,
+        *,
+        issuer: str = IDP_ISSUER,
+        audience: Any = IDP_AUDIENCE,
+        lifetime: int = 300,
+        key: Any = None,
+        algorithm: str = "RS256",
+        headers: dict | None = None,
+        **claims: Any,
+    ) -> str:
         at = int(time.time())
         payload = {"iss": issuer, "aud": audience, "iat": at, "exp": at + lifetime, **claims}
         payload = {k: v for k, v in payload.items() if v is not None}
-        return jwt.encode(payload, key if key is not None else self.pem, algorithm=algorithm,
-                          headers={"kid": self.kid, **(headers or {})})
+        return jwt.encode(
+            payload,
+            key if key is not None else self.pem,
+            algorithm=algorithm,
+            headers={"kid": self.kid, **(headers or {})},
+        )
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +102,7 @@ def idp(tmp_path_factory) -> Iterator[Idp]:
     body = issuer.jwks_file.read_bytes()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             self.send_response(200 if self.path == "/jwks" else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -111,7 +134,7 @@ class _Dispatch:
 class Flow:
     """One owner's set-up: owner account, RS with PAT, registered resources, a client."""
 
-    uma: "Uma"
+    uma: Uma
     owner: Any
     pat: Any
     resources: dict[str, str] = field(default_factory=dict)
@@ -161,8 +184,12 @@ class Uma:
         )
 
     def put_policy(self, owner, text: str) -> httpx.Response:
-        return self.http.put("/owner/policy", content=text.encode(), auth=(owner.username, owner.password),
-                             headers={"Content-Type": "text/plain"})
+        return self.http.put(
+            "/owner/policy",
+            content=text.encode(),
+            auth=(owner.username, owner.password),
+            headers={"Content-Type": "text/plain"},
+        )
 
     def flow(self, policy: str | None, resources: dict[str, dict] | None = None, owner=None, **client_kw: Any) -> Flow:
         """An owner (with ``policy`` uploaded; ``{owner}`` and ``{client}`` are replaced),
@@ -174,8 +201,9 @@ class Uma:
             assert r.status_code == 200, r.text
         pat = self._pat_for(owner.username)
         flow = Flow(self, owner, pat, client=client)
-        for name, desc in (resources or {"album": {"resource_scopes": ["view", "download", "print"],
-                                                    "type": "photo-album"}}).items():
+        for name, desc in (
+            resources or {"album": {"resource_scopes": ["view", "download", "print"], "type": "photo-album"}}
+        ).items():
             body = {"name": name, **desc}
             r = self.http.post("/uma/resources", json=body, headers=pat.headers)
             assert r.status_code == 201, r.text
@@ -204,8 +232,12 @@ def uma(engine, database_url, idp, make_user, make_client, make_rs, pat_for, tmp
             "instance_path": str(tmp_path_factory.mktemp("grant-instance")),
             "rpt_format": "jwt",
             "trusted_issuers": [
-                {"issuer": IDP_ISSUER, "jwks_file": str(idp.jwks_file), "audience": IDP_AUDIENCE,
-                 "algorithms": ["RS256"]},
+                {
+                    "issuer": IDP_ISSUER,
+                    "jwks_file": str(idp.jwks_file),
+                    "audience": IDP_AUDIENCE,
+                    "algorithms": ["RS256"],
+                },
                 {"issuer": IDP2_ISSUER, "jwks_uri": idp.jwks_uri, "algorithms": ["RS256"]},
             ],
             "TESTING": True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.server.grant_support import *  # noqa: F401,F403
+from tests.server.grant_support import *
 
 RESOURCES = {
     "album": {"resource_scopes": ["view", "download", "print"], "type": "photo-album"},
@@ -26,8 +26,14 @@ def test_decisions_are_recorded_with_rules_and_policy_version(uma):
     assert permit["resource_id"] == flow.resources["album"] and permit["scopes"] == ["view"]
     assert permit["client_id"] == flow.client.client_id
     assert permit["requesting_party"] == f"client:{flow.client.client_id}"
-    assert permit["rules"] == [{"resource_id": flow.resources["album"], "scope": "view", "effect": "permit",
-                                "rule": f"uploads/{flow.owner.username}/owner.policy:1"}]
+    assert permit["rules"] == [
+        {
+            "resource_id": flow.resources["album"],
+            "scope": "view",
+            "effect": "permit",
+            "rule": f"uploads/{flow.owner.username}/owner.policy:1",
+        }
+    ]
     assert isinstance(permit["policy_version"], int) and permit["policy_version"] > 0
     assert records[0]["rules"][0]["rule"] is None  # default deny names no rule
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.server import unique
 from sqlmodel import Session, select
 
 from app.cli import main
 from app.db import make_engine, schema_is_current
 from app.models import OAuthClient, User
+from tests.support.server import unique
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +29,11 @@ def cli_env(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("UMA_INSTANCE_PATH", str(tmp_path / "instance"))
     monkeypatch.setenv("UMA_SECRET_KEY", "cli-test")
     monkeypatch.delenv("UMA_CONFIG", raising=False)
-    return {"UMA_DATABASE_URL": database_url, "UMA_INSTANCE_PATH": str(tmp_path / "instance"),
-            "UMA_SECRET_KEY": "cli-test"}
+    return {
+        "UMA_DATABASE_URL": database_url,
+        "UMA_INSTANCE_PATH": str(tmp_path / "instance"),
+        "UMA_SECRET_KEY": "cli-test",
+    }
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -50,12 +53,27 @@ def test_db_upgrade_creates_the_schema(capsys, monkeypatch, tmp_path):
 
 def test_user_add_with_claims(capsys, cli_env, engine):
     name = unique("carol")
-    code, out, err = run(capsys, "user", "add", name, "--password", "s3cret",
-                         "--claim", "email=carol@example.com", "--claim", "email_verified=true",
-                         "--claim", "age=42", "--claim", "nick=not json")
+    code, out, err = run(
+        capsys,
+        "user",
+        "add",
+        name,
+        "--password",
+        "s3cret",
+        "--claim",
+        "email=carol@example.com",
+        "--claim",
+        "email_verified=true",
+        "--claim",
+        "age=42",
+        "--claim",
+        "nick=not json",
+    )
     assert code == 0, err
-    assert json.loads(out) == {"username": name, "claims": {"email": "carol@example.com", "email_verified": True,
-                                                             "age": 42, "nick": "not json"}}
+    assert json.loads(out) == {
+        "username": name,
+        "claims": {"email": "carol@example.com", "email_verified": True, "age": 42, "nick": "not json"},
+    }
     with Session(engine) as session:
         assert session.exec(select(User).where(User.username == name)).one().password_hash.startswith("scrypt$")
     code, _, err = run(capsys, "user", "add", name, "--password", "x")
@@ -64,10 +82,25 @@ def test_user_add_with_claims(capsys, cli_env, engine):
 
 def test_client_add_prints_the_client_once_with_its_secret(capsys, cli_env, engine, make_user):
     owner = make_user()
-    code, out, err = run(capsys, "client", "add", "--name", "Photo RS", "--grant-type", "client_credentials",
-                         "--grant-type", "authorization_code", "--redirect-uri", "https://rs.example.net/cb",
-                         "--claims-redirect-uri", "https://rs.example.net/claims", "--owner", owner.username,
-                         "--scope", "uma_protection")
+    code, out, err = run(
+        capsys,
+        "client",
+        "add",
+        "--name",
+        "Photo RS",
+        "--grant-type",
+        "client_credentials",
+        "--grant-type",
+        "authorization_code",
+        "--redirect-uri",
+        "https://rs.example.net/cb",
+        "--claims-redirect-uri",
+        "https://rs.example.net/claims",
+        "--owner",
+        owner.username,
+        "--scope",
+        "uma_protection",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["client_name"] == "Photo RS" and data["owner"] == owner.username and data["client_secret"]
@@ -93,8 +126,10 @@ def test_client_add_public(capsys, cli_env):
         (["client", "add"], "--name"),
         (["client", "add", "--name", "x", "--owner", "nobody-here"], "no user"),
         (["client", "add", "--name", "x", "--grant-type", "password"], "unsupported grant_types"),
-        (["client", "add", "--name", "x", "--grant-type", "authorization_code", "--redirect-uri", "http://evil/cb"],
-         "https"),
+        (
+            ["client", "add", "--name", "x", "--grant-type", "authorization_code", "--redirect-uri", "http://evil/cb"],
+            "https",
+        ),
         (["user", "add", "bad name!", "--password", "x"], "invalid user name"),
         (["user", "add", "dave", "--password", "x", "--claim", "novalue"], "K=V"),
         (["serve", "--port", "abc"], "invalid int"),
@@ -125,8 +160,9 @@ def test_demo_seed_is_idempotent(tmp_path):
     from app import create_app
     from app.demo import seed_demo
 
-    app = create_app({"database_url": f"sqlite:///{tmp_path}/demo.db", "instance_path": str(tmp_path),
-                      "secret_key": "k"})
+    app = create_app(
+        {"database_url": f"sqlite:///{tmp_path}/demo.db", "instance_path": str(tmp_path), "secret_key": "k"}
+    )
     with app.app_context():
         first = seed_demo(app)
         second = seed_demo(app)
@@ -160,8 +196,9 @@ def _wait_for(url: str, proc: subprocess.Popen, deadline: float = 60) -> httpx.R
 
 
 def _serve(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        argv, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def test_uma_serve_serves_discovery_with_its_own_issuer(cli_env):

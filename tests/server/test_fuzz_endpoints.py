@@ -6,24 +6,73 @@ import base64
 import json
 
 import pytest
-from tests.support.server import unique
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-PATHS = ["/token", "/revoke", "/register", "/uma/introspect", "/uma/resources", "/uma/resources/",
-         "/uma/resources/x", "/uma/permission", "/authorize", "/login", "/logout", "/jwks",
-         "/.well-known/uma2-configuration"]
-PARAMS = ["grant_type", "code", "redirect_uri", "client_id", "client_secret", "scope", "refresh_token", "token",
-          "token_type_hint", "code_verifier", "state", "response_type", "code_challenge",
-          "code_challenge_method", "csrf_token", "decision", "username", "password", "next"]
+from tests.support.server import unique
+
+PATHS = [
+    "/token",
+    "/revoke",
+    "/register",
+    "/uma/introspect",
+    "/uma/resources",
+    "/uma/resources/",
+    "/uma/resources/x",
+    "/uma/permission",
+    "/authorize",
+    "/login",
+    "/logout",
+    "/jwks",
+    "/.well-known/uma2-configuration",
+]
+PARAMS = [
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "client_id",
+    "client_secret",
+    "scope",
+    "refresh_token",
+    "token",
+    "token_type_hint",
+    "code_verifier",
+    "state",
+    "response_type",
+    "code_challenge",
+    "code_challenge_method",
+    "csrf_token",
+    "decision",
+    "username",
+    "password",
+    "next",
+]
 
 text = st.text(max_size=40)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["resource_id", "resource_scopes", "name", "redirect_uris", "grant_types", "scope",
-                         "token_endpoint_auth_method", "claims_redirect_uris", "icon_uri", "jwks"]) | text,
-        children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "resource_id",
+                    "resource_scopes",
+                    "name",
+                    "redirect_uris",
+                    "grant_types",
+                    "scope",
+                    "token_endpoint_auth_method",
+                    "claims_redirect_uris",
+                    "icon_uri",
+                    "jwks",
+                ]
+            )
+            | text,
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 forms = st.lists(st.tuples(st.sampled_from(PARAMS) | text, text), max_size=6)

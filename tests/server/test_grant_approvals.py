@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.server.grant_support import *  # noqa: F401,F403
+from tests.server.grant_support import *
 
 POLICY = f'''
 claims email from "{IDP_ISSUER}" as id_token
@@ -73,8 +73,11 @@ def test_owner_approves_fewer_scopes_then_partial_grant_G_23(uma, idp):
     flow, body, _ = _submitted(uma, idp, scopes=("view", "download"))
     pending = _requests(uma, flow.owner)
     assert pending[0]["scopes_requested"] == ["view", "download"]
-    r = uma.http.post(f"/owner/requests/{pending[0]['id']}/approve", json={"scopes": ["view"]},
-                      auth=(flow.owner.username, flow.owner.password))
+    r = uma.http.post(
+        f"/owner/requests/{pending[0]['id']}/approve",
+        json={"scopes": ["view"]},
+        auth=(flow.owner.username, flow.owner.password),
+    )
     assert r.status_code == 200 and r.json()["scopes_approved"] == ["view"]
     poll = flow.token(body["ticket"])
     assert poll.status_code == 200, poll.text

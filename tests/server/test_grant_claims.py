@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.server.grant_support import *  # noqa: F401,F403
+from tests.server.grant_support import *
 
 POLICY = f'''
 claims email, email_verified from "{IDP_ISSUER}" as id_token
@@ -53,23 +53,28 @@ def test_pushed_id_token_then_rpt_with_pct_G_17_G_29(uma, idp):
 def test_pushed_jwt_format_on_first_request_G_17(uma, idp):
     policy = f'claims email from "{IDP_ISSUER}" as jwt\npermit view on type "photo-album" when claims.email == "bob@example.com"'
     flow = uma.flow(policy)
-    r = flow.token(flow.ticket(("album", ["view"])), claim_token=idp.token(email="bob@example.com"),
-                   claim_token_format=JWT_FORMAT)
+    r = flow.token(
+        flow.ticket(("album", ["view"])), claim_token=idp.token(email="bob@example.com"), claim_token_format=JWT_FORMAT
+    )
     assert r.status_code == 200, r.text
 
 
 def test_claims_from_another_format_than_declared_do_not_count(uma, idp):
     policy = f'claims email from "{IDP_ISSUER}" as jwt\npermit view on type "photo-album" when claims.email == "bob@example.com"'
     flow = uma.flow(policy)
-    r = flow.token(flow.ticket(("album", ["view"])), claim_token=idp.token(email="bob@example.com"),
-                   claim_token_format=ID_TOKEN)
+    r = flow.token(
+        flow.ticket(("album", ["view"])), claim_token=idp.token(email="bob@example.com"), claim_token_format=ID_TOKEN
+    )
     assert r.status_code == 403 and r.json()["error"] == "need_info"
 
 
 def test_wrong_claim_value_is_request_denied_G_41(uma, idp):
     flow = uma.flow(POLICY)
-    r = flow.token(flow.ticket(("album", ["view"])),
-                   claim_token=idp.token(sub="eve", email="eve@example.com", email_verified=True), claim_token_format=ID_TOKEN)
+    r = flow.token(
+        flow.ticket(("album", ["view"])),
+        claim_token=idp.token(sub="eve", email="eve@example.com", email_verified=True),
+        claim_token_format=ID_TOKEN,
+    )
     assert r.status_code == 403 and r.json()["error"] == "request_denied"
 
 
@@ -77,8 +82,9 @@ def test_successor_ticket_keeps_claims_gathered_so_far_G_43(uma, idp):
     policy = f'''claims email, role from "{IDP_ISSUER}" as jwt
 permit view on type "photo-album" when claims.email == "bob@example.com" and claims.role == "friend"'''
     flow = uma.flow(policy)
-    r = flow.token(flow.ticket(("album", ["view"])), claim_token=idp.token(email="bob@example.com"),
-                   claim_token_format=JWT_FORMAT)
+    r = flow.token(
+        flow.ticket(("album", ["view"])), claim_token=idp.token(email="bob@example.com"), claim_token_format=JWT_FORMAT
+    )
     assert r.json()["error"] == "need_info"
     assert [m["name"] for m in r.json()["required_claims"]] == ["role"]
     r = flow.token(r.json()["ticket"], claim_token=idp.token(role="friend"), claim_token_format=JWT_FORMAT)
@@ -139,16 +145,27 @@ def test_claim_token_not_yet_valid_is_refused(uma, idp):
 
 
 def test_unsigned_alg_none_claim_token_is_refused(uma, idp):
-    token = jwt.encode({"iss": IDP_ISSUER, "aud": IDP_AUDIENCE, "exp": 4102444800, "email": "bob@example.com",
-                        "email_verified": True}, None, algorithm="none")
+    token = jwt.encode(
+        {"iss": IDP_ISSUER, "aud": IDP_AUDIENCE, "exp": 4102444800, "email": "bob@example.com", "email_verified": True},
+        None,
+        algorithm="none",
+    )
     assert "algorithm" in _refused(uma.flow(POLICY), token)
 
 
 def test_hs256_signed_with_the_public_key_is_refused(uma, idp):
     header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT", "kid": idp.kid}).encode()).rstrip(b"=")
-    payload = base64.urlsafe_b64encode(json.dumps({
-        "iss": IDP_ISSUER, "aud": IDP_AUDIENCE, "exp": 4102444800, "email": "bob@example.com", "email_verified": True,
-    }).encode()).rstrip(b"=")
+    payload = base64.urlsafe_b64encode(
+        json.dumps(
+            {
+                "iss": IDP_ISSUER,
+                "aud": IDP_AUDIENCE,
+                "exp": 4102444800,
+                "email": "bob@example.com",
+                "email_verified": True,
+            }
+        ).encode()
+    ).rstrip(b"=")
     import hashlib
     import hmac
 
@@ -168,11 +185,15 @@ def test_unsupported_claim_token_format_is_refused_G_17(uma, idp):
 
 def test_refused_claim_token_never_grants_even_if_policy_needs_nothing(uma, idp):
     flow = uma.flow('permit view on type "photo-album"')
-    r = flow.token(flow.ticket(("album", ["view"])), claim_token=idp.token(issuer="https://evil.example"),
-                   claim_token_format=ID_TOKEN)
+    r = flow.token(
+        flow.ticket(("album", ["view"])),
+        claim_token=idp.token(issuer="https://evil.example"),
+        claim_token_format=ID_TOKEN,
+    )
     assert r.status_code == 403 and r.json()["error"] == "need_info"
-    assert r.json()["required_claims"] == [{"claim_token_format": [ID_TOKEN, JWT_FORMAT],
-                                             "issuer": [IDP_ISSUER, IDP2_ISSUER]}]
+    assert r.json()["required_claims"] == [
+        {"claim_token_format": [ID_TOKEN, JWT_FORMAT], "issuer": [IDP_ISSUER, IDP2_ISSUER]}
+    ]
 
 
 def test_pct_is_reusable_without_pushing_claims_again_G_18_G_64(uma, idp):
@@ -245,5 +266,7 @@ def test_deeply_nested_claim_token_is_refused_not_a_500(uma, idp):
     payload = base64.urlsafe_b64encode(('{"iss": "%s", "x": %s}' % (IDP_ISSUER, deep)).encode()).decode().rstrip("=")
     header = base64.urlsafe_b64encode(b'{"alg": "RS256"}').decode().rstrip("=")
     assert _refused(uma.flow(POLICY), f"{header}.{payload}.c2ln")
-    signed = idp.token(sub="bob-1", email="bob@example.com", email_verified=True, x=[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]])
+    signed = idp.token(
+        sub="bob-1", email="bob@example.com", email_verified=True, x=[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]
+    )
     assert "nested" in _refused(uma.flow(POLICY), signed)

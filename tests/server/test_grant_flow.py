@@ -7,7 +7,7 @@ from sqlalchemy import update
 
 from app.models import PermissionTicket
 from app.security import hash_token
-from tests.server.grant_support import *  # noqa: F401,F403
+from tests.server.grant_support import *
 
 ALBUM_AND_DOC = {
     "album": {"resource_scopes": ["view", "download", "print"], "type": "photo-album"},
@@ -27,7 +27,9 @@ def test_happy_path_rpt_and_introspection_G_14_G_22_G_27(uma):
     assert r.headers["Cache-Control"] == "no-store" and r.headers["Pragma"] == "no-cache"
     info = flow.introspect(body["access_token"])
     assert info["active"] is True
-    assert [(p["resource_id"], p["resource_scopes"]) for p in info["permissions"]] == [(flow.resources["album"], ["view"])]
+    assert [(p["resource_id"], p["resource_scopes"]) for p in info["permissions"]] == [
+        (flow.resources["album"], ["view"])
+    ]
     # The JWT RPT verifies with the published keys (aud = the RS, azp = the client).
     jwks = uma.http.get("/jwks").json()
     kid = jwt.get_unverified_header(body["access_token"])["kid"]
@@ -109,7 +111,9 @@ def test_client_scope_added_where_resources_offer_it_G_21_A3(uma):
     r = flow.token(ticket, scope="download")
     # album: view + download, both permitted; doc: read + download, download not permitted → partial
     assert r.status_code == 200, r.text
-    perms = {p["resource_id"]: sorted(p["resource_scopes"]) for p in flow.introspect(r.json()["access_token"])["permissions"]}
+    perms = {
+        p["resource_id"]: sorted(p["resource_scopes"]) for p in flow.introspect(r.json()["access_token"])["permissions"]
+    }
     assert perms == {flow.resources["album"]: ["download", "view"], flow.resources["doc"]: ["read"]}
 
 
@@ -122,7 +126,9 @@ def test_client_scope_grants_per_resource_G_21(uma):
     ticket = flow.ticket(("album", ["view"]), ("doc", ["read"]))
     r = flow.token(ticket, scope="download")
     assert r.status_code == 200, r.text
-    perms = {p["resource_id"]: sorted(p["resource_scopes"]) for p in flow.introspect(r.json()["access_token"])["permissions"]}
+    perms = {
+        p["resource_id"]: sorted(p["resource_scopes"]) for p in flow.introspect(r.json()["access_token"])["permissions"]
+    }
     assert perms == {flow.resources["album"]: ["download", "view"], flow.resources["doc"]: ["download", "read"]}
 
 
@@ -139,12 +145,17 @@ def test_scope_not_registered_for_client_is_invalid_scope_G_20(uma):
 
 
 def test_deregistered_resource_is_left_out_F_30(uma):
-    flow = uma.flow('permit any scope on any resource', resources=ALBUM_AND_DOC)
+    flow = uma.flow("permit any scope on any resource", resources=ALBUM_AND_DOC)
     ticket = flow.ticket(("album", ["view"]), ("doc", ["read"]))
-    assert uma.http.delete(f"/uma/resources/{flow.resources['doc']}", headers=flow.pat.headers).status_code in (200, 204)
+    assert uma.http.delete(f"/uma/resources/{flow.resources['doc']}", headers=flow.pat.headers).status_code in (
+        200,
+        204,
+    )
     r = flow.token(ticket)
     assert r.status_code == 200
-    assert [p["resource_id"] for p in flow.introspect(r.json()["access_token"])["permissions"]] == [flow.resources["album"]]
+    assert [p["resource_id"] for p in flow.introspect(r.json()["access_token"])["permissions"]] == [
+        flow.resources["album"]
+    ]
 
 
 def test_upgrade_carries_old_permissions_and_revokes_old_rpt_G_30_G_35_A16(uma):
@@ -159,7 +170,7 @@ def test_upgrade_carries_old_permissions_and_revokes_old_rpt_G_30_G_35_A16(uma):
 
 
 def test_upgrade_of_two_resources_merges_per_resource_G_34(uma):
-    flow = uma.flow('permit any scope on any resource', resources=ALBUM_AND_DOC)
+    flow = uma.flow("permit any scope on any resource", resources=ALBUM_AND_DOC)
     old = flow.token(flow.ticket(("album", ["view"]))).json()["access_token"]
     r = flow.token(flow.ticket(("doc", ["read"])), rpt=old)
     assert r.json()["upgraded"] is True
@@ -182,8 +193,11 @@ def test_foreign_or_unknown_rpt_is_not_upgraded_A5_G_36(uma):
 def test_refresh_token_of_rpt_needs_no_new_assessment_G_53_G_55(uma):
     flow = uma.flow('permit view, download on type "photo-album"')
     body = flow.token(flow.ticket(("album", ["view", "download"]))).json()
-    r = uma.http.post("/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
-                                      "scope": "view"}, auth=flow.client.basic_auth)
+    r = uma.http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"], "scope": "view"},
+        auth=flow.client.basic_auth,
+    )
     assert r.status_code == 200, r.text
     assert flow.introspect(r.json()["access_token"])["permissions"][0]["resource_scopes"] == ["view"]
 
@@ -213,13 +227,21 @@ def test_opaque_rpt_from_another_process_introspects_G_27(uma, database_url, tmp
 
     from app import create_app
 
-    other = create_app({"database_url": database_url, "issuer": uma.url, "rpt_format": "opaque",
-                        "secret_key": secrets.token_hex(16), "instance_path": str(tmp_path),
-                        "policy_dir": uma.settings.policy_dir})
+    other = create_app(
+        {
+            "database_url": database_url,
+            "issuer": uma.url,
+            "rpt_format": "opaque",
+            "secret_key": secrets.token_hex(16),
+            "instance_path": str(tmp_path),
+            "policy_dir": uma.settings.policy_dir,
+        }
+    )
     flow = uma.flow('permit view on type "photo-album"')
     ticket = flow.ticket(("album", ["view"]))
-    r = other.test_client().post("/token", data={"grant_type": UMA_GRANT, "ticket": ticket},
-                                 auth=flow.client.basic_auth)
+    r = other.test_client().post(
+        "/token", data={"grant_type": UMA_GRANT, "ticket": ticket}, auth=flow.client.basic_auth
+    )
     assert r.status_code == 200, r.get_data(as_text=True)
     rpt = r.json["access_token"]
     assert rpt.count(".") == 0  # not a JWT

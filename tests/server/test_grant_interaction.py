@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.server.grant_support import *  # noqa: F401,F403
+from tests.server.grant_support import *
 
 POLICY = 'permit view on type "photo-album" when claims.email == "carol@example.com" and claims.email_verified == true'
 
@@ -49,8 +49,15 @@ def _login_and_see_consent(browser, r, person) -> str:
     assert r.status_code == 303 and "/login" in r.headers["Location"]
     login = browser.get(r.headers["Location"])
     assert login.status_code == 200
-    r = browser.post("/login", data={"csrf_token": _csrf(login.text), "username": person.username,
-                                      "password": person.password, "next": _field(login.text, "next")})
+    r = browser.post(
+        "/login",
+        data={
+            "csrf_token": _csrf(login.text),
+            "username": person.username,
+            "password": person.password,
+            "next": _field(login.text, "next"),
+        },
+    )
     assert r.status_code == 303, r.text
     page = browser.get(r.headers["Location"])
     assert page.status_code == 200, page.text
@@ -69,8 +76,10 @@ def test_need_info_offers_redirect_user_then_interaction_gives_rpt_G_40_G_47(uma
     assert {m["name"] for m in body["required_claims"]} == {"email", "email_verified"}
     page = _login_and_see_consent(browser, _start(browser, flow, body["ticket"]), _carol(uma))
     assert "carol@example.com" in page and "email_verified" in page and flow.client.row.client_name in page
-    r = browser.post("/uma/claims/consent", data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"),
-                                                  "decision": "allow"})
+    r = browser.post(
+        "/uma/claims/consent",
+        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"},
+    )
     assert r.status_code == 303
     location = r.headers["Location"]
     assert location.startswith(CLAIMS_CB + "?")
@@ -86,8 +95,10 @@ def test_interaction_with_the_initial_ticket_G_44(uma, browser):
     flow = uma.flow(POLICY)
     carol = _carol(uma)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"])), state=None), carol)
-    r = browser.post("/uma/claims/consent", data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"),
-                                                  "decision": "allow"})
+    r = browser.post(
+        "/uma/claims/consent",
+        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"},
+    )
     query = _query(r.headers["Location"])
     assert "state" not in query  # G-47: only when the client sent one
     assert flow.token(query["ticket"][0]).status_code == 200
@@ -96,8 +107,10 @@ def test_interaction_with_the_initial_ticket_G_44(uma, browser):
 def test_refusal_redirects_with_access_denied_and_no_ticket_G_48_A4(uma, browser):
     flow = uma.flow(POLICY)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
-    r = browser.post("/uma/claims/consent", data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"),
-                                                  "decision": "refuse"})
+    r = browser.post(
+        "/uma/claims/consent",
+        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "refuse"},
+    )
     assert r.status_code == 303
     query = _query(r.headers["Location"])
     assert query["error"] == ["access_denied"] and query["state"] == ["st-123"] and "ticket" not in query
@@ -157,7 +170,9 @@ def test_bad_client_or_redirect_uri_shows_error_page_never_redirects_G_45_G_46(u
 
 def test_redirect_uri_may_be_omitted_when_exactly_one_is_registered_G_45(uma, browser):
     flow = uma.flow(POLICY)
-    r = browser.get("/uma/claims", params={"client_id": flow.client.client_id, "ticket": flow.ticket(("album", ["view"]))})
+    r = browser.get(
+        "/uma/claims", params={"client_id": flow.client.client_id, "ticket": flow.ticket(("album", ["view"]))}
+    )
     assert r.status_code == 303 and r.headers["Location"].startswith("/uma/claims/consent")
 
 
@@ -180,7 +195,9 @@ def test_ticket_of_another_client_is_refused_at_interaction_A6(uma, browser):
 def test_tampered_interaction_handle_is_an_error_page(uma, browser):
     person = _carol(uma)
     login = browser.get("/login")
-    browser.post("/login", data={"csrf_token": _csrf(login.text), "username": person.username,
-                                 "password": person.password, "next": "/"})
+    browser.post(
+        "/login",
+        data={"csrf_token": _csrf(login.text), "username": person.username, "password": person.password, "next": "/"},
+    )
     r = browser.get("/uma/claims/consent", params={"interaction": "forged.handle"})
     assert r.status_code == 400 and "Location" not in r.headers

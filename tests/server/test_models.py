@@ -48,7 +48,9 @@ def test_ticket_is_stored_hashed_G_57(engine):
     with Session(engine, expire_on_commit=False) as session:
         raw = _ticket(session)
         assert len(raw) >= 43  # 256 bits, URL-safe base64
-        row = session.execute(select(PermissionTicket).where(PermissionTicket.ticket_hash == hash_token(raw))).scalar_one()
+        row = session.execute(
+            select(PermissionTicket).where(PermissionTicket.ticket_hash == hash_token(raw))
+        ).scalar_one()
         assert raw not in (row.ticket_hash,)
 
 
@@ -100,15 +102,24 @@ def test_ticket_race_between_two_connections_G_59(engine):
 def test_ticket_rotation_keeps_permissions_and_claims(engine):
     with Session(engine, expire_on_commit=False) as session:
         raw, first = issue_ticket(
-            session, owner="alice", rs_client_id="rs-1",
-            permissions=[{"resource_id": "r1", "resource_scopes": ["view"]}], lifetime=60,
+            session,
+            owner="alice",
+            rs_client_id="rs-1",
+            permissions=[{"resource_id": "r1", "resource_scopes": ["view"]}],
+            lifetime=60,
             claims={"email": "bob@example.com"},
         )
         session.commit()
         used = redeem_ticket(session, raw)
         raw2, second = issue_ticket(
-            session, owner=used.owner, rs_client_id=used.rs_client_id, permissions=used.permissions,
-            lifetime=60, predecessor=used, client_id="client-a", claims={"email_verified": True},
+            session,
+            owner=used.owner,
+            rs_client_id=used.rs_client_id,
+            permissions=used.permissions,
+            lifetime=60,
+            predecessor=used,
+            client_id="client-a",
+            claims={"email_verified": True},
         )
         session.commit()
     assert raw2 != raw

@@ -28,7 +28,12 @@ def test_uma2_configuration_has_every_member_of_the_digest_G_04_G_05_F_09(http, 
     assert meta["permission_endpoint"] == base + "/uma/permission"  # F-10
     assert meta["scopes_supported"] == ["uma_protection"]
     assert meta["response_types_supported"] == ["code"]
-    assert set(meta["grant_types_supported"]) == {"authorization_code", "client_credentials", "refresh_token", UMA_GRANT}
+    assert set(meta["grant_types_supported"]) == {
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+        UMA_GRANT,
+    }
     assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post", "none"}
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert "Bearer" in meta["introspection_endpoint_auth_methods_supported"]
@@ -50,8 +55,13 @@ def test_extension_metadata_and_profiles_are_added(app):
     settings = app.config["UMA_SETTINGS"]
     probe = type(app)("probe")
     assert "claims_interaction_endpoint" not in server_metadata(probe, settings)
-    register_metadata(probe, lambda s: {"claims_interaction_endpoint": s.url("/uma/claims"),
-                                        "uma_profiles_supported": ["https://x.example/p"]})
+    register_metadata(
+        probe,
+        lambda s: {
+            "claims_interaction_endpoint": s.url("/uma/claims"),
+            "uma_profiles_supported": ["https://x.example/p"],
+        },
+    )
     meta = server_metadata(probe, settings)
     assert meta["claims_interaction_endpoint"] == settings.url("/uma/claims")
     assert meta["uma_profiles_supported"] == ["https://x.example/p"]
@@ -60,9 +70,14 @@ def test_extension_metadata_and_profiles_are_added(app):
 def test_jwks_publishes_active_and_recent_keys_and_verifies_jwt_rpts(http, engine, app, settings):
     with app.app_context(), Session(engine, expire_on_commit=False) as session:
         old = rotate_signing_key(session)
-        issued = issue_rpt(client_id="c", owner="alice", rs_client_id="rs",
-                           permissions=[{"resource_id": "r", "resource_scopes": ["view"]}],
-                           session=session, settings=settings)
+        issued = issue_rpt(
+            client_id="c",
+            owner="alice",
+            rs_client_id="rs",
+            permissions=[{"resource_id": "r", "resource_scopes": ["view"]}],
+            session=session,
+            settings=settings,
+        )
         new = rotate_signing_key(session)
     keys = http.get("/jwks").json()["keys"]
     kids = [k["kid"] for k in keys]
@@ -71,21 +86,23 @@ def test_jwks_publishes_active_and_recent_keys_and_verifies_jwt_rpts(http, engin
     header = jwt.get_unverified_header(issued.token)
     assert header["kid"] == old.kid and header["alg"] == "RS256"
     jwk = next(k for k in keys if k["kid"] == old.kid)
-    claims = jwt.decode(issued.token, jwt.PyJWK(jwk).key, algorithms=["RS256"], audience="rs",
-                        issuer=settings.issuer)
+    claims = jwt.decode(issued.token, jwt.PyJWK(jwk).key, algorithms=["RS256"], audience="rs", issuer=settings.issuer)
     assert claims["permissions"][0]["resource_id"] == "r" and claims["azp"] == "c"
 
 
 def test_dynamic_registration_with_claims_redirect_uris_G_10_O_33_O_34(http):
-    response = http.post("/register", json={
-        "client_name": "Photo app",
-        "redirect_uris": ["https://client.example.com/cb"],
-        "claims_redirect_uris": ["https://client.example.com/claims-cb"],
-        "grant_types": ["authorization_code", UMA_GRANT, "client_credentials"],
-        "scope": "view download",
-        "client_uri": "https://client.example.com",
-        "owner": "alice",  # not RFC 7591 metadata: must be ignored
-    })
+    response = http.post(
+        "/register",
+        json={
+            "client_name": "Photo app",
+            "redirect_uris": ["https://client.example.com/cb"],
+            "claims_redirect_uris": ["https://client.example.com/claims-cb"],
+            "grant_types": ["authorization_code", UMA_GRANT, "client_credentials"],
+            "scope": "view download",
+            "client_uri": "https://client.example.com",
+            "owner": "alice",  # not RFC 7591 metadata: must be ignored
+        },
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["client_id"] and body["client_secret"] and body["client_secret_expires_at"] == 0
@@ -94,14 +111,18 @@ def test_dynamic_registration_with_claims_redirect_uris_G_10_O_33_O_34(http):
     assert body["token_endpoint_auth_method"] == "client_secret_basic"
     assert body["client_uri"] == "https://client.example.com" and body["scope"] == "view download"
     assert "owner" not in body
-    token = http.post("/token", auth=(body["client_id"], body["client_secret"]),
-                      data={"grant_type": "client_credentials", "scope": "view"})
+    token = http.post(
+        "/token",
+        auth=(body["client_id"], body["client_secret"]),
+        data={"grant_type": "client_credentials", "scope": "view"},
+    )
     assert token.status_code == 200 and token.json()["scope"] == "view"
 
 
 def test_dynamic_registration_of_a_public_client(http):
-    response = http.post("/register", json={"redirect_uris": ["http://127.0.0.1:9999/cb"],
-                                            "token_endpoint_auth_method": "none"})
+    response = http.post(
+        "/register", json={"redirect_uris": ["http://127.0.0.1:9999/cb"], "token_endpoint_auth_method": "none"}
+    )
     assert response.status_code == 201
     assert "client_secret" not in response.json()
 
@@ -114,10 +135,16 @@ def test_dynamic_registration_of_a_public_client(http):
         ({"redirect_uris": ["http://evil.example/cb"]}, "invalid_redirect_uri"),
         ({"redirect_uris": ["https://a.example/cb#frag"]}, "invalid_redirect_uri"),
         ({"redirect_uris": ["https://a.example/cb"], "claims_redirect_uris": ["not a uri"]}, "invalid_redirect_uri"),
-        ({"redirect_uris": ["https://a.example/cb"], "claims_redirect_uris": "https://a.example/c"}, "invalid_client_metadata"),
+        (
+            {"redirect_uris": ["https://a.example/cb"], "claims_redirect_uris": "https://a.example/c"},
+            "invalid_client_metadata",
+        ),
         ({"grant_types": ["password"], "redirect_uris": ["https://a.example/cb"]}, "invalid_client_metadata"),
         ({"grant_types": ["authorization_code"]}, "invalid_redirect_uri"),
-        ({"token_endpoint_auth_method": "private_key_jwt", "redirect_uris": ["https://a.example/cb"]}, "invalid_client_metadata"),
+        (
+            {"token_endpoint_auth_method": "private_key_jwt", "redirect_uris": ["https://a.example/cb"]},
+            "invalid_client_metadata",
+        ),
         ({"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]}, "invalid_client_metadata"),
         ({"scope": ["a"], "redirect_uris": ["https://a.example/cb"]}, "invalid_client_metadata"),
         ({"client_name": {"x": 1}, "redirect_uris": ["https://a.example/cb"]}, "invalid_client_metadata"),

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+
 from tests.support.server import csrf_from
 
 REDIRECT = "https://rs.example.net/cb"
@@ -22,8 +23,13 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def authorize_url(client_id: str, challenge: str | None, **extra: str) -> str:
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-              "scope": "uma_protection", "state": "st-123"}
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "uma_protection",
+        "state": "st-123",
+    }
     if challenge:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     params.update(extra)
@@ -69,8 +75,12 @@ def test_pat_via_authorization_code_pkce_login_and_consent_O_09_O_45_F_06(http, 
     before = http.cookies.get("uma_session")
     logged_in = http.post(
         "/login",
-        data={"username": owner.username, "password": owner.password,
-              "csrf_token": csrf_from(login_page.text), "next": url},
+        data={
+            "username": owner.username,
+            "password": owner.password,
+            "csrf_token": csrf_from(login_page.text),
+            "next": url,
+        },
     )
     assert logged_in.status_code == 303 and logged_in.headers["location"] == url
     assert http.cookies.get("uma_session") != before  # session renewed on login
@@ -78,8 +88,11 @@ def test_pat_via_authorization_code_pkce_login_and_consent_O_09_O_45_F_06(http, 
     assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
 
     code = code_from(consent(http, url))
-    token = http.post("/token", auth=rs.basic_auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier})
+    token = http.post(
+        "/token",
+        auth=rs.basic_auth,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
+    )
     assert token.status_code == 200, token.text
     assert token.headers["cache-control"] == "no-store" and token.headers["pragma"] == "no-cache"
     body = token.json()
@@ -90,8 +103,11 @@ def test_pat_via_authorization_code_pkce_login_and_consent_O_09_O_45_F_06(http, 
     assert listed.status_code == 200 and listed.json() == []
 
     # O-09: a second use of the code is refused and revokes what the first one produced.
-    again = http.post("/token", auth=rs.basic_auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier})
+    again = http.post(
+        "/token",
+        auth=rs.basic_auth,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
+    )
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     revoked = http.get("/uma/resources", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert revoked.status_code == 401
@@ -116,15 +132,23 @@ def test_consent_post_without_csrf_token_is_refused_O_12(http, owner, rs, login)
 
 def test_login_with_wrong_password_fails(http, owner):
     page = http.get("/login")
-    response = http.post("/login", data={"username": owner.username, "password": "nope",
-                                         "csrf_token": csrf_from(page.text), "next": "/"})
+    response = http.post(
+        "/login", data={"username": owner.username, "password": "nope", "csrf_token": csrf_from(page.text), "next": "/"}
+    )
     assert response.status_code == 401 and "wrong password" in response.text
 
 
 def test_login_next_is_never_an_open_redirect_O_44(http, owner):
     page = http.get("/login")
-    response = http.post("/login", data={"username": owner.username, "password": owner.password,
-                                         "csrf_token": csrf_from(page.text), "next": "https://evil.example/x"})
+    response = http.post(
+        "/login",
+        data={
+            "username": owner.username,
+            "password": owner.password,
+            "csrf_token": csrf_from(page.text),
+            "next": "https://evil.example/x",
+        },
+    )
     assert response.status_code == 303 and response.headers["location"] == "/"
 
 
@@ -146,8 +170,12 @@ def test_unknown_client_gets_an_error_page_not_a_redirect_O_08(http, owner, logi
 
 
 def test_public_client_needs_s256_pkce_O_41_O_45(http, owner, make_client, login):
-    public = make_client(grant_types=["authorization_code"], redirect_uris=[REDIRECT],
-                         token_endpoint_auth_method="none", scope="uma_protection")
+    public = make_client(
+        grant_types=["authorization_code"],
+        redirect_uris=[REDIRECT],
+        token_endpoint_auth_method="none",
+        scope="uma_protection",
+    )
     login(http, owner)
     missing = http.get(authorize_url(public.client_id, None))
     assert missing.status_code == 302
@@ -157,33 +185,61 @@ def test_public_client_needs_s256_pkce_O_41_O_45(http, owner, make_client, login
 
     verifier, challenge = pkce_pair()
     code = code_from(consent(http, authorize_url(public.client_id, challenge)))
-    wrong = http.post("/token", data={"grant_type": "authorization_code", "code": code, "client_id": public.client_id,
-                                      "redirect_uri": REDIRECT, "code_verifier": pkce_pair()[0]})
+    wrong = http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": public.client_id,
+            "redirect_uri": REDIRECT,
+            "code_verifier": pkce_pair()[0],
+        },
+    )
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
 
     code = code_from(consent(http, authorize_url(public.client_id, challenge)))
-    ok = http.post("/token", data={"grant_type": "authorization_code", "code": code, "client_id": public.client_id,
-                                   "redirect_uri": REDIRECT, "code_verifier": verifier})
+    ok = http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": public.client_id,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
     assert ok.status_code == 200, ok.text
 
 
 def test_verifier_without_challenge_is_refused_O_45(http, owner, rs, login):
     login(http, owner)
     code = code_from(consent(http, authorize_url(rs.client_id, None)))
-    response = http.post("/token", auth=rs.basic_auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": pkce_pair()[0]})
+    response = http.post(
+        "/token",
+        auth=rs.basic_auth,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": pkce_pair()[0],
+        },
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
 def test_confidential_client_without_pkce_and_redirect_uri_check_O_09(http, owner, rs, login):
     login(http, owner)
     code = code_from(consent(http, authorize_url(rs.client_id, None)))
-    other = http.post("/token", auth=rs.basic_auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": "https://rs.example.net/cb2"})
+    other = http.post(
+        "/token",
+        auth=rs.basic_auth,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": "https://rs.example.net/cb2"},
+    )
     assert other.status_code == 400 and other.json()["error"] == "invalid_grant"
     code = code_from(consent(http, authorize_url(rs.client_id, None)))
-    ok = http.post("/token", auth=rs.basic_auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT})
+    ok = http.post(
+        "/token", auth=rs.basic_auth, data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    )
     assert ok.status_code == 200
 
 
@@ -191,8 +247,11 @@ def test_code_is_bound_to_its_client_O_09(http, owner, rs, make_rs, login):
     login(http, owner)
     code = code_from(consent(http, authorize_url(rs.client_id, None)))
     thief = make_rs()
-    response = http.post("/token", auth=thief.basic_auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT})
+    response = http.post(
+        "/token",
+        auth=thief.basic_auth,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
@@ -213,8 +272,15 @@ def test_client_credentials_pat_for_configured_owner_F_06(http, make_rs, owner):
 
 
 def test_client_credentials_pat_for_the_rs_itself_with_client_secret_post_O_03(http, rs):
-    response = http.post("/token", data={"grant_type": "client_credentials", "scope": "uma_protection",
-                                         "client_id": rs.client_id, "client_secret": rs.client_secret})
+    response = http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "uma_protection",
+            "client_id": rs.client_id,
+            "client_secret": rs.client_secret,
+        },
+    )
     assert response.status_code == 200, response.text
     pat = response.json()["access_token"]
     assert introspect(http, pat, pat)["sub"] == rs.client_id
@@ -234,39 +300,45 @@ def test_client_credentials_errors_O_05_O_10(http, rs, make_client):
 
 
 def test_token_endpoint_reads_form_without_content_type_and_empty_values_are_absent_O_02(http, rs):
-    body = f"grant_type=client_credentials&scope=".encode()
+    body = b"grant_type=client_credentials&scope="
     response = http.post("/token", auth=rs.basic_auth, content=body, headers={"Content-Type": ""})
     assert response.status_code == 200, response.text
     assert response.json()["scope"] == "uma_protection"
 
 
 def test_token_endpoint_refuses_repeated_parameters_O_02(http, rs):
-    response = http.post("/token", auth=rs.basic_auth,
-                         content=b"grant_type=client_credentials&grant_type=client_credentials",
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = http.post(
+        "/token",
+        auth=rs.basic_auth,
+        content=b"grant_type=client_credentials&grant_type=client_credentials",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
 def _pat_with_refresh(http, owner, rs, login) -> dict:
     login(http, owner)
     code = code_from(consent(http, authorize_url(rs.client_id, None)))
-    response = http.post("/token", auth=rs.basic_auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT})
+    response = http.post(
+        "/token", auth=rs.basic_auth, data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    )
     assert response.status_code == 200
     return response.json()
 
 
 def test_refresh_rotates_and_reuse_revokes_the_chain_O_06_O_47(http, owner, rs, login):
     first = _pat_with_refresh(http, owner, rs, login)
-    refreshed = http.post("/token", auth=rs.basic_auth,
-                          data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    refreshed = http.post(
+        "/token", auth=rs.basic_auth, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
     assert refreshed.status_code == 200, refreshed.text
     second = refreshed.json()
     assert second["refresh_token"] != first["refresh_token"] and second["scope"] == "uma_protection"
     assert introspect(http, second["access_token"], second["access_token"])["sub"] == owner.username
 
-    reuse = http.post("/token", auth=rs.basic_auth,
-                      data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    reuse = http.post(
+        "/token", auth=rs.basic_auth, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     after = http.get("/uma/resources", headers={"Authorization": f"Bearer {second['access_token']}"})
     assert after.status_code == 401
@@ -275,11 +347,15 @@ def test_refresh_rotates_and_reuse_revokes_the_chain_O_06_O_47(http, owner, rs, 
 def test_refresh_token_belongs_to_its_client_and_scope_cannot_grow_O_06(http, owner, rs, make_rs, login):
     tokens = _pat_with_refresh(http, owner, rs, login)
     other = make_rs()
-    stolen = http.post("/token", auth=other.basic_auth,
-                       data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    stolen = http.post(
+        "/token", auth=other.basic_auth, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
-    wider = http.post("/token", auth=rs.basic_auth, data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "uma_protection admin"})
+    wider = http.post(
+        "/token",
+        auth=rs.basic_auth,
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "uma_protection admin"},
+    )
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
 
 

@@ -9,13 +9,20 @@ import pytest
 from sqlmodel import Session
 
 from app.oauth.tokens import issue_token
-from tests.server.grant_support import *  # noqa: F401,F403
+from tests.server.grant_support import *
 
 
 def _owner_token(engine, settings, owner: str, scope: str) -> str:
     with Session(engine) as session:
-        body, _ = issue_token(session, settings, client_id="owner-app", subject=owner, scope=scope,
-                              grant_type="authorization_code", include_refresh=False)
+        body, _ = issue_token(
+            session,
+            settings,
+            client_id="owner-app",
+            subject=owner,
+            scope=scope,
+            grant_type="authorization_code",
+            include_refresh=False,
+        )
         session.commit()
     return body["access_token"]
 
@@ -33,8 +40,9 @@ def test_basic_authentication_with_the_owner_password(uma):
 def test_bearer_token_with_scope_uma_owner(uma, engine):
     owner = uma.user()
     token = _owner_token(engine, uma.settings, owner.username, "uma_owner")
-    r = uma.http.put("/owner/policy", content=b'permit view on type "photo-album"',
-                     headers={"Authorization": f"Bearer {token}"})
+    r = uma.http.put(
+        "/owner/policy", content=b'permit view on type "photo-album"', headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status_code == 200 and r.json()["owner"] == owner.username
     pat = _owner_token(engine, uma.settings, owner.username, "uma_protection")
     r = uma.http.get("/owner/policy", headers={"Authorization": f"Bearer {pat}"})
@@ -48,8 +56,12 @@ def test_session_of_the_owner_pages_needs_the_csrf_header_for_changes(uma):
     with httpx.Client(base_url=uma.url, follow_redirects=False) as browser:
         login = browser.get("/login")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
-        assert browser.post("/login", data={"csrf_token": csrf, "username": owner.username,
-                                            "password": owner.password, "next": "/"}).status_code == 303
+        assert (
+            browser.post(
+                "/login", data={"csrf_token": csrf, "username": owner.username, "password": owner.password, "next": "/"}
+            ).status_code
+            == 303
+        )
         assert browser.get("/owner/requests").status_code == 200
         home = browser.get("/")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text).group(1)
@@ -59,11 +71,14 @@ def test_session_of_the_owner_pages_needs_the_csrf_header_for_changes(uma):
         assert r.status_code == 200 and r.json()["version"] == 1
 
 
-@pytest.mark.parametrize("body,headers", [
-    (b'{"text": 5}', {"Content-Type": "application/json"}),
-    (b"not json", {"Content-Type": "application/json"}),
-    (b"\xff\xfe", {"Content-Type": "text/plain"}),
-])
+@pytest.mark.parametrize(
+    "body,headers",
+    [
+        (b'{"text": 5}', {"Content-Type": "application/json"}),
+        (b"not json", {"Content-Type": "application/json"}),
+        (b"\xff\xfe", {"Content-Type": "text/plain"}),
+    ],
+)
 def test_malformed_policy_uploads_are_invalid_request(uma, body, headers):
     owner = uma.user()
     r = uma.http.put("/owner/policy", content=body, headers=headers, auth=(owner.username, owner.password))
@@ -86,17 +101,26 @@ def test_owner_token_obtained_by_authorization_code_with_pkce(uma, make_client):
     from urllib.parse import parse_qs, urlsplit
 
     owner = uma.user()
-    app = make_client(grant_types=["authorization_code"], redirect_uris=["https://owner-app.example/cb"],
-                      scope="uma_owner")
+    app = make_client(
+        grant_types=["authorization_code"], redirect_uris=["https://owner-app.example/cb"], scope="uma_owner"
+    )
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    params = {"response_type": "code", "client_id": app.client_id, "redirect_uri": "https://owner-app.example/cb",
-              "scope": "uma_owner", "state": "s1", "code_challenge": challenge, "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": "https://owner-app.example/cb",
+        "scope": "uma_owner",
+        "state": "s1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     with httpx.Client(base_url=uma.url, follow_redirects=False) as browser:
         login = browser.get("/login")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
-        browser.post("/login", data={"csrf_token": csrf, "username": owner.username, "password": owner.password,
-                                     "next": "/"})
+        browser.post(
+            "/login", data={"csrf_token": csrf, "username": owner.username, "password": owner.password, "next": "/"}
+        )
         page = browser.get("/authorize", params=params)
         assert page.status_code == 200, page.text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -104,26 +128,45 @@ def test_owner_token_obtained_by_authorization_code_with_pkce(uma, make_client):
         r = browser.post(action, data={"csrf_token": csrf, "decision": "approve"})
         assert r.status_code in (302, 303), r.text
         code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
-    token = uma.http.post("/token", data={"grant_type": "authorization_code", "code": code,
-                                          "redirect_uri": "https://owner-app.example/cb", "code_verifier": verifier},
-                          auth=app.basic_auth)
+    token = uma.http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": "https://owner-app.example/cb",
+            "code_verifier": verifier,
+        },
+        auth=app.basic_auth,
+    )
     assert token.status_code == 200, token.text
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
     r = uma.http.get("/owner/requests", headers=bearer)
     assert r.status_code == 200 and r.json() == {"requests": []}
 
 
-@pytest.mark.parametrize("method,path,kwargs,status", [
-    ("POST", "/owner/requests/99999999999999999999/deny", {}, 404),
-    ("GET", "/owner/policy/versions/99999999999999999999", {}, 404),
-    ("PUT", "/owner/policy", {"content": b"# \x00\npermit view on any resource",
-                              "headers": {"Content-Type": "text/plain"}}, 400),
-    ("PUT", "/owner/policy", {"json": {"text": "# \x00"}}, 400),
-    ("GET", "/owner/audit?resource_id=a%00b", {}, 400),
-    ("GET", "/owner/audit?before=99999999999999999999", {}, 400),
-    ("GET", "/owner/audit?limit=lots", {}, 400),
-    ("POST", "/owner/requests/1/approve", {"content": b"[1,2]", "headers": {"Content-Type": "application/json"}}, 404),
-])
+@pytest.mark.parametrize(
+    "method,path,kwargs,status",
+    [
+        ("POST", "/owner/requests/99999999999999999999/deny", {}, 404),
+        ("GET", "/owner/policy/versions/99999999999999999999", {}, 404),
+        (
+            "PUT",
+            "/owner/policy",
+            {"content": b"# \x00\npermit view on any resource", "headers": {"Content-Type": "text/plain"}},
+            400,
+        ),
+        ("PUT", "/owner/policy", {"json": {"text": "# \x00"}}, 400),
+        ("GET", "/owner/audit?resource_id=a%00b", {}, 400),
+        ("GET", "/owner/audit?before=99999999999999999999", {}, 400),
+        ("GET", "/owner/audit?limit=lots", {}, 400),
+        (
+            "POST",
+            "/owner/requests/1/approve",
+            {"content": b"[1,2]", "headers": {"Content-Type": "application/json"}},
+            404,
+        ),
+    ],
+)
 def test_odd_owner_api_input_is_answered_never_500(uma, method, path, kwargs, status):
     owner = uma.user()
     r = uma.http.request(method, path, auth=(owner.username, owner.password), **kwargs)

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from app.db import make_engine, upgrade_database
-from tests.server.grant_support import *  # noqa: F401,F403
+from tests.server.grant_support import *
 
 GOOD = 'permit view on type "photo-album"'
 BROKEN = 'permit view on type "photo-album" when claims.email = "x"'
@@ -31,11 +31,14 @@ def test_upload_that_does_not_check_is_refused_with_diagnostics(uma):
     assert uma.http.get("/owner/policy", auth=(owner.username, owner.password)).status_code == 404
 
 
-@pytest.mark.parametrize("text,code", [
-    ('owner "somebody-else"\npermit view on any resource', "E202"),
-    ("global\nforbid any scope on any resource", "E212"),
-    ("", "E-EMPTY"),
-])
+@pytest.mark.parametrize(
+    "text,code",
+    [
+        ('owner "somebody-else"\npermit view on any resource', "E202"),
+        ("global\nforbid any scope on any resource", "E212"),
+        ("", "E-EMPTY"),
+    ],
+)
 def test_upload_may_only_govern_the_uploader(uma, text, code):
     owner = uma.user()
     r = uma.put_policy(owner, text)
@@ -61,7 +64,7 @@ def test_accepted_upload_is_effective_at_once_and_versioned(uma):
 
 
 def test_owner_header_is_filled_in_and_rules_govern_only_the_uploader(uma):
-    flow = uma.flow(GOOD)
+    uma.flow(GOOD)
     other = uma.flow(None)
     r = other.token(other.ticket(("album", ["view"])))
     assert r.status_code == 403 and r.json()["error"] == "request_denied"
@@ -83,17 +86,22 @@ def test_warnings_are_returned_with_an_accepted_upload(uma):
 
 
 def test_version_bump_is_seen_by_a_second_app_instance(uma, database_url, tmp_path):
-    second = create_app({
-        "database_url": database_url,
-        "issuer": "http://127.0.0.1:1",
-        "secret_key": secrets.token_hex(16),
-        "instance_path": str(tmp_path),
-        "policy_dir": uma.settings.policy_dir,
-        "policy_reload_interval": 0,
-    })
+    second = create_app(
+        {
+            "database_url": database_url,
+            "issuer": "http://127.0.0.1:1",
+            "secret_key": secrets.token_hex(16),
+            "instance_path": str(tmp_path),
+            "policy_dir": uma.settings.policy_dir,
+            "policy_reload_interval": 0,
+        }
+    )
     client = second.test_client()
     owner = uma.user()
-    auth = {"Authorization": "Basic " + __import__("base64").b64encode(f"{owner.username}:{owner.password}".encode()).decode()}
+    auth = {
+        "Authorization": "Basic "
+        + __import__("base64").b64encode(f"{owner.username}:{owner.password}".encode()).decode()
+    }
     before = client.get("/policies/status", headers=auth).json
     assert before["serving_version"] == before["version"]
     assert uma.put_policy(owner, GOOD).status_code == 200
@@ -145,13 +153,15 @@ def test_changed_files_bump_the_version_and_broken_files_keep_the_last_good_set(
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
     _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource')
-    app = create_app({
-        "database_url": fresh_database_url,
-        "instance_path": str(tmp_path / "instance"),
-        "secret_key": "k" * 32,
-        "policy_dir": str(policy_dir),
-        "policy_reload_interval": 0,
-    })
+    app = create_app(
+        {
+            "database_url": fresh_database_url,
+            "instance_path": str(tmp_path / "instance"),
+            "secret_key": "k" * 32,
+            "policy_dir": str(policy_dir),
+            "policy_reload_interval": 0,
+        }
+    )
     store = app.extensions["uma_policies"]
     first = store.status()
     assert first["files"] == ["policies/op.policy"] and first["error"] is None
@@ -172,8 +182,10 @@ def test_changed_files_bump_the_version_and_broken_files_keep_the_last_good_set(
     _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource')
     fixed = store.status()
     assert fixed["error"] is None and fixed["serving_version"] == fixed["version"]
-    assert store.current().policy_set.decide(
-        {"resource": {"id": "r", "owner": "op"}, "scopes": ["print"]}).decision == "deny"
+    assert (
+        store.current().policy_set.decide({"resource": {"id": "r", "owner": "op"}, "scopes": ["print"]}).decision
+        == "deny"
+    )
     engine.dispose()
 
 
@@ -183,8 +195,12 @@ def test_unchanged_files_do_not_bump_the_version(fresh_database_url, tmp_path):
     policy_dir = tmp_path / "p"
     policy_dir.mkdir()
     _write(policy_dir / "a.policy", 'owner "a"\npermit view on any resource')
-    config = {"database_url": fresh_database_url, "secret_key": "k" * 32, "policy_dir": str(policy_dir),
-              "policy_reload_interval": 0}
+    config = {
+        "database_url": fresh_database_url,
+        "secret_key": "k" * 32,
+        "policy_dir": str(policy_dir),
+        "policy_reload_interval": 0,
+    }
     one = create_app({**config, "instance_path": str(tmp_path / "i1")}).extensions["uma_policies"]
     two = create_app({**config, "instance_path": str(tmp_path / "i2")}).extensions["uma_policies"]
     v1 = one.status()["version"]
@@ -202,15 +218,27 @@ def test_upload_conflicting_with_the_owners_file_is_refused(fresh_database_url, 
     upgrade_database(engine)
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
-    _write(policy_dir / "op.policy",
-           'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource when claims.email == "x"')
-    app = create_app({"database_url": fresh_database_url, "instance_path": str(tmp_path / "i"), "secret_key": "k" * 32,
-                      "policy_dir": str(policy_dir), "policy_reload_interval": 0})
+    _write(
+        policy_dir / "op.policy",
+        'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource when claims.email == "x"',
+    )
+    app = create_app(
+        {
+            "database_url": fresh_database_url,
+            "instance_path": str(tmp_path / "i"),
+            "secret_key": "k" * 32,
+            "policy_dir": str(policy_dir),
+            "policy_reload_interval": 0,
+        }
+    )
     store = app.extensions["uma_policies"]
     with Session(engine, expire_on_commit=False) as session:
         with pytest.raises(PolicyRejected) as refused:
-            store.store_upload(session, "op", 'claims email from "https://b.example" as jwt\n'
-                                              'permit read on any resource when claims.email == "y"')
+            store.store_upload(
+                session,
+                "op",
+                'claims email from "https://b.example" as jwt\npermit read on any resource when claims.email == "y"',
+            )
         session.rollback()
         doc, _ = store.store_upload(session, "op", 'permit read on any resource when claims.email == "y"')
     assert refused.value.diagnostics[0]["code"] == "E207"
@@ -231,8 +259,15 @@ def test_status_hides_other_owners_texts_in_diagnostics(fresh_database_url, tmp_
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
     _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource')
-    app = create_app({"database_url": fresh_database_url, "instance_path": str(tmp_path / "i"), "secret_key": "k" * 32,
-                      "policy_dir": str(policy_dir), "policy_reload_interval": 0})
+    app = create_app(
+        {
+            "database_url": fresh_database_url,
+            "instance_path": str(tmp_path / "i"),
+            "secret_key": "k" * 32,
+            "policy_dir": str(policy_dir),
+            "policy_reload_interval": 0,
+        }
+    )
     with Session(engine) as session:
         create_user(session, "op", "pw-op")
         create_user(session, "other", "pw-other")
@@ -242,17 +277,24 @@ def test_status_hides_other_owners_texts_in_diagnostics(fresh_database_url, tmp_
     def auth(user, pw):
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()}
 
-    secret_rule = 'claims email from "https://b.example" as jwt\npermit read on any resource when claims.email == "secret@x"'
+    secret_rule = (
+        'claims email from "https://b.example" as jwt\npermit read on any resource when claims.email == "secret@x"'
+    )
     assert client.put("/owner/policy", data=secret_rule, headers=auth("op", "pw-op")).status_code == 200
     # The operator's file now declares the claim differently: the set no longer checks.
-    _write(policy_dir / "op.policy", 'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource')
+    _write(
+        policy_dir / "op.policy",
+        'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource',
+    )
     mine = client.get("/policies/status", headers=auth("op", "pw-op")).json
     theirs = client.get("/policies/status", headers=auth("other", "pw-other")).json
     assert mine["error"] and theirs["error"]
     assert [(d["code"], d["file"], d["line"]) for d in mine["error"]["diagnostics"]] == [
-        ("E207", "uploads/op/owner.policy", 1)]
+        ("E207", "uploads/op/owner.policy", 1)
+    ]
     assert [(d["code"], d["file"], d["line"]) for d in theirs["error"]["diagnostics"]] == [
-        ("E207", "uploads/(another owner)", None)]
+        ("E207", "uploads/(another owner)", None)
+    ]
     assert "b.example" not in str(theirs) and "uploads/op/" not in str(theirs)
     # The last good set (the earlier file with op's upload) keeps serving.
     assert mine["serving_version"] == mine["version"] and mine["rules"] == 2

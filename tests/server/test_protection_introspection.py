@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tests.support.server import unique
 from sqlmodel import Session
 
 from app.protection.rpt import introspect_rpt, issue_rpt
 from app.security import now
+from tests.support.server import unique
 
 INTRO = "/uma/introspect"
 UMA_GRANT = "urn:ietf:params:oauth:grant-type:uma-ticket"
@@ -32,9 +32,16 @@ def register(http, pat, scopes) -> str:
 
 def rpt(app, engine, settings, pat, client, permissions, **kwargs):
     with app.app_context(), Session(engine, expire_on_commit=False) as session:
-        return issue_rpt(client_id=client.client_id, owner=pat.owner, rs_client_id=pat.rs.client_id,
-                         permissions=permissions, requesting_party="bob", session=session,
-                         settings=kwargs.pop("use_settings", settings), **kwargs)
+        return issue_rpt(
+            client_id=client.client_id,
+            owner=pat.owner,
+            rs_client_id=pat.rs.client_id,
+            permissions=permissions,
+            requesting_party="bob",
+            session=session,
+            settings=kwargs.pop("use_settings", settings),
+            **kwargs,
+        )
 
 
 def introspect(http, pat, token, **extra) -> dict:
@@ -60,8 +67,9 @@ def test_active_jwt_rpt_has_permissions_and_no_scope_F_39_F_40(http, app, engine
 def test_opaque_rpt_introspects_too_F_38(http, app, engine, settings, pat, uma_client):
     rid = register(http, pat, ["view"])
     opaque = dataclasses.replace(settings, rpt_format="opaque")
-    issued = rpt(app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}],
-                 use_settings=opaque)
+    issued = rpt(
+        app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}], use_settings=opaque
+    )
     assert "." not in issued.token
     info = introspect(http, pat, issued.token)
     assert info["active"] is True and info["permissions"][0]["resource_id"] == rid
@@ -80,25 +88,41 @@ def test_unknown_token_is_only_active_false_O_19(http, pat):
 
 def test_expired_rpt_and_expired_permissions_are_dropped_O_21(http, app, engine, settings, pat, uma_client):
     rid = register(http, pat, ["view", "edit"])
-    expired = rpt(app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}],
-                  lifetime=0)
+    expired = rpt(
+        app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}], lifetime=0
+    )
     assert introspect(http, pat, expired.token) == {"active": False}
     other = register(http, pat, ["view"])
-    mixed = rpt(app, engine, settings, pat, uma_client, [
-        {"resource_id": rid, "resource_scopes": ["view"], "exp": now() - 10},
-        {"resource_id": other, "resource_scopes": ["view"]}])
+    mixed = rpt(
+        app,
+        engine,
+        settings,
+        pat,
+        uma_client,
+        [
+            {"resource_id": rid, "resource_scopes": ["view"], "exp": now() - 10},
+            {"resource_id": other, "resource_scopes": ["view"]},
+        ],
+    )
     assert [p["resource_id"] for p in introspect(http, pat, mixed.token)["permissions"]] == [other]
 
 
 def test_deregistered_resources_and_dropped_scopes_disappear_F_30_F_42(http, app, engine, settings, pat, uma_client):
     a = register(http, pat, ["view", "edit"])
     b = register(http, pat, ["view"])
-    issued = rpt(app, engine, settings, pat, uma_client, [
-        {"resource_id": a, "resource_scopes": ["view", "edit"]}, {"resource_id": b, "resource_scopes": ["view"]}])
+    issued = rpt(
+        app,
+        engine,
+        settings,
+        pat,
+        uma_client,
+        [{"resource_id": a, "resource_scopes": ["view", "edit"]}, {"resource_id": b, "resource_scopes": ["view"]}],
+    )
     assert http.put(f"/uma/resources/{a}", headers=pat.headers, json={"resource_scopes": ["view"]}).status_code == 200
     assert http.delete(f"/uma/resources/{b}", headers=pat.headers).status_code == 204
     assert introspect(http, pat, issued.token)["permissions"] == [
-        {"resource_id": a, "resource_scopes": ["view"], "iat": issued.row.issued_at, "exp": issued.row.expires_at}]
+        {"resource_id": a, "resource_scopes": ["view"], "iat": issued.row.issued_at, "exp": issued.row.expires_at}
+    ]
     assert http.delete(f"/uma/resources/{a}", headers=pat.headers).status_code == 204
     assert introspect(http, pat, issued.token) == {"active": False}
 
@@ -123,8 +147,9 @@ def test_introspect_rpt_function_for_both_formats(app, engine, settings, pat, um
     rid = register(http, pat, ["view"])
     for fmt in ("jwt", "opaque"):
         s = dataclasses.replace(settings, rpt_format=fmt)
-        issued = rpt(app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}],
-                     use_settings=s)
+        issued = rpt(
+            app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}], use_settings=s
+        )
         with Session(engine) as session:
             info = introspect_rpt(issued.token, rs_client_id=pat.rs.client_id, session=session, settings=s)
             assert info["active"] is True and info["jti"] == issued.row.jti
@@ -163,26 +188,49 @@ def test_introspection_errors_O_16_O_20(http, pat):
 
 def test_rpt_refresh_keeps_permissions_without_assessment_G_53_G_55(http, app, engine, settings, pat, uma_client):
     rid = register(http, pat, ["view", "edit"])
-    issued = rpt(app, engine, settings, pat, uma_client,
-                 [{"resource_id": rid, "resource_scopes": ["view", "edit"]}], with_refresh_token=True)
+    issued = rpt(
+        app,
+        engine,
+        settings,
+        pat,
+        uma_client,
+        [{"resource_id": rid, "resource_scopes": ["view", "edit"]}],
+        with_refresh_token=True,
+    )
     assert issued.refresh_token
-    response = http.post("/token", auth=uma_client.basic_auth,
-                         data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token, "scope": "view"})
+    response = http.post(
+        "/token",
+        auth=uma_client.basic_auth,
+        data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token, "scope": "view"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert "scope" not in body and body["refresh_token"] != issued.refresh_token
     info = introspect(http, pat, body["access_token"])
     assert info["permissions"][0]["resource_scopes"] == ["view"]  # G-54 narrowing
     assert introspect(http, pat, issued.token) == {"active": False}  # old RPT retired
-    again = http.post("/token", auth=uma_client.basic_auth,
-                      data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token})
+    again = http.post(
+        "/token",
+        auth=uma_client.basic_auth,
+        data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token},
+    )
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 
 def test_rpt_refresh_cannot_widen_scope_A15(http, app, engine, settings, pat, uma_client):
     rid = register(http, pat, ["view", "edit"])
-    issued = rpt(app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}],
-                 with_refresh_token=True)
-    response = http.post("/token", auth=uma_client.basic_auth, data={
-        "grant_type": "refresh_token", "refresh_token": issued.refresh_token, "scope": "edit"})
+    issued = rpt(
+        app,
+        engine,
+        settings,
+        pat,
+        uma_client,
+        [{"resource_id": rid, "resource_scopes": ["view"]}],
+        with_refresh_token=True,
+    )
+    response = http.post(
+        "/token",
+        auth=uma_client.basic_auth,
+        data={"grant_type": "refresh_token", "refresh_token": issued.refresh_token, "scope": "edit"},
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_scope"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.server import unique
 from sqlmodel import Session
 
 from app.protection.tickets import redeem_ticket
+from tests.support.server import unique
 
 PERM = "/uma/permission"
 
@@ -40,20 +40,30 @@ def test_one_permission_object_gives_a_ticket_F_31_F_35_G_57(http, pat, engine, 
 def test_an_array_gives_one_ticket_for_all_and_empty_scopes_are_legal_F_31_F_33(http, pat, engine):
     a = register(http, pat, ["view"])
     b = register(http, pat, ["print"])
-    response = http.post(PERM, headers=pat.headers, json=[
-        {"resource_id": a, "resource_scopes": ["view"]}, {"resource_id": b, "resource_scopes": []},
-        {"resource_id": a, "resource_scopes": ["view"], "x-ext": True}])
+    response = http.post(
+        PERM,
+        headers=pat.headers,
+        json=[
+            {"resource_id": a, "resource_scopes": ["view"]},
+            {"resource_id": b, "resource_scopes": []},
+            {"resource_id": a, "resource_scopes": ["view"], "x-ext": True},
+        ],
+    )
     assert response.status_code == 201
     with Session(engine, expire_on_commit=False) as session:
         row = redeem_ticket(session, response.json()["ticket"])
-    assert row.permissions == [{"resource_id": a, "resource_scopes": ["view"]},
-                               {"resource_id": b, "resource_scopes": []}]
+    assert row.permissions == [
+        {"resource_id": a, "resource_scopes": ["view"]},
+        {"resource_id": b, "resource_scopes": []},
+    ]
 
 
 def test_tickets_differ_every_time_G_57(http, pat):
     rid = register(http, pat, ["view"])
-    tickets = {http.post(PERM, headers=pat.headers, json={"resource_id": rid, "resource_scopes": []}).json()["ticket"]
-               for _ in range(5)}
+    tickets = {
+        http.post(PERM, headers=pat.headers, json={"resource_id": rid, "resource_scopes": []}).json()["ticket"]
+        for _ in range(5)
+    }
     assert len(tickets) == 5
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.support.server import unique
 
 RREG = "/uma/resources"
@@ -25,8 +26,11 @@ def create(http, pat, body) -> str:
 
 
 def test_create_answers_201_location_and_id_F_22_A9(http, pat, live_server):
-    response = http.post(RREG + "/", headers=pat.headers,
-                         json={"resource_scopes": ["view", "https://rs.example.net/scopes/print"], "name": "Album"})
+    response = http.post(
+        RREG + "/",
+        headers=pat.headers,
+        json={"resource_scopes": ["view", "https://rs.example.net/scopes/print"], "name": "Album"},
+    )
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {"_id"} and body["_id"]
@@ -40,9 +44,15 @@ def test_create_without_trailing_slash_also_works(http, pat):
 
 
 def test_read_returns_the_description_with_id_and_unknown_members_G_02_F_23(http, pat):
-    description = {"resource_scopes": ["view", "edit"], "name": "Summer", "name#de": "Sommer",
-                   "type": "https://rs.example.net/types/album", "description": "photos",
-                   "icon_uri": "https://rs.example.net/i.png", "x-ext": {"nested": [1, 2]}}
+    description = {
+        "resource_scopes": ["view", "edit"],
+        "name": "Summer",
+        "name#de": "Sommer",
+        "type": "https://rs.example.net/types/album",
+        "description": "photos",
+        "icon_uri": "https://rs.example.net/i.png",
+        "x-ext": {"nested": [1, 2]},
+    }
     rid = create(http, pat, description)
     response = http.get(f"{RREG}/{rid}", headers=pat.headers)
     assert response.status_code == 200
@@ -55,7 +65,10 @@ def test_update_replaces_the_whole_description_F_24(http, pat):
     response = http.put(f"{RREG}/{rid}", headers=pat.headers, json={"resource_scopes": ["view", "print"], "type": "t"})
     assert response.status_code == 200 and response.json() == {"_id": rid}
     assert http.get(f"{RREG}/{rid}", headers=pat.headers).json() == {
-        "resource_scopes": ["view", "print"], "type": "t", "_id": rid}
+        "resource_scopes": ["view", "print"],
+        "type": "t",
+        "_id": rid,
+    }
 
 
 def test_delete_answers_204_then_not_found_F_25_F_27(http, pat):
@@ -214,13 +227,23 @@ def test_huge_body_is_refused_without_500(http, pat):
 def test_user_access_policy_uri_is_returned_when_configured_F_21(live_server, database_url, tmp_path, pat_for):
     from app import create_app
 
-    app = create_app({"database_url": database_url, "issuer": live_server.url, "secret_key": "k",
-                      "instance_path": str(tmp_path), "user_access_policy_uri": "{issuer}/owner/resources/{id}"})
+    app = create_app(
+        {
+            "database_url": database_url,
+            "issuer": live_server.url,
+            "secret_key": "k",
+            "instance_path": str(tmp_path),
+            "user_access_policy_uri": "{issuer}/owner/resources/{id}",
+        }
+    )
     pat = pat_for(unique("bob"))
     client = app.test_client()
     created = client.post(RREG + "/", headers=pat.headers, json={"resource_scopes": ["view"]})
     rid = created.json["_id"]
     assert created.json["user_access_policy_uri"] == f"{live_server.url}/owner/resources/{rid}"
     assert client.get(f"{RREG}/{rid}", headers=pat.headers).json["user_access_policy_uri"].endswith(rid)
-    assert client.put(f"{RREG}/{rid}", headers=pat.headers, json={"resource_scopes": []}).json[
-        "user_access_policy_uri"].endswith(rid)
+    assert (
+        client.put(f"{RREG}/{rid}", headers=pat.headers, json={"resource_scopes": []})
+        .json["user_access_policy_uri"]
+        .endswith(rid)
+    )

@@ -257,7 +257,12 @@ def login():
         assert page.status_code == 200
         response = http.post(
             "/login",
-            data={"username": user.username, "password": user.password, "csrf_token": csrf_from(page.text), "next": "/"},
+            data={
+                "username": user.username,
+                "password": user.password,
+                "csrf_token": csrf_from(page.text),
+                "next": "/",
+            },
         )
         assert response.status_code == 303, response.text
         return response

@@ -5,21 +5,20 @@ Revises: 0002
 Create Date: 2026-11-27 05:57:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('permission_tickets', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('pct_id', sa.Integer(), nullable=True))
+    with op.batch_alter_table("permission_tickets", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("pct_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('permission_tickets', schema=None) as batch_op:
-        batch_op.drop_column('pct_id')
+    with op.batch_alter_table("permission_tickets", schema=None) as batch_op:
+        batch_op.drop_column("pct_id")
