@@ -81,11 +81,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _app(args: argparse.Namespace, **overrides: Any) -> Any:
+    """The app for a command. One-shot commands log from WARNING up unless DEBUG was asked
+    for: their output is their answer, not the server's start-up lines."""
     from . import create_app
+    from .config import load_settings
 
     config: dict[str, Any] = dict(overrides)
     if getattr(args, "config", None):
         config["config_file"] = args.config
+    if (
+        args.func is not cmd_serve
+        and load_settings(config, config_file=getattr(args, "config", None)).log_level == "INFO"
+    ):
+        config["log_level"] = "WARNING"
     return create_app(config)
 
 
@@ -94,25 +102,46 @@ def _print(data: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
     from werkzeug.serving import run_simple
 
     from .config import Settings, load_settings
     from .db import get_engine, upgrade_database
+    from .factory import load_policies
 
     if not 0 < args.port < 65536:
         raise UsageError(f"{PROG} serve: --port must be between 1 and 65535")
     overrides: dict[str, Any] = {}
-    if load_settings(config_file=args.config).issuer == Settings().issuer:
+    if load_settings(config_file=args.config).issuer == Settings.model_fields["issuer"].default:
         overrides["issuer"] = f"http://{args.host}:{args.port}"
     app = _app(args, auto_migrate=False, **overrides)
     upgrade_database(get_engine(app))
+    load_policies(app)
     if args.demo:
         from .demo import seed_demo
 
         with app.app_context():
             print(seed_demo(app))
-    run_simple(args.host, args.port, app, threaded=True)
+    logging.getLogger("app.cli").info("listening on http://%s:%d/ (werkzeug, threaded)", args.host, args.port)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=_request_log_handler())
     return 0
+
+
+def _request_log_handler() -> Any:
+    """werkzeug's request handler, logging request lines without their query string
+    (permission tickets and other tokens travel there) and without colours."""
+    from urllib.parse import urlsplit
+
+    from werkzeug.serving import WSGIRequestHandler
+
+    class RequestLog(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            path = urlsplit(getattr(self, "path", "") or "").path
+            shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in path)
+            self.log("info", '"%s %s %s" %s %s', self.command or "-", shown, self.request_version, code, size)
+
+    return RequestLog
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -210,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"{PROG}: configuration error: {line}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -28,10 +29,13 @@ from typing import Any
 from flask import Flask, Response
 
 from . import db, get_settings
-from .config import flask_overrides, load_settings
+from .config import flask_overrides, load_settings, unknown_environment_variables
 from .errors import register_error_handlers
+from .logs import configure_logging, safe_database_url
 
 __all__ = ["create_app", "get_settings"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -44,8 +48,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     config = dict(config or {})
     settings = load_settings(config, config_file=config.get("config_file"))
+    configure_logging(settings)
+    for warning in unknown_environment_variables():
+        log.warning("%s", warning)
     app = Flask(__package__, instance_path=settings.instance_path or None, instance_relative_config=True)
-    logging.getLogger("app").setLevel(settings.log_level.upper())
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config["UMA_SETTINGS"] = settings
@@ -60,9 +66,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(flask_overrides(config))
 
-    engine = db.init_app(app, db.database_url_for(app.instance_path, settings.database_url))
-    if settings.auto_migrate and not db.schema_is_current(engine):
+    database_url = db.database_url_for(app.instance_path, settings.database_url)
+    log.info(
+        "uma-as %s starting: issuer %s, database %s, policy folder %s",
+        _version(),
+        settings.issuer,
+        safe_database_url(database_url),
+        os.path.abspath(settings.policy_dir),
+    )
+    engine = db.init_app(app, database_url)
+    schema_current = db.schema_is_current(engine)
+    if settings.auto_migrate and not schema_current:
         db.upgrade_database(engine)
+        schema_current = True
 
     register_error_handlers(app)
     app.after_request(_security_headers)
@@ -80,7 +96,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         grant_init = getattr(importlib.import_module(f"{__package__}.grant"), "init_app", None)
         if grant_init is not None:
             grant_init(app, server)
+    if schema_current:
+        load_policies(app)
     return app
+
+
+def load_policies(app: Flask) -> None:
+    """Compile the policy set now, once per app, so that the log says what is in use (and a
+    broken policy file shows at start-up, not at the first request)."""
+    store = app.extensions.get("uma_policies")
+    if store is None or app.extensions.get("uma_policies_loaded"):
+        return
+    app.extensions["uma_policies_loaded"] = True
+    store.current()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("uma-as")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _security_headers(response: Response) -> Response:
