@@ -4,7 +4,7 @@
     uma db upgrade [--config F]
     uma client add --name N [--grant-type G]... [--redirect-uri U]... [--claims-redirect-uri U]...
                    [--owner USER] [--public] [--scope S] [--config F]
-    uma user add NAME --password P [--claim k=v]... [--config F]
+    uma user add NAME [--password-stdin] [--claim k=v]... [--config F]   (asks for the password)
     uma keys rotate [--config F]
     uma policy ...            (everything after "policy" goes to policy_lang.cli.main)
 
@@ -65,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     uadd = with_config(user.add_parser("add", help="create a user"))
     uadd.add_argument("name")
-    uadd.add_argument("--password", required=True)
+    uadd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of standard input"
+    )
+    uadd.add_argument("--password", help=argparse.SUPPRESS)  # refused: see _read_password
     uadd.add_argument(
         "--claim", action="append", default=[], metavar="K=V", help="a claim; V is JSON if it parses, else a string"
     )
@@ -196,15 +199,49 @@ def _claims(pairs: list[str]) -> dict[str, Any]:
     return claims
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    """The new user's password: asked twice at the terminal (getpass), or the first line of
+    stdin with ``--password-stdin``. ``--password P`` is refused: the process list and the
+    shell history would show it."""
+    import getpass
+
+    where = f"{PROG} user add"
+    if args.password is not None:
+        raise UsageError(
+            f"{where}: --password is refused (the process list and shell history would show it); "
+            "type the password at the prompt, or pipe it with --password-stdin"
+        )
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError(f"{where}: --password-stdin: no password on the first line of standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError(f"{where}: no terminal to ask for the password; pipe it with --password-stdin")
+    try:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        again = getpass.getpass("The same password again: ")
+    except EOFError:
+        raise UsageError(f"{where}: no password given") from None
+    if password != again:
+        raise UsageError(f"{where}: the two passwords differ")
+    return password
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from .db import session_scope
-    from .users import UserError, create_user
+    from .users import UserError, check_username, create_user
 
     claims = _claims(args.claim)
+    try:
+        check_username(args.name)
+    except UserError as exc:
+        raise UsageError(f"{PROG} user add: {exc}") from None
+    password = _read_password(args)
     app = _app(args)
     with app.app_context(), session_scope() as session:
         try:
-            user = create_user(session, args.name, args.password, claims)
+            user = create_user(session, args.name, password, claims)
         except UserError as exc:
             raise UsageError(f"{PROG} user add: {exc}") from None
         data = {"username": user.username, "claims": user.claims}

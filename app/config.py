@@ -186,6 +186,10 @@ class Settings(BaseSettings):
     """Profile and extension URIs listed in `uma_profiles_supported` (omitted when empty)."""
     trusted_issuers: list[TrustedIssuer] = []
     """Issuers of claim tokens the UMA grant accepts (`[[trusted_issuers]]` tables in TOML, a JSON array in the environment; see below)."""
+    jwks_cache_lifetime: PositiveSeconds = 300
+    """How long the keys fetched from a trusted issuer's `jwks_uri` are used before fetching them again, seconds: a key the issuer withdraws stops verifying within this time."""
+    jwks_refresh_cooldown: Seconds = 30
+    """Least time between two fetches of an issuer's keys caused by a token with an unknown key id (`kid`), seconds."""
     cookie_secure: bool | None = None
     """Send cookies with the Secure flag; unset: when the issuer is https."""
     log_level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = "INFO"

@@ -109,6 +109,7 @@ def load_policies(app: Flask) -> None:
         return
     app.extensions["uma_policies_loaded"] = True
     store.current()
+    store.invalidate()  # the first request checks the version again, as it would have without this
 
 
 def _version() -> str:

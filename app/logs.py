@@ -48,6 +48,18 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _OthersFromLevel(logging.Filter):
+    """Lets every line of the server's own loggers through, others' from ``level`` up
+    (a library may have set its logger's level itself, as werkzeug does)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.partition(".")[0] in OWN_LOGGERS or record.levelno >= self.level
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time (UTC, ISO 8601), level, logger, message[, exception]."""
 
@@ -75,9 +87,11 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
     level = logging.getLevelName(settings.log_level)
-    root.setLevel(max(level, logging.INFO))
+    others = max(level, logging.INFO)
+    handler.addFilter(_OthersFromLevel(others))
+    root.addHandler(handler)
+    root.setLevel(others)
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(level)
 

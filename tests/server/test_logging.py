@@ -27,7 +27,11 @@ UMA_GRANT = "urn:ietf:params:oauth:grant-type:uma-ticket"
 def restore_logging():
     """configure_logging changes process-wide state: put it back afterwards."""
     root = logging.getLogger()
-    saved = (root.level, list(root.handlers), {n: logging.getLogger(n).level for n in ("app", "policy_lang")})
+    saved = (
+        root.level,
+        list(root.handlers),
+        {n: logging.getLogger(n).level for n in ("app", "policy_lang", "werkzeug")},
+    )
     yield
     root.setLevel(saved[0])
     root.handlers[:] = saved[1]
@@ -70,6 +74,7 @@ def test_the_handler_follows_the_settings(restore_logging, monkeypatch):
     stream.truncate(0)
     stream.seek(0)
     configure_logging(load_settings({"log_level": "ERROR", "log_format": "text"}))
+    logging.getLogger("werkzeug").setLevel(logging.INFO)  # as werkzeug does on its first line
     logging.getLogger("app.test").warning("dropped")
     logging.getLogger("werkzeug").warning("dropped too")
     logging.getLogger("app.test").error("kept")
