@@ -110,13 +110,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import run_simple
 
     from .config import Settings, load_settings
-    from .db import get_engine, upgrade_database
-    from .factory import load_policies
+    from .logs import configure_logging
 
     if not 0 < args.port < 65536:
         raise UsageError(f"{PROG} serve: --port must be between 1 and 65535")
+    settings = load_settings(config_file=args.config)
+    configure_logging(settings)  # before the app's libraries are imported: their warnings are log lines too
+
+    from .db import get_engine, upgrade_database
+    from .factory import load_policies
+
     overrides: dict[str, Any] = {}
-    if load_settings(config_file=args.config).issuer == Settings.model_fields["issuer"].default:
+    if settings.issuer == Settings.model_fields["issuer"].default:
         overrides["issuer"] = f"http://{args.host}:{args.port}"
     app = _app(args, auto_migrate=False, **overrides)
     upgrade_database(get_engine(app))

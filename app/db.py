@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
 
 from .models import PolicySetVersion
@@ -32,7 +33,26 @@ _PG_MIGRATION_LOCK = 0x554D41  # "UMA"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    A URL SQLAlchemy cannot read, or whose driver is not installed (PostgreSQL
+    needs the ``postgres`` extra), is a :class:`~app.config.ConfigError`.
+    """
+    from .config import ConfigError
+    from .logs import safe_database_url
+
+    try:
+        return _make_engine(url)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"database_url = {safe_database_url(url)!r}: its driver (Python package {exc.name!r}) is not installed;"
+            " for PostgreSQL install the postgres extra: pip install 'uma-as[postgres]'"
+        ) from None
+    except ArgumentError as exc:
+        raise ConfigError(f"database_url = {safe_database_url(url)!r}: expected an SQLAlchemy URL ({exc})") from None
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 

@@ -9,7 +9,9 @@
   INFO up, or from the chosen level when it is higher — their DEBUG lines may
   carry request data, so they are never turned on from here.
 
-The handler is installed on the root logger once per process and replaced when
+Python's warnings (``warnings.warn``, e.g. a library's deprecation notice) go
+through the same handler (logger ``py.warnings``), so a JSON log stays one
+object a line. The handler is installed on the root logger once per process and replaced when
 another app is created (tests create many), and it writes to the ``sys.stderr``
 of the moment (so a replaced stderr is followed).
 
@@ -80,6 +82,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(handler)
+    logging.captureWarnings(settings.log_format != "none")  # Python's warnings as log lines too
     if settings.log_format == "none":
         return
     handler = _StderrHandler()

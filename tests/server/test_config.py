@@ -261,3 +261,20 @@ def test_generated_secret_key_is_kept_in_the_instance_folder(tmp_path):
     assert first == second and len(first) == 64
     assert os.stat(tmp_path / "inst" / "secret_key").st_mode & 0o777 == 0o600
     assert create_app({**config, "secret_key": "explicit"}).config["SECRET_KEY"] == "explicit"
+
+
+@pytest.mark.parametrize(
+    "url, needle",
+    [
+        ("postgresql+pg8000://uma:s3cret@db/uma", "pip install 'uma-as[postgres]'"),
+        ("nonsense s3cret", "expected an SQLAlchemy URL"),
+        ("foo://uma:s3cret@db/uma", "expected an SQLAlchemy URL"),
+    ],
+)
+def test_a_database_url_without_its_driver_or_unreadable_is_a_config_error(tmp_path, url, needle):
+    """PostgreSQL's driver is the `postgres` extra: without it, a configuration error saying so."""
+    from app import create_app
+
+    with pytest.raises(ConfigError, match=re.escape(needle)) as info:
+        create_app({"database_url": url, "instance_path": str(tmp_path)})
+    assert str(info.value).startswith("database_url = ") and "s3cret" not in str(info.value)
