@@ -77,8 +77,9 @@ class Settings:
     rpt_format: str = "jwt"
     #: Permission ticket lifetime in seconds (G-62).
     ticket_lifetime: int = 300
-    #: RPT lifetime in seconds.
-    rpt_lifetime: int = 3600
+    #: RPT lifetime in seconds; short, because a resource server that verifies JWT RPTs locally
+    #: sees a policy change only when the RPT expires (introspection sees it at once).
+    rpt_lifetime: int = 300
     #: Lifetime of refresh tokens issued with RPTs, seconds (0: no refresh tokens with RPTs).
     rpt_refresh_lifetime: int = 86400
     #: Lifetime of PATs (access tokens with scope uma_protection), seconds (F-07: long).
