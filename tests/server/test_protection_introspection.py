@@ -1,5 +1,5 @@
 """Token introspection (F-38…F-42, O-16…O-22) with RPTs issued by ``issue_rpt``,
-PATs, unknown and revoked tokens; RPT refresh (G-53…G-55) and revocation (G-56)."""
+PATs, unknown and revoked tokens; RPT refresh (G-53, G-54) and revocation (G-56)."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def test_introspection_errors_O_16_O_20(http, pat):
     assert weird_hint.json() == {"active": False}
 
 
-def test_rpt_refresh_keeps_permissions_without_assessment_G_53_G_55(http, app, engine, settings, pat, uma_client):
+def test_rpt_refresh_rotates_and_narrows_to_scope_G_53_G_54(http, app, engine, settings, pat, uma_client):
     rid = register(http, pat, ["view", "edit"])
     issued = rpt(
         app,
