@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,10 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         if exc.response is not None:
             return exc.response
+        if isinstance(exc, CSRFError):  # Flask-WTF's reasons are for developers; say what to do
+            exc.description = (
+                f"The form expired or did not come from this site; reload the page and try again. ({exc.description})"
+            )
         status = exc.code or 500
         if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
             return Response(

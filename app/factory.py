@@ -7,18 +7,17 @@
 Production: ``gunicorn -w 4 'app:create_app()'`` (settings from ``UMA_*``
 variables or the TOML file named by ``UMA_CONFIG``; see docs/operations.md).
 
-Extension point for the UMA grant: if the package ``app.grant`` exists, its
-``init_app(app, server)`` is called last, with the authlib
-``AuthorizationServer`` already holding the OAuth grants, so it can
-``server.register_grant(UmaTicketGrant)``, add blueprints (claims interaction,
-owner pages) and metadata members (:func:`app.oauth.metadata.register_metadata`).
+Every grant, endpoint and blueprint is registered here, by name, in one place:
+reading :func:`create_app` tells what the server serves. Blueprints come in two
+kinds (see :func:`_register_blueprints`): pages, which a person's browser uses
+with the session cookie and which are protected against cross-site requests by
+default (Flask-WTF's ``CSRFProtect``), and APIs authenticated by credentials
+sent with each request (client credentials, PATs, owner tokens), exempt from it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
 from collections.abc import Mapping
@@ -26,10 +25,28 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response
+from flask_wtf.csrf import CSRFProtect
 
 from . import db, get_settings
 from .config import flask_overrides, load_settings
 from .errors import register_error_handlers
+from .grant import grant_metadata
+from .grant.interaction import bp as claims_interaction
+from .grant.token_grant import UmaTicketGrant
+from .oauth.endpoints import ClientRegistrationEndpoint, RevocationEndpoint
+from .oauth.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
+from .oauth.metadata import register_metadata
+from .oauth.server import UmaAuthorizationServer
+from .oauth.views import api as oauth_api
+from .oauth.views import bp as oauth_pages
+from .owner_api import bp as owner_api
+from .policies import init_policies
+from .protection.introspection import UmaIntrospectionEndpoint
+from .protection.introspection import bp as introspection_api
+from .protection.permissions import bp as permissions_api
+from .protection.resources import bp as resources_api
+from .web import bp as web_pages
+from .web.common import init_filters as init_page_filters
 
 __all__ = ["create_app", "get_settings"]
 
@@ -66,21 +83,49 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     app.after_request(_security_headers)
-
-    from .oauth import init_oauth
-    from .protection import init_protection
-    from .web import init_web
-
-    init_web(app)
-    server = init_oauth(app)
-    init_protection(app, server)
-
-    # The UMA grant (app/grant/) plugs in here; see the module docstring.
-    if importlib.util.find_spec(f"{__package__}.grant") is not None:
-        grant_init = getattr(importlib.import_module(f"{__package__}.grant"), "init_app", None)
-        if grant_init is not None:
-            grant_init(app, server)
+    init_policies(app)
+    _build_authorization_server(app)
+    register_metadata(app, grant_metadata)
+    _register_blueprints(app)
+    init_page_filters(app)
     return app
+
+
+def _build_authorization_server(app: Flask) -> UmaAuthorizationServer:
+    """authlib's server with every grant and endpoint of this AS."""
+    server = UmaAuthorizationServer(app)
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
+    server.register_grant(ClientCredentialsGrant)
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(UmaTicketGrant)
+    server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(ClientRegistrationEndpoint(server))
+    server.register_endpoint(UmaIntrospectionEndpoint)
+    app.extensions["uma_oauth_server"] = server
+    return server
+
+
+#: Pages: a person's browser with the session cookie; every unsafe request needs the form's
+#: ``csrf_token`` (or the ``X-CSRF-Token`` header of a page's script), also in routes added later.
+PAGES = (web_pages, oauth_pages, claims_interaction)
+#: APIs whose callers authenticate each request with credentials of their own (client
+#: credentials, PATs): no ambient credential to forge, so no anti-CSRF token. The owner API
+#: also takes the pages' session, and then asks for the token itself (:mod:`app.owner_api`).
+APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api)
+
+
+def _register_blueprints(app: Flask) -> None:
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
+    # Over HTTPS Flask-WTF would also ask for a same-origin Referer, which browsers do not send
+    # under this server's ``Referrer-Policy: no-referrer``; the session-bound token (and the
+    # SameSite=Lax cookie) are the protection.
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    csrf = CSRFProtect(app)
+    for blueprint in PAGES:
+        app.register_blueprint(blueprint)
+    for blueprint in APIS:
+        app.register_blueprint(blueprint)
+        csrf.exempt(blueprint)
 
 
 def _security_headers(response: Response) -> Response:

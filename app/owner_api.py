@@ -36,7 +36,8 @@ import binascii
 from typing import Any
 
 from authlib.oauth2.rfc6749 import scope_to_list
-from flask import Blueprint, Response, g, jsonify, request, session
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -46,7 +47,7 @@ from .errors import ApiError, InvalidRequest, NotFound
 from .models import PendingRequest, PolicyDocument
 from .oauth.tokens import find_access_token
 from .policies import MAX_POLICY_BYTES, UPLOAD_PREFIX, PolicyRejected, get_store, upload_name
-from .security import now, tokens_equal
+from .security import now
 from .users import authenticate
 from .web import current_user
 
@@ -104,30 +105,35 @@ def _bearer(value: str) -> str:
     return token.subject
 
 
-def current_owner() -> str:
-    """The authenticated owner's user name (see the module docstring)."""
-    if "uma_owner" in g:
-        return g.uma_owner
+@bp.before_request
+def _authenticate() -> None:
+    """Every request of this API is authenticated before its view runs (see the module docstring)."""
+    g.uma_owner = _authenticated_owner()
+
+
+def _authenticated_owner() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() == "basic":
-        owner = _basic(value)
-    elif scheme.lower() == "bearer":
-        owner = _bearer(value)
-    elif header:
+        return _basic(value)
+    if scheme.lower() == "bearer":
+        return _bearer(value)
+    if header:
         raise Unauthenticated("Use Basic or Bearer authentication.")
-    else:
-        user = current_user()
-        if user is None:
-            raise Unauthenticated("Log in, or send Basic or Bearer credentials.")
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            sent = request.headers.get("X-CSRF-Token", "")
-            expected = session.get("csrf", "")
-            if not sent or not expected or not tokens_equal(sent, expected):
-                raise Forbidden("Send the page's anti-CSRF token in X-CSRF-Token.")
-        owner = user.username
-    g.uma_owner = owner
-    return owner
+    user = current_user()
+    if user is None:
+        raise Unauthenticated("Log in, or send Basic or Bearer credentials.")
+    # The browser sends the session cookie by itself: a change needs the pages' anti-CSRF token.
+    try:
+        current_app.extensions["csrf"].protect()
+    except CSRFError:
+        raise Forbidden("Send the page's anti-CSRF token in X-CSRF-Token.") from None
+    return user.username
+
+
+def current_owner() -> str:
+    """The authenticated owner's user name."""
+    return str(g.uma_owner)
 
 
 def _json(data: Any, status: int = 200) -> Response:

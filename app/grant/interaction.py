@@ -43,7 +43,7 @@ from ..oauth.clients import get_client
 from ..policies import get_store
 from ..protection.tickets import issue_ticket, redeem_ticket
 from ..security import now
-from ..web import check_csrf, current_user, login_required
+from ..web import current_user, login_required
 from .bridge import Assessment, decide, load_resources, requested_scopes
 
 bp = Blueprint("claims", __name__)
@@ -189,7 +189,6 @@ def _user_claims(user: Any) -> dict[str, Any]:
 @login_required
 def consent() -> Any:
     """The person allows or refuses; 303 back to the client either way (G-47, G-48, O-54)."""
-    check_csrf()
     data = _load(request.form.get("interaction"))
     if data is None:
         return _error_page("This sign-in link expired or is not valid. Go back to the application and try again.")

