@@ -28,6 +28,7 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
 from . import db, get_settings
+from .body import StrictRequest
 from .config import flask_overrides, load_settings
 from .errors import register_error_handlers
 from .grant import grant_metadata
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     settings = load_settings(config, config_file=config.get("config_file"))
     app = Flask(__package__, instance_path=settings.instance_path or None, instance_relative_config=True)
+    app.request_class = StrictRequest  # every body read by the one strict reader (app/body.py)
     logging.getLogger("app").setLevel(settings.log_level.upper())
     os.makedirs(app.instance_path, exist_ok=True)
 
