@@ -45,9 +45,6 @@ from sqlalchemy import Engine, func, or_, select, update
 from sqlmodel import Session
 
 import policy_lang
-from policy_lang.check import check_files
-from policy_lang.diagnostics import sort_diagnostics
-from policy_lang.parser import parse
 
 from .db import bump_policy_set_version, get_engine, policy_set_version
 from .models import PolicyDocument, PolicySetVersion
@@ -113,41 +110,28 @@ class InUse:
 class ParseCache:
     """Parsed files by (name, text, owner), so a new version re-parses only what changed.
 
-    Mirrors :func:`policy_lang.policyset.parse_sources` (parse each source, then the
-    cross-file checks) — parsing is most of the cost of a compile, and a set of many
+    Each source is read by :func:`policy_lang.parse_source` and the set checked by
+    :func:`policy_lang.check_parsed` — parsing is most of the cost of a compile, and a set of many
     owners' uploads changes one text at a time. AST nodes are immutable, so parsed
     files are shared between successive sets. Entries unused by the last compile go.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str, str | None], tuple[Any, list[policy_lang.Diagnostic]]] = {}
+        self._entries: dict[tuple[str, str, str | None], policy_lang.ParsedSource] = {}
 
-    def _parse(self, src: policy_lang.Source) -> tuple[Any, list[policy_lang.Diagnostic]]:
+    def _parse(self, src: policy_lang.Source) -> policy_lang.ParsedSource:
         key = (src.name, src.text, src.owner)
         with self._lock:
             hit = self._entries.get(key)
         if hit is None:
-            hit = parse(src.text, src.name, src.owner)
+            hit = policy_lang.parse_source(src)
             with self._lock:
                 self._entries[key] = hit
         return hit
 
     def check(self, sources: list[policy_lang.Source]) -> tuple[list[Any], list[policy_lang.Diagnostic]]:
-        files: list[Any] = []
-        diags: list[policy_lang.Diagnostic] = []
-        texts: dict[str, str] = {}
-        uploads: dict[str, str] = {}
-        for src in sources:
-            texts[src.name] = src.text
-            pf, d = self._parse(src)
-            diags.extend(d)
-            if pf is not None:
-                files.append(pf)
-                if src.owner is not None:
-                    uploads[src.name] = src.owner
-        diags.extend(check_files(files, texts, uploads))
-        return files, sort_diagnostics(diags)
+        return policy_lang.check_parsed(self._parse(src) for src in sources)
 
     def compile(self, sources: list[policy_lang.Source]) -> policy_lang.PolicySet:
         """Like :func:`policy_lang.compile_sources`; raises ``PolicyError`` when anything does not check."""

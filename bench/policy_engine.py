@@ -165,7 +165,7 @@ def compile_ours(model: pm.Model, loads: int = 1) -> tuple[Any, list[float], flo
     process, so each load pays what a fresh process pays); the CPU seconds of
     the median one."""
     import policy_lang
-    from policy_lang import compile as compiler
+    from policy_lang.compile import conditions as compiler
 
     sources = [policy_lang.Source(name, text, owner) for name, text, owner in pm.our_sources(model)]
     runs: list[tuple[float, float]] = []

@@ -26,9 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .decide import RESOURCE_MEMBERS, RequestError, normalise
+from .check import check_sources
 from .diagnostics import Diagnostic, PolicyError
-from .policyset import PolicySet, Source, check_sources, compile_sources, read_sources
+from .eval import RESOURCE_MEMBERS, RequestError, normalise
+from .policyset import PolicySet, compile_sources
+from .syntax import Source, read_sources
 
 PROG = "uma policy"
 
@@ -200,7 +202,7 @@ def cmd_eval(args) -> int:
     name, request = read_request(args.request)
     try:
         if args.explain or args.text:
-            from .explain import explain, render_explanation
+            from .analysis.explain import explain, render_explanation
 
             data = explain(ps, request)
             _out(render_explanation(data) if args.text else _dump(data))
@@ -289,7 +291,7 @@ def cmd_fmt(args) -> int:
 
 def cmd_test(args) -> int:
     _check_paths(args.paths, policies=False)  # test files may name their policies elsewhere
-    from .testing import TestFileError, run_tests
+    from .analysis.testing import TestFileError, run_tests
 
     try:
         report = run_tests(args.paths, explain=not args.no_explain)
@@ -333,11 +335,11 @@ def cmd_who_can(args) -> int:
     ps = load_policies(args.paths)
     scopes = list(args.scope) if args.scope else None
     if args.format == "json":
-        from .analyze import who_can_data
+        from .analysis.who_can import who_can_data
 
         _out(_dump({"resource": resource, "entries": who_can_data(ps, resource, scopes)}))
         return 0
-    from .analyze import who_can
+    from .analysis.who_can import who_can
 
     _out(who_can(ps, resource, scopes))
     return 0
@@ -347,7 +349,7 @@ def cmd_diff(args) -> int:
     requests = read_requests(args.requests) if args.requests else None
     old = load_policies([args.old])
     new = load_policies([args.new])
-    from .analyze import diff
+    from .analysis.diff import diff
 
     try:
         report = diff(old, new, requests)

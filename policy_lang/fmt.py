@@ -40,9 +40,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
-from . import ast as A
 from .diagnostics import PolicyError
-from .parser import _comment_parser, parse
+from .syntax import ast as A
+from .syntax import parse
+from .syntax.grammar import terminals
 
 WIDTH = 80
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
@@ -60,9 +61,7 @@ class FormatError(RuntimeError):
 @lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
     """Every word of the grammar: such names are quoted where a name may be quoted."""
-    words = {
-        t.pattern.value for t in _comment_parser().terminals if t.pattern.type == "str" and _NAME.match(t.pattern.value)
-    }
+    words = {t.pattern.value for t in terminals() if t.pattern.type == "str" and _NAME.match(t.pattern.value)}
     return frozenset(words | {"permit", "forbid", "ask"})
 
 

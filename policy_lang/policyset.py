@@ -1,4 +1,4 @@
-"""The public face of the engine: sources → a checked, compiled PolicySet."""
+"""Sources → a checked, compiled PolicySet, and its decide()."""
 
 from __future__ import annotations
 
@@ -6,88 +6,36 @@ import gc
 import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 
-from . import ast as A
-from .compile import CRule, Ctx, Plan, TargetIndex, literal_value, rule_condition
-from .decide import NEED, Decision, assemble, assemble_one, check_request, decide_scope, plain_request
-from .diagnostics import Diagnostic, PolicyError, make, sort_diagnostics
-from .parser import parse
+from .check import check_parsed
+from .compile import CRule, Ctx, Plan, TargetIndex, rule_condition
+from .diagnostics import Diagnostic, PolicyError
+from .eval import NEED, Decision, assemble, assemble_one, check_request, decide_scope, plain_request
+from .syntax import ParsedSource, Source, parse_source, read_sources
+from .syntax import ast as A
+from .values import format_uri, literal_value
 
 GLOBAL = ""  # the index key of the operator's global rules
 _blank = object.__new__
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """One policy text. ``owner`` is set for an owner upload (the uploader)."""
-
-    name: str
-    text: str
-    owner: str | None = None
-
-
-def read_sources(paths: Iterable[str | os.PathLike]) -> tuple[list[Source], list[Diagnostic]]:
-    """Files and directories (``*.policy``, recursively, in name order) → sources.
-    Unreadable paths become E213 diagnostics."""
-    sources: list[Source] = []
-    diags: list[Diagnostic] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*.policy") if f.is_file())
-        elif p.exists():
-            files = [p]
-        else:
-            diags.append(make("E213", f"no such file or directory: {raw}", str(raw), None, 0, 0))
-            continue
-        for f in files:
-            try:
-                text = f.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e))
-                diags.append(make("E213", f"cannot read {f}: {reason}", str(f), None, 0, 0))
-                continue
-            sources.append(Source(str(f), text))
-    return sources, diags
-
-
-def parse_sources(sources: Iterable[Source]) -> tuple[list[A.PolicyFile], list[Diagnostic]]:
-    from .check import check_files
-
-    files: list[A.PolicyFile] = []
-    diags: list[Diagnostic] = []
-    texts: dict[str, str] = {}
-    uploads: dict[str, str] = {}
-    for src in sources:
-        texts[src.name] = src.text
-        pf, d = parse(src.text, src.name, src.owner)
-        diags.extend(d)
-        if pf is not None:
-            files.append(pf)
-            if src.owner is not None:
-                uploads[src.name] = src.owner
-    diags.extend(check_files(files, texts, uploads))
-    return files, sort_diagnostics(diags)
-
-
-def check_sources(sources: Iterable[Source]) -> list[Diagnostic]:
-    """Every diagnostic of these sources; never raises for bad text."""
-    return parse_sources(sources)[1]
-
-
 def compile_sources(sources: Iterable[Source]) -> PolicySet:
     """Check and compile; raise :class:`PolicyError` if any source has an error."""
-    sources = list(sources)
+    return compile_parsed(parse_source(s) for s in sources)
+
+
+def compile_parsed(parsed: Iterable[ParsedSource]) -> PolicySet:
+    """Check and compile sources already parsed (:func:`policy_lang.parse_source`);
+    raise :class:`PolicyError` if any has an error."""
     # building many small AST objects: the cyclic collector only slows that down
     enabled = gc.isenabled()
     gc.disable()
     try:
-        files, diags = parse_sources(sources)
+        parsed = list(parsed)
+        files, diags = check_parsed(parsed)
         if any(d.is_error for d in diags):
             raise PolicyError(diags)
-        return PolicySet(files, diags, sources)
+        return PolicySet(files, diags, [p.source for p in parsed])
     finally:
         if enabled:
             gc.enable()
@@ -229,8 +177,6 @@ class PolicySet:
 
 
 def _same_format(given, declared: str) -> bool:
-    from .compile import format_uri
-
     if given is None:
         return True  # the source names no format: the issuer alone decides
     return format_uri(str(given)) == format_uri(declared)

@@ -9,8 +9,12 @@ time in their inputs (``like`` is a glob matched without backtracking).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .syntax import ast as A
 
 
 class Unknown(frozenset):
@@ -41,6 +45,15 @@ class _Absent:
 
 
 ABSENT = _Absent()
+
+
+class Missing:
+    """An operand that reads a claim the requesting party has not presented."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: frozenset):
+        self.names = names
 
 
 def kind_of(v: Any) -> str:
@@ -319,3 +332,53 @@ def k_not(r: Any) -> Any:
     if r is False:
         return True
     return r  # Unknown and Err stay what they are
+
+
+# ------------------------------------------------------------------ literals and operators
+
+RESOURCE_ATTRS = ("id", "name", "type", "owner", "scopes", "description")
+
+ID_TOKEN_FORMAT = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"
+JWT_FORMAT = "urn:ietf:params:oauth:token-type:jwt"
+FORMAT_URIS = {"id_token": ID_TOKEN_FORMAT, "jwt": JWT_FORMAT}
+
+
+def format_uri(fmt: str) -> str:
+    """``id_token`` / ``jwt`` / a URI → the claim_token_format URI (G-15)."""
+    return FORMAT_URIS.get(fmt, fmt)
+
+
+def literal_value(node: A.Literal) -> Any:
+    if node.kind == "list":
+        return tuple(literal_value(x) for x in node.value)
+    return node.value
+
+
+OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": eq,
+    "!=": lambda a, b: False if (a is ABSENT or b is ABSENT) else not eq(a, b),
+    "<": lambda a, b: order("<", a, b),
+    "<=": lambda a, b: order("<=", a, b),
+    ">": lambda a, b: order(">", a, b),
+    ">=": lambda a, b: order(">=", a, b),
+    "in": member,
+    "not in": lambda a, b: k_not(member(a, b)) if not (a is ABSENT or b is ABSENT) else False,
+    "contains": contains,
+    "starts with": starts_with,
+    "ends with": ends_with,
+    "like": like,
+}
+
+
+def apply_op(op: str, a: Any, b: Any) -> Any:
+    """One comparison over evaluated operands (missing claims → Unknown)."""
+    if isinstance(a, Missing) or isinstance(b, Missing):
+        names = (a.names if isinstance(a, Missing) else frozenset()) | (
+            b.names if isinstance(b, Missing) else frozenset()
+        )
+        return Unknown(names)
+    if isinstance(a, Err):
+        return a
+    if isinstance(b, Err):
+        return b
+    return OPS[op](a, b)

@@ -6,7 +6,7 @@ checker over the owner's text with the signed-in owner as uploader, together wit
 the set in use); saving goes through :meth:`~app.policies.PolicyStore.store_upload`,
 as ``PUT /owner/policy`` does. "Try a request" builds the policy request the UMA
 grant builds (:func:`app.grant.bridge.policy_request`) and asks the engine to
-decide and explain it (:func:`policy_lang.explain.explain`) on the set in use;
+decide and explain it (:func:`policy_lang.explain`) on the set in use;
 nothing is recorded and nobody is asked.
 
 =====  ===================================  ==================================================
@@ -25,8 +25,8 @@ from typing import Any
 
 from flask import abort, flash, jsonify, redirect, request, url_for
 
-from policy_lang import RequestError
-from policy_lang.explain import STEPS, explain
+from policy_lang import EXPLAIN_STEPS as STEPS
+from policy_lang import RequestError, explain
 
 from ..body import BodyError, json_object, loads_strict
 from ..db import get_session

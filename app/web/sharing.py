@@ -1,7 +1,7 @@
 """Owner pages: my resources (who can use them, active grants), requests, history.
 
 The pages call the same functions as the owner API and the UMA grant: the
-engine's who-can over the policy set in use (:func:`policy_lang.analyze.who_can_data`),
+engine's who-can over the policy set in use (:func:`policy_lang.who_can_data`),
 the owner's requests and answers (:mod:`app.owner_api`), the RPT store
 (:mod:`app.protection.rpt`) and the audit trail (:mod:`app.audit`).
 
@@ -25,7 +25,7 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from sqlalchemy import select
 
-from policy_lang.analyze import who_can_data
+from policy_lang import who_can_data
 
 from .. import audit
 from ..db import get_session

@@ -10,19 +10,11 @@ from pathlib import Path
 import pytest
 
 import policy_lang
-from policy_lang import Source
-from policy_lang import ast as A
-from policy_lang.analyze import (
-    OTHER,
-    OTHER_ISSUER,
-    UNMENTIONED_SCOPE,
-    diff,
-    expr_text,
-    generate_requests,
-    who_can,
-    who_can_data,
-)
-from policy_lang.check import walk
+from policy_lang import Source, diff, who_can, who_can_data
+from policy_lang.analysis.conditions import expr_text
+from policy_lang.analysis.requests import OTHER, OTHER_ISSUER, UNMENTIONED_SCOPE, generate_requests
+from policy_lang.syntax import ast as A
+from policy_lang.syntax import walk
 from policy_lang.values import Glob
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

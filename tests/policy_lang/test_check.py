@@ -16,7 +16,8 @@ import policy_lang
 from policy_lang import Source, check_sources
 from policy_lang.check import check_file, check_files
 from policy_lang.diagnostics import CODES, Diagnostic
-from policy_lang.parser import _parser, parse
+from policy_lang.syntax import parse
+from policy_lang.syntax.reader import _comment_parser as _parser
 from tests.policy_lang.language_page import SECTION_1_EXAMPLE
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

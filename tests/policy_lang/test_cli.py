@@ -262,7 +262,7 @@ def test_who_can_by_options(work, capsys):
         "--scope",
         "view",
     )
-    from policy_lang.analyze import who_can
+    from policy_lang import who_can
 
     ps = policy_lang.load(["pol"])
     res = {"id": "r1", "owner": "alice", "type": "photo-album", "name": "summer-2026"}
@@ -342,7 +342,7 @@ def test_diff_over_recorded_requests(work, capsys):
     dave = {**REQUEST, "claims": {"email": "dave@example.com", "email_verified": True}}
     (work / "reqs.jsonl").write_text(json.dumps(REQUEST) + "\n\n" + json.dumps(dave) + "\n")
     code, out, _ = run(capsys, "diff", "pol", str(new), "--requests", "reqs.jsonl")
-    from policy_lang.analyze import diff
+    from policy_lang import diff
 
     report = diff(policy_lang.load(["pol"]), policy_lang.load([new]), [REQUEST, dave])
     assert code == 0 and len(report.changes) == 1

@@ -14,7 +14,8 @@ import pytest
 import policy_lang
 from policy_lang import Source, check_sources, read_sources
 from policy_lang.diagnostics import CODES, Diagnostic, PolicyError, make, sort_diagnostics
-from policy_lang.parser import MAX_DEPTH, _parser, parse
+from policy_lang.syntax import MAX_DEPTH, parse
+from policy_lang.syntax.reader import _comment_parser as _parser
 
 TOKEN_NAMES = sorted({t.name for t in _parser().terminals} | {"$END"})
 H = 'owner "alice"\n'

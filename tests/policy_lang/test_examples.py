@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import policy_lang
-from policy_lang import ast as A
-from policy_lang.check import walk
+from policy_lang.analysis.testing import TEST_SUFFIX, run_tests
 from policy_lang.fmt import format_text
-from policy_lang.testing import TEST_SUFFIX, run_tests
+from policy_lang.syntax import ast as A
+from policy_lang.syntax import walk
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 POLICY_FILES = sorted(POLICIES.glob("*.policy"))

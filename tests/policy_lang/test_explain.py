@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import policy_lang
-from policy_lang import RequestError, Source
-from policy_lang.explain import STEPS, explain, render_explanation
+from policy_lang import EXPLAIN_STEPS as STEPS
+from policy_lang import RequestError, Source, explain, render_explanation
 
 # the random policy generator of the fmt tests (tests/ is on sys.path under pytest)
 from tests.policy_lang.test_fmt import parsed, requests_for

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from policy_lang import PolicyError, PolicySet
 from policy_lang.fmt import format_file, format_text, same_meaning
-from policy_lang.parser import parse
+from policy_lang.syntax import parse
 from tests.policy_lang.language_page import SECTION_1_EXAMPLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,8 +143,8 @@ def words(pf) -> list[str]:
 
 
 def claim_names(pf) -> list[str]:
-    from policy_lang import ast as A
-    from policy_lang.check import walk
+    from policy_lang.syntax import ast as A
+    from policy_lang.syntax import walk
 
     names = set()
     for rule in pf.rules:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import policy_lang
 from policy_lang import Source, check_sources
 from policy_lang.diagnostics import CODES, Diagnostic, PolicyError
-from policy_lang.parser import parse
+from policy_lang.syntax import parse
 
 FUZZ = settings(
     max_examples=400,

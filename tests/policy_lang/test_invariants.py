@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import policy_lang
 from policy_lang import Source
-from policy_lang import ast as A
+from policy_lang.syntax import ast as A
 
 SETTINGS = settings(
     derandomize=True,

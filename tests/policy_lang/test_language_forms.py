@@ -18,8 +18,8 @@ import pytest
 
 import policy_lang
 from policy_lang import PolicyError, Source
-from policy_lang import ast as A
-from policy_lang.parser import parse
+from policy_lang.syntax import ast as A
+from policy_lang.syntax import parse
 from tests.policy_lang.language_page import SECTION_1_EXAMPLE
 
 # Section 1 of the language page, verbatim (the first line is the page's caption

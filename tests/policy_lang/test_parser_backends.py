@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import policy_lang.parser as P
+import policy_lang.syntax.reader as P
 from tests.policy_lang.language_page import SECTION_1_EXAMPLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,7 +216,7 @@ def test_a_reference_reads_the_same_as_one_token_or_spaced_out():
     """claims.email, client.id and resource.type written without spaces are one token
     (fewer tokens to read on large sets); written with spaces they take the longer rule.
     Both give the same reference, keyword-like names included."""
-    from policy_lang import ast as A
+    from policy_lang.syntax import ast as A
 
     def condition(ref: str):
         pf, diags = P.parse(f'permit view on any resource when {ref} == "x"\n', "r.policy")
@@ -246,7 +246,7 @@ def test_ast_nodes_are_made_quickly_yet_stay_frozen_and_compare_without_position
 
     import pytest
 
-    from policy_lang import ast as A
+    from policy_lang.syntax import ast as A
 
     here, there = A.Pos("a", 1, 1, 1, 5), A.Pos("b", 9, 9, 9, 9)
     one = A.Compare("==", A.ClaimRef("email", ("email",), False, here), A.Literal("x", "string", here), here)
@@ -263,7 +263,7 @@ def test_the_reference_page_shows_the_grammar_the_parser_uses():
     """docs/policy-language.md section 7 quotes grammar.lark verbatim."""
     page = (ROOT / "docs" / "policy-language.md").read_text()
     start = page.index("```lark\n") + len("```lark\n")
-    grammar = (ROOT / "policy_lang" / "grammar.lark").read_text()
+    grammar = (ROOT / "policy_lang" / "syntax" / "grammar.lark").read_text()
     assert page[start : page.index("```", start)] == grammar
 
 

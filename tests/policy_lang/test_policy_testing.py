@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from policy_lang import PolicyError
-from policy_lang.testing import TestFileError, load_test_file, run_tests
+from policy_lang.analysis.testing import TestFileError, load_test_file, run_tests
 
 POLICY = """\
 owner "alice"
@@ -407,7 +407,7 @@ def test_permissions_in_a_case_replace_the_single_resource_defaults(tmp_path):
 
 def test_labels_come_from_the_comment_block_just_above_a_rule():
     import policy_lang
-    from policy_lang.testing import rule_labels
+    from policy_lang.analysis.testing import rule_labels
 
     ps = policy_lang.loads(
         'owner "o"\n'

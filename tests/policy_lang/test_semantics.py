@@ -17,7 +17,7 @@ import pytest
 import policy_lang
 from policy_lang import Source
 from policy_lang import values as V
-from policy_lang.compile import ID_TOKEN_FORMAT, JWT_FORMAT
+from policy_lang.values import ID_TOKEN_FORMAT, JWT_FORMAT
 
 T = "2026-11-27T10:00:00Z"
 T_DT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

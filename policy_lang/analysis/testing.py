@@ -74,11 +74,11 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from .decide import REQUEST_MEMBERS, RESOURCE_MEMBERS, RequestError
+from ..eval import REQUEST_MEMBERS, RESOURCE_MEMBERS, RequestError
+from ..fmt import rule_one_line
+from ..policyset import PolicySet, load
 from .explain import explain as explain_request
 from .explain import render_explanation
-from .fmt import rule_one_line
-from .policyset import PolicySet, load
 
 __all__ = [
     "TEST_SUFFIX",

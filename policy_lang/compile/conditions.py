@@ -1,33 +1,19 @@
-"""AST → an indexed, executable rule set.
+"""Conditions → Python closures over a small :class:`Ctx`.
 
-Conditions become Python closures over a small :class:`Ctx`. Rules are
-indexed by owner, then by target (resource id, type, name, type+name, glob,
-any resource), then by scope, so the cost of a decision depends on the rules
-that can apply to the requested resource, never on other owners' or other
-resources' rules.
+A compiled condition returns True, False, an :class:`~policy_lang.values.Unknown`
+(the claims it lacks) or an :class:`~policy_lang.values.Err` (a run-time type
+mismatch), as section 3 of the language page says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import ast as A
-from . import values as V
-from .values import ABSENT, Err, Unknown
-
-RESOURCE_ATTRS = ("id", "name", "type", "owner", "scopes", "description")
-
-ID_TOKEN_FORMAT = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken"
-JWT_FORMAT = "urn:ietf:params:oauth:token-type:jwt"
-FORMAT_URIS = {"id_token": ID_TOKEN_FORMAT, "jwt": JWT_FORMAT}
-
-
-def format_uri(fmt: str) -> str:
-    """``id_token`` / ``jwt`` / a URI → the claim_token_format URI (G-15)."""
-    return FORMAT_URIS.get(fmt, fmt)
+from .. import values as V
+from ..syntax import ast as A
+from ..values import ABSENT, OPS, Err, Missing, Unknown, apply_op, literal_value
 
 
 class Ctx:
@@ -42,15 +28,6 @@ class Ctx:
         self.now = now
 
 
-class _Missing:
-    """An operand that reads a claim the requesting party has not presented."""
-
-    __slots__ = ("names",)
-
-    def __init__(self, names: frozenset):
-        self.names = names
-
-
 Fn = Callable[[Ctx], Any]
 
 
@@ -58,7 +35,7 @@ Fn = Callable[[Ctx], Any]
 
 
 def compile_operand(node, groups: dict[str, tuple]) -> Fn:
-    """An operand → fn(ctx) returning a value, ABSENT or _Missing."""
+    """An operand → fn(ctx) returning a value, ABSENT or Missing."""
     if isinstance(node, A.Literal):
         value = literal_value(node)
         return lambda ctx: value
@@ -67,7 +44,7 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
         return lambda ctx: value
     if isinstance(node, A.ClaimRef):
         name = node.name
-        missing = _Missing(frozenset((name,)))
+        missing = Missing(frozenset((name,)))
         path = node.path
         if node.quoted or len(path) == 1:
 
@@ -78,7 +55,7 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
             return claim
         head, rest = path[0], path[1:]
 
-        def nested(ctx, head=head, rest=rest, missing=_Missing(frozenset((head,)))):
+        def nested(ctx, head=head, rest=rest, missing=Missing(frozenset((head,)))):
             v = ctx.claims.get(head)
             if v is None:
                 return missing
@@ -104,7 +81,7 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
         if r is True or r is False:
             return r
         if isinstance(r, Unknown):
-            return _Missing(frozenset(r))
+            return Missing(frozenset(r))
         return r  # Err
 
     return sub
@@ -114,42 +91,7 @@ def _absent_if_none(v):
     return ABSENT if v is None else v
 
 
-def literal_value(node: A.Literal) -> Any:
-    if node.kind == "list":
-        return tuple(literal_value(x) for x in node.value)
-    return node.value
-
-
 # ------------------------------------------------------------------ conditions
-
-_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "==": V.eq,
-    "!=": lambda a, b: False if (a is ABSENT or b is ABSENT) else not V.eq(a, b),
-    "<": lambda a, b: V.order("<", a, b),
-    "<=": lambda a, b: V.order("<=", a, b),
-    ">": lambda a, b: V.order(">", a, b),
-    ">=": lambda a, b: V.order(">=", a, b),
-    "in": V.member,
-    "not in": lambda a, b: V.k_not(V.member(a, b)) if not (a is ABSENT or b is ABSENT) else False,
-    "contains": V.contains,
-    "starts with": V.starts_with,
-    "ends with": V.ends_with,
-    "like": V.like,
-}
-
-
-def apply_op(op: str, a: Any, b: Any) -> Any:
-    """One comparison over evaluated operands (missing claims → Unknown)."""
-    if isinstance(a, _Missing) or isinstance(b, _Missing):
-        names = (a.names if isinstance(a, _Missing) else frozenset()) | (
-            b.names if isinstance(b, _Missing) else frozenset()
-        )
-        return Unknown(names)
-    if isinstance(a, Err):
-        return a
-    if isinstance(b, Err):
-        return b
-    return _OPS[op](a, b)
 
 
 def compile_cond(node, groups: dict[str, tuple]) -> Fn:
@@ -171,7 +113,7 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
 
             def has_claim(ctx):
                 v = get(ctx)
-                return Unknown(v.names) if isinstance(v, _Missing) else True
+                return Unknown(v.names) if isinstance(v, Missing) else True
 
             return has_claim
         get = compile_operand(ref, groups)
@@ -183,7 +125,7 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
         v = get(ctx)
         if v is True or v is False:
             return v
-        if isinstance(v, _Missing):
+        if isinstance(v, Missing):
             return Unknown(v.names)
         if v is ABSENT:
             return False
@@ -463,12 +405,12 @@ def _general_compare(node: A.Compare, groups) -> Fn:
     op = node.op
     left = compile_operand(node.left, groups)
     right = compile_operand(node.right, groups)
-    fn = _OPS[op]
+    fn = OPS[op]
 
     def compare(ctx):
         a = left(ctx)
         b = right(ctx)
-        if a.__class__ is _Missing or b.__class__ is _Missing or a.__class__ is Err or b.__class__ is Err:
+        if a.__class__ is Missing or b.__class__ is Missing or a.__class__ is Err or b.__class__ is Err:
             return apply_op(op, a, b)
         try:
             return fn(a, b)
@@ -478,32 +420,7 @@ def _general_compare(node: A.Compare, groups) -> Fn:
     return compare
 
 
-# ------------------------------------------------------------------ rules and index
-
-
-@dataclass(slots=True)
-class CRule:
-    """A compiled rule."""
-
-    effect: str
-    scopes: frozenset | None
-    cond: Fn | None  # None: unconditional
-    rule: A.Rule
-    ref: str
-    owner: str | None
-    target: A.Target
-    glob: V.Glob | None = None
-    order: int = 0
-    declared: dict = field(default_factory=dict)
-    until: datetime | None = None  # the rule stops applying after this instant
-    timed: bool = False  # has a for/until bound (read on every decision)
-
-    def __post_init__(self) -> None:
-        e = self.rule.expiry
-        if e is not None:
-            self.timed = True
-            if e.kind == "until":
-                self.until = e.until
+# ------------------------------------------------------------------ rules
 
 
 def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
@@ -537,91 +454,3 @@ def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
         return V.k_and((a, V.k_not(b)))
 
     return both
-
-
-class TargetIndex:
-    """One owner's (or the global) rules, by target."""
-
-    __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "plans")
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, list[CRule]] = {}
-        self.by_type: dict[str, list[CRule]] = {}
-        self.by_name: dict[str, list[CRule]] = {}
-        self.by_type_name: dict[tuple[str, str], list[CRule]] = {}
-        self.globs: list[CRule] = []
-        self.any: list[CRule] = []
-        self.plans: dict = {}
-
-    def add(self, cr: CRule) -> None:
-        t = cr.target
-        k = t.kind
-        if k == "any":
-            self.any.append(cr)
-        elif k == "id":
-            self.by_id.setdefault(t.resource_id, []).append(cr)
-        elif k == "type":
-            self.by_type.setdefault(t.type, []).append(cr)
-        elif k == "name":
-            self.by_name.setdefault(t.name, []).append(cr)
-        elif k == "type_name":
-            self.by_type_name.setdefault((t.type, t.name), []).append(cr)
-        else:  # name_like, type_name_like
-            cr.glob = V.glob(t.pattern)
-            self.globs.append(cr)
-
-    def candidates(self, rid, rtype, rname) -> list[CRule]:
-        out: list[CRule] = []
-        if self.any:
-            out.extend(self.any)
-        if rid is not None:
-            got = self.by_id.get(rid)
-            if got:
-                out.extend(got)
-        if rtype is not None:
-            got = self.by_type.get(rtype)
-            if got:
-                out.extend(got)
-            if rname is not None and self.by_type_name:
-                got = self.by_type_name.get((rtype, rname))
-                if got:
-                    out.extend(got)
-        if rname is not None:
-            got = self.by_name.get(rname)
-            if got:
-                out.extend(got)
-            for cr in self.globs:
-                if cr.target.kind == "type_name_like" and cr.target.type != rtype:
-                    continue
-                if cr.glob.match(rname):
-                    out.append(cr)
-        if len(out) > 1:
-            out.sort(key=_order)
-        return out
-
-
-def _order(cr: CRule) -> int:
-    return cr.order
-
-
-class Plan:
-    """For one resource (owner, id, type, name): per scope, the candidate
-    forbids, permits and asks, in source order. Cached: a policy set never changes."""
-
-    __slots__ = ("rules", "by_scope")
-
-    def __init__(self, rules: list[CRule]):
-        self.rules = rules
-        self.by_scope: dict[str, tuple[tuple, tuple, tuple]] = {}
-
-    def for_scope(self, scope: str) -> tuple[tuple, tuple, tuple]:
-        got = self.by_scope.get(scope)
-        if got is None:
-            f, p, a = [], [], []
-            for cr in self.rules:
-                if cr.scopes is None or scope in cr.scopes:
-                    (f if cr.effect == "forbid" else p if cr.effect == "permit" else a).append(cr)
-            got = (tuple(f), tuple(p), tuple(a))
-            if len(self.by_scope) < 256:
-                self.by_scope[scope] = got
-        return got

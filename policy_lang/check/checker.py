@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from . import ast as A
-from .compile import RESOURCE_ATTRS, apply_op, format_uri, literal_value
-from .diagnostics import Diagnostic, sort_diagnostics
-from .values import Err, glob
+from ..diagnostics import Diagnostic, sort_diagnostics
+from ..syntax import ast as A
+from ..values import RESOURCE_ATTRS, Err, apply_op, format_uri, glob, literal_value
 
 # Words of the language: a group named after one of them cannot be read back
 # (``claims``, ``true``, ``now`` start values) or reads as something else.
@@ -97,26 +96,6 @@ _CONDITIONS = frozenset({A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy})
 _REFERENCES = frozenset({A.ClaimRef, A.AttrRef, A.NowRef})
 # static kinds of the nodes whose kind does not depend on their fields
 _NODE_KINDS = {A.NowRef: TIMESTAMP, A.GroupRef: LIST, **{t: BOOL for t in _CONDITIONS}}
-
-
-def walk(node) -> Iterator:
-    """Every expression node below (and including) ``node``."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n is None:
-            continue
-        yield n
-        if isinstance(n, (A.And, A.Or)):
-            stack.extend(reversed(n.items))
-        elif isinstance(n, A.Not):
-            stack.append(n.item)
-        elif isinstance(n, A.Compare):
-            stack.extend((n.right, n.left))
-        elif isinstance(n, A.Has):
-            stack.append(n.ref)
-        elif isinstance(n, A.Truthy):
-            stack.append(n.operand)
 
 
 class _Refs:

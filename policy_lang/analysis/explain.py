@@ -20,12 +20,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import ast as A
-from . import fmt
-from .compile import CRule, Ctx, _Missing, compile_cond, compile_operand, literal_value
-from .decide import DENIED, GRANTED, NEED, SUBMITTED, _cheapest, _in_time, iso, normalise
-from .policyset import PolicySet
-from .values import ABSENT, Err, Unknown
+from .. import fmt
+from ..compile import CRule, Ctx, compile_cond, compile_operand
+from ..eval import DENIED, GRANTED, NEED, SUBMITTED, iso, normalise
+from ..eval.decide import cheapest, in_time
+from ..policyset import PolicySet
+from ..syntax import ast as A
+from ..values import ABSENT, Err, Missing, Unknown, literal_value
 
 STEPS = {
     1: "a forbid whose condition is true denies the scope",
@@ -64,7 +65,7 @@ def value_text(v: dict) -> str:
 
 def _show(v: Any) -> str:
     """A run-time operand value, shown briefly."""
-    if isinstance(v, _Missing):
+    if isinstance(v, Missing):
         return "missing"
     if v is ABSENT:
         return "absent"
@@ -136,7 +137,7 @@ def node_json(node, groups: dict, ctx: Ctx) -> dict:
 def _candidate(cr: CRule, groups: dict, ctx: Ctx) -> tuple[dict, Any]:
     rule = cr.rule
     entry: dict[str, Any] = {"effect": cr.effect, "rule": cr.ref, "text": fmt.rule_one_line(rule)}
-    if not _in_time(cr, ctx.now):
+    if not in_time(cr, ctx.now):
         entry["in_time"] = False
         entry["note"] = f"expired: applies only until {rule.expiry.text}"  # type: ignore[union-attr]
         entry["value"] = "expired"
@@ -217,7 +218,7 @@ def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str, gr
         missing = set(forbid_missing)
         rules = list(forbid_rules)
         if granted_by is None and asked_by is None and alternatives:
-            names, cr = _cheapest(alternatives)
+            names, cr = cheapest(alternatives)
             missing |= names
             rules.append(cr)
             why = (
@@ -234,7 +235,7 @@ def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str, gr
             return done(DENIED, 4, [asked_by], why=STEPS[4] + ": the owner refused")
         return done(SUBMITTED, 4, [asked_by], why=STEPS[4] + ": waiting for the owner's answer")
     if alternatives:
-        names, cr = _cheapest(alternatives)
+        names, cr = cheapest(alternatives)
         return done(NEED, 5, [cr], names)
     if not candidates:
         return done(DENIED, 6, [], why="no rule names this resource and scope: default deny")

@@ -1,0 +1,129 @@
+"""Compiled rules, indexed.
+
+Rules are indexed by owner, then by target (resource id, type, name,
+type+name, glob, any resource), then by scope, so the cost of a decision
+depends on the rules that can apply to the requested resource, never on other
+owners' or other resources' rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .. import values as V
+from ..syntax import ast as A
+from .conditions import Fn
+
+
+@dataclass(slots=True)
+class CRule:
+    """A compiled rule."""
+
+    effect: str
+    scopes: frozenset | None
+    cond: Fn | None  # None: unconditional
+    rule: A.Rule
+    ref: str
+    owner: str | None
+    target: A.Target
+    glob: V.Glob | None = None
+    order: int = 0
+    declared: dict = field(default_factory=dict)
+    until: datetime | None = None  # the rule stops applying after this instant
+    timed: bool = False  # has a for/until bound (read on every decision)
+
+    def __post_init__(self) -> None:
+        e = self.rule.expiry
+        if e is not None:
+            self.timed = True
+            if e.kind == "until":
+                self.until = e.until
+
+
+class TargetIndex:
+    """One owner's (or the global) rules, by target."""
+
+    __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "plans")
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, list[CRule]] = {}
+        self.by_type: dict[str, list[CRule]] = {}
+        self.by_name: dict[str, list[CRule]] = {}
+        self.by_type_name: dict[tuple[str, str], list[CRule]] = {}
+        self.globs: list[CRule] = []
+        self.any: list[CRule] = []
+        self.plans: dict = {}
+
+    def add(self, cr: CRule) -> None:
+        t = cr.target
+        k = t.kind
+        if k == "any":
+            self.any.append(cr)
+        elif k == "id":
+            self.by_id.setdefault(t.resource_id, []).append(cr)
+        elif k == "type":
+            self.by_type.setdefault(t.type, []).append(cr)
+        elif k == "name":
+            self.by_name.setdefault(t.name, []).append(cr)
+        elif k == "type_name":
+            self.by_type_name.setdefault((t.type, t.name), []).append(cr)
+        else:  # name_like, type_name_like
+            cr.glob = V.glob(t.pattern)
+            self.globs.append(cr)
+
+    def candidates(self, rid, rtype, rname) -> list[CRule]:
+        out: list[CRule] = []
+        if self.any:
+            out.extend(self.any)
+        if rid is not None:
+            got = self.by_id.get(rid)
+            if got:
+                out.extend(got)
+        if rtype is not None:
+            got = self.by_type.get(rtype)
+            if got:
+                out.extend(got)
+            if rname is not None and self.by_type_name:
+                got = self.by_type_name.get((rtype, rname))
+                if got:
+                    out.extend(got)
+        if rname is not None:
+            got = self.by_name.get(rname)
+            if got:
+                out.extend(got)
+            for cr in self.globs:
+                if cr.target.kind == "type_name_like" and cr.target.type != rtype:
+                    continue
+                if cr.glob.match(rname):
+                    out.append(cr)
+        if len(out) > 1:
+            out.sort(key=_order)
+        return out
+
+
+def _order(cr: CRule) -> int:
+    return cr.order
+
+
+class Plan:
+    """For one resource (owner, id, type, name): per scope, the candidate
+    forbids, permits and asks, in source order. Cached: a policy set never changes."""
+
+    __slots__ = ("rules", "by_scope")
+
+    def __init__(self, rules: list[CRule]):
+        self.rules = rules
+        self.by_scope: dict[str, tuple[tuple, tuple, tuple]] = {}
+
+    def for_scope(self, scope: str) -> tuple[tuple, tuple, tuple]:
+        got = self.by_scope.get(scope)
+        if got is None:
+            f, p, a = [], [], []
+            for cr in self.rules:
+                if cr.scopes is None or scope in cr.scopes:
+                    (f if cr.effect == "forbid" else p if cr.effect == "permit" else a).append(cr)
+            got = (tuple(f), tuple(p), tuple(a))
+            if len(self.by_scope) < 256:
+                self.by_scope[scope] = got
+        return got
