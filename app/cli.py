@@ -4,7 +4,7 @@
     uma db upgrade [--config F]
     uma client add --name N [--grant-type G]... [--redirect-uri U]... [--claims-redirect-uri U]...
                    [--owner USER] [--public] [--scope S] [--config F]
-    uma user add NAME --password P [--claim k=v]... [--config F]
+    uma user add NAME [--password-stdin] [--claim k=v]... [--config F]   (asks for the password)
     uma keys rotate [--config F]
     uma policy ...            (everything after "policy" goes to policy_lang.cli.main)
 
@@ -65,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     uadd = with_config(user.add_parser("add", help="create a user"))
     uadd.add_argument("name")
-    uadd.add_argument("--password", required=True)
+    uadd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of standard input"
+    )
+    uadd.add_argument("--password", help=argparse.SUPPRESS)  # refused: see _read_password
     uadd.add_argument(
         "--claim", action="append", default=[], metavar="K=V", help="a claim; V is JSON if it parses, else a string"
     )
@@ -81,11 +84,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _app(args: argparse.Namespace, **overrides: Any) -> Any:
+    """The app for a command. One-shot commands log from WARNING up unless DEBUG was asked
+    for: their output is their answer, not the server's start-up lines."""
     from . import create_app
+    from .config import load_settings
 
     config: dict[str, Any] = dict(overrides)
     if getattr(args, "config", None):
         config["config_file"] = args.config
+    if (
+        args.func is not cmd_serve
+        and load_settings(config, config_file=getattr(args, "config", None)).log_level == "INFO"
+    ):
+        config["log_level"] = "WARNING"
     return create_app(config)
 
 
@@ -94,25 +105,46 @@ def _print(data: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
     from werkzeug.serving import run_simple
 
     from .config import Settings, load_settings
     from .db import get_engine, upgrade_database
+    from .factory import load_policies
 
     if not 0 < args.port < 65536:
         raise UsageError(f"{PROG} serve: --port must be between 1 and 65535")
     overrides: dict[str, Any] = {}
-    if load_settings(config_file=args.config).issuer == Settings().issuer:
+    if load_settings(config_file=args.config).issuer == Settings.model_fields["issuer"].default:
         overrides["issuer"] = f"http://{args.host}:{args.port}"
     app = _app(args, auto_migrate=False, **overrides)
     upgrade_database(get_engine(app))
+    load_policies(app)
     if args.demo:
         from .demo import seed_demo
 
         with app.app_context():
             print(seed_demo(app))
-    run_simple(args.host, args.port, app, threaded=True)
+    logging.getLogger("app.cli").info("listening on http://%s:%d/ (werkzeug, threaded)", args.host, args.port)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=_request_log_handler())
     return 0
+
+
+def _request_log_handler() -> Any:
+    """werkzeug's request handler, logging request lines without their query string
+    (permission tickets and other tokens travel there) and without colours."""
+    from urllib.parse import urlsplit
+
+    from werkzeug.serving import WSGIRequestHandler
+
+    class RequestLog(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            path = urlsplit(getattr(self, "path", "") or "").path
+            shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in path)
+            self.log("info", '"%s %s %s" %s %s', self.command or "-", shown, self.request_version, code, size)
+
+    return RequestLog
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -167,15 +199,49 @@ def _claims(pairs: list[str]) -> dict[str, Any]:
     return claims
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    """The new user's password: asked twice at the terminal (getpass), or the first line of
+    stdin with ``--password-stdin``. ``--password P`` is refused: the process list and the
+    shell history would show it."""
+    import getpass
+
+    where = f"{PROG} user add"
+    if args.password is not None:
+        raise UsageError(
+            f"{where}: --password is refused (the process list and shell history would show it); "
+            "type the password at the prompt, or pipe it with --password-stdin"
+        )
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError(f"{where}: --password-stdin: no password on the first line of standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError(f"{where}: no terminal to ask for the password; pipe it with --password-stdin")
+    try:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        again = getpass.getpass("The same password again: ")
+    except EOFError:
+        raise UsageError(f"{where}: no password given") from None
+    if password != again:
+        raise UsageError(f"{where}: the two passwords differ")
+    return password
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from .db import session_scope
-    from .users import UserError, create_user
+    from .users import UserError, check_username, create_user
 
     claims = _claims(args.claim)
+    try:
+        check_username(args.name)
+    except UserError as exc:
+        raise UsageError(f"{PROG} user add: {exc}") from None
+    password = _read_password(args)
     app = _app(args)
     with app.app_context(), session_scope() as session:
         try:
-            user = create_user(session, args.name, args.password, claims)
+            user = create_user(session, args.name, password, claims)
         except UserError as exc:
             raise UsageError(f"{PROG} user add: {exc}") from None
         data = {"username": user.username, "claims": user.claims}
@@ -210,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"{PROG}: configuration error: {line}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0

@@ -1,129 +1,229 @@
-"""Settings in one place.
+"""Settings in one place: one typed model (pydantic-settings), validated at start-up.
 
 Precedence, lowest first:
 
 1. the defaults declared on :class:`Settings`;
-2. an optional TOML file (path in ``UMA_CONFIG``, or given to ``uma serve --config``);
-3. ``UMA_*`` environment variables, one per setting (``UMA_DATABASE_URL``,
-   ``UMA_ISSUER``, ``UMA_RPT_FORMAT``, ``UMA_TRUSTED_ISSUERS`` as JSON, ...);
-4. the mapping passed to :func:`app.create_app`.
+2. an optional TOML file (path in ``UMA_CONFIG``, or given to ``uma serve --config``),
+   top-level keys or an ``[uma]`` table;
+3. ``UMA_*`` environment variables, one per setting, the name in upper case
+   (``UMA_DATABASE_URL``, ``UMA_ISSUER``, ...; lists as JSON or comma-separated,
+   ``UMA_TRUSTED_ISSUERS`` as JSON);
+4. the mapping passed to :func:`app.create_app` (lower-case setting names; its
+   upper-case keys are Flask settings, see :func:`flask_overrides`).
 
-Every setting is a field of :class:`Settings`; ``docs/operations.md`` lists them.
+A value of the wrong type or outside its allowed values stops the start with
+:class:`ConfigError`, one line per problem naming the setting, where the value
+came from, the value and what was expected. An unknown key in the TOML file or
+the ``create_app`` mapping is refused with the closest setting name as a
+suggestion; an ``UMA_*`` variable that is no setting but resembles one is
+logged as a warning at start-up (:func:`unknown_environment_variables`).
+
+**Adding a setting** is one declaration in :class:`Settings`::
+
+    ticket_lifetime: Seconds = 300
+    \"\"\"Permission ticket lifetime, seconds (G-62).\"\"\"
+
+the type says what is accepted (``Seconds``, ``bool``, ``str``, a ``Literal``,
+...) and the docstring under it is its row in the settings table of
+``docs/operations.md``; regenerate that table with ``python -m app.config
+--write-docs`` (``tests/server/test_config.py`` fails while it is stale). The
+``UMA_*`` variable, the TOML key and the ``create_app`` key follow from the name.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
+import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 ENV_PREFIX = "UMA_"
+#: The environment variable naming the TOML file (not a setting itself).
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
 RPT_FORMATS = ("jwt", "opaque")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+#: Settings whose values are never shown in an error message or a log line.
+SECRET_SETTINGS = frozenset({"secret_key"})
+#: Where the TOML file comes from while :func:`load_settings` builds a Settings (else ``UMA_CONFIG``).
+_config_file: ContextVar[str | None] = ContextVar("uma_config_file", default=None)
 
 
 class ConfigError(ValueError):
-    """A setting has a value of the wrong type or outside its allowed values."""
+    """A setting has a value of the wrong type or outside its allowed values, or is unknown."""
 
 
-@dataclass
-class TrustedIssuer:
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not a boolean")
+    return value
+
+
+def _word_list(value: Any) -> Any:
+    """A list from the environment: JSON (``["a","b"]``) or comma-separated."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON list ({exc})") from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+#: A whole number of seconds, zero or more.
+Seconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
+#: A whole number of seconds, at least one.
+PositiveSeconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+#: A whole number of bytes, zero or more.
+Bytes = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
+#: A list of strings; from the environment JSON or comma-separated.
+WordList = Annotated[list[str], NoDecode, BeforeValidator(_word_list)]
+
+
+class TrustedIssuer(BaseModel):
     """An issuer of claim tokens the operator trusts (used by the UMA grant).
 
     ``jwks_uri`` or ``jwks_file`` gives the keys; ``audience`` is the expected
     ``aud``; ``algorithms`` the accepted JWS algorithms (never ``none``).
     """
 
-    issuer: str
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: Annotated[str, Field(min_length=1)]
     jwks_uri: str | None = None
     jwks_file: str | None = None
     audience: str | list[str] | None = None
-    algorithms: list[str] = field(default_factory=lambda: ["RS256"])
+    algorithms: Annotated[list[str], Field(min_length=1)] = ["RS256"]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.issuer, str) or not self.issuer:
-            raise ConfigError("trusted_issuers: every entry needs an 'issuer' string")
+    @field_validator("algorithms")
+    @classmethod
+    def _never_none(cls, algorithms: list[str]) -> list[str]:
+        if any(a.lower() == "none" for a in algorithms):
+            raise ValueError("algorithm 'none' is not allowed")
+        return algorithms
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> TrustedIssuer:
         if bool(self.jwks_uri) == bool(self.jwks_file):
-            raise ConfigError(f"trusted_issuers[{self.issuer}]: give exactly one of jwks_uri or jwks_file")
-        if not isinstance(self.algorithms, list) or not self.algorithms:
-            raise ConfigError(f"trusted_issuers[{self.issuer}]: algorithms must be a non-empty list")
-        if any((not isinstance(a, str)) or a.lower() == "none" for a in self.algorithms):
-            raise ConfigError(f"trusted_issuers[{self.issuer}]: algorithm 'none' is not allowed")
+            raise ValueError("give exactly one of jwks_uri or jwks_file")
+        return self
 
 
-@dataclass
-class Settings:
-    """Every setting of the server. Field name ``x`` is ``UMA_X`` in the environment."""
+class Settings(BaseSettings):
+    """Every setting of the server. Field name ``x`` is ``UMA_X`` in the environment.
 
-    #: SQLAlchemy URL; empty means SQLite file ``uma.db`` in the Flask instance folder.
+    ``Settings(**values)`` reads the ``UMA_*`` variables and the ``UMA_CONFIG``
+    file too (values given win); :func:`load_settings` is the usual way in.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
     database_url: str = ""
-    #: Flask instance folder (SQLite file, generated secret key); empty: Flask's default.
+    """SQLAlchemy URL, e.g. `postgresql+psycopg://user:pw@db/uma`; empty: SQLite file `uma.db` in the instance folder."""
     instance_path: str = ""
-    #: Apply pending database migrations when the app starts (under a lock).
+    """Flask instance folder (SQLite file, generated secret key); empty: Flask's (`./instance` in a checkout)."""
     auto_migrate: bool = True
-    #: The issuer identifier; every endpoint URL is built from it (O-25, G-06).
+    """Apply pending database migrations when a process starts (under a lock)."""
     issuer: str = "http://127.0.0.1:8000"
-    #: Flask secret key for the session cookie; empty means one kept in the instance folder.
+    """Public base URL: every endpoint URL and the discovery `issuer` are built from it (O-25, G-06); `uma serve` defaults it to `http://HOST:PORT`."""
     secret_key: str = ""
-    #: Directory of operator policy files (``*.policy``) for the policy engine.
+    """Signs the session cookie; empty: one generated once into the instance folder. Set it when several machines serve."""
     policy_dir: str = "policies"
-    #: Seconds between a process's checks of the policy-set version (and of the policy files).
-    policy_reload_interval: int = 2
-    #: ``jwt`` (signed with the active key, verifiable with the JWKS) or ``opaque``.
-    rpt_format: str = "jwt"
-    #: Permission ticket lifetime in seconds (G-62).
-    ticket_lifetime: int = 300
-    #: RPT lifetime in seconds.
-    rpt_lifetime: int = 3600
-    #: Lifetime of refresh tokens issued with RPTs, seconds (0: no refresh tokens with RPTs).
-    rpt_refresh_lifetime: int = 86400
-    #: Lifetime of PATs (access tokens with scope uma_protection), seconds (F-07: long).
-    pat_lifetime: int = 30 * 86400
-    #: Lifetime of other OAuth access tokens, seconds.
-    access_token_lifetime: int = 3600
-    #: Lifetime of OAuth refresh tokens (PAT refresh), seconds.
-    refresh_token_lifetime: int = 90 * 86400
-    #: Authorization code lifetime, seconds (O-09: at most 600 recommended).
-    auth_code_lifetime: int = 300
-    #: PCT lifetime, seconds.
-    pct_lifetime: int = 30 * 86400
-    #: Polling interval announced with request_submitted, seconds.
-    request_submitted_interval: int = 5
-    #: How long a retired signing key stays published in the JWKS, seconds.
-    key_retention: int = 2 * 86400
-    #: Open dynamic client registration (RFC 7591) without an initial access token.
+    """Directory of operator policy files (`*.policy`), read recursively."""
+    policy_reload_interval: Seconds = 2
+    """Seconds between a process's checks of the policy-set version (and of the policy files)."""
+    rpt_format: Literal["jwt", "opaque"] = "jwt"
+    """`jwt` (signed with the active key, verifiable with `/jwks`) or `opaque`."""
+    ticket_lifetime: PositiveSeconds = 300
+    """Permission ticket lifetime, seconds (G-62)."""
+    rpt_lifetime: PositiveSeconds = 3600
+    """RPT lifetime, seconds."""
+    rpt_refresh_lifetime: Seconds = 86400
+    """Lifetime of refresh tokens issued with RPTs, seconds; 0: no refresh tokens with RPTs."""
+    pat_lifetime: Seconds = 30 * 86400
+    """Lifetime of PATs (tokens with scope `uma_protection`), seconds (F-07: long)."""
+    access_token_lifetime: Seconds = 3600
+    """Lifetime of other OAuth access tokens, seconds."""
+    refresh_token_lifetime: Seconds = 90 * 86400
+    """Lifetime of OAuth refresh tokens (PAT refresh), seconds."""
+    auth_code_lifetime: Seconds = 300
+    """Authorization code lifetime, seconds (O-09: at most 600 recommended)."""
+    pct_lifetime: Seconds = 30 * 86400
+    """Persisted claims token (PCT) lifetime, seconds."""
+    request_submitted_interval: Seconds = 5
+    """Polling interval announced with `request_submitted`, seconds."""
+    key_retention: Seconds = 2 * 86400
+    """How long a retired signing key stays published in `/jwks`, seconds; keep it ≥ `rpt_lifetime`."""
     registration_open: bool = True
-    #: Largest accepted request body, bytes.
-    max_body_bytes: int = 1024 * 1024
-    #: Template for ``user_access_policy_uri`` (``{issuer}``, ``{id}``); empty: not sent.
+    """Open dynamic client registration (RFC 7591) at `/register` without an initial access token."""
+    max_body_bytes: Bytes = 1024 * 1024
+    """Largest accepted request body, bytes."""
     user_access_policy_uri: str = ""
-    #: Profile/extension URIs listed in uma_profiles_supported (omitted when empty).
-    uma_profiles_supported: list[str] = field(default_factory=list)
-    #: Issuers of claim tokens the UMA grant accepts ([[trusted_issuers]] in TOML).
-    trusted_issuers: list[TrustedIssuer] = field(default_factory=list)
-    #: Send cookies with the Secure flag; default: when the issuer is https.
+    """Template for `user_access_policy_uri` in registration answers (`{issuer}`, `{id}`); empty: not sent."""
+    uma_profiles_supported: WordList = []
+    """Profile and extension URIs listed in `uma_profiles_supported` (omitted when empty)."""
+    trusted_issuers: list[TrustedIssuer] = []
+    """Issuers of claim tokens the UMA grant accepts (`[[trusted_issuers]]` tables in TOML, a JSON array in the environment; see below)."""
+    jwks_cache_lifetime: PositiveSeconds = 300
+    """How long the keys fetched from a trusted issuer's `jwks_uri` are used before fetching them again, seconds: a key the issuer withdraws stops verifying within this time."""
+    jwks_refresh_cooldown: Seconds = 30
+    """Least time between two fetches of an issuer's keys caused by a token with an unknown key id (`kid`), seconds."""
     cookie_secure: bool | None = None
-    #: Logging level name.
-    log_level: str = "INFO"
+    """Send cookies with the Secure flag; unset: when the issuer is https."""
+    log_level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = "INFO"
+    """Level of the server's own log lines (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`); other libraries log from INFO up."""
+    log_format: Literal["text", "json", "none"] = "text"
+    """Log lines on stderr: `text`, `json` (one object a line), or `none` (leave logging to the host, e.g. gunicorn's `--log-config`)."""
 
-    def __post_init__(self) -> None:
-        self.trusted_issuers = [t if isinstance(t, TrustedIssuer) else _trusted_issuer(t) for t in self.trusted_issuers]
-        if self.rpt_format not in RPT_FORMATS:
-            raise ConfigError(f"rpt_format must be one of {', '.join(RPT_FORMATS)}, not {self.rpt_format!r}")
-        for f in fields(self):
-            if f.type == "int":
-                value = getattr(self, f.name)
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise ConfigError(f"{f.name} must be a non-negative integer, not {value!r}")
-        if self.ticket_lifetime < 1 or self.rpt_lifetime < 1:
-            raise ConfigError("ticket_lifetime and rpt_lifetime must be at least 1 second")
-        self.issuer = self.issuer.rstrip("/")
-        if not self.issuer.startswith(("https://", "http://")):
-            raise ConfigError(f"issuer must be an http(s) URL, not {self.issuer!r}")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest precedence first: values given, ``UMA_*`` variables, the TOML file."""
+        path = _config_file.get() or os.environ.get(CONFIG_ENV)
+        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=read_config_file(path))
+
+    @field_validator("issuer")
+    @classmethod
+    def _http_url(cls, issuer: str) -> str:
+        issuer = issuer.rstrip("/")
+        if not issuer.startswith(("https://", "http://")) or len(issuer) <= len("https://"):
+            raise ValueError("expected an http(s) URL such as https://as.example.org")
+        return issuer
+
+    @field_validator("log_level")
+    @classmethod
+    def _level_name(cls, level: str) -> str:
+        if level not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @property
     def secure_cookies(self) -> bool:
@@ -136,83 +236,180 @@ class Settings:
         return self.issuer + path
 
 
-def _trusted_issuer(value: Any) -> TrustedIssuer:
-    if not isinstance(value, Mapping):
-        raise ConfigError("trusted_issuers entries must be tables/objects")
-    known = {f.name for f in fields(TrustedIssuer)}
-    unknown = set(value) - known
-    if unknown:
-        raise ConfigError(f"trusted_issuers: unknown keys {sorted(unknown)}")
-    return TrustedIssuer(**dict(value))
+SETTING_NAMES = tuple(Settings.model_fields)
 
 
-def _coerce_env(name: str, type_name: str, raw: str) -> Any:
-    """Turn an environment string into the setting's type."""
-    base = type_name.replace(" | None", "")
-    if base == "bool":
-        low = raw.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a boolean, not {raw!r}")
-    if base == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be an integer, not {raw!r}") from None
-    if base.startswith("list"):
-        text = raw.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError as exc:
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()} is not valid JSON: {exc}") from None
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return raw
+def _suggest(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def read_config_file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The settings in a TOML file (top level or an ``[uma]`` table); unknown keys refused."""
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    if isinstance(data.get("uma"), dict):
+        data = data["uma"]
+    problems = [
+        f"config file {path}: unknown setting {k!r}{_suggest(k, SETTING_NAMES)}" for k in data if k not in SETTING_NAMES
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return data
 
 
 def load_settings(
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    config_file: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None, *, config_file: str | os.PathLike[str] | None = None
 ) -> Settings:
-    """Build :class:`Settings` from defaults, TOML file, environment and overrides."""
-    env = os.environ if environ is None else environ
-    known = {f.name: f for f in fields(Settings)}
-    values: dict[str, Any] = {}
+    """Build :class:`Settings` from defaults, TOML file, environment and overrides.
 
-    path = config_file or env.get(ENV_PREFIX + "CONFIG")
-    if path:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
-        data = data.get("uma", data) if isinstance(data.get("uma"), dict) else data
-        unknown = set(data) - set(known)
-        if unknown:
-            raise ConfigError(f"config file {path}: unknown settings {sorted(unknown)}")
-        values.update(data)
-
-    for name, f in known.items():
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            values[name] = _coerce_env(name, str(f.type), raw)
-
-    for key, value in (overrides or {}).items():
-        if key in known:
-            values[key] = value
+    ``overrides`` is a ``create_app`` mapping: its lower-case keys must be
+    settings (or ``config_file``); upper-case keys (Flask's) are left alone.
+    """
+    given = {k: v for k, v in (overrides or {}).items() if k != "config_file" and not k.isupper()}
+    unknown = [
+        f"create_app: unknown setting {k!r}{_suggest(k, SETTING_NAMES)}" for k in given if k not in SETTING_NAMES
+    ]
+    if unknown:
+        raise ConfigError("\n".join(unknown))
+    path = os.fspath(config_file) if config_file else os.environ.get(CONFIG_ENV)
+    token = _config_file.set(path)
     try:
-        return Settings(**values)
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, given, path)) from None
+    except SettingsError as exc:  # an environment value that is not the JSON its setting needs
+        raise ConfigError(_explain_env_json(exc)) from None
+    finally:
+        _config_file.reset(token)
+
+
+def _explain_env_json(exc: SettingsError) -> str:
+    found = re.search(r'field "(\w+)"', str(exc))
+    if found is None:
+        return str(exc)
+    name = found.group(1)
+    env = ENV_PREFIX + name.upper()
+    raw = next((v for k, v in os.environ.items() if k.upper() == env), "")
+    return f"{name} = {raw!r} (environment variable {env}): expected JSON ({exc.__cause__})"
+
+
+def _explain(exc: ValidationError, given: Mapping[str, Any], path: str | None) -> str:
+    """One line per problem: the setting, where its value came from, the value, what was expected."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        name = str(loc[0]) if loc else "?"
+        where = _origin(name, given, path)
+        dotted = name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{dotted} ({where}): unknown key{_suggest(str(loc[-1]), _nested_fields(loc))}")
+            continue
+        expected = error["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
+        value = "(hidden)" if name in SECRET_SETTINGS else repr(error["input"])
+        lines.append(f"{dotted} = {value} ({where}): {expected}")
+    return "\n".join(lines)
+
+
+def _origin(name: str, given: Mapping[str, Any], path: str | None) -> str:
+    if name in given:
+        return "create_app"
+    env = ENV_PREFIX + name.upper()
+    if any(k.upper() == env for k in os.environ):
+        return f"environment variable {env}"
+    if path:
+        return f"config file {path}"
+    return "default"
+
+
+def _nested_fields(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model holding ``loc[-1]`` (for a suggestion)."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def unknown_environment_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for ``UMA_*`` variables that are no setting but look like one (``UMA_TEST_*`` is the tests')."""
+    env_names = {ENV_PREFIX + n.upper() for n in SETTING_NAMES}
+    warnings = []
+    for var in sorted(os.environ if environ is None else environ):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in env_names or upper == CONFIG_ENV:
+            continue
+        if upper.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        hint = _suggest(upper, env_names)
+        if hint:
+            warnings.append(f"environment variable {var} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def flask_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """The entries of a create_app mapping that are Flask settings (upper case)."""
-    names = {f.name for f in fields(Settings)}
-    return {k: v for k, v in (overrides or {}).items() if k not in names and k.isupper()}
+    return {k: v for k, v in (overrides or {}).items() if k not in SETTING_NAMES and k.isupper()}
+
+
+# -- the settings table of docs/operations.md ------------------------------------
+
+DOCS_FILE = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+TABLE_BEGIN = "<!-- settings table: generated from app/config.py by `python -m app.config --write-docs` -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def _default_text(name: str) -> str:
+    default = Settings.model_fields[name].default
+    if default in ("", [], None):
+        return "—"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, int) and default >= 86400 and default % 86400 == 0:
+        return f"`{default}` ({default // 86400} d)"
+    return f"`{default}`"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting: name, environment variable, default, meaning."""
+    rows = ["| Setting | Environment variable | Default | Meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        meaning = " ".join((field.description or "").split()).replace("|", "\\|")
+        rows.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {_default_text(name)} | {meaning} |")
+    return "\n".join(rows)
+
+
+def docs_with_table(text: str) -> str:
+    """``text`` (docs/operations.md) with its settings table replaced by :func:`settings_table`."""
+    head, begin, rest = text.partition(TABLE_BEGIN)
+    _, end, tail = rest.partition(TABLE_END)
+    if not begin or not end:
+        raise ValueError(f"{DOCS_FILE.name} has no settings table markers")
+    return f"{head}{TABLE_BEGIN}\n{settings_table()}\n{TABLE_END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m app.config`` prints the settings table; ``--write-docs`` updates docs/operations.md."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--write-docs"]:
+        DOCS_FILE.write_text(docs_with_table(DOCS_FILE.read_text(encoding="utf-8")), encoding="utf-8")
+        print(f"wrote the settings table into {DOCS_FILE}", file=sys.stderr)
+        return 0
+    print(settings_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

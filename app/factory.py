@@ -18,6 +18,7 @@ sent with each request (client credentials, PATs, owner tokens), exempt from it.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 from collections.abc import Mapping
@@ -29,11 +30,12 @@ from flask_wtf.csrf import CSRFProtect
 
 from . import db, get_settings
 from .body import StrictRequest
-from .config import flask_overrides, load_settings
+from .config import flask_overrides, load_settings, unknown_environment_variables
 from .errors import register_error_handlers
 from .grant import grant_metadata
 from .grant.interaction import bp as claims_interaction
 from .grant.token_grant import UmaTicketGrant
+from .logs import configure_logging, safe_database_url
 from .oauth.endpoints import ClientRegistrationEndpoint, RevocationEndpoint
 from .oauth.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
 from .oauth.metadata import register_metadata
@@ -51,6 +53,8 @@ from .web.common import init_filters as init_page_filters
 
 __all__ = ["create_app", "get_settings"]
 
+log = logging.getLogger(__name__)
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application.
@@ -62,9 +66,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     config = dict(config or {})
     settings = load_settings(config, config_file=config.get("config_file"))
+    configure_logging(settings)
+    for warning in unknown_environment_variables():
+        log.warning("%s", warning)
     app = Flask(__package__, instance_path=settings.instance_path or None, instance_relative_config=True)
     app.request_class = StrictRequest  # every body read by the one strict reader (app/body.py)
-    logging.getLogger("app").setLevel(settings.log_level.upper())
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config["UMA_SETTINGS"] = settings
@@ -79,9 +85,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(flask_overrides(config))
 
-    engine = db.init_app(app, db.database_url_for(app.instance_path, settings.database_url))
-    if settings.auto_migrate and not db.schema_is_current(engine):
+    database_url = db.database_url_for(app.instance_path, settings.database_url)
+    log.info(
+        "uma-as %s starting: issuer %s, database %s, policy folder %s",
+        _version(),
+        settings.issuer,
+        safe_database_url(database_url),
+        os.path.abspath(settings.policy_dir),
+    )
+    engine = db.init_app(app, database_url)
+    schema_current = db.schema_is_current(engine)
+    if settings.auto_migrate and not schema_current:
         db.upgrade_database(engine)
+        schema_current = True
 
     register_error_handlers(app)
     app.after_request(_security_headers)
@@ -90,7 +106,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_metadata(app, grant_metadata)
     _register_blueprints(app)
     init_page_filters(app)
+    if schema_current:
+        load_policies(app)
     return app
+
+
+def load_policies(app: Flask) -> None:
+    """Compile the policy set now, once per app, so that the log says what is in use (and a
+    broken policy file shows at start-up, not at the first request)."""
+    store = app.extensions.get("uma_policies")
+    if store is None or app.extensions.get("uma_policies_loaded"):
+        return
+    app.extensions["uma_policies_loaded"] = True
+    store.current()
+    store.invalidate()  # the first request checks the version again, as it would have without this
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("uma-as")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _build_authorization_server(app: Flask) -> UmaAuthorizationServer:

@@ -288,7 +288,13 @@ class PolicyStore:
                 self._last_error = None
                 self._clear_error(session, version)
             if self._in_use is not None and self._in_use.version == version:
-                log.info("policy set version %s in use (%d rules)", version, len(self._in_use.policy_set.rules))
+                log.info(
+                    "policy set version %s in use: %d rules from %d policy files and %d owner uploads",
+                    version,
+                    len(self._in_use.policy_set.rules),
+                    len(self._in_use.file_sources),
+                    len(self._in_use.upload_sources),
+                )
 
     @staticmethod
     def _record_error(session: Session, version: int, diags: list[dict[str, Any]]) -> None:

@@ -8,13 +8,23 @@ Two formats are accepted, both compact JWS verified with pyjwt:
 
 Only issuers the operator listed in ``trusted_issuers`` are accepted; each
 names its keys (``jwks_uri``, fetched and cached by :class:`jwt.PyJWKClient`,
-or ``jwks_file``, read with :class:`jwt.PyJWKSet`), its expected audience and
+or ``jwks_file``, read with :class:`jwt.PyJWKSet` again whenever the file
+changes), its expected audience and
 its algorithms — a pinned list that never holds ``none``, so neither an
 unsigned token nor an HS256 token "signed" with the issuer's public key gets
 through. Checked: signature, ``iss``, ``aud`` (the configured audience, or else
 this AS's issuer or the presenting client's id — an audience restriction is
 never ignored, G-74), ``exp`` (required; an ID Token also needs ``sub`` and
 ``iat``), ``nbf`` and ``iat`` (not in the future), with 30 seconds of leeway.
+
+Keys fetched from a ``jwks_uri`` follow the provider: the whole key set is
+cached for ``jwks_cache_lifetime`` seconds and then fetched again, so a key the
+provider withdraws stops verifying within that time; a token whose ``kid`` is
+not in the cached set makes one early fetch (a key just rotated in), at most
+once per ``jwks_refresh_cooldown`` seconds, so a flood of made-up kids does
+not hammer the provider. Both are pyjwt's own ``PyJWKClient`` options
+(``lifespan``, ``cooldown_duration``); its per-key cache (``cache_keys``),
+which never expires, stays off.
 
 Every verified claim (minus the JWT bookkeeping members) gets a
 ``claim_sources`` entry ``{"issuer", "format"}`` so that a policy's ``claims …
@@ -65,7 +75,9 @@ class VerifiedClaims:
 class _KeyCache:
     """Per-app cache of JWKS clients (by URI) and key sets (by file and mtime)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lifetime: float, cooldown: float) -> None:
+        self.lifetime = lifetime
+        self.cooldown = cooldown
         self._lock = threading.Lock()
         self._clients: dict[str, jwt.PyJWKClient] = {}
         self._files: dict[str, tuple[int, jwt.PyJWKSet]] = {}
@@ -75,7 +87,14 @@ class _KeyCache:
             with self._lock:
                 client = self._clients.get(issuer.jwks_uri)
                 if client is None:
-                    client = jwt.PyJWKClient(issuer.jwks_uri, cache_keys=True, lifespan=300, timeout=10)
+                    client = jwt.PyJWKClient(
+                        issuer.jwks_uri,
+                        cache_keys=False,
+                        cache_jwk_set=True,
+                        lifespan=self.lifetime,
+                        cooldown_duration=self.cooldown,
+                        timeout=10,
+                    )
                     self._clients[issuer.jwks_uri] = client
             try:
                 return client.get_signing_key_from_jwt(token).key
@@ -83,6 +102,8 @@ class _KeyCache:
                 raise ClaimTokenError(f"the keys of issuer {issuer.issuer} could not be fetched") from None
             except jwt.PyJWKClientError:
                 raise ClaimTokenError("no key of the issuer matches the token's key id (kid)") from None
+            except (jwt.PyJWTError, ValueError):  # not JSON, or a key set without usable keys
+                raise ClaimTokenError(f"the keys of issuer {issuer.issuer} are not usable") from None
         return self._from_file(issuer, kid)
 
     def _from_file(self, issuer: TrustedIssuer, kid: str | None) -> Any:
@@ -116,7 +137,12 @@ def key_cache() -> _KeyCache:
     """The current app's key cache."""
     from flask import current_app
 
-    return current_app.extensions.setdefault("uma_claim_keys", _KeyCache())
+    cache = current_app.extensions.get("uma_claim_keys")
+    if cache is None:
+        settings = current_app.config["UMA_SETTINGS"]
+        cache = _KeyCache(settings.jwks_cache_lifetime, settings.jwks_refresh_cooldown)
+        cache = current_app.extensions.setdefault("uma_claim_keys", cache)
+    return cache
 
 
 def verify_claim_token(token: str, token_format: str, *, settings: Settings, client_id: str) -> VerifiedClaims:

@@ -3,6 +3,7 @@ bad usage; ``uma serve`` and gunicorn serving the app over real HTTP."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ from sqlmodel import Session, select
 from app.cli import main
 from app.db import make_engine, schema_is_current
 from app.models import OAuthClient, User
+from app.security import verify_password
 from tests.support.server import unique
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,15 +53,15 @@ def test_db_upgrade_creates_the_schema(capsys, monkeypatch, tmp_path):
     assert schema_is_current(make_engine(url))
 
 
-def test_user_add_with_claims(capsys, cli_env, engine):
+def test_user_add_with_claims(capsys, cli_env, engine, monkeypatch):
     name = unique("carol")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("s3cret\n"))
     code, out, err = run(
         capsys,
         "user",
         "add",
         name,
-        "--password",
-        "s3cret",
+        "--password-stdin",
         "--claim",
         "email=carol@example.com",
         "--claim",
@@ -75,9 +77,53 @@ def test_user_add_with_claims(capsys, cli_env, engine):
         "claims": {"email": "carol@example.com", "email_verified": True, "age": 42, "nick": "not json"},
     }
     with Session(engine) as session:
-        assert session.exec(select(User).where(User.username == name)).one().password_hash.startswith("scrypt$")
-    code, _, err = run(capsys, "user", "add", name, "--password", "x")
+        stored = session.exec(select(User).where(User.username == name)).one().password_hash
+    assert stored.startswith("$argon2id$") and verify_password("s3cret", stored)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("x\n"))
+    code, _, err = run(capsys, "user", "add", name, "--password-stdin")
     assert code == 2 and "already exists" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_user_add_refuses_a_password_on_the_command_line(capsys, cli_env, engine):
+    name = unique("mallory")
+    code, _, err = run(capsys, "user", "add", name, "--password", "visible-in-ps")
+    assert code == 2 and "--password is refused" in err and "--password-stdin" in err
+    assert "visible-in-ps" not in err and err.count("\n") == 1
+    with Session(engine) as session:
+        assert session.exec(select(User).where(User.username == name)).first() is None
+
+
+def test_user_add_asks_twice_at_the_terminal(capsys, cli_env, engine, monkeypatch):
+    import getpass
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    answers: list[str] = []
+    prompts: list[str] = []
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: prompts.append(prompt) or answers.pop(0))
+
+    name = unique("dora")
+    answers[:] = ["typed-pw", "typed-pw"]
+    code, out, err = run(capsys, "user", "add", name)
+    assert code == 0, err
+    assert prompts == [f"Password for {name}: ", "The same password again: "]
+    with Session(engine) as session:
+        assert verify_password("typed-pw", session.exec(select(User).where(User.username == name)).one().password_hash)
+
+    answers[:] = ["one", "two"]
+    code, _, err = run(capsys, "user", "add", unique("dora"))
+    assert code == 2 and "the two passwords differ" in err
+
+
+def test_user_add_without_a_terminal_needs_password_stdin(capsys, cli_env, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, _, err = run(capsys, "user", "add", unique("erin"))
+    assert code == 2 and "no terminal" in err and "--password-stdin" in err
+    code, _, err = run(capsys, "user", "add", unique("erin"), "--password-stdin")
+    assert code == 2 and "no password on the first line" in err
 
 
 def test_client_add_prints_the_client_once_with_its_secret(capsys, cli_env, engine, make_user):
@@ -130,8 +176,8 @@ def test_client_add_public(capsys, cli_env):
             ["client", "add", "--name", "x", "--grant-type", "authorization_code", "--redirect-uri", "http://evil/cb"],
             "https",
         ),
-        (["user", "add", "bad name!", "--password", "x"], "invalid user name"),
-        (["user", "add", "dave", "--password", "x", "--claim", "novalue"], "K=V"),
+        (["user", "add", "bad name!"], "invalid user name"),
+        (["user", "add", "dave", "--password-stdin", "--claim", "novalue"], "K=V"),
         (["serve", "--port", "abc"], "invalid int"),
         (["serve", "--port", "0"], "between"),
         (["keys"], "required"),

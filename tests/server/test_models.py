@@ -132,7 +132,7 @@ def test_password_is_hashed_with_a_kdf(make_user, engine):
     info = make_user(password="correct horse")
     with Session(engine, expire_on_commit=False) as session:
         user = session.execute(select(User).where(User.username == info.username)).scalar_one()
-    assert user.password_hash.startswith("scrypt$")
+    assert user.password_hash.startswith("$argon2id$")
     assert "correct horse" not in user.password_hash
     assert verify_password("correct horse", user.password_hash)
     assert not verify_password("wrong", user.password_hash)

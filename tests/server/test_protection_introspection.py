@@ -3,8 +3,6 @@ PATs, unknown and revoked tokens; RPT refresh (G-53…G-55) and revocation (G-56
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from sqlmodel import Session
 
@@ -66,7 +64,7 @@ def test_active_jwt_rpt_has_permissions_and_no_scope_F_39_F_40(http, app, engine
 
 def test_opaque_rpt_introspects_too_F_38(http, app, engine, settings, pat, uma_client):
     rid = register(http, pat, ["view"])
-    opaque = dataclasses.replace(settings, rpt_format="opaque")
+    opaque = settings.model_copy(update={"rpt_format": "opaque"})
     issued = rpt(
         app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}], use_settings=opaque
     )
@@ -146,7 +144,7 @@ def test_tampered_jwt_rpt_is_not_active(http, app, engine, settings, pat, uma_cl
 def test_introspect_rpt_function_for_both_formats(app, engine, settings, pat, uma_client, http):
     rid = register(http, pat, ["view"])
     for fmt in ("jwt", "opaque"):
-        s = dataclasses.replace(settings, rpt_format=fmt)
+        s = settings.model_copy(update={"rpt_format": fmt})
         issued = rpt(
             app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}], use_settings=s
         )
