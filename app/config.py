@@ -158,8 +158,8 @@ class Settings(BaseSettings):
     """`jwt` (signed with the active key, verifiable with `/jwks`) or `opaque`."""
     ticket_lifetime: PositiveSeconds = 300
     """Permission ticket lifetime, seconds (G-62)."""
-    rpt_lifetime: PositiveSeconds = 3600
-    """RPT lifetime, seconds."""
+    rpt_lifetime: PositiveSeconds = 300
+    """RPT lifetime, seconds (a `for`/`until` bound in the policy shortens it); short, because a resource server verifying JWT RPTs locally sees a policy change only at expiry, while introspection sees it at once."""
     rpt_refresh_lifetime: Seconds = 86400
     """Lifetime of refresh tokens issued with RPTs, seconds; 0: no refresh tokens with RPTs."""
     pat_lifetime: Seconds = 30 * 86400

@@ -291,9 +291,11 @@ class PermissionTicket(SQLModel, table=True):
 
 
 class Rpt(SQLModel, table=True):
-    """An issued RPT (JWT or opaque), kept to be introspected and revoked (G-03, O-21, O-31).
+    """An issued RPT (JWT or opaque), kept to be introspected, decided again, refreshed and revoked
+    (G-03, O-21, O-31).
 
-    ``permissions`` is ``[{"resource_id", "resource_scopes", "exp", "iat"}]`` with per-permission expiry.
+    ``permissions`` is ``[{"resource_id", "resource_scopes", "exp", "iat"}]`` with per-permission expiry,
+    as issued; introspection answers the part of them the current policy still grants.
     """
 
     __tablename__ = "rpts"
@@ -314,6 +316,14 @@ class Rpt(SQLModel, table=True):
     #: Ticket whose redemption produced this RPT (G-61).
     ticket_id: int | None = Field(default=None, index=True)
     revoked: bool = False
+    #: Refresh-rotation chain: the RPTs refreshed from one grant share it; a reused refresh token revokes them all (O-47).
+    family_id: str = Field(index=True, max_length=64)
+    #: Set when a refresh spent this RPT's refresh token (presenting it again is reuse, O-47).
+    rotated: bool = False
+    #: What the permissions were decided from, to decide them again while the RPT lives (G-61, G-76, F-30):
+    #: ``{"claims", "claim_sources", "policy_version", "bounds": {resource_id: epoch or None}}``;
+    #: ``bounds`` are the policy's ``for``/``until`` limits, not capped by the RPT's lifetime.
+    basis: dict[str, Any] = _json_dict()
 
     def check_client(self, client: OAuthClient) -> bool:
         return self.client_id == client.client_id

@@ -17,7 +17,7 @@ Endpoints (JSON; errors ``{"error", "error_description"}``):
 =======  ===========================================  =================================================
 GET      /owner/requests?status=pending|…|all          the owner's access requests (G-42)
 POST     /owner/requests/<id>/approve                  ``{"scopes": [...]}`` optional: approve all or fewer
-POST     /owner/requests/<id>/deny                     refuse (live RPTs holding a refused scope are revoked)
+POST     /owner/requests/<id>/deny                     refuse (live RPTs lose the refused scopes at once)
 GET      /owner/policy                                 the active uploaded policy text and its version
 PUT      /owner/policy                                 new text (``text/plain`` or ``{"text": …}``), checked first
 DELETE   /owner/policy                                 stop using the uploaded text
@@ -45,7 +45,7 @@ from . import audit
 from .body import json_object, text_body
 from .db import get_session, policy_set_version
 from .errors import ApiError, InvalidRequest, NotFound
-from .models import PendingRequest, PolicyDocument, Rpt
+from .models import PendingRequest, PolicyDocument
 from .oauth.tokens import find_access_token
 from .policies import MAX_POLICY_BYTES, UPLOAD_PREFIX, PolicyRejected, get_store, upload_name
 from .security import now
@@ -216,35 +216,18 @@ def _answer(row: PendingRequest, status: str, scopes: list[str]) -> Response:
 
 
 def answer_request(db: Any, row: PendingRequest, status: str, scopes: list[str]) -> PendingRequest:
-    """Record the owner's answer (``approved`` with ``scopes``, or ``denied``); commits (G-42)."""
+    """Record the owner's answer (``approved`` with ``scopes``, or ``denied``); commits (G-42).
+
+    A refusal takes back what an earlier approval gave at once (G-76): introspection and
+    refresh decide every RPT again with the owner's current answers (:mod:`app.grant.bridge`)."""
     at = now()
     row.status = status
     row.scopes_approved = scopes
     row.decided_at = at
     row.updated_at = at
     db.add(row)
-    refused = {s for s in row.scopes_requested if s not in scopes}
-    if refused:
-        _revoke_refused(db, row, refused)
     db.commit()
     return row
-
-
-def _revoke_refused(db: Any, row: PendingRequest, refused: set[str]) -> None:
-    """An owner who now refuses scopes takes them back at once (G-76): live RPTs of this
-    requesting party holding a refused scope on this resource are revoked."""
-    live = db.execute(
-        select(Rpt).where(
-            Rpt.owner == row.owner,
-            Rpt.requesting_party == row.requesting_party,
-            Rpt.revoked.is_(False),
-            Rpt.expires_at > now(),
-        )
-    ).scalars()
-    for rpt in live:
-        if any(p["resource_id"] == row.resource_id and refused & set(p["resource_scopes"]) for p in rpt.permissions):
-            rpt.revoked = True
-            db.add(rpt)
 
 
 # -- policy text --------------------------------------------------------------

@@ -241,6 +241,16 @@ class PolicyStore:
                 self._in_use = InUse(-1, policy_lang.compile_sources([]), [], [])
             return self._in_use
 
+    def latest(self, session: Session) -> InUse:
+        """The set of the version stored in the database now: a decision made with it sees a
+        policy change made in any process at once (one small read), not after the reload
+        interval. A version that does not check leaves the last good set in use."""
+        in_use = self.current()
+        if policy_set_version(session) not in (in_use.version, self._failed_version):
+            self.invalidate()
+            in_use = self.current()
+        return in_use
+
     def refresh(self, scan: bool = True) -> None:
         """Check the database version (and the files when ``scan``) and recompile if needed."""
         with self._lock, Session(self.engine, expire_on_commit=False) as session:

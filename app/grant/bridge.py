@@ -26,6 +26,13 @@ Decision → answer, in the order of the language page:
 Every decision is audited (:mod:`app.audit`) with the rules that made it and
 the policy-set version. ``uma policy eval`` runs the same engine on the same
 request shape; :func:`policy_request` is a pure function of its inputs.
+
+An issued RPT records what it was decided from (claims, claim sources, policy
+version, the policy's bounds). While it lives, introspection and refresh
+decide its permissions again the same way (:func:`redecide`), with the policy
+set of the version stored now and the owner's current answers, and keep only
+what is still granted (G-61, G-76, F-30). Upgrades carry over only what is
+still granted too.
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ import policy_lang
 from .. import audit
 from ..config import Settings
 from ..models import OAuthClient, Pct, PendingRequest, PermissionTicket, Resource, Rpt
-from ..policies import PolicyStore
-from ..protection.rpt import current_permissions, issue_rpt, token_response
+from ..oauth.clients import get_client
+from ..oauth.grants import spend
+from ..policies import PolicyStore, get_store
+from ..protection.rpt import granted_now, issue_rpt, policy_bound, token_response
 from ..protection.tickets import issue_ticket
 from ..security import hash_token, new_token, now
 from .claim_tokens import describe_trusted
@@ -219,9 +228,24 @@ def load_resources(session: Session, ticket: PermissionTicket) -> dict[str, Reso
 
 def decide(store: PolicyStore, session: Session, a: Assessment) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
     """Build the policy request and decide it with the set in use; (decision, version, request)."""
-    approvals = load_approvals(session, a.ticket.owner, a.requesting_party, [r.id for r, _ in a.requested])
-    request = policy_request(a.requested, a.client, a.claims, a.claim_sources, approvals, iso_now())
-    in_use = store.current()
+    return _decide(store, session, a.ticket.owner, a.requesting_party, a.requested, a.client, a.claims, a.claim_sources)
+
+
+def _decide(
+    store: PolicyStore,
+    session: Session,
+    owner: str,
+    requesting_party: str,
+    requested: list[tuple[Resource, list[str]]],
+    client: OAuthClient,
+    claims: dict[str, Any],
+    claim_sources: dict[str, Any],
+) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
+    """The one way a decision is made: the owner's current answers for this party, the request of
+    section 4, the policy set of the version stored now (so a change made in any process counts)."""
+    approvals = load_approvals(session, owner, requesting_party, [r.id for r, _ in requested])
+    request = policy_request(requested, client, claims, claim_sources, approvals, iso_now())
+    in_use = store.latest(session)
     return in_use.policy_set.decide(request), in_use.version, request
 
 
@@ -419,12 +443,16 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             for g in decision.granted
             if g["scopes"]
         ]
+        claims, claim_sources = a.claims, a.claim_sources
         upgraded = None
         old = _upgrade_source(a)
         if old is not None:
-            carried = current_permissions(session, old)
+            carried = granted_now(session, old)
             granted = _merge_upgrade(granted, carried)
             upgraded = _contains(granted, old.permissions)
+            # The same requesting party's verified claims, so the carried permissions can be decided again.
+            claims = {**old.basis.get("claims", {}), **claims}
+            claim_sources = {**old.basis.get("claim_sources", {}), **claim_sources}
         pct = _issue_pct(session, settings, a)
         session.commit()
         issued = issue_rpt(
@@ -434,6 +462,8 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             permissions=granted,
             requesting_party=a.requesting_party,
             ticket_id=a.ticket.id,
+            basis={"claims": dict(claims), "claim_sources": dict(claim_sources), "policy_version": version},
+            with_refresh_token=settings.rpt_refresh_lifetime > 0 and a.client.check_grant_type("refresh_token"),
             session=session,
             settings=settings,
         )
@@ -450,3 +480,90 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
 
     session.commit()
     raise RequestDenied("The resource owner's policies do not grant the requested permissions.")
+
+
+# -- deciding again while an RPT lives (G-61, G-76, F-30) -----------------------
+
+
+def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resource]]) -> list[dict[str, Any]]:
+    """The part of ``held`` (an RPT's permissions on resources still registered) the current policy grants.
+
+    Decided like a token request (:func:`_decide`): the claims recorded when the RPT was
+    issued, its client, the owner's answers for its requesting party now (a withdrawn
+    approval counts), the policy set of the version stored now. A permission keeps only
+    the scopes granted again; its ``exp`` is its policy bound: the earlier of the one
+    recorded at issue and the new one (``until``; ``for`` counts from now), None when
+    neither has one. Never more than was issued; an engine failure grants nothing (fail
+    closed). The engine costs microseconds, so this runs at every introspection rather
+    than tracking what changed.
+    """
+    client = get_client(session, row.client_id)
+    if client is None:
+        return []
+    try:
+        decision, _version, _request = _decide(
+            get_store(),
+            session,
+            row.owner,
+            row.requesting_party or "",
+            [(resource, list(p["resource_scopes"])) for p, resource in held],
+            client,
+            row.basis.get("claims", {}),
+            row.basis.get("claim_sources", {}),
+        )
+    except SQLAlchemyError:
+        raise
+    except Exception:
+        log.exception("the policy engine failed deciding RPT %s again; it grants nothing", row.jti)
+        return []
+    again = {g["resource_id"]: g for g in decision.granted}
+    at = now()
+    live = []
+    for p, _resource in held:
+        granted = again.get(p["resource_id"])
+        if granted is None:
+            continue
+        scopes = [s for s in p["resource_scopes"] if s in granted["scopes"]]
+        bounds = [b for b in (policy_bound(row, p), _epoch(granted.get("expires_at"))) if b is not None]
+        bound = min(bounds, default=None)
+        if scopes and (bound is None or bound > at):
+            live.append({**p, "resource_scopes": scopes, "exp": bound})
+    return live
+
+
+def refresh_rpt(session: Session, settings: Settings, row: Rpt, scope: str | None) -> dict[str, Any]:
+    """A new RPT for a spent refresh token (G-53, G-54, O-47): the permissions the current
+    policy still grants (:func:`granted_now`), narrowed to ``scope`` when given; nothing the
+    policy no longer grants is carried over. No new assessment (G-55): nothing is added, no
+    claims are asked for, no request goes to the owner. The new RPT joins the old one's
+    family with its basis and policy bounds; its refresh token keeps the old expiry.
+    The old refresh token is spent (under its family's lock) after the decision and in the
+    transaction that issues the new RPT.
+    """
+    permissions = granted_now(session, row)
+    spend(row)
+    if scope:  # the grant checked that it only narrows (A15)
+        wanted = set(scope_to_list(scope))
+        permissions = [
+            {**p, "resource_scopes": [s for s in p["resource_scopes"] if s in wanted]}
+            for p in permissions
+            if wanted & set(p["resource_scopes"])
+        ]
+    if not permissions:
+        session.commit()
+        raise invalid_grant("The policy no longer grants any of the RPT's permissions.")
+    issued = issue_rpt(
+        client_id=row.client_id,
+        owner=row.owner,
+        rs_client_id=row.rs_client_id,
+        permissions=permissions,
+        requesting_party=row.requesting_party,
+        ticket_id=row.ticket_id,
+        basis={**row.basis, "policy_version": get_store().latest(session).version},
+        family_id=row.family_id,
+        with_refresh_token=True,
+        refresh_expires_at=row.refresh_expires_at,
+        session=session,
+        settings=settings,
+    )
+    return token_response(issued)

@@ -43,12 +43,12 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc6749.grants import BaseGrant
 from authlib.oauth2.rfc6749.grants.base import TokenEndpointMixin
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from .. import get_settings
 from ..db import get_session
 from ..models import UMA_TICKET_GRANT, Pct, PermissionTicket, Rpt
-from ..oauth.tokens import find_pct
+from ..oauth.tokens import find_pct, revoke_family
 from ..policies import get_store
 from ..protection.rpt import find_rpt
 from ..protection.tickets import redeem_ticket
@@ -68,9 +68,9 @@ def _revoke_issued_from(ticket_hash: str) -> None:
     ).scalar_one_or_none()
     if row is None:
         return
-    session.execute(
-        update(Rpt).where(Rpt.ticket_id == row.id).values(revoked=True).execution_options(synchronize_session=False)
-    )
+    families = session.execute(select(Rpt.family_id).where(Rpt.ticket_id == row.id).distinct()).scalars().all()
+    for family_id in families:  # with their refreshes (one family per redemption, so one lock)
+        revoke_family(session, family_id, Rpt)
     session.commit()
 
 

@@ -5,7 +5,7 @@
 * :class:`ClientCredentialsGrant` — a PAT for the client's configured ``owner``
   or for the RS itself (F-06, O-11);
 * :class:`RefreshTokenGrant` — rotates refresh tokens, detects reuse (O-06, O-47),
-  and refreshes RPTs without a new assessment (G-53…G-55, A15).
+  and refreshes RPTs with what the current policy still grants (G-53, G-54, A15).
 
 Every grant sets ``request.uma_subject`` (the owner username, or None for the
 client itself) and ``request.uma_family`` (rotation chain) for
@@ -144,34 +144,41 @@ class _RefreshedClientOwner:
     """Stands for "the client itself" when a client-owned token is refreshed."""
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
-    """RFC 6749 §6 with rotation (O-47): every refresh spends the refresh token and
-    issues a new one; presenting a spent one revokes its whole chain.
+def spend(row: Token | Rpt) -> None:
+    """Spend a refresh token for this refresh (:func:`~app.oauth.tokens.spend_refresh_token`),
+    or answer ``invalid_grant`` when it was used already (its family is then revoked)."""
+    if not spend_refresh_token(get_session(), row):
+        raise InvalidGrantError("The refresh token was already used.")
 
-    A refresh token issued with an RPT gives a new RPT with the same (or
-    scope-narrowed) permissions, without a new assessment (G-55, G-54, A15).
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation (O-47), for PATs and RPTs alike: every refresh spends the
+    refresh token and issues a new one in the same family; presenting a spent one again
+    revokes the whole family (:func:`~app.oauth.tokens.spend_refresh_token`). Of two
+    concurrent uses of one refresh token exactly one succeeds.
+
+    A refresh token issued with an RPT gives a new RPT with the permissions the current
+    policy still grants, scope-narrowed when asked (G-53, G-54, A15;
+    :func:`app.grant.bridge.refresh_rpt`).
     """
 
     TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | Rpt | None:
-        session = get_session()
-        row = find_refresh_token(session, refresh_token)
-        if row is not None:
-            if row.rotated:
-                revoke_family(session, row.family_id)
-                session.commit()
-                return None
-            if row.revoked or row.is_refresh_expired():
-                return None
-            return row
         from ..protection.rpt import find_rpt_by_refresh_token
 
-        rpt = find_rpt_by_refresh_token(session, refresh_token)
-        if rpt is None or rpt.revoked or (rpt.refresh_expires_at or 0) <= now():
+        session = get_session()
+        row = find_refresh_token(session, refresh_token) or find_rpt_by_refresh_token(session, refresh_token)
+        if row is None:
             return None
-        return rpt
+        if row.rotated:
+            revoke_family(session, row.family_id, type(row))
+            session.commit()
+            return None
+        if row.revoked or row.refresh_expires_at is None or row.refresh_expires_at <= now():
+            return None
+        return row
 
     def _validate_token_scope(self, token: Token | Rpt) -> None:
         if isinstance(token, Rpt):
@@ -181,14 +188,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 raise InvalidScopeError("The refresh may only narrow the RPT's scopes (A15).")
             return
         super()._validate_token_scope(token)
-
-    def validate_token_request(self) -> None:
-        super().validate_token_request()
-        token = self.request.refresh_token
-        if isinstance(token, Token) and not spend_refresh_token(get_session(), token):
-            revoke_family(get_session(), token.family_id)
-            get_session().commit()
-            raise InvalidGrantError("The refresh token was already used.")
 
     def authenticate_user(self, refresh_token: Token | Rpt) -> Any:
         if isinstance(refresh_token, Rpt):
@@ -200,12 +199,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return get_user(get_session(), refresh_token.subject)
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:
+        """Spend the refresh token, then issue its successor in the same transaction. An RPT's
+        permissions are decided again first: the policy store may have to write (with its own
+        connection), which must not wait for the write lock a spent token holds on SQLite."""
         token = self.request.refresh_token
         if isinstance(token, Rpt):
-            from ..protection.rpt import refresh_rpt
+            from ..grant.bridge import refresh_rpt
 
             body = refresh_rpt(get_session(), get_settings(), token, self.request.payload.scope)
             return 200, body, default_json_headers
+        spend(token)
         return super().create_token_response()
 
     def issue_token(self, user: Any, refresh_token: Token) -> dict[str, Any]:
@@ -213,6 +216,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return self.generate_token(user=None, scope=" ".join(scope_to_list(scope)), include_refresh_token=True)
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        """The old refresh token was spent atomically in :meth:`validate_token_request`;
+        """The old refresh token was spent atomically in :meth:`create_token_response`;
         commit the new token together with that."""
         get_session().commit()

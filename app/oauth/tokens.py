@@ -1,4 +1,4 @@
-"""OAuth access/refresh tokens (PATs included): issue, look up, revoke.
+"""OAuth access/refresh tokens (PATs included): issue, look up, revoke; refresh families.
 
 Tokens are random (256 bits) and stored as SHA-256 digests in ``tokens``.
 A token whose scope contains ``uma_protection`` is a PAT for the pair
@@ -7,14 +7,15 @@ A token whose scope contains ``uma_protection`` is a PAT for the pair
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from authlib.oauth2.rfc6749 import scope_to_list
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from ..config import Settings
-from ..models import PROTECTION_SCOPE, Pct, Token
+from ..models import PROTECTION_SCOPE, Pct, Rpt, Token
 from ..security import hash_token, new_token, now
 
 
@@ -72,22 +73,51 @@ def find_pct(session: Session, raw: str) -> Pct | None:
     return session.execute(select(Pct).where(Pct.pct_hash == hash_token(raw))).scalar_one_or_none()
 
 
-def revoke_family(session: Session, family_id: str) -> None:
-    """Revoke every token of a refresh-rotation chain (reuse detection, O-47)."""
+def lock_family(session: Session, family_id: str) -> None:
+    """Take the lock of a refresh-rotation family for the rest of the transaction.
+
+    Every change to several tokens of one family (spending a refresh token and
+    issuing its successor, revoking the family) takes this one lock first, so two
+    of them never interleave: a reuse revokes the successor a concurrent refresh
+    issues, and no two transactions lock the family's rows in different orders
+    (concurrent refresh replays deadlocked on PostgreSQL before, O-47). A
+    PostgreSQL advisory lock keyed by the family; SQLite has one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(family_id.encode()).digest()[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def revoke_family(session: Session, family_id: str, model: type[Token] | type[Rpt] = Token) -> None:
+    """Revoke every token of a refresh-rotation family (reuse detection, O-47); the caller commits."""
+    lock_family(session, family_id)
     session.execute(
-        update(Token)
-        .where(Token.family_id == family_id)
+        update(model)
+        .where(model.family_id == family_id, model.revoked.is_(False))
         .values(revoked=True)
         .execution_options(synchronize_session=False)
     )
 
 
-def spend_refresh_token(session: Session, row: Token) -> bool:
-    """Mark a refresh token as used by a refresh, atomically; False if it already was."""
-    result = session.execute(
-        update(Token)
-        .where(Token.id == row.id, Token.rotated.is_(False), Token.revoked.is_(False))
+def spend_refresh_token(session: Session, row: Token | Rpt) -> bool:
+    """Spend ``row``'s refresh token for one refresh, atomically (O-47).
+
+    True: this call spent it (the token is revoked and marked rotated; the caller
+    issues the successor in the same transaction, under the family lock). False:
+    it was spent or revoked already; a spent one presented again is reuse, and
+    its whole family is revoked (committed).
+    """
+    model = type(row)
+    lock_family(session, row.family_id)
+    spent = session.execute(
+        update(model)
+        .where(model.id == row.id, model.rotated.is_(False), model.revoked.is_(False))
         .values(rotated=True, revoked=True)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    if spent.rowcount == 1:
+        return True
+    if session.execute(select(model.rotated).where(model.id == row.id)).scalar_one():
+        revoke_family(session, row.family_id, model)
+    session.commit()
+    return False

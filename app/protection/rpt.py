@@ -1,9 +1,16 @@
-"""RPT storage: issue, introspect, refresh, revoke (G-03, G-27…G-32, G-53…G-56, F-38…F-42).
+"""RPT storage: issue, introspect, revoke (G-03, G-27…G-32, G-56, F-38…F-42).
 
 An RPT is either a JWT signed (RS256) by the active signing key — verifiable
 against ``/jwks`` — or an opaque random string (setting ``rpt_format``). Both
 are recorded in ``rpts`` (SHA-256 of the token, ``jti``) so they can be
-introspected and revoked.
+introspected and revoked, with what they were decided from (``basis``).
+
+Access stays live: introspection answers only the permissions the current
+policy still grants (:func:`live_permissions`, which has the grant bridge
+decide again), so a removed grant, a withdrawn approval, a removed scope or a
+deleted resource takes effect at the next introspection. The RPT's ``exp`` is
+capped by the earliest ``for``/``until`` bound of its permissions (point of
+:func:`issue_rpt`). Refreshing is the bridge's (:func:`app.grant.bridge.refresh_rpt`).
 
 JWT claims: ``iss``, ``aud`` (the RS client id, O-48), ``azp`` (the client),
 ``sub`` (the requesting party, when known), ``iat``, ``exp``, ``jti`` and
@@ -20,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from ..config import Settings
@@ -74,6 +80,8 @@ def issue_rpt(
     permissions: list[dict[str, Any]],
     requesting_party: str | None = None,
     ticket_id: int | None = None,
+    basis: dict[str, Any] | None = None,
+    family_id: str | None = None,
     lifetime: int | None = None,
     with_refresh_token: bool | None = None,
     refresh_expires_at: int | None = None,
@@ -82,14 +90,22 @@ def issue_rpt(
 ) -> IssuedRpt:
     """Issue and store an RPT for one (client, requesting party, owner, RS) (G-03); commits.
 
-    ``permissions``: ``[{"resource_id", "resource_scopes", "exp"?: epoch or None}]``;
-    each permission's ``exp`` is capped by the RPT's expiry (``lifetime``, default
-    the ``rpt_lifetime`` setting). A refresh token is added when
-    ``with_refresh_token`` (default: ``rpt_refresh_lifetime`` > 0).
+    ``permissions``: ``[{"resource_id", "resource_scopes", "exp"?: epoch or None}]``,
+    where ``exp`` is the policy's bound (``for``/``until``). The RPT expires after
+    ``lifetime`` (default the ``rpt_lifetime`` setting) or at the earliest bound,
+    whichever comes first, and so does its refresh token; each permission's ``exp``
+    is capped by the RPT's. ``basis`` records what the permissions were decided from
+    (claims, claim sources, policy version; the bounds are added here). A refresh
+    token is added when ``with_refresh_token`` (default: ``rpt_refresh_lifetime`` > 0).
+    ``family_id``: the refresh family of the RPT this one replaces (default: a new one).
     """
     session, settings = _context(session, settings)
     issued = now()
+    bounds = {p["resource_id"]: (None if p.get("exp") is None else int(p["exp"])) for p in permissions}
+    earliest = min((b for b in bounds.values() if b is not None), default=None)
     expires_at = issued + (lifetime if lifetime is not None else settings.rpt_lifetime)
+    if earliest is not None:
+        expires_at = min(expires_at, earliest)
     perms = _normalise_permissions(permissions, issued, expires_at)
     jti = secrets.token_urlsafe(24)
     if settings.rpt_format == "jwt":
@@ -111,6 +127,11 @@ def issue_rpt(
     if with_refresh_token is None:
         with_refresh_token = settings.rpt_refresh_lifetime > 0
     refresh = new_token() if with_refresh_token else None
+    refresh_until = None
+    if refresh:
+        refresh_until = refresh_expires_at or issued + settings.rpt_refresh_lifetime
+        if earliest is not None:
+            refresh_until = min(refresh_until, earliest)
     row = Rpt(
         jti=jti,
         token_hash=hash_token(token),
@@ -123,8 +144,10 @@ def issue_rpt(
         issued_at=issued,
         expires_at=expires_at,
         refresh_token_hash=hash_token(refresh) if refresh else None,
-        refresh_expires_at=(refresh_expires_at or issued + settings.rpt_refresh_lifetime) if refresh else None,
+        refresh_expires_at=refresh_until,
         ticket_id=ticket_id,
+        family_id=family_id or new_token()[:43],
+        basis={**(basis or {}), "bounds": bounds},
     )
     session.add(row)
     session.commit()
@@ -147,9 +170,19 @@ def find_rpt_by_refresh_token(session: Session, refresh_token: str) -> Rpt | Non
     return session.execute(select(Rpt).where(Rpt.refresh_token_hash == hash_token(refresh_token))).scalar_one_or_none()
 
 
-def current_permissions(session: Session, row: Rpt, at: int | None = None) -> list[dict[str, Any]]:
-    """The RPT's permissions still valid now: not expired, on resources still registered
-    by its owner and RS, with scopes still registered for them (F-30, F-42, G-36)."""
+def policy_bound(row: Rpt, permission: dict[str, Any]) -> int | None:
+    """A permission's ``for``/``until`` bound as recorded at issue (None: the policy set none).
+    RPTs issued before bounds were recorded count their permission's ``exp``."""
+    bounds = row.basis.get("bounds", {})
+    if permission["resource_id"] in bounds:
+        return bounds[permission["resource_id"]]
+    return permission.get("exp")
+
+
+def registered_permissions(session: Session, row: Rpt, at: int | None = None) -> list[tuple[dict[str, Any], Resource]]:
+    """The RPT's permissions within their policy bound, on resources still registered by its owner
+    and RS, narrowed to the scopes still registered for them (F-30, F-42, G-36); each with its
+    resource. The RPT's own expiry is not looked at (a refresh renews it)."""
     at = now() if at is None else at
     ids = [p["resource_id"] for p in row.permissions]
     if not ids:
@@ -162,14 +195,37 @@ def current_permissions(session: Session, row: Rpt, at: int | None = None) -> li
             )
         ).scalars()
     }
-    valid = []
+    held = []
     for p in row.permissions:
         resource = resources.get(p["resource_id"])
-        if resource is None or p.get("exp", row.expires_at) <= at:
+        bound = policy_bound(row, p)
+        if resource is None or (bound is not None and bound <= at):
             continue
         scopes = [s for s in p["resource_scopes"] if s in resource.resource_scopes]
-        valid.append({**p, "resource_scopes": scopes})
-    return valid
+        if scopes:
+            held.append(({**p, "resource_scopes": scopes}, resource))
+    return held
+
+
+def granted_now(session: Session, row: Rpt) -> list[dict[str, Any]]:
+    """The RPT's permissions the policy grants now: registered (:func:`registered_permissions`)
+    and decided again from the RPT's basis by the grant bridge with the policy set of the
+    version stored now and the owner's current answers (G-61, G-76). Never more than was
+    issued; each permission's ``exp`` is its policy bound (None: none)."""
+    held = registered_permissions(session, row)
+    if not held:
+        return []
+    from ..grant.bridge import redecide  # the bridge issues RPTs through this module
+
+    return redecide(session, row, held)
+
+
+def live_permissions(session: Session, row: Rpt) -> list[dict[str, Any]]:
+    """:func:`granted_now` as introspection shows it: each ``exp`` capped by the RPT's."""
+    return [
+        {**p, "exp": row.expires_at if p["exp"] is None else min(p["exp"], row.expires_at)}
+        for p in granted_now(session, row)
+    ]
 
 
 def _signature_ok(session: Session, settings: Settings, row: Rpt, token: str) -> bool:
@@ -197,8 +253,9 @@ def introspect_rpt(
     ``token`` is not an RPT of this AS.
 
     ``rs_client_id``: the calling RS; an RPT of another RS is ``{"active": false}``.
-    Revoked, expired, badly signed RPTs, and RPTs without any still-valid
-    permission are ``{"active": false}`` too. Never contains ``scope`` (F-40).
+    Revoked, expired, badly signed RPTs, and RPTs of which the current policy
+    grants nothing any more are ``{"active": false}`` too. Never contains
+    ``scope`` (F-40). Needs an app context (the policy store).
     """
     session, settings = _context(session, settings)
     row = find_rpt(session, token)
@@ -208,7 +265,7 @@ def introspect_rpt(
         return {"active": False}
     if not _signature_ok(session, settings, row, token):
         return {"active": False}
-    permissions = current_permissions(session, row)
+    permissions = live_permissions(session, row)
     if not permissions:
         return {"active": False}
     body: dict[str, Any] = {
@@ -233,46 +290,9 @@ def revoke_rpt(session: Session, row: Rpt) -> None:
     session.commit()
 
 
-def refresh_rpt(session: Session, settings: Settings, row: Rpt, scope: str | None) -> dict[str, Any]:
-    """Refresh an RPT (G-53…G-55): no new assessment; the still-valid permissions,
-    narrowed to ``scope`` when given (G-54, A15), with their own expiry; the refresh
-    token rotates (old RPT and refresh token revoked atomically, O-47)."""
-    spent = session.execute(
-        update(Rpt)
-        .where(Rpt.id == row.id, Rpt.revoked.is_(False))
-        .values(revoked=True)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    if spent.rowcount != 1:
-        raise InvalidGrantError("The refresh token was already used.")
-    wanted = set(scope.split()) if scope else None
-    permissions = []
-    for p in current_permissions(session, row):
-        scopes = [s for s in p["resource_scopes"] if wanted is None or s in wanted]
-        if wanted is not None and not scopes:
-            continue
-        permissions.append({**p, "resource_scopes": scopes})
-    if not permissions:
-        raise InvalidGrantError("None of the RPT's permissions is still valid.")
-    issued = issue_rpt(
-        client_id=row.client_id,
-        owner=row.owner,
-        rs_client_id=row.rs_client_id,
-        permissions=permissions,
-        requesting_party=row.requesting_party,
-        ticket_id=row.ticket_id,
-        with_refresh_token=True,
-        refresh_expires_at=row.refresh_expires_at,
-        session=session,
-        settings=settings,
-    )
-    return token_response(issued)
-
-
 def active_rpts(session: Session, owner: str, limit: int = 1000) -> list[tuple[Rpt, list[dict[str, Any]]]]:
-    """The owner's RPTs that still work (not revoked, not expired, some permission still valid),
-    newest first, each with its still-valid permissions (owner pages, O-31)."""
+    """The owner's RPTs that still work (not revoked, not expired, some permission still granted),
+    newest first, each with its live permissions (owner pages, O-31)."""
     rows = session.execute(
         select(Rpt)
         .where(Rpt.owner == owner, Rpt.revoked.is_(False), Rpt.expires_at > now())
@@ -281,7 +301,7 @@ def active_rpts(session: Session, owner: str, limit: int = 1000) -> list[tuple[R
     ).scalars()
     out = []
     for row in rows:
-        permissions = [p for p in current_permissions(session, row) if p["resource_scopes"]]
+        permissions = live_permissions(session, row)
         if permissions:
             out.append((row, permissions))
     return out

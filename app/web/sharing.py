@@ -9,7 +9,7 @@ the owner's requests and answers (:mod:`app.owner_api`), the RPT store
 GET    /my/resources                            every resource of the owner, its scopes
 GET    /my/resources/<id>                       who can use it (rules per scope), active grants
 POST   /my/grants/<rpt id>/revoke               revoke an RPT: it introspects inactive at once
-POST   /my/approvals/<request id>/revoke        withdraw an approval (its RPTs stop, G-76)
+POST   /my/approvals/<request id>/revoke        withdraw an approval (its RPTs lose it, G-76)
 GET    /my/requests                             pending ask requests, recent answers
 POST   /my/requests/<id>/approve                approve all or some scopes (form ``scopes``)
 POST   /my/requests/<id>/deny                   refuse
@@ -143,14 +143,14 @@ def revoke_grant(rpt_id: int) -> Any:
 @bp.post("/my/approvals/<int:request_id>/revoke")
 @login_required
 def revoke_approval(request_id: int) -> Any:
-    """Withdraw an approval: the answer becomes a refusal and the party's tokens carrying it stop (G-42)."""
+    """Withdraw an approval: the answer becomes a refusal, and the party's tokens lose what it gave (G-42, G-76)."""
     db = get_session()
     user = owner()
     row = own_request(db, user.username, request_id)
     if row.status != "approved":
         abort(404)
-    answer_request(db, row, "denied", [])  # also revokes the party's live tokens holding those scopes (G-76)
-    flash("Approval withdrawn: the tokens it gave stop working now.")
+    answer_request(db, row, "denied", [])  # tokens are decided again at each introspection (G-76)
+    flash("Approval withdrawn: the access it gave stops now.")
     return _back_to(request.form.get("resource_id") or row.resource_id, user.username)
 
 

@@ -190,7 +190,7 @@ def test_foreign_or_unknown_rpt_is_not_upgraded_A5_G_36(uma):
     assert r.status_code == 200 and "upgraded" not in r.json()
 
 
-def test_refresh_token_of_rpt_needs_no_new_assessment_G_53_G_55(uma):
+def test_refresh_token_of_rpt_narrows_to_the_scope_asked_G_53_G_54(uma):
     flow = uma.flow('permit view, download on type "photo-album"')
     body = flow.token(flow.ticket(("album", ["view", "download"]))).json()
     r = uma.http.post(
