@@ -83,11 +83,23 @@ _HTTP_ERRORS = {
 }
 
 
+def _wants_html() -> bool:
+    """Whether the client prefers a page to JSON (browsers say so in ``Accept``; API clients do not)."""
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def _error_page(status: int, error: str, description: str | None) -> Response:
+    return Response(render_template("error.html", error=error, description=description), status, mimetype="text/html")
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        response = jsonify(exc.body())
-        response.status_code = exc.status
+        if _wants_html():  # a person's browser, e.g. a page's form with a body the reader refused
+            response = _error_page(exc.status, exc.error, exc.description)
+        else:
+            response = jsonify(exc.body())
+            response.status_code = exc.status
         response.headers.update(NO_STORE)
         response.headers.update(exc.headers)
         return response
@@ -101,12 +113,8 @@ def register_error_handlers(app: Flask) -> None:
                 f"The form expired or did not come from this site; reload the page and try again. ({exc.description})"
             )
         status = exc.code or 500
-        if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
-            return Response(
-                render_template("error.html", error=exc.name, description=exc.description),
-                status=status,
-                mimetype="text/html",
-            )
+        if _wants_html():
+            return _error_page(status, exc.name, exc.description)
         response = json_error(status, _HTTP_ERRORS.get(status, "invalid_request"), exc.description or exc.name)
         if status == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)

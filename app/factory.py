@@ -29,6 +29,7 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
 from . import db, get_settings
+from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
 from .errors import register_error_handlers
 from .grant import grant_metadata
@@ -69,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for warning in unknown_environment_variables():
         log.warning("%s", warning)
     app = Flask(__package__, instance_path=settings.instance_path or None, instance_relative_config=True)
+    app.request_class = StrictRequest  # every body read by the one strict reader (app/body.py)
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.config["UMA_SETTINGS"] = settings

@@ -42,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit
+from .body import json_object, text_body
 from .db import get_session, policy_set_version
 from .errors import ApiError, InvalidRequest, NotFound
 from .models import PendingRequest, PolicyDocument
@@ -143,15 +144,6 @@ def _json(data: Any, status: int = 200) -> Response:
     return response
 
 
-def _json_object() -> dict[str, Any]:
-    if not request.get_data(cache=True):
-        return {}
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    return data
-
-
 # -- access requests ----------------------------------------------------------
 
 
@@ -199,7 +191,7 @@ def _own_request(request_id: int) -> PendingRequest:
 def approve(request_id: int) -> Response:
     """Approve all requested scopes, or only ``{"scopes": [...]}`` of them (the rest is refused)."""
     row = _own_request(request_id)
-    data = _json_object()
+    data = json_object(optional=True)
     scopes = approved_scopes(row, data.get("scopes", list(row.scopes_requested)))
     return _answer(row, "approved", scopes)
 
@@ -255,19 +247,14 @@ def document_json(doc: PolicyDocument, with_text: bool = True) -> dict[str, Any]
 
 
 def _policy_text() -> str:
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_POLICY_BYTES:
+    if len(request.get_data(cache=True)) > MAX_POLICY_BYTES:
         raise InvalidRequest(f"The policy text is larger than {MAX_POLICY_BYTES} bytes.")
     if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        text = json_object().get("text")
+        if not isinstance(text, str):
             raise InvalidRequest('The JSON body must be {"text": "<policy text>"}.')
-        return _no_nul(data["text"])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidRequest("The policy text must be UTF-8.") from None
-    return _no_nul(text)
+        return _no_nul(text)
+    return _no_nul(text_body())
 
 
 def _no_nul(text: str) -> str:

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from urllib.parse import parse_qsl
 
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from flask import Request
 from werkzeug.datastructures import MultiDict
+
+from ..body import BodyError, parse_form
 
 FORM_TYPES = ("", "application/x-www-form-urlencoded")
 
@@ -27,18 +28,14 @@ class BadForm(ValueError):
 
 
 def parse_form_body(request: Request) -> MultiDict[str, str]:
-    """Form parameters of the body, with or without ``Content-Type`` (empty values dropped)."""
+    """Form parameters of the body, with or without ``Content-Type`` (empty values dropped),
+    read by the one strict reader (:func:`app.body.parse_form`)."""
     if request.mimetype not in FORM_TYPES:
-        if request.mimetype == "multipart/form-data":
-            pairs = list(request.form.items(multi=True))
-            return MultiDict([(k, v) for k, v in pairs if v != ""])
         raise BadForm(f"the body must be application/x-www-form-urlencoded, not {request.mimetype}")
-    raw = request.get_data(cache=True)
     try:
-        text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise BadForm("the body is not valid UTF-8 form data") from None
+        pairs = parse_form(request.get_data(cache=True))
+    except BodyError as exc:
+        raise BadForm(f"the body is {exc}") from None
     return MultiDict([(k, v) for k, v in pairs if v != ""])
 
 

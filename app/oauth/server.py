@@ -22,8 +22,8 @@ from flask import request as flask_request
 from werkzeug.datastructures import MultiDict
 
 from .. import get_settings
+from ..body import BodyError, loads_strict
 from ..db import get_session
-from ..jsonutil import JsonError, loads_strict
 from ..models import OAuthClient, Token
 from ..security import hash_token, new_token, now
 from .clients import get_client
@@ -56,7 +56,7 @@ class SafeJsonPayload(JsonPayload):
             self._parsed = True
             try:
                 self._data = loads_strict(self._raw)
-            except JsonError:
+            except BodyError:
                 raise InvalidRequestError("The body must be a JSON object.") from None
         return self._data
 

@@ -17,11 +17,11 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 
 from .. import get_settings
+from ..body import json_body
 from ..db import get_session
 from ..errors import NO_STORE, InvalidRequest, InvalidResourceId, InvalidScope
 from ..models import Resource
 from .auth import current_pat, pat_required
-from .jsonbody import json_body
 from .tickets import issue_ticket
 
 bp = Blueprint("permissions", __name__)

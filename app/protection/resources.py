@@ -22,12 +22,12 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from .. import get_settings
+from ..body import json_body
 from ..db import get_session
 from ..errors import NO_STORE, InvalidRequest, NotFound
 from ..models import Resource, Token
 from ..security import now
 from .auth import current_pat, pat_required
-from .jsonbody import check_depth, json_body
 
 bp = Blueprint("resources", __name__)
 
@@ -69,7 +69,6 @@ def parse_description(data: Any) -> dict[str, Any]:
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise InvalidRequest("'icon_uri' must be an absolute http(s) URI.")
     extra = {k: v for k, v in data.items() if k not in ("resource_scopes", *TEXT_MEMBERS, *AS_MEMBERS)}
-    check_depth(extra, "The resource description")
     fields["extra"] = extra
     return fields
 

@@ -21,7 +21,6 @@ GET    /my/try, POST /my/try                 pick resource, scopes, claims → d
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, request, url_for
@@ -29,6 +28,7 @@ from flask import abort, flash, jsonify, redirect, request, url_for
 from policy_lang import EXPLAIN_STEPS as STEPS
 from policy_lang import RequestError, explain
 
+from ..body import BodyError, json_object, loads_strict
 from ..db import get_session
 from ..grant.bridge import iso_now, load_approvals, policy_request
 from ..models import OAuthClient
@@ -132,8 +132,7 @@ def check_policy() -> Any:
     script), or a form with ``csrf_token`` and ``text``.
     """
     if request.is_json:
-        data = request.get_json(silent=True)
-        text = data.get("text") if isinstance(data, dict) else None
+        text = json_object().get("text")
     else:
         text = request.form.get("text")
     if not isinstance(text, str) or len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
@@ -198,9 +197,9 @@ def _parse_claims(raw: str) -> dict[str, Any]:
         raise ValueError(f"The claims are larger than {MAX_CLAIMS_BYTES} bytes.")
     if raw.startswith("{"):
         try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise ValueError(f"The claims are not valid JSON: {exc}.") from None
+            data = loads_strict(raw)
+        except BodyError as exc:
+            raise ValueError(f"The claims are {exc}.") from None
         if not isinstance(data, dict):
             raise ValueError("The claims must be a JSON object.")
         return data
@@ -213,8 +212,8 @@ def _parse_claims(raw: str) -> dict[str, Any]:
             raise ValueError(f"Line {number} of the claims is not 'name = value'.")
         value = value.strip()
         try:
-            claims[name.strip()] = json.loads(value)
-        except (ValueError, RecursionError):
+            claims[name.strip()] = loads_strict(value)
+        except BodyError:
             claims[name.strip()] = value
     return claims
 
