@@ -92,10 +92,10 @@ def home() -> Any:
     user = current_user()
     if user is None:
         return render_template("home.html", user=None)
+    from .. import owner_service
     from .common import render_page
-    from .sharing import overview
 
-    return render_page("home.html", user=user, overview=overview(user.username))
+    return render_page("home.html", user=user, overview=owner_service.overview(get_session(), user.username))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,9 +1,8 @@
 """Owner pages: my resources (who can use them, active grants), requests, history.
 
-The pages call the same functions as the owner API and the UMA grant: the
-engine's who-can over the policy set in use (:func:`policy_lang.who_can_data`),
-the owner's requests and answers (:mod:`app.owner_api`), the RPT store
-(:mod:`app.protection.rpt`) and the audit trail (:mod:`app.audit`).
+Each view reads the request, calls :mod:`app.owner_service` (which the owner API calls
+too) and renders a page: who can use a resource is the engine's who-can over the policy
+set in use, grants are the RPTs that still work, requests and answers are the owner API's.
 
 =====  ======================================  =============================================
 GET    /my/resources                            every resource of the owner, its scopes
@@ -19,61 +18,16 @@ GET    /my/history?resource_id=&outcome=&before= the owner's audit trail
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
-from sqlalchemy import select
-
-from policy_lang import who_can_data
+from flask import flash, redirect, request, url_for
 
 from .. import audit
+from .. import owner_service as service
 from ..db import get_session
 from ..errors import InvalidRequest
-from ..grant.bridge import resource_attributes
-from ..models import AuditRecord, PendingRequest, Resource, Rpt
-from ..owner_api import answer_request, approved_scopes, owner_requests
-from ..policies import get_store
-from ..protection.rpt import active_rpts, revoke_rpt
 from . import bp, login_required
-from .common import (
-    MAX_ID,
-    client_names,
-    own_request,
-    own_resource,
-    owner,
-    owner_resources,
-    render_page,
-    resources_by_id,
-    storable,
-)
-
-
-def _who_can(resource: Resource) -> OrderedDict[str, list[dict[str, Any]]]:
-    """Per scope, the rules of the set in use that can decide it (the engine's who-can)."""
-    policy_set = get_store().current().policy_set
-    by_scope: OrderedDict[str, list[dict[str, Any]]] = OrderedDict((s, []) for s in resource.resource_scopes)
-    for entry in who_can_data(policy_set, resource_attributes(resource), list(resource.resource_scopes)):
-        by_scope.setdefault(entry["scope"], []).append(entry)
-    return by_scope
-
-
-def _grants(db: Any, owner_name: str, resource_id: str | None = None) -> list[dict[str, Any]]:
-    """Working RPTs of the owner (on one resource, or all), newest first."""
-    out = []
-    for row, permissions in active_rpts(db, owner_name):
-        perms = [p for p in permissions if resource_id is None or p["resource_id"] == resource_id]
-        if perms:
-            others = len({p["resource_id"] for p in permissions} - {p["resource_id"] for p in perms})
-            out.append({"rpt": row, "permissions": perms, "other_resources": others})
-    return out
-
-
-def _approvals(db: Any, owner_name: str, resource_id: str | None = None) -> list[PendingRequest]:
-    query = select(PendingRequest).where(PendingRequest.owner == owner_name, PendingRequest.status == "approved")
-    if resource_id is not None:
-        query = query.where(PendingRequest.resource_id == resource_id)
-    return list(db.execute(query.order_by(PendingRequest.decided_at.desc()).limit(200)).scalars())
+from .common import owner, render_page
 
 
 @bp.get("/my/resources")
@@ -82,15 +36,14 @@ def resources() -> Any:
     """Every resource registered for the signed-in owner, with its scopes and grant counts."""
     db = get_session()
     user = owner()
-    rows = owner_resources(db, user.username)
-    grants = _grants(db, user.username)
+    rows = service.list_resources(db, user.username)
     counts: dict[str, int] = {}
-    for g in grants:
+    for g in service.grants(db, user.username):
         for p in g["permissions"]:
             counts[p["resource_id"]] = counts.get(p["resource_id"], 0) + 1
-    for a in _approvals(db, user.username):
+    for a in service.approvals(db, user.username):
         counts[a.resource_id] = counts.get(a.resource_id, 0) + 1
-    servers = client_names(db, (r.rs_client_id for r in rows))
+    servers = service.client_names(db, (r.rs_client_id for r in rows))
     return render_page("web/resources.html", user=user, resources=rows, counts=counts, servers=servers)
 
 
@@ -100,17 +53,17 @@ def resource(resource_id: str) -> Any:
     """Who can use this resource now: the rules per scope, the active grants, each revocable."""
     db = get_session()
     user = owner()
-    row = own_resource(db, user.username, resource_id)
-    grants = _grants(db, user.username, row.id)
-    approvals = _approvals(db, user.username, row.id)
-    names = client_names(
+    row = service.find_resource(db, user.username, resource_id)
+    grants = service.grants(db, user.username, row.id)
+    approvals = service.approvals(db, user.username, row.id)
+    names = service.client_names(
         db, [row.rs_client_id, *(g["rpt"].client_id for g in grants), *(a.client_id for a in approvals)]
     )
     return render_page(
         "web/resource.html",
         user=user,
         resource=row,
-        who_can=_who_can(row),
+        who_can=service.who_can(row),
         grants=grants,
         approvals=approvals,
         names=names,
@@ -119,8 +72,7 @@ def resource(resource_id: str) -> Any:
 
 def _back_to(resource_id: str | None, owner_name: str) -> Any:
     """After a change: the resource's page when the form named one of the owner's resources, else the list."""
-    db = get_session()
-    if resource_id and storable(resource_id) and resources_by_id(db, owner_name, [resource_id]):
+    if resource_id and service.resources_by_id(get_session(), owner_name, [resource_id]):
         return redirect(url_for("web.resource", resource_id=resource_id), code=303)
     return redirect(url_for("web.resources"), code=303)
 
@@ -129,13 +81,8 @@ def _back_to(resource_id: str | None, owner_name: str) -> Any:
 @login_required
 def revoke_grant(rpt_id: int) -> Any:
     """Revoke one RPT of the owner: from now on it introspects ``{"active": false}`` (O-31)."""
-    db = get_session()
     user = owner()
-    row = db.get(Rpt, rpt_id) if 0 < rpt_id <= MAX_ID else None
-    if row is None or row.owner != user.username:
-        abort(404)
-    if not row.revoked:
-        revoke_rpt(db, row)
+    service.revoke_grant(get_session(), user.username, rpt_id)
     flash("Access revoked: that token no longer works.")
     return _back_to(request.form.get("resource_id"), user.username)
 
@@ -144,12 +91,8 @@ def revoke_grant(rpt_id: int) -> Any:
 @login_required
 def revoke_approval(request_id: int) -> Any:
     """Withdraw an approval: the answer becomes a refusal, and the party's tokens lose what it gave (G-42, G-76)."""
-    db = get_session()
     user = owner()
-    row = own_request(db, user.username, request_id)
-    if row.status != "approved":
-        abort(404)
-    answer_request(db, row, "denied", [])  # tokens are decided again at each introspection (G-76)
+    row = service.withdraw_approval(get_session(), user.username, request_id)
     flash("Approval withdrawn: the access it gave stops now.")
     return _back_to(request.form.get("resource_id") or row.resource_id, user.username)
 
@@ -163,43 +106,19 @@ def requests_page() -> Any:
     """Pending ask requests (who, which client, which resource and scopes, when) and recent answers."""
     db = get_session()
     user = owner()
-    pending = owner_requests(db, user.username, "pending")
-    answered = [r for r in owner_requests(db, user.username, "all", limit=60) if r.status != "pending"][:20]
+    pending = service.list_requests(db, user.username, "pending")
+    answered = [r for r in service.list_requests(db, user.username, "all", limit=60) if r.status != "pending"][:20]
     rows = [*pending, *answered]
     return render_page(
         "web/requests.html",
         user=user,
         pending=pending,
         answered=answered,
-        why=_asked_by(db, pending),
-        resources=resources_by_id(db, user.username, (r.resource_id for r in rows)),
-        names=client_names(db, (r.client_id for r in rows)),
+        why=service.asked_by(db, pending),
+        resources=service.resources_by_id(db, user.username, (r.resource_id for r in rows)),
+        names=service.client_names(db, (r.client_id for r in rows)),
         nav_pending=len(pending),
     )
-
-
-def _asked_by(db: Any, pending: list[PendingRequest]) -> dict[int, list[dict[str, Any]]]:
-    """For each pending request, the rules of its latest audited ``request_submitted`` decision."""
-    out: dict[int, list[dict[str, Any]]] = {}
-    for row in pending:
-        record = (
-            db.execute(
-                select(AuditRecord)
-                .where(
-                    AuditRecord.owner == row.owner,
-                    AuditRecord.resource_id == row.resource_id,
-                    AuditRecord.requesting_party == row.requesting_party,
-                    AuditRecord.outcome == "request_submitted",
-                )
-                .order_by(AuditRecord.id.desc())
-                .limit(1)
-            )
-            .scalars()
-            .first()
-        )
-        if record is not None:
-            out[row.id] = [r for r in record.rules if r.get("effect") == "ask"]
-    return out
 
 
 @bp.post("/my/requests/<int:request_id>/approve")
@@ -208,16 +127,13 @@ def approve_request(request_id: int) -> Any:
     """Approve the checked scopes (all requested when the form names none); the polling client
     then gets its RPT (G-42)."""
     db = get_session()
-    user = owner()
-    row = own_request(db, user.username, request_id)
-    chosen = request.form.getlist("scopes")
+    row = service.find_request(db, owner().username, request_id)
     try:
-        scopes = approved_scopes(row, chosen or list(row.scopes_requested))
+        row = service.approve(db, row, request.form.getlist("scopes") or service.ALL_REQUESTED)
     except InvalidRequest as exc:
         flash(exc.description, "error")
         return redirect(url_for("web.requests_page"), code=303)
-    answer_request(db, row, "approved", scopes)
-    flash(f"Approved {', '.join(scopes)} for {row.requesting_party or 'the requesting party'}.")
+    flash(f"Approved {', '.join(row.scopes_approved)} for {row.requesting_party or 'the requesting party'}.")
     return redirect(url_for("web.requests_page"), code=303)
 
 
@@ -226,14 +142,15 @@ def approve_request(request_id: int) -> Any:
 def deny_request(request_id: int) -> Any:
     """Refuse: the polling client gets ``request_denied`` (G-41, G-42)."""
     db = get_session()
-    user = owner()
-    row = own_request(db, user.username, request_id)
-    answer_request(db, row, "denied", [])
+    row = service.deny(db, service.find_request(db, owner().username, request_id))
     flash(f"Refused the request of {row.requesting_party or 'the requesting party'}.")
     return redirect(url_for("web.requests_page"), code=303)
 
 
 # -- history --------------------------------------------------------------------
+
+#: Records shown on one page of the history.
+PAGE_SIZE = 50
 
 
 @bp.get("/my/history")
@@ -244,45 +161,21 @@ def history() -> Any:
     user = owner()
     resource_id = request.args.get("resource_id") or None
     outcome = request.args.get("outcome") or None
-    if outcome is not None and outcome not in audit.OUTCOMES:
-        abort(400, description="Unknown outcome filter.")
-    if resource_id is not None and (len(resource_id) > 64 or not storable(resource_id)):
-        abort(400, description="Unknown resource filter.")
-    before = request.args.get("before")
-    before_id = int(before) if before and before.isdigit() and len(before) <= 10 and int(before) <= MAX_ID else None
-    records = audit.list_records(
-        db, user.username, resource_id=resource_id, outcome=outcome, limit=51, before_id=before_id
+    before = request.args.get("before")  # a link of this page; anything else starts at the newest
+    digits = before is not None and before.isascii() and before.isdigit() and len(before) <= 10
+    before_id = int(before) if digits and int(before) <= service.MAX_ID else None  # type: ignore[arg-type]
+    records = service.audit_records(
+        db, user.username, resource_id=resource_id, outcome=outcome, limit=PAGE_SIZE + 1, before_id=before_id
     )
-    more = len(records) > 50
-    records = records[:50]
-    mine = owner_resources(db, user.username)
     return render_page(
         "web/history.html",
         user=user,
-        records=records,
-        more=more,
+        records=records[:PAGE_SIZE],
+        more=len(records) > PAGE_SIZE,
         outcomes=audit.OUTCOMES,
         resource_id=resource_id,
         outcome=outcome,
-        all_resources=mine,
-        resources=resources_by_id(db, user.username, (r.resource_id for r in records)),
-        names=client_names(db, (r.client_id for r in records)),
+        all_resources=service.list_resources(db, user.username),
+        resources=service.resources_by_id(db, user.username, (r.resource_id for r in records)),
+        names=service.client_names(db, (r.client_id for r in records)),
     )
-
-
-def overview(owner_name: str) -> dict[str, Any]:
-    """What the home page shows the signed-in owner: counts and the latest decisions."""
-    from ..owner_api import active_document
-
-    db = get_session()
-    doc = active_document(db, owner_name)
-    recent = audit.list_records(db, owner_name, limit=5)
-    return {
-        "resources": len(owner_resources(db, owner_name)),
-        "grants": len(_grants(db, owner_name)) + len(_approvals(db, owner_name)),
-        "pending": len(owner_requests(db, owner_name, "pending")),
-        "policy_version": doc.version if doc is not None else None,
-        "recent": recent,
-        "resource_names": resources_by_id(db, owner_name, (r.resource_id for r in recent)),
-        "names": client_names(db, (r.client_id for r in recent)),
-    }

@@ -1,0 +1,434 @@
+"""What a resource owner can see and do, written once: the owner API (:mod:`app.owner_api`,
+JSON) and the owner pages (:mod:`app.web`, HTML) are two thin layers over these functions.
+
+Every function takes the database session and the signed-in owner's user name, and only
+ever reads or changes that owner's things: an id of another owner's resource, request,
+grant or policy version is :class:`~app.errors.NotFound`, the same as an id that does not
+exist. Bad input is :class:`~app.errors.InvalidRequest`; a policy text that does not check is
+:class:`InvalidPolicy` (with the checker's diagnostics); a change that raced another is
+:class:`Conflict`. The API answers these as JSON, the pages as pages (or, for a refused
+policy text, as the editor showing the diagnostics at their lines).
+
+Sections: access requests and answers (G-42, G-76); resources, who can use them and the
+grants in force (O-31); the owner's uploaded policy text and its versions; the audit
+trail; "try a request" (the engine's decision and explanation, nothing recorded).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from policy_lang import RequestError, explain, who_can_data
+
+from . import audit
+from .errors import ApiError, InvalidRequest, NotFound
+from .grant.bridge import iso_now, load_approvals, policy_request, resource_attributes
+from .models import AuditRecord, OAuthClient, PendingRequest, PolicyDocument, Resource, Rpt
+from .oauth.clients import get_client
+from .policies import MAX_POLICY_BYTES, UPLOAD_PREFIX, PolicyRejected, get_store, upload_name
+from .protection.rpt import active_rpts, revoke_rpt
+from .security import now
+
+#: Largest id a table's integer key can hold; a bigger number is simply not found.
+MAX_ID = 2**31 - 1
+#: What an access request can be; ``all`` also lists them all.
+STATUSES = ("pending", "approved", "denied")
+
+
+class Conflict(ApiError):
+    status = 409
+    error = "conflict"
+
+
+class InvalidPolicy(ApiError):
+    """The policy text does not check; ``diagnostics`` lists why (nothing was changed)."""
+
+    error = "invalid_policy"
+
+    def __init__(self, diagnostics: list[dict[str, Any]]):
+        super().__init__("The policy does not check; nothing was changed.", diagnostics=diagnostics)
+        self.diagnostics = diagnostics
+
+
+def storable(value: str) -> bool:
+    """Whether a string from a request can be compared in SQL (PostgreSQL refuses NUL characters)."""
+    return "\x00" not in value
+
+
+def _valid_id(number: int) -> bool:
+    return 0 < number <= MAX_ID
+
+
+# -- access requests and answers -------------------------------------------------------
+
+
+def list_requests(db: Session, owner: str, status: str = "pending", limit: int = 500) -> list[PendingRequest]:
+    """The owner's access requests with ``status`` (or ``all``), newest first."""
+    if status not in (*STATUSES, "all"):
+        raise InvalidRequest("status must be pending, approved, denied or all.")
+    query = select(PendingRequest).where(PendingRequest.owner == owner)
+    if status != "all":
+        query = query.where(PendingRequest.status == status)
+    return list(db.execute(query.order_by(PendingRequest.id.desc()).limit(limit)).scalars())
+
+
+def pending_count(db: Session, owner: str) -> int:
+    return int(
+        db.execute(
+            select(func.count())
+            .select_from(PendingRequest)
+            .where(PendingRequest.owner == owner, PendingRequest.status == "pending")
+        ).scalar_one()
+    )
+
+
+def find_request(db: Session, owner: str, request_id: int) -> PendingRequest:
+    row = db.get(PendingRequest, request_id) if _valid_id(request_id) else None
+    if row is None or row.owner != owner:
+        raise NotFound("No such request.")
+    return row
+
+
+def approved_scopes(row: PendingRequest, scopes: Any) -> list[str]:
+    """The scopes an owner approves: a non-empty subset of those requested (order kept, once each)."""
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+        raise InvalidRequest("'scopes' must be a non-empty array of requested scopes (use deny to refuse all).")
+    unknown = [s for s in scopes if s not in row.scopes_requested]
+    if unknown:
+        raise InvalidRequest(f"Scope {unknown[0][:64]!r} was not requested.")
+    return list(dict.fromkeys(scopes))
+
+
+def answer_request(db: Session, row: PendingRequest, status: str, scopes: list[str]) -> PendingRequest:
+    """Record the owner's answer (``approved`` with ``scopes``, or ``denied``); commits (G-42).
+
+    A refusal takes back what an earlier approval gave at once (G-76): introspection and
+    refresh decide every RPT again with the owner's current answers (:mod:`app.grant.bridge`)."""
+    at = now()
+    row.status = status
+    row.scopes_approved = scopes
+    row.decided_at = at
+    row.updated_at = at
+    db.add(row)
+    db.commit()
+    return row
+
+
+#: ``scopes`` of :func:`approve` when the owner approves everything the request asked for.
+ALL_REQUESTED: Any = object()
+
+
+def approve(db: Session, row: PendingRequest, scopes: Any = ALL_REQUESTED) -> PendingRequest:
+    """Approve ``scopes`` of a request (validated by :func:`approved_scopes`); the rest is refused.
+    The polling client then gets its RPT (G-42)."""
+    chosen = approved_scopes(row, list(row.scopes_requested) if scopes is ALL_REQUESTED else scopes)
+    return answer_request(db, row, "approved", chosen)
+
+
+def deny(db: Session, row: PendingRequest) -> PendingRequest:
+    """Refuse a request: the polling client gets ``request_denied`` (G-41, G-42)."""
+    return answer_request(db, row, "denied", [])
+
+
+def withdraw_approval(db: Session, owner: str, request_id: int) -> PendingRequest:
+    """An approval becomes a refusal; the party's tokens lose what it gave (G-42, G-76)."""
+    row = find_request(db, owner, request_id)
+    if row.status != "approved":
+        raise NotFound("No such approval.")
+    return answer_request(db, row, "denied", [])
+
+
+def asked_by(db: Session, pending: list[PendingRequest]) -> dict[int, list[dict[str, Any]]]:
+    """For each pending request, the ``ask`` rules of its latest ``request_submitted`` decision."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in pending:
+        record = (
+            db.execute(
+                select(AuditRecord)
+                .where(
+                    AuditRecord.owner == row.owner,
+                    AuditRecord.resource_id == row.resource_id,
+                    AuditRecord.requesting_party == row.requesting_party,
+                    AuditRecord.outcome == "request_submitted",
+                )
+                .order_by(AuditRecord.id.desc())
+                .limit(1)
+            )
+            .scalars()
+            .first()
+        )
+        if record is not None:
+            out[row.id] = [r for r in record.rules if r.get("effect") == "ask"]
+    return out
+
+
+# -- resources, who can use them, grants ------------------------------------------------
+
+
+def list_resources(db: Session, owner: str) -> list[Resource]:
+    return list(
+        db.execute(select(Resource).where(Resource.owner == owner).order_by(Resource.name, Resource.id)).scalars()
+    )
+
+
+def find_resource(db: Session, owner: str, resource_id: str) -> Resource:
+    row = db.get(Resource, resource_id) if len(resource_id) <= 64 and storable(resource_id) else None
+    if row is None or row.owner != owner:
+        raise NotFound("No such resource.")
+    return row
+
+
+def resources_by_id(db: Session, owner: str, ids: Iterable[str | None]) -> dict[str, Resource]:
+    """The owner's resources among ``ids`` (others' and unknown ids are left out)."""
+    wanted = sorted({i for i in ids if i and storable(i)})
+    if not wanted:
+        return {}
+    rows = db.execute(select(Resource).where(Resource.owner == owner, Resource.id.in_(wanted))).scalars()
+    return {r.id: r for r in rows}
+
+
+def client_names(db: Session, ids: Iterable[str | None]) -> dict[str, str]:
+    """Display names of clients (their registered ``client_name``, else the id)."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    rows = db.execute(select(OAuthClient).where(OAuthClient.client_id.in_(wanted))).scalars()
+    return {c.client_id: c.client_name or c.client_id for c in rows}
+
+
+def who_can(resource: Resource) -> OrderedDict[str, list[dict[str, Any]]]:
+    """Per scope, the rules of the set in use that can decide it (the engine's who-can)."""
+    policy_set = get_store().current().policy_set
+    by_scope: OrderedDict[str, list[dict[str, Any]]] = OrderedDict((s, []) for s in resource.resource_scopes)
+    for entry in who_can_data(policy_set, resource_attributes(resource), list(resource.resource_scopes)):
+        by_scope.setdefault(entry["scope"], []).append(entry)
+    return by_scope
+
+
+def grants(db: Session, owner: str, resource_id: str | None = None) -> list[dict[str, Any]]:
+    """Working RPTs of the owner (on one resource, or all), newest first, with their live permissions."""
+    out = []
+    for row, permissions in active_rpts(db, owner):
+        perms = [p for p in permissions if resource_id is None or p["resource_id"] == resource_id]
+        if perms:
+            others = len({p["resource_id"] for p in permissions} - {p["resource_id"] for p in perms})
+            out.append({"rpt": row, "permissions": perms, "other_resources": others})
+    return out
+
+
+def approvals(db: Session, owner: str, resource_id: str | None = None) -> list[PendingRequest]:
+    """The owner's approvals in force (on one resource, or all), latest first."""
+    query = select(PendingRequest).where(PendingRequest.owner == owner, PendingRequest.status == "approved")
+    if resource_id is not None:
+        query = query.where(PendingRequest.resource_id == resource_id)
+    return list(db.execute(query.order_by(PendingRequest.decided_at.desc()).limit(200)).scalars())
+
+
+def revoke_grant(db: Session, owner: str, rpt_id: int) -> Rpt:
+    """Revoke one RPT of the owner: from now on it introspects ``{"active": false}`` (O-31)."""
+    row = db.get(Rpt, rpt_id) if _valid_id(rpt_id) else None
+    if row is None or row.owner != owner:
+        raise NotFound("No such grant.")
+    if not row.revoked:
+        revoke_rpt(db, row)
+    return row
+
+
+def overview(db: Session, owner: str) -> dict[str, Any]:
+    """Counts and the latest decisions (the home page)."""
+    doc = active_document(db, owner)
+    recent = audit.list_records(db, owner, limit=5)
+    return {
+        "resources": len(list_resources(db, owner)),
+        "grants": len(grants(db, owner)) + len(approvals(db, owner)),
+        "pending": pending_count(db, owner),
+        "policy_version": doc.version if doc is not None else None,
+        "recent": recent,
+        "resource_names": resources_by_id(db, owner, (r.resource_id for r in recent)),
+        "names": client_names(db, (r.client_id for r in recent)),
+    }
+
+
+# -- the owner's policy text --------------------------------------------------------------
+
+
+def active_document(db: Session, owner: str) -> PolicyDocument | None:
+    """The owner's uploaded policy text in use, if any."""
+    return (
+        db.execute(select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.active.is_(True)))
+        .scalars()
+        .first()
+    )
+
+
+def policy_versions(db: Session, owner: str) -> list[PolicyDocument]:
+    """Every version of the owner's uploaded policy text, newest first."""
+    return list(
+        db.execute(
+            select(PolicyDocument).where(PolicyDocument.owner == owner).order_by(PolicyDocument.version.desc())
+        ).scalars()
+    )
+
+
+def find_version(db: Session, owner: str, number: int) -> PolicyDocument:
+    """Version ``number`` of the owner's policy text (never another owner's)."""
+    doc = (
+        db.execute(select(PolicyDocument).where(PolicyDocument.owner == owner, PolicyDocument.version == number))
+        .scalars()
+        .first()
+        if _valid_id(number)
+        else None
+    )
+    if doc is None:
+        raise NotFound(f"No version {number}.")
+    return doc
+
+
+def check_text(text: str) -> str:
+    """A policy text fit to be checked: at most :data:`MAX_POLICY_BYTES` of UTF-8, no NUL."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
+        raise InvalidRequest(f"The policy text is larger than {MAX_POLICY_BYTES} bytes.")
+    if "\x00" in text:
+        raise InvalidRequest("The policy text must not contain NUL characters.")
+    return text
+
+
+def check_policy(db: Session, owner: str, text: str) -> list[dict[str, Any]]:
+    """Check ``text`` as the owner's upload without saving it: its warnings, or :class:`InvalidPolicy`."""
+    try:
+        return get_store().validate_upload(db, owner, check_text(text))
+    except PolicyRejected as exc:
+        raise InvalidPolicy(exc.diagnostics) from None
+
+
+def save_policy(db: Session, owner: str, text: str) -> tuple[PolicyDocument, list[dict[str, Any]]]:
+    """Store ``text`` as the owner's new active version if it checks; it decides from now on.
+    Returns the new version and its warnings."""
+    try:
+        return get_store().store_upload(db, owner, check_text(text))
+    except PolicyRejected as exc:
+        db.rollback()
+        raise InvalidPolicy(exc.diagnostics) from None
+    except IntegrityError:
+        db.rollback()
+        raise Conflict("Another change of your policy was stored at the same moment; send it again.") from None
+
+
+def restore_version(db: Session, owner: str, number: int) -> tuple[PolicyDocument, list[dict[str, Any]]]:
+    """The text of version ``number`` becomes the active one, as a new version (checked again)."""
+    return save_policy(db, owner, find_version(db, owner, number).text)
+
+
+def remove_policy(db: Session, owner: str) -> None:
+    """Stop using the owner's uploaded text."""
+    if not get_store().remove_upload(db, owner):
+        raise NotFound("You have no uploaded policy.")
+
+
+def policies_status(owner: str) -> dict[str, Any]:
+    """The version in the database, the version this process serves, and the last set that did
+    not check. Diagnostics about other owners' uploaded texts are shown without their text
+    (an owner's rules are their own business)."""
+    status = get_store().status()
+    if status["error"]:
+        status["error"]["diagnostics"] = _visible(status["error"]["diagnostics"], owner)
+    status["warnings"] = _visible(status["warnings"], owner)
+    return status
+
+
+def _visible(diagnostics: list[dict[str, Any]], owner: str) -> list[dict[str, Any]]:
+    mine = upload_name(owner).rsplit("/", 1)[0] + "/"
+    out = []
+    for d in diagnostics:
+        name = d.get("file") or ""
+        if name.startswith(UPLOAD_PREFIX + "/") and not name.startswith(mine):
+            d = {
+                "code": d["code"],
+                "severity": d["severity"],
+                "file": f"{UPLOAD_PREFIX}/(another owner)",
+                "line": None,
+                "column": None,
+                "message": "in another owner's uploaded policy",
+                "hint": None,
+                "rendered": f"{UPLOAD_PREFIX}/(another owner): {d['severity']}[{d['code']}]",
+            }
+        out.append(d)
+    return out
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def check_audit_filters(resource_id: str | None, outcome: str | None) -> None:
+    if outcome is not None and outcome not in audit.OUTCOMES:
+        raise InvalidRequest("outcome must be one of " + ", ".join(audit.OUTCOMES) + ".")
+    if resource_id is not None and (len(resource_id) > 64 or not storable(resource_id)):
+        raise InvalidRequest("resource_id is not a resource id.")
+
+
+def audit_records(
+    db: Session,
+    owner: str,
+    *,
+    resource_id: str | None = None,
+    outcome: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[AuditRecord]:
+    """The owner's decisions, newest first, filtered by resource and outcome, paged by record id."""
+    check_audit_filters(resource_id, outcome)
+    if before_id is not None and not 0 <= before_id <= MAX_ID:
+        raise InvalidRequest("before is not a record id.")
+    return audit.list_records(db, owner, resource_id=resource_id, outcome=outcome, limit=limit, before_id=before_id)
+
+
+# -- try a request ----------------------------------------------------------------------------
+
+#: What the owner's answer to an ``ask`` would be, in "try a request".
+ANSWERS = ("none", "approved", "denied")
+
+
+def try_request(
+    db: Session,
+    owner: str,
+    resource: Resource,
+    scopes: list[str],
+    claims: dict[str, Any],
+    client_id: str,
+    answer: str,
+    party: str,
+) -> Any:
+    """Decide a request the owner makes up, with the engine's explanation, on the set in use:
+    the same policy request the UMA grant builds; nothing is recorded and nobody is asked.
+    Refusals of the input are :class:`InvalidRequest`."""
+    unknown = [s for s in scopes if s not in resource.resource_scopes]
+    if unknown:
+        raise InvalidRequest(
+            f"Scope {unknown[0][:64]} is not registered for this resource "
+            f"(it has {', '.join(resource.resource_scopes) or 'none'})."
+        )
+    if not scopes:
+        raise InvalidRequest("This resource has no scopes to try.")
+    if answer not in ANSWERS:
+        raise InvalidRequest("Pick what your answer to an ask would be.")
+    if not storable(party):
+        raise InvalidRequest("The requesting party contains a NUL character.")
+    client_id = client_id.strip()[:255] or "any-client"
+    client = get_client(db, client_id) or OAuthClient(client_id=client_id, client_name="")
+    if answer == "none" and party.strip():
+        known = load_approvals(db, owner, party.strip()[:255], [resource.id])
+    elif answer == "none":
+        known = {}
+    else:
+        known = {resource.id: [{"scope": s, "answer": answer} for s in scopes]}
+    try:
+        request = policy_request([(resource, scopes)], client, claims, {}, known, iso_now())
+        return explain(get_store().current().policy_set, request)
+    except RequestError as exc:
+        raise InvalidRequest(str(exc)) from None
