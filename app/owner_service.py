@@ -365,13 +365,6 @@ def _visible(diagnostics: list[dict[str, Any]], owner: str) -> list[dict[str, An
 # -- the audit trail ------------------------------------------------------------------------
 
 
-def check_audit_filters(resource_id: str | None, outcome: str | None) -> None:
-    if outcome is not None and outcome not in audit.OUTCOMES:
-        raise InvalidRequest("outcome must be one of " + ", ".join(audit.OUTCOMES) + ".")
-    if resource_id is not None and (len(resource_id) > 64 or not storable(resource_id)):
-        raise InvalidRequest("resource_id is not a resource id.")
-
-
 def audit_records(
     db: Session,
     owner: str,
@@ -382,7 +375,10 @@ def audit_records(
     before_id: int | None = None,
 ) -> list[AuditRecord]:
     """The owner's decisions, newest first, filtered by resource and outcome, paged by record id."""
-    check_audit_filters(resource_id, outcome)
+    if outcome is not None and outcome not in audit.OUTCOMES:
+        raise InvalidRequest("outcome must be one of " + ", ".join(audit.OUTCOMES) + ".")
+    if resource_id is not None and (len(resource_id) > 64 or not storable(resource_id)):
+        raise InvalidRequest("resource_id is not a resource id.")
     if before_id is not None and not 0 <= before_id <= MAX_ID:
         raise InvalidRequest("before is not a record id.")
     return audit.list_records(db, owner, resource_id=resource_id, outcome=outcome, limit=limit, before_id=before_id)
