@@ -49,7 +49,12 @@ def make_engine(url: str) -> Engine:
             " for PostgreSQL install the postgres extra: pip install 'uma-as[postgres]'"
         ) from None
     except ArgumentError as exc:
-        raise ConfigError(f"database_url = {safe_database_url(url)!r}: expected an SQLAlchemy URL ({exc})") from None
+        shown = safe_database_url(url)
+        # SQLAlchemy's message quotes a URL it cannot parse, password and all: say it only of one it parsed.
+        why = f" ({exc})" if shown != "(not a valid URL)" else ""
+        raise ConfigError(
+            f"database_url = {shown!r}: expected an SQLAlchemy URL such as postgresql+psycopg://user:pw@host/db{why}"
+        ) from None
 
 
 def _make_engine(url: str) -> Engine:
