@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     """Authorization code lifetime, seconds (O-09: at most 600 recommended)."""
     pct_lifetime: Seconds = 30 * 86400
     """Persisted claims token (PCT) lifetime, seconds."""
+    audit_retention: Seconds = 365 * 86400
+    """How long audit records (every grant decision) are kept, seconds; 0: for ever."""
+    purge_interval: Seconds = 300
+    """Seconds between the background purges of expired tickets, codes, tokens, RPTs, PCTs and old audit records in each process; 0: none (run `uma db purge` from cron)."""
     request_submitted_interval: Seconds = 5
     """Polling interval announced with `request_submitted`, seconds."""
     key_retention: Seconds = 2 * 86400
