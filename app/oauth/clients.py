@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from ..cache import detached, row_cache
 from ..models import OAuthClient
-from ..security import hash_token, new_token
+from ..security import hash_token, new_token, tokens_equal
 
 GRANT_TYPES = (
     "authorization_code",
@@ -180,6 +180,20 @@ def rotate_secret(session: Session, client: OAuthClient) -> str:
     session.add(client)
     session.flush()
     return secret
+
+
+def issue_registration_token(client: OAuthClient) -> str:
+    """A new registration access token for ``client`` (RFC 7592), returned this once: only its
+    SHA-256 is kept, and the previous token stops working (the caller commits)."""
+    token = new_token()
+    client.registration_token_hash = hash_token(token)
+    return token
+
+
+def check_registration_token(client: OAuthClient, token: str) -> bool:
+    """Whether ``token`` is ``client``'s registration access token (constant-time comparison)."""
+    stored = client.registration_token_hash
+    return stored is not None and tokens_equal(hash_token(token), stored)
 
 
 def get_client(session: Session, client_id: Any) -> OAuthClient | None:
