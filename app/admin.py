@@ -8,10 +8,13 @@ transaction per command). An unknown client id or user name is :class:`~app.erro
 bad input is :class:`~app.errors.InvalidRequest`. Nothing here returns a stored secret: the
 only secret ever handed out is a newly rotated client secret, once.
 
-Every change is in the database, which every process reads on every request (no cache of
-clients, users or tokens anywhere): a disabled user cannot log in (:func:`app.users.authenticate`)
-and the requests of a signed-in session stop at once (:func:`app.web.current_user`); revoked
-tokens are inactive at introspection and refused by every API in every worker at once.
+Every change is in the database. Users and tokens are read at every request, so in every
+process at once a disabled user cannot log in (:func:`app.users.authenticate`), the requests of
+a signed-in session stop (:func:`app.web.current_user`), and revoked tokens are inactive at
+introspection and refused by every API. Client rows are reused for ``row_cache_lifetime``
+seconds (:mod:`app.cache`): a client's changes count in other processes within that delay
+(``uma client delete`` then revokes what they issued to it meanwhile,
+:func:`revoke_tokens_issued_to`).
 
 What a token "of a user" is: an access token (PAT, owner token) or refresh token issued for
 them (``subject``), an RPT or a permission ticket whose requesting party they are, a PCT of
@@ -94,7 +97,7 @@ def delete_client(db: Session, client: OAuthClient) -> dict[str, int]:
     """Delete a client and what only makes sense with it: every token issued to it is revoked
     (so it introspects inactive); as a resource server, its resource registrations go, the
     RPTs and tickets for them end, and the access requests to them are dropped. Returns counts."""
-    counts = revoke_client_tokens(db, client.client_id)
+    counts = revoke_tokens_issued_to(db, client.client_id)
     counts["rpts"] += _count(
         db.execute(
             update(Rpt)
@@ -247,6 +250,14 @@ def revoke_client_tokens(db: Session, client_id: str) -> dict[str, int]:
     """Revoke every token issued to a client: access tokens (PATs) and refresh tokens, RPTs,
     PCTs, unused authorization codes and permission tickets bound to it."""
     find_client(db, client_id)
+    return revoke_tokens_issued_to(db, client_id)
+
+
+def revoke_tokens_issued_to(db: Session, client_id: str) -> dict[str, int]:
+    """:func:`revoke_client_tokens` for a client id that may no longer exist: after a client is
+    deleted, other processes may still know it for ``row_cache_lifetime`` seconds
+    (:mod:`app.cache`) and issue it tokens; ``uma client delete`` revokes these once that
+    time has passed."""
     return {
         "tokens": _revoke_where(db, Token, Token.client_id == client_id),
         "rpts": _revoke_where(db, Rpt, Rpt.client_id == client_id),

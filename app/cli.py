@@ -430,9 +430,19 @@ def cmd_client_rotate_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_client_delete(args: argparse.Namespace) -> int:
+    """Delete the client; then, once the other processes have forgotten it (``row_cache_lifetime``,
+    app/cache.py), revoke what they may have issued to it meanwhile."""
+    import time
+
     from . import admin
+    from .config import load_settings
 
     counts = _admin(args, "client delete", lambda db: admin.delete_client_by_id(db, args.client_id))
+    lifetime = load_settings({}, config_file=args.config).row_cache_lifetime
+    if lifetime > 0:
+        time.sleep(lifetime)
+        late = _admin(args, "client delete", lambda db: admin.revoke_tokens_issued_to(db, args.client_id))
+        counts = {kind: number + late.get(kind, 0) for kind, number in counts.items()}
     _show(args, {"deleted": args.client_id, "revoked": counts} if args.json else {"deleted": args.client_id, **counts})
     return 0
 

@@ -3,8 +3,9 @@ rotate-secret|delete``, ``uma user list|show|passwd|disable|enable|delete|set-cl
 revoke``, each with ``--json``; unknown ids exit 1 with one line on stderr. The effects are
 checked over real HTTP against the served app: a disabled user cannot log in (form, owner API)
 and their session and tokens stop; a deleted client's tokens introspect inactive; a rotated
-secret replaces the old one. Some commands run as a separate process (``python -m app.cli``),
-so what one process changes is seen by another at once: nothing is cached."""
+secret replaces the old one. Some commands run as a separate process (``python -m app.cli``):
+users and tokens are read at every request, so what one process changes about them counts in
+another at once."""
 
 from __future__ import annotations
 
@@ -255,6 +256,28 @@ def test_deleted_client_tokens_introspect_inactive_O_31(
     assert http.post("/token", auth=client.basic_auth, data={"grant_type": "client_credentials"}).status_code == 401
     code, _, err = run(capsys, "client", "show", client.client_id)
     assert code == 1 and "no client" in err
+    with Session(engine) as session:
+        assert session.exec(select(Token).where(Token.client_id == client.client_id)).one().revoked
+
+
+def test_tokens_another_process_issued_to_a_deleted_client_are_revoked_after_the_row_cache_lifetime(
+    capsys, cli_env, engine, settings, make_client, monkeypatch
+):
+    """Other processes know a deleted client for ``row_cache_lifetime`` seconds (app/cache.py):
+    ``uma client delete`` waits that long, then revokes what they issued to it meanwhile."""
+    import time
+
+    client = make_client(grant_types=["client_credentials"])
+    waited: list[float] = []
+
+    def another_process_issues_a_token(seconds: float) -> None:
+        waited.append(seconds)
+        owner_token(engine, settings, "someone", "uma_protection", client_id=client.client_id)
+
+    monkeypatch.setattr(time, "sleep", another_process_issues_a_token)
+    deleted = run_json(capsys, "client", "delete", client.client_id)
+    assert waited == [settings.row_cache_lifetime] and settings.row_cache_lifetime > 0
+    assert deleted["revoked"]["tokens"] == 1
     with Session(engine) as session:
         assert session.exec(select(Token).where(Token.client_id == client.client_id)).one().revoked
 
