@@ -440,7 +440,7 @@ def cmd_client_delete(args: argparse.Namespace) -> int:
     counts = _admin(args, "client delete", lambda db: admin.delete_client_by_id(db, args.client_id))
     lifetime = load_settings({}, config_file=args.config).row_cache_lifetime
     if lifetime > 0:
-        time.sleep(lifetime)
+        time.sleep(lifetime + 1)  # and a second for a request that read the client just in time
         late = _admin(args, "client delete", lambda db: admin.revoke_tokens_issued_to(db, args.client_id))
         counts = {kind: number + late.get(kind, 0) for kind, number in counts.items()}
     _show(args, {"deleted": args.client_id, "revoked": counts} if args.json else {"deleted": args.client_id, **counts})
