@@ -73,9 +73,10 @@ def session_user(session: Session, sid: str) -> User | None:
     if user is None or not user.is_active or row.credential != credential_fingerprint(user):
         return None
     lifetime = _lifetime()
-    if row.expires_at - at < lifetime // 2:
-        session.execute(update(BrowserSession).where(BrowserSession.id == row.id).values(expires_at=at + lifetime))
-        session.commit()
+    if row.expires_at - at < lifetime // 2:  # in a transaction of its own: the caller's stays untouched
+        with Session(session.get_bind()) as own:
+            own.execute(update(BrowserSession).where(BrowserSession.id == row.id).values(expires_at=at + lifetime))
+            own.commit()
     return user
 
 

@@ -162,3 +162,19 @@ def test_logging_in_again_ends_the_session_the_browser_had(browser, live_server,
     after, _ = signed_in(browser, user)
     assert before != after
     assert replay(live_server.url, before) == 303 and replay(live_server.url, after) == 200
+
+
+def test_a_session_in_use_is_extended_and_one_left_idle_expires(browser, live_server, make_user, engine):
+    """Idle expiry: a session used when less than half its hour is left gets a new hour."""
+    from app.security import now
+
+    user = make_user()
+    cookie, _ = signed_in(browser, user)
+    uid = user_id(engine, user.username)
+    with Session(engine) as db:
+        db.execute(update(BrowserSession).where(BrowserSession.user_id == uid).values(expires_at=now() + 60))
+        db.commit()
+    assert replay(live_server.url, cookie) == 200
+    with Session(engine) as db:
+        [expires_at] = db.execute(select(BrowserSession.expires_at).where(BrowserSession.user_id == uid)).scalars()
+    assert expires_at >= now() + 3000
