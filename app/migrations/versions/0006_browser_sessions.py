@@ -2,8 +2,8 @@
 change end a session in every process. Sessions begun before this revision were cookie-only
 and are not in the table: their owners log in again.
 
-Revision ID: 0005_browser_sessions
-Revises: 0004_live_access
+Revision ID: 0006_browser_sessions
+Revises: 0005_purge_indexes
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0005_browser_sessions"
-down_revision = "0004_live_access"
+revision = "0006_browser_sessions"
+down_revision = "0005_purge_indexes"
 branch_labels = None
 depends_on = None
 
