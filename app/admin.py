@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from .db import bump_policy_set_version
 from .errors import InvalidRequest, NotFound
+from .identity.sessions import end_sessions
 from .models import (
     AuditRecord,
     AuthorizationCode,
@@ -156,18 +157,18 @@ def find_user(db: Session, username: str) -> User:
 
 
 def set_password(db: Session, username: str, password: str) -> dict[str, Any]:
-    """A new password (stored as an Argon2id hash)."""
+    """A new password (stored as an Argon2id hash); the user's browser sessions end."""
     user = find_user(db, username)
     if not isinstance(password, str) or not password or "\x00" in password:
         raise InvalidRequest("the password must be a non-empty string")
     user.password_hash = hash_password(password)
     db.add(user)
     db.flush()
-    return user_view(user)
+    return {**user_view(user), "sessions_ended": _end_sessions(db, user)}
 
 
 def disable_user(db: Session, username: str) -> dict[str, Any]:
-    """The user can no longer log in (login form, owner API), their signed-in sessions stop,
+    """The user can no longer log in (login form, owner API), their browser sessions end,
     every token of theirs is revoked, and no new one is issued for them (also not through a
     client whose ``owner`` they are). Their resources, policies and grants to others stay."""
     user = find_user(db, username)
@@ -175,6 +176,7 @@ def disable_user(db: Session, username: str) -> dict[str, Any]:
     db.add(user)
     db.flush()
     counts = revoke_user_tokens(db, username)
+    counts["sessions"] = _end_sessions(db, user)
     log.info("user %s disabled", username)
     return {**user_view(user), "revoked": counts}
 
@@ -219,6 +221,7 @@ def delete_user(db: Session, username: str) -> dict[str, Any]:
         db, PendingRequest, or_(PendingRequest.owner == username, PendingRequest.requesting_party == username)
     )
     counts["audit_records"] = _delete_where(db, AuditRecord, AuditRecord.owner == username)
+    counts["sessions"] = _end_sessions(db, user)
     db.delete(user)
     db.flush()
     log.info("user %s deleted", username)
@@ -324,3 +327,9 @@ def _consume_tickets(db: Session, condition: Any) -> int:
 
 def _delete_where(db: Session, model: Any, condition: Any) -> int:
     return _count(db.execute(delete(model).where(condition).execution_options(synchronize_session=False)))
+
+
+def _end_sessions(db: Session, user: User) -> int:
+    """End the user's browser sessions in every process, in the caller's transaction."""
+    assert user.id is not None
+    return end_sessions(user.id, db)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from app.models import AuthorizationCode, OAuthClient, Pct, PolicyDocument, Resource, Rpt, Token, User
+from app.models import AuthorizationCode, BrowserSession, OAuthClient, Pct, PolicyDocument, Resource, Rpt, Token, User
 from app.oauth.tokens import issue_token
 from app.protection.rpt import issue_rpt
 from app.security import hash_token, new_token, now, verify_password
@@ -404,7 +404,7 @@ def test_disabled_user_cannot_log_in_and_session_and_tokens_stop(
         result = uma_process(cli_env, "user", "disable", user.username, "--json")
         assert result.returncode == 0, result.stderr
         shown = json.loads(result.stdout)
-        assert shown["enabled"] is False and shown["revoked"]["tokens"] == 2
+        assert shown["enabled"] is False and shown["revoked"]["tokens"] == 2 and shown["revoked"]["sessions"] == 1
 
         # the signed-in session stops at its next request, in this other process
         assert browser.get("/owner/requests").status_code == 401
@@ -443,12 +443,22 @@ def test_fresh_owner_token_of_a_disabled_user_is_refused(capsys, cli_env, engine
     assert http.get("/owner/policy", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-def test_passwd_replaces_the_password(capsys, cli_env, engine, http, make_user, monkeypatch):
+def test_passwd_replaces_the_password_and_ends_the_sessions(
+    capsys, cli_env, engine, http, live_server, make_user, monkeypatch
+):
     user = make_user()
+    browser = httpx.Client(base_url=live_server.url, timeout=30)
+    sign_in(browser, user)
+    assert browser.get("/owner/requests").status_code == 200
     monkeypatch.setattr(sys, "stdin", io.StringIO("brand-new-pw\n"))
     code, out, err = run(capsys, "user", "passwd", user.username, "--password-stdin")
     assert code == 0, err
-    assert "brand-new-pw" not in out and user.password not in out
+    assert "brand-new-pw" not in out and user.password not in out and "sessions_ended: 1\n" in out
+    with Session(engine) as session:
+        uid = session.exec(select(User).where(User.username == user.username)).one().id
+        assert session.exec(select(BrowserSession).where(BrowserSession.user_id == uid)).first() is None
+    assert browser.get("/owner/requests").status_code == 401
+    browser.close()
     with Session(engine) as session:
         stored = session.exec(select(User).where(User.username == user.username)).one().password_hash
     assert stored.startswith("$argon2id$") and verify_password("brand-new-pw", stored)

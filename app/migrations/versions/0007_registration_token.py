@@ -1,8 +1,8 @@
 """Dynamic client management (RFC 7592): the SHA-256 of each registered client's
 registration access token.
 
-Revision ID: 0006_registration_token
-Revises: 0005_purge_indexes
+Revision ID: 0007_registration_token
+Revises: 0006_browser_sessions
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0006_registration_token"
-down_revision = "0005_purge_indexes"
+revision = "0007_registration_token"
+down_revision = "0006_browser_sessions"
 branch_labels = None
 depends_on = None
 
