@@ -173,7 +173,21 @@ def _app(args: argparse.Namespace, **overrides: Any) -> Any:
         and load_settings(config, config_file=getattr(args, "config", None)).log_level == "INFO"
     ):
         config["log_level"] = "WARNING"
-    return create_app(config)
+    app = create_app(config)
+    _made.append(app)
+    return app
+
+
+#: The apps made by the running command: their database connections are closed when it ends
+#: (:func:`main`), also when ``main`` is called many times in one process (the tests).
+_made: list[Any] = []
+
+
+def _close_apps() -> None:
+    from .db import get_engine
+
+    while _made:
+        get_engine(_made.pop()).dispose()
 
 
 def _print(data: Any) -> None:
@@ -554,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return 130
+    finally:
+        _close_apps()
 
 
 if __name__ == "__main__":
