@@ -20,7 +20,9 @@ The rules:
   2^53 - 1 in magnitude, floats finite); objects and arrays nested at most
   :data:`MAX_DEPTH` levels (deeper input once exhausted the interpreter's stack);
 * **forms**: ``application/x-www-form-urlencoded`` only (``multipart/form-data``
-  would decode bad bytes by replacing them), at most :data:`MAX_FORM_FIELDS` fields.
+  would decode bad bytes by replacing them), at most :data:`MAX_FORM_FIELDS` fields;
+* **media types**: a body of a type the endpoint does not read is a 415
+  ``invalid_request`` whose description names the types it accepts (:class:`UnsupportedMediaType`).
 
 The size of any body is bounded before it is read (Flask's ``MAX_CONTENT_LENGTH``,
 setting ``max_body_bytes``: 413).
@@ -37,7 +39,7 @@ from urllib.parse import parse_qsl
 from flask import Request, request
 from werkzeug.formparser import FormDataParser
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, UnsupportedMediaType
 
 #: Deepest nesting of objects and arrays accepted in a JSON body (``[[1]]`` is 2 deep).
 MAX_DEPTH = 32
@@ -138,10 +140,16 @@ def parse_form(raw: bytes) -> list[tuple[str, str]]:
 # -- the current request ----------------------------------------------------------
 
 
+def refuse_media_type(accepted: tuple[str, ...]) -> UnsupportedMediaType:
+    """The 415 for the current request's body, naming what the endpoint ``accepted``."""
+    given = request.mimetype or "a body without Content-Type"
+    return UnsupportedMediaType(f"The body must be {' or '.join(accepted)}, not {given}.", accepted=list(accepted))
+
+
 def json_body() -> Any:
     """The current request's JSON body (``application/json``, ``…+json`` or no ``Content-Type``)."""
     if request.mimetype not in ("", "application/json") and not request.mimetype.endswith("+json"):
-        raise InvalidRequest(f"The body must be application/json, not {request.mimetype}.")
+        raise refuse_media_type(("application/json",))
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidRequest("The body is empty; a JSON document is required.")
@@ -162,7 +170,9 @@ def json_object(*, optional: bool = False) -> dict[str, Any]:
 
 
 def text_body() -> str:
-    """The current request's body as UTF-8 text."""
+    """The current request's body as UTF-8 text (``text/plain`` or no ``Content-Type``)."""
+    if request.mimetype not in ("", "text/plain"):
+        raise refuse_media_type(("text/plain",))
     try:
         return request.get_data(cache=True).decode("utf-8")
     except UnicodeDecodeError:
@@ -188,7 +198,10 @@ class StrictFormDataParser(FormDataParser):
         return stream, self.cls(fields), self.cls()
 
     def _parse_multipart(self, stream: Any, mimetype: str, content_length: Any, options: Any) -> Any:
-        raise InvalidRequest("multipart/form-data is not accepted; send application/x-www-form-urlencoded.")
+        raise UnsupportedMediaType(
+            "multipart/form-data is not accepted; send application/x-www-form-urlencoded.",
+            accepted=["application/x-www-form-urlencoded"],
+        )
 
 
 class StrictRequest(Request):
@@ -199,5 +212,7 @@ class StrictRequest(Request):
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         if e is None:
-            raise InvalidRequest(f"The body must be application/json, not {self.mimetype or 'untyped'}.")
+            raise UnsupportedMediaType(
+                f"The body must be application/json, not {self.mimetype or 'untyped'}.", accepted=["application/json"]
+            )
         raise InvalidRequest(f"The body is {e}.")

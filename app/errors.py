@@ -45,6 +45,13 @@ class InvalidRequest(ApiError):
     """Malformed request: missing/invalid/repeated parameter (F-29, F-36 DERIVED, A7)."""
 
 
+class UnsupportedMediaType(ApiError):
+    """A body of a media type the endpoint does not read (RFC 9110 §15.5.16); ``accepted`` lists
+    the ones it does (:mod:`app.body`)."""
+
+    status = 415
+
+
 class NotFound(ApiError):
     """Unknown resource id, or one the caller may not see (F-27)."""
 
@@ -81,6 +88,7 @@ _HTTP_ERRORS = {
     404: "not_found",
     405: "unsupported_method_type",
     413: "invalid_request",
+    415: "invalid_request",
 }
 
 

@@ -49,6 +49,7 @@ from .protection.introspection import bp as introspection_api
 from .protection.permissions import bp as permissions_api
 from .protection.resources import bp as resources_api
 from .web import bp as web_pages
+from .web import page_csp
 from .web.common import init_filters as init_page_filters
 
 __all__ = ["create_app", "get_settings"]
@@ -170,9 +171,13 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _security_headers(response: Response) -> Response:
-    """Clickjacking and referrer hygiene on every answer (O-55, O-58)."""
+    """Clickjacking and referrer hygiene on every answer; on every HTML page (error pages too)
+    the strict content policy of :func:`app.web.page_csp` (O-55, O-58)."""
     response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = page_csp()
+    else:
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response

@@ -42,7 +42,7 @@ from flask_wtf.csrf import CSRFError
 
 from . import audit
 from . import owner_service as service
-from .body import json_object, text_body
+from .body import json_object, refuse_media_type, text_body
 from .db import get_session, policy_set_version
 from .errors import ApiError, InvalidRequest, NotFound
 from .models import PendingRequest, PolicyDocument
@@ -194,8 +194,10 @@ def _policy_text() -> str:
     """The body: ``{"text": …}`` as JSON, or the text itself."""
     if len(request.get_data(cache=True)) > MAX_POLICY_BYTES:
         raise InvalidRequest(f"The policy text is larger than {MAX_POLICY_BYTES} bytes.")
-    if request.mimetype != "application/json":
+    if request.mimetype in ("", "text/plain"):
         return text_body()
+    if request.mimetype != "application/json":
+        raise refuse_media_type(("text/plain", "application/json"))
     text = json_object().get("text")
     if not isinstance(text, str):
         raise InvalidRequest('The JSON body must be {"text": "<policy text>"}.')

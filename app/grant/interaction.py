@@ -43,7 +43,7 @@ from ..oauth.clients import get_client
 from ..policies import get_store
 from ..protection.tickets import issue_ticket, redeem_ticket
 from ..security import now
-from ..web import current_user, login_required
+from ..web import allow_form_target, current_user, login_required
 from .bridge import Assessment, decide, load_resources, requested_scopes
 
 bp = Blueprint("claims", __name__)
@@ -166,6 +166,7 @@ def consent_page() -> Any:
     user = current_user()
     needed, requested = _needed_claims(ticket, client)
     claims = _user_claims(user)
+    allow_form_target(data["r"])  # allow or refuse, the form's answer redirects there
     return render_template(
         "grant/consent.html",
         user=user,

@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 
 from .. import get_settings
 from ..db import get_session
-from ..web import current_user
+from ..web import allow_form_target, current_user
 from .keys import jwks
 from .metadata import server_metadata
 from .server import get_server
@@ -71,6 +71,7 @@ def authorize() -> Any:
         )
     if user is None:
         return redirect(url_for("web.login", next=request.full_path), code=303)
+    allow_form_target(grant.redirect_uri)  # approve or deny, the form's answer redirects there
     if request.method == "GET":
         return render_template(
             "consent.html",

@@ -14,6 +14,7 @@ view never has to remember to.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,17 +31,50 @@ bp = Blueprint("web", __name__)
 #: The cookie's session id (its SHA-256 is the ``browser_sessions`` row).
 _SESSION_ID = "sid"
 
-#: The pages load only their own stylesheet and script: no inline code, no other origin.
+#: Every HTML page loads only this server's own stylesheet and script: no inline code, no other
+#: origin, never framed; its forms post to this server (``form-action``, completed by
+#: :func:`page_csp` with the targets a page allowed through :func:`allow_form_target`).
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_HOST_PORT = re.compile(r"[a-z0-9.-]+(:[0-9]{1,5})?|\[[0-9a-f:.]+\](:[0-9]{1,5})?")
+
+
+def _csp_source(uri: str) -> str | None:
+    """The CSP source expression of a redirect URI's origin (``https://host:port``; ``scheme:`` for
+    a native app's private-use scheme), or None when it cannot be written safely (then the page's
+    form cannot redirect there: closed, not open)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.fullmatch(scheme):
+        return None
+    if scheme not in ("http", "https"):
+        return f"{scheme}:"
+    host = parts.netloc.rpartition("@")[2].lower()
+    return f"{scheme}://{host}" if _HOST_PORT.fullmatch(host) else None
+
+
+def allow_form_target(uri: str | None) -> None:
+    """Let this request's page's form lead to ``uri``, a client's registered redirect URI that the
+    AS redirects to after the form posts (OAuth consent, claims interaction: O-55). Browsers check
+    ``form-action`` on the redirect too, by origin."""
+    source = _csp_source(uri) if uri else None
+    if source is not None:
+        g.setdefault("uma_form_targets", []).append(source)
+
+
+def page_csp() -> str:
+    """The Content-Security-Policy of an HTML page of this request (set by ``app/factory.py``)."""
+    targets = " ".join(["'self'", *g.get("uma_form_targets", [])])
+    return f"{PAGE_CSP}; form-action {targets}"
+
 
 @bp.after_request
 def _page_headers(response: Response) -> Response:
-    """Owner pages are private and change often: never cached; a strict content policy (O-55)."""
-    response.headers["Content-Security-Policy"] = PAGE_CSP
+    """Owner pages are private and change often: never cached (their CSP: ``app/factory.py``)."""
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 

@@ -178,7 +178,11 @@ def test_pat_consent_in_the_browser_O_09_F_06(person, make_user, make_rs, http):
     me.page.goto("/authorize?" + query)
     assert "/login" in me.page.url and me.page.is_visible("text=Sign in")
     me.shot("login")
-    me.sign_in(owner)
+    with me.page.expect_response(lambda r: "/authorize?" in r.url) as consent:
+        me.sign_in(owner)
+    # The strict policy is on (O-55, issue 13 point 5): the approval's redirect to the RS is
+    # allowed by its form-action, and the person fixture fails on any CSP violation.
+    assert consent.value.headers["content-security-policy"].endswith("form-action 'self' https://rs.example.net")
     me.page.wait_for_selector("text=Photo storage")
     assert me.page.is_visible("text=protecting your resources with this server")
     me.shot("pat-consent")

@@ -156,7 +156,7 @@ def test_a_browser_gets_an_error_page_for_a_body_the_reader_refuses(browser):
         content=b'--X\r\nContent-Disposition: form-data; name="text"\r\n\r\n\xff\r\n--X--\r\n',
         headers={**html, "Content-Type": "multipart/form-data; boundary=X"},
     )
-    assert r.status_code == 400 and "multipart/form-data is not accepted" in r.text
+    assert r.status_code == 415 and "multipart/form-data is not accepted" in r.text
 
 
 # -- the OAuth and protection endpoints --------------------------------------------------
