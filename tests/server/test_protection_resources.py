@@ -208,13 +208,21 @@ def test_malformed_descriptions_are_400_invalid_request_F_14_F_29(http, pat, bod
         (b"\xff\xfe\x00", "application/json"),
         (b'{"resource_scopes": [NaN]}', "application/json"),
         (b"[" * 100000, "application/json"),
-        (b'{"resource_scopes": []}', "text/plain"),
-        (b"resource_scopes=view", "application/x-www-form-urlencoded"),
     ],
 )
 def test_unreadable_bodies_are_400_invalid_request_F_29(http, pat, content, content_type):
     response = http.post(RREG + "/", headers={**pat.headers, "Content-Type": content_type}, content=content)
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "content, content_type",
+    [(b'{"resource_scopes": []}', "text/plain"), (b"resource_scopes=view", "application/x-www-form-urlencoded")],
+)
+def test_bodies_of_another_media_type_are_415_naming_json_F_29(http, pat, content, content_type):
+    response = http.post(RREG + "/", headers={**pat.headers, "Content-Type": content_type}, content=content)
+    assert response.status_code == 415 and response.json()["error"] == "invalid_request"
+    assert response.json()["accepted"] == ["application/json"]
 
 
 def test_huge_body_is_refused_without_500(http, pat):
