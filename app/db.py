@@ -242,9 +242,12 @@ def remember_policy_set_version(session: Session, version: int) -> None:
     session.info["uma_policy_set_version"] = (session.get_transaction(), int(version or 0))
 
 
+_VERSION_COLUMN = select(PolicySetVersion.version).where(PolicySetVersion.id == 1).scalar_subquery()
+
+
 def policy_set_version_column() -> Any:
     """The policy-set version as a scalar subquery, to read in a statement the request makes anyway."""
-    return select(PolicySetVersion.version).where(PolicySetVersion.id == 1).scalar_subquery()
+    return _VERSION_COLUMN
 
 
 def policy_set_version(session: Session) -> int:
