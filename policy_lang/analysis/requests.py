@@ -328,7 +328,7 @@ def generate_requests(
         plans = [s.plan(resource["owner"], resource["id"], resource.get("type"), resource.get("name")) for s in sets]
         # resources that the same rules of both sets govern decide alike, unless a
         # rule reads the resource's own attributes: keep the first of each class
-        key = (resource["owner"],) + tuple(tuple(cr.order for cr in p.rules) for p in plans)
+        key = (resource["owner"],) + tuple(tuple(id(cr) for cr in p.rules) for p in plans)
         if any(_reads_resource(cr.rule) for p in plans for cr in p.rules):
             key += (resource["id"], resource.get("type"), resource.get("name"))
         if key not in classes:

@@ -28,12 +28,14 @@ class CRule:
     owner: str | None
     target: A.Target
     glob: V.Glob | None = None
-    order: int = 0
+    order: int = 0  # the rule's position in its unit
     declared: dict = field(default_factory=dict)
     until: datetime | None = None  # the rule stops applying after this instant
     timed: bool = False  # has a for/until bound (read on every decision)
 
     def __post_init__(self) -> None:
+        if self.target.pattern is not None:
+            self.glob = V.glob(self.target.pattern)
         e = self.rule.expiry
         if e is not None:
             self.timed = True
@@ -42,9 +44,10 @@ class CRule:
 
 
 class TargetIndex:
-    """One owner's (or the global) rules, by target."""
+    """One owner's (or the global) rules, by target. Rules are added in the
+    canonical order; :meth:`candidates` returns them in that order."""
 
-    __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "plans")
+    __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "rank")
 
     def __init__(self) -> None:
         self.by_id: dict[str, list[CRule]] = {}
@@ -53,9 +56,10 @@ class TargetIndex:
         self.by_type_name: dict[tuple[str, str], list[CRule]] = {}
         self.globs: list[CRule] = []
         self.any: list[CRule] = []
-        self.plans: dict = {}
+        self.rank: dict[int, int] = {}  # id(rule) → its position in this index
 
     def add(self, cr: CRule) -> None:
+        self.rank[id(cr)] = len(self.rank)
         t = cr.target
         k = t.kind
         if k == "any":
@@ -69,7 +73,6 @@ class TargetIndex:
         elif k == "type_name":
             self.by_type_name.setdefault((t.type, t.name), []).append(cr)
         else:  # name_like, type_name_like
-            cr.glob = V.glob(t.pattern)
             self.globs.append(cr)
 
     def candidates(self, rid, rtype, rname) -> list[CRule]:
@@ -98,12 +101,9 @@ class TargetIndex:
                 if cr.glob.match(rname):
                     out.append(cr)
         if len(out) > 1:
-            out.sort(key=_order)
+            rank = self.rank
+            out.sort(key=lambda cr: rank[id(cr)])
         return out
-
-
-def _order(cr: CRule) -> int:
-    return cr.order
 
 
 class Plan:

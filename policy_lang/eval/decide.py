@@ -19,6 +19,7 @@ Then, over all scopes: all granted → ``permit``; some need claims →
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -285,7 +286,7 @@ def iso(t: datetime | None) -> str | None:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decision:
+def assemble(results: list[ScopeResult], declared_for: Callable[[str | None], dict[str, tuple[str, str]]]) -> Decision:
     """Scope results → the request-level decision (section 3, 'From scope results
     to the UMA answer') and its JSON members."""
     if len(results) == 1 and results[0].outcome != NEED and not results[0].errors:
@@ -339,7 +340,7 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
     if n_need:
         seen = set()
         for owner_key, names in missing_by_owner.items():
-            decl = declared_for.get(owner_key) or declared_for.get("", {})
+            decl = declared_for(owner_key)
             for name in sorted(names):
                 if name in seen:
                     continue
