@@ -158,7 +158,7 @@ class AuthorizationCode(SQLModel, table=True):
     code_challenge: str | None = None
     code_challenge_method: str | None = None
     created_at: int = Field(default_factory=now)
-    expires_at: int
+    expires_at: int = Field(index=True)
     used: bool = False
 
     def get_redirect_uri(self) -> str | None:
@@ -179,6 +179,8 @@ class Token(SQLModel, table=True):
     """
 
     __tablename__ = "tokens"
+    #: What the purge looks for (app.purge): expired tokens whose refresh token expired too (or has none).
+    __table_args__ = (Index("ix_tokens_purge", "refresh_expires_at", "expires_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     access_token_hash: str = Field(unique=True, index=True, max_length=64)
@@ -281,7 +283,7 @@ class PermissionTicket(SQLModel, table=True):
     claim_sources: dict[str, Any] = _json_dict()
     predecessor_id: int | None = Field(default=None, index=True)
     created_at: int = Field(default_factory=now)
-    expires_at: int
+    expires_at: int = Field(index=True)
     consumed: bool = False
     consumed_at: int | None = None
     #: Set (atomically) when the claims interaction issued this consumed ticket's successor.
@@ -299,6 +301,8 @@ class Rpt(SQLModel, table=True):
     """
 
     __tablename__ = "rpts"
+    #: What the purge looks for (app.purge): expired RPTs whose refresh token expired too (or has none).
+    __table_args__ = (Index("ix_rpts_purge", "refresh_expires_at", "expires_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     jti: str = Field(unique=True, index=True, max_length=64)
@@ -347,7 +351,7 @@ class Pct(SQLModel, table=True):
     claims: dict[str, Any] = _json_dict()
     claim_sources: dict[str, Any] = _json_dict()
     created_at: int = Field(default_factory=now)
-    expires_at: int
+    expires_at: int = Field(index=True)
     revoked: bool = False
 
     def check_client(self, client: OAuthClient) -> bool:

@@ -22,7 +22,7 @@ from flask import Blueprint, g, request
 from .. import get_settings
 from ..db import get_session
 from ..models import Rpt, Token
-from ..oauth.clients import get_client
+from ..oauth.clients import cached_client
 from ..oauth.server import get_server
 from ..oauth.tokens import find_access_token
 from .auth import authenticate_pat
@@ -39,7 +39,7 @@ class UmaIntrospectionEndpoint(IntrospectionEndpoint):
         pat: Token | None = g.get("uma_pat")
         if pat is None:
             return super().authenticate_endpoint_client(request)
-        client = get_client(get_session(), pat.client_id)
+        client = cached_client(get_session(), pat.client_id)
         if client is None:
             raise InvalidClientError("The PAT's client no longer exists.", status_code=401)
         request.client = client
@@ -72,7 +72,7 @@ class UmaIntrospectionEndpoint(IntrospectionEndpoint):
         if token is None:
             return {"active": False}
         if isinstance(token, Rpt):
-            return introspect_rpt(raw, rs_client_id=client.client_id) or {"active": False}
+            return introspect_rpt(raw, rs_client_id=client.client_id, row=token) or {"active": False}
         if token.is_expired() or token.is_revoked():
             return {"active": False}
         body: dict[str, Any] = {

@@ -111,6 +111,7 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
             "secret_key": secrets.token_hex(32),
             "instance_path": str(tmp_path_factory.mktemp("instance")),
             "rpt_format": "jwt",
+            "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
             "TESTING": True,
         }
     )
