@@ -213,7 +213,7 @@ class PolicySet:
     comes from :func:`compile_sources`, :func:`load`, :meth:`from_units`, and a set
     one text away from another from :meth:`replace` / :meth:`remove`."""
 
-    __slots__ = ("_units", "_global", "_nobody", "_keys", "_reads", "_cache")
+    __slots__ = ("_units", "_global", "_nobody", "_keys", "_reads", "_cache", "__weakref__")
 
     _units: dict[str, Unit]  # by name
     _global: _Key  # the global units

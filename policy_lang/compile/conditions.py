@@ -100,7 +100,7 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
     if t is A.Compare:
         return _compile_compare(node, groups)
     if t is A.And:
-        return _fused_and(node.items, groups) or _and(tuple([compile_cond(x, groups) for x in node.items]))
+        return _and(tuple([compile_cond(x, groups) for x in node.items]))
     if t is A.Or:
         return _or(tuple([compile_cond(x, groups) for x in node.items]))
     if t is A.Not:
@@ -181,81 +181,8 @@ def _and(parts):
     return and_n
 
 
-# ``a and b and …`` as one generated function: the simple tests (_simple_test)
-# inline, any other clause called; the same results, in the same order, with the
-# same short cuts as _and. A call per clause was over a third of evaluating a
-# three-clause rule. The code depends only on the clauses' kinds: made once per shape.
-_FUSED: dict[tuple, Callable] = {}
-
-# per kind of simple test: its code, setting {r} from the test's constants {k0}, {k1}, …
-# ({v}: the test's variant, e.g. the entity of an attribute); each does what the
-# closure of that kind in _compile_compare does
-_SNIPPET = {
-    "call": "{r} = {k0}(ctx)\n",
-    "claim_eq": (
-        "v = claims.get({k0})\n"
-        "if v is None:\n    {r} = {k3}\n"
-        "elif v.__class__ is {k2}:\n    {r} = v == {k1}\n"
-        "else:\n    {r} = eq(v, {k1})\n"
-    ),
-    "claim_in": (
-        "v = claims.get({k0})\n"
-        "if v is None:\n    {r} = {k3}\n"
-        "elif v.__class__ is str:\n    {r} = v in {k1}\n"
-        "else:\n    {r} = member(v, {k2})\n"
-    ),
-    "attr_eq": "{r} = ctx.{v}.get({k0}) == {k1}\n",
-}
-
 # a claim (a string) tested against a string: the test on two strings (values.py)
 _STRING_TESTS = {"starts with": str.startswith, "ends with": str.endswith, "contains": str.__contains__}
-
-# the kinds inlined: the three commonest only, as each shape costs a compile of its text
-_INLINE = frozenset(_SNIPPET) - {"call"}
-
-
-def _fused_and(items, groups) -> Fn | None:
-    tests = [_simple_test(x, groups) if type(x) is A.Compare else None for x in items]
-    if len(items) < 2 or all(t is None or t[0] not in _INLINE for t in tests):
-        return None
-    tests = [
-        t
-        if t is not None and t[0] in _INLINE
-        else ("call", None, compile_cond(x, groups) if t is None else _test_closure(t, x, groups))
-        for x, t in zip(items, tests)
-    ]
-    shape = tuple((t[0], t[1], len(t) - 2) for t in tests)
-    make = _FUSED.get(shape)
-    if make is None:
-        make = _FUSED[shape] = _make_fused(shape)
-    return make(V.eq, V.member, V.k_and, *[k for t in tests for k in t[2:]])
-
-
-def _make_fused(shape: tuple) -> Callable:
-    n = len(shape)
-    params: list[str] = []
-    body = ["claims = ctx.claims\n"] if any(kind.startswith("claim") for kind, _, _ in shape) else []
-    for i, (kind, variant, n_consts) in enumerate(shape):
-        k = {f"k{j}": f"k{i}_{j}" for j in range(n_consts)}
-        params.extend(k.values())
-        body.append(_SNIPPET[kind].format(r=f"r{i}", v=variant, **k))
-        if i < n - 1:
-            body.append(f"if r{i} is False:\n    return False\n")
-    if n == 2:  # as and2
-        body.append("if r0 is True:\n    return r1\nif r1 is True:\n    return r0\nreturn k_and((r0, r1))\n")
-    elif n == 3:  # as and3
-        body.append("if r0 is True and r1 is True:\n    return r2\nreturn k_and((r0, r1, r2))\n")
-    else:  # as and_n
-        body.append(f"return k_and([{', '.join(f'r{i}' for i in range(n))}])\n")
-    code = "".join(body).replace("\n", "\n        ")
-    src = (
-        f"def make(eq, member, k_and, {', '.join(params)}):\n"
-        f"    def fused_and(ctx):\n        {code}\n"
-        f"    return fused_and\n"
-    )
-    ns: dict = {}
-    exec(compile(src, "<fused and>", "exec"), ns)
-    return ns["make"]
 
 
 def _or(parts):
@@ -272,8 +199,8 @@ def _or(parts):
 
 
 def _simple_test(node: A.Compare, groups) -> tuple | None:
-    """The comparisons policies use most, tested without operand closures (by
-    their own closure, or inline in a fused ``and``): (kind, variant, constants…)
+    """The comparisons policies use most, tested by one closure without operand
+    closures: (kind, variant, constants…)
 
     * ``("claim_eq", None, name, const, const's class, Unknown)``: a claim == a string or bool
     * ``("claim_in", None, name, frozenset, tuple, Unknown)``: a claim in a list of strings
