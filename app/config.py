@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     """Polling interval announced with `request_submitted`, seconds."""
     key_retention: Seconds = 2 * 86400
     """How long a retired signing key stays published in `/jwks`, seconds; keep it ≥ `rpt_lifetime`."""
+    introspection_clients: WordList = []
+    """Client ids allowed to introspect any RPT at `/uma/introspect` (e.g. a gateway before several resource servers); other callers learn about an RPT only with a PAT for its owner at its resource server."""
     registration_open: bool = True
     """Open dynamic client registration (RFC 7591) at `/register` without an initial access token."""
     max_body_bytes: Bytes = 1024 * 1024

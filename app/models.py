@@ -53,6 +53,21 @@ class User(SQLModel, table=True):
         return self.username
 
 
+class BrowserSession(SQLModel, table=True):
+    """A logged-in browser session (app/identity/sessions.py): the cookie carries the id, this
+    row its SHA-256, so logout, a password change or ``end_sessions`` end it in every process."""
+
+    __tablename__ = "browser_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid_hash: str = Field(unique=True, index=True, max_length=64)
+    user_id: int = Field(index=True)
+    #: Digest of the user's password hash at login: a new password ends the session.
+    credential: str = Field(max_length=64)
+    created_at: int = Field(default_factory=now)
+    expires_at: int = Field(index=True)
+
+
 class OAuthClient(SQLModel, table=True):
     """An OAuth client: a resource server (uses the protection API) or an UMA client.
 

@@ -12,6 +12,7 @@ lock is held for long and requests go on meanwhile):
                             none): a spent refresh token stays until its own expiry,
                             so presenting it again is still seen as reuse (O-47)
 ``pcts``                    expired
+``browser_sessions``        expired (app/identity/sessions.py)
 ``audit_records``           older than ``audit_retention`` seconds (0: kept for ever)
 ==========================  ==========================================================
 
@@ -35,7 +36,7 @@ from sqlalchemy import Engine, and_, delete, exists, or_, select
 from sqlmodel import SQLModel
 
 from .config import Settings
-from .models import AuditRecord, AuthorizationCode, Pct, PermissionTicket, Rpt, Token
+from .models import AuditRecord, AuthorizationCode, BrowserSession, Pct, PermissionTicket, Rpt, Token
 from .security import now
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def expired_conditions(settings: Settings, at: int) -> dict[str, tuple[type[SQLM
         "authorization_codes": (AuthorizationCode, AuthorizationCode.expires_at < at),
         "tokens": (Token, access_and_refresh_expired(Token)),
         "pcts": (Pct, Pct.expires_at < at),
+        "browser_sessions": (BrowserSession, BrowserSession.expires_at < at),
     }
     if settings.audit_retention > 0:
         conditions["audit_records"] = (AuditRecord, AuditRecord.created_at < at - settings.audit_retention)

@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.cli import main
-from app.models import AuditRecord, AuthorizationCode, Pct, PermissionTicket, Rpt, Token
+from app.models import AuditRecord, AuthorizationCode, BrowserSession, Pct, PermissionTicket, Rpt, Token
 from app.purge import purge
 from app.security import now
 from tests.support.server import unique
@@ -102,6 +102,8 @@ def test_purge_removes_only_what_expired(engine, settings):
         "rpt live": _rpt(at, 60, DAY),
         "pct expired": Pct(pct_hash=_hex(), client_id="c", expires_at=at - 1),
         "pct live": Pct(pct_hash=_hex(), client_id="c", expires_at=at + 60),
+        "session expired": BrowserSession(sid_hash=_hex(), user_id=1, credential=_hex(), expires_at=at - 1),
+        "session live": BrowserSession(sid_hash=_hex(), user_id=1, credential=_hex(), expires_at=at + 60),
         "audit older than the retention": AuditRecord(owner=unique("o"), outcome="permit", created_at=at - 8 * DAY),
         "audit within the retention": AuditRecord(owner=unique("o"), outcome="permit", created_at=at - 6 * DAY),
     }
@@ -121,10 +123,12 @@ def test_purge_removes_only_what_expired(engine, settings):
         "rpt spent refresh, live",
         "rpt live",
         "pct live",
+        "session live",
         "audit within the retention",
     }
     assert counts["permission_tickets"] >= 2 and counts["tokens"] >= 2 and counts["rpts"] >= 2
     assert counts["authorization_codes"] >= 1 and counts["pcts"] >= 1 and counts["audit_records"] >= 1
+    assert counts["browser_sessions"] >= 1
 
     # Once its RPT is gone too, the used ticket goes.
     purge(engine, settings, at=at + 2 * DAY)
