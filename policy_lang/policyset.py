@@ -43,7 +43,7 @@ from typing import Any
 from .check import check_parsed
 from .compile import CRule, Ctx, Plan, TargetIndex, rule_condition
 from .diagnostics import Diagnostic, PolicyError, sort_diagnostics
-from .eval import NEED, Decision, ScopeTrace, assemble, assemble_one, check_request, decide_scope, plain_request
+from .eval import Decision, ScopeTrace, assemble, check_request, decide_scope, plain_request
 from .syntax import ParsedSource, Source, parse_source, read_sources
 from .syntax import ast as A
 from .syntax.visitor import walk
@@ -192,7 +192,7 @@ def _check(units: Iterable[Unit]) -> list[Diagnostic]:
 
 
 def _by_file(diags: Iterable[Diagnostic], units: Iterable[Unit]) -> dict[str, list[Diagnostic]]:
-    names = {u.name: [] for u in units}
+    names: dict[str, list[Diagnostic]] = {u.name: [] for u in units}
     for d in diags:
         if d.file in names:
             names[d.file].append(d)
@@ -457,14 +457,6 @@ class PolicySet:
                     res.trace = ScopeTrace(_weighed(plan, scope), seen, ctx, ignored)
                     results.append(res)
                 continue
-            if len(scopes) == 1 and len(perms) == 1:
-                # the common case, one scope of one resource: assemble's own shortcut, without
-                # the bookkeeping of several results
-                scope = scopes[0]
-                res = decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid, owner)
-                if res.outcome != NEED and not res.errors:
-                    return assemble_one(res)
-                return assemble([res], declared)
             for scope in scopes:
                 results.append(decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid, owner))
         return assemble(results, declared)

@@ -21,7 +21,7 @@ class CRule:
     """A compiled rule."""
 
     effect: str
-    scopes: frozenset | None
+    scopes: frozenset[str] | None
     cond: Fn | None  # None: unconditional
     rule: A.Rule
     ref: str
@@ -29,7 +29,7 @@ class CRule:
     target: A.Target
     glob: V.Glob | None = None
     order: int = 0  # the rule's position in its unit
-    declared: dict = field(default_factory=dict)
+    declared: dict[str, tuple[str, str]] = field(default_factory=dict)
     until: datetime | None = None  # the rule stops applying after this instant
     timed: bool = False  # has a for/until bound (read on every decision)
 
@@ -65,17 +65,21 @@ class TargetIndex:
         if k == "any":
             self.any.append(cr)
         elif k == "id":
+            assert t.resource_id is not None
             self.by_id.setdefault(t.resource_id, []).append(cr)
         elif k == "type":
+            assert t.type is not None
             self.by_type.setdefault(t.type, []).append(cr)
         elif k == "name":
+            assert t.name is not None
             self.by_name.setdefault(t.name, []).append(cr)
         elif k == "type_name":
+            assert t.type is not None and t.name is not None
             self.by_type_name.setdefault((t.type, t.name), []).append(cr)
         else:  # name_like, type_name_like
             self.globs.append(cr)
 
-    def candidates(self, rid, rtype, rname) -> list[CRule]:
+    def candidates(self, rid: str | None, rtype: str | None, rname: str | None) -> list[CRule]:
         out: list[CRule] = []
         if self.any:
             out.extend(self.any)
@@ -98,12 +102,15 @@ class TargetIndex:
             for cr in self.globs:
                 if cr.target.kind == "type_name_like" and cr.target.type != rtype:
                     continue
-                if cr.glob.match(rname):
+                if cr.glob is not None and cr.glob.match(rname):
                     out.append(cr)
         if len(out) > 1:
             rank = self.rank
             out.sort(key=lambda cr: rank[id(cr)])
         return out
+
+
+Weighed = tuple[tuple[CRule, ...], tuple[CRule, ...], tuple[CRule, ...]]  # forbids, permits, asks
 
 
 class Plan:
@@ -114,12 +121,14 @@ class Plan:
 
     def __init__(self, rules: list[CRule]):
         self.rules = rules
-        self.by_scope: dict[str, tuple[tuple, tuple, tuple]] = {}
+        self.by_scope: dict[str, Weighed] = {}
 
-    def for_scope(self, scope: str) -> tuple[tuple, tuple, tuple]:
+    def for_scope(self, scope: str) -> Weighed:
         got = self.by_scope.get(scope)
         if got is None:
-            f, p, a = [], [], []
+            f: list[CRule] = []
+            p: list[CRule] = []
+            a: list[CRule] = []
             for cr in self.rules:
                 if cr.scopes is None or scope in cr.scopes:
                     (f if cr.effect == "forbid" else p if cr.effect == "permit" else a).append(cr)

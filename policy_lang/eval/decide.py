@@ -266,7 +266,7 @@ def _bound(cr: CRule, now: datetime) -> datetime | None:
     e = cr.rule.expiry
     if e is None:
         return None
-    if e.kind == "for":
+    if e.kind == "for" and e.duration is not None:
         try:
             return now + e.duration
         except OverflowError:  # past the last representable instant: bounded by that instant
@@ -290,12 +290,15 @@ def assemble(results: list[ScopeResult], declared_for: Callable[[str | None], di
     """Scope results → the request-level decision (section 3, 'From scope results
     to the UMA answer') and its JSON members."""
     if len(results) == 1 and results[0].outcome != NEED and not results[0].errors:
+        # one scope of one resource, the usual request: without this shortcut a decision
+        # executes 44 % more instructions (38,656 → 55,749 for the three-clause rule,
+        # bench/policy_instructions.py, 3 December 2026)
         return assemble_one(results[0])
-    granted: dict[str, list] = {}
-    denied: dict[str, list] = {}
-    submitted: dict[str, list] = {}
+    granted: dict[str, list[str]] = {}
+    denied: dict[str, list[str]] = {}
+    submitted: dict[str, list[str]] = {}
     expiry: dict[str, datetime | None] = {}
-    missing_by_owner: dict[str, set] = {}
+    missing_by_owner: dict[str, set[str]] = {}
     reasons = []
     errors = []
     n_granted = n_need = n_sub = 0
@@ -363,7 +366,7 @@ def assemble(results: list[ScopeResult], declared_for: Callable[[str | None], di
     )
 
 
-def _reasons(res: ScopeResult) -> list[dict]:
+def _reasons(res: ScopeResult) -> list[dict[str, Any]]:
     """The rules that decided one scope (for need_info: those whose claims are asked for)."""
     if res.outcome == NEED:
         return [
