@@ -5,11 +5,21 @@
     uma db purge [--config F]
     uma client add --name N [--grant-type G]... [--redirect-uri U]... [--claims-redirect-uri U]...
                    [--owner USER] [--public] [--scope S] [--config F]
+    uma client list | show ID | rotate-secret ID | delete ID          [--json] [--config F]
+    uma client update ID [--name N] [--redirect-uri U]... [--no-redirect-uris]
+                   [--claims-redirect-uri U]... [--no-claims-redirect-uris] [--grant-type G]...
+                   [--scope S] [--json] [--config F]
     uma user add NAME [--password-stdin] [--claim k=v]... [--config F]   (asks for the password)
+    uma user list | show NAME | disable NAME | enable NAME | delete NAME  [--json] [--config F]
+    uma user passwd NAME [--password-stdin] [--json] [--config F]          (asks for the password)
+    uma user set-claim NAME [K=V]... [--unset K]... [--json] [--config F]
+    uma token revoke (--client ID | --user NAME) [--json] [--config F]
     uma keys rotate [--config F]
     uma policy ...            (everything after "policy" goes to policy_lang.cli.main)
 
-Bad usage prints one line on stderr and exits 2, never a traceback.
+Bad usage prints one line on stderr and exits 2, never a traceback. An unknown client id or
+user name prints one line on stderr and exits 1. The administration commands (client, user,
+token) are a thin layer over :mod:`app.admin`; they print text, or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ class UsageError(Exception):
     """Bad command line or bad input values (exit status 2)."""
 
 
+class NotFoundError(Exception):
+    """An unknown client id or user name (exit status 1)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
@@ -37,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("--config", metavar="FILE", help="TOML settings file (default: $UMA_CONFIG)")
+        return sp
+
+    def with_json(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--json", action="store_true", help="print JSON instead of text")
         return sp
 
     serve = with_config(sub.add_parser("serve", help="migrate the database, then serve HTTP (werkzeug)"))
@@ -63,6 +81,29 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--public", action="store_true", help="a public client (no secret)")
     add.add_argument("--scope", default="", help="space-separated scopes the client may ask for")
     add.set_defaults(func=cmd_client_add)
+    with_json(with_config(client.add_parser("list", help="list the clients"))).set_defaults(func=cmd_client_list)
+    for name, func, text in (
+        ("show", cmd_client_show, "show a client (never its secret)"),
+        ("rotate-secret", cmd_client_rotate_secret, "a new client secret, shown once; the old one stops working"),
+        ("delete", cmd_client_delete, "delete a client; every token issued to it is revoked"),
+    ):
+        cp = with_json(with_config(client.add_parser(name, help=text)))
+        cp.add_argument("client_id", metavar="ID")
+        cp.set_defaults(func=func)
+    upd = with_json(
+        with_config(client.add_parser("update", help="change a client's metadata (checked as at registration)"))
+    )
+    upd.add_argument("client_id", metavar="ID")
+    upd.add_argument("--name")
+    upd.add_argument("--redirect-uri", action="append", dest="redirect_uris", help="replaces the list (repeat)")
+    upd.add_argument("--no-redirect-uris", action="store_true", help="remove every redirect URI")
+    upd.add_argument(
+        "--claims-redirect-uri", action="append", dest="claims_redirect_uris", help="replaces the list (repeat)"
+    )
+    upd.add_argument("--no-claims-redirect-uris", action="store_true", help="remove every claims redirect URI")
+    upd.add_argument("--grant-type", action="append", dest="grant_types", help="replaces the list (repeat)")
+    upd.add_argument("--scope", help="space-separated scopes the client may ask for (replaces them)")
+    upd.set_defaults(func=cmd_client_update)
 
     user = sub.add_parser("user", help="local accounts").add_subparsers(
         dest="user_command", required=True, parser_class=_Parser
@@ -77,6 +118,37 @@ def _parser() -> argparse.ArgumentParser:
         "--claim", action="append", default=[], metavar="K=V", help="a claim; V is JSON if it parses, else a string"
     )
     uadd.set_defaults(func=cmd_user_add)
+    with_json(with_config(user.add_parser("list", help="list the users"))).set_defaults(func=cmd_user_list)
+    for name, func, text in (
+        ("show", cmd_user_show, "show a user (never the password)"),
+        ("disable", cmd_user_disable, "the user can no longer log in; every token of theirs is revoked"),
+        ("enable", cmd_user_enable, "the user may log in again"),
+        ("delete", cmd_user_delete, "delete a user and everything the account owns"),
+    ):
+        up = with_json(with_config(user.add_parser(name, help=text)))
+        up.add_argument("name", metavar="NAME")
+        up.set_defaults(func=func)
+    passwd = with_json(with_config(user.add_parser("passwd", help="set a new password (asks for it)")))
+    passwd.add_argument("name", metavar="NAME")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of standard input"
+    )
+    passwd.add_argument("--password", help=argparse.SUPPRESS)  # refused: see _read_password
+    passwd.set_defaults(func=cmd_user_passwd)
+    claim = with_json(with_config(user.add_parser("set-claim", help="set or remove claims of a user")))
+    claim.add_argument("name", metavar="NAME")
+    claim.add_argument("claims", nargs="*", metavar="K=V", help="a claim; V is JSON if it parses, else a string")
+    claim.add_argument("--unset", action="append", default=[], metavar="K", help="remove this claim")
+    claim.set_defaults(func=cmd_user_set_claim)
+
+    token = sub.add_parser("token", help="tokens").add_subparsers(
+        dest="token_command", required=True, parser_class=_Parser
+    )
+    revoke = with_json(with_config(token.add_parser("revoke", help="revoke every token of a client or of a user")))
+    whose = revoke.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--client", metavar="ID", help="every token issued to this client")
+    whose.add_argument("--user", metavar="NAME", help="every token of this user")
+    revoke.set_defaults(func=cmd_token_revoke)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", required=True, parser_class=_Parser
@@ -101,7 +173,21 @@ def _app(args: argparse.Namespace, **overrides: Any) -> Any:
         and load_settings(config, config_file=getattr(args, "config", None)).log_level == "INFO"
     ):
         config["log_level"] = "WARNING"
-    return create_app(config)
+    app = create_app(config)
+    _made.append(app)
+    return app
+
+
+#: The apps made by the running command: their database connections are closed when it ends
+#: (:func:`main`), also when ``main`` is called many times in one process (the tests).
+_made: list[Any] = []
+
+
+def _close_apps() -> None:
+    from .db import get_engine
+
+    while _made:
+        get_engine(_made.pop()).dispose()
 
 
 def _print(data: Any) -> None:
@@ -205,12 +291,12 @@ def cmd_client_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _claims(pairs: list[str]) -> dict[str, Any]:
+def _claims(pairs: list[str], where: str = f"{PROG} user add: --claim") -> dict[str, Any]:
     claims: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"{PROG} user add: --claim needs K=V, not {pair!r}")
+            raise UsageError(f"{where} needs K=V, not {pair!r}")
         try:
             claims[key] = json.loads(value)
         except ValueError:
@@ -218,13 +304,12 @@ def _claims(pairs: list[str]) -> dict[str, Any]:
     return claims
 
 
-def _read_password(args: argparse.Namespace) -> str:
-    """The new user's password: asked twice at the terminal (getpass), or the first line of
+def _read_password(args: argparse.Namespace, where: str = f"{PROG} user add") -> str:
+    """A new password: asked twice at the terminal (getpass), or the first line of
     stdin with ``--password-stdin``. ``--password P`` is refused: the process list and the
     shell history would show it."""
     import getpass
 
-    where = f"{PROG} user add"
     if args.password is not None:
         raise UsageError(
             f"{where}: --password is refused (the process list and shell history would show it); "
@@ -268,6 +353,184 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- administration (a thin layer over app.admin) -------------------------------------------
+
+
+def _admin(args: argparse.Namespace, where: str, action: Any) -> Any:
+    """Run ``action(session)`` in one transaction; an unknown id is exit 1, a refused value exit 2."""
+    from .db import session_scope
+    from .errors import InvalidRequest, NotFound
+
+    app = _app(args)
+    with app.app_context():
+        try:
+            with session_scope() as session:
+                return action(session)
+        except NotFound as exc:
+            raise NotFoundError(f"{PROG} {where}: {exc.description}") from None
+        except InvalidRequest as exc:
+            raise UsageError(f"{PROG} {where}: {exc.description}") from None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value) if value else "-"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True) if value else "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value in (None, "") else str(value)
+
+
+def _show(args: argparse.Namespace, data: Any, columns: tuple[str, ...] = ()) -> None:
+    """JSON with ``--json``; else a table (``columns`` of each row of a list) or ``key: value`` lines."""
+    if args.json:
+        _print(data)
+    elif isinstance(data, list):
+        rows = [columns] + [tuple(_text(item.get(c)) for c in columns) for item in data]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    else:
+        for key in sorted(data):
+            print(f"{key}: {_text(data[key])}")
+
+
+def cmd_client_list(args: argparse.Namespace) -> int:
+    from . import admin
+
+    _show(args, _admin(args, "client list", admin.list_clients), ("client_id", "client_name", "grant_types", "owner"))
+    return 0
+
+
+def cmd_client_show(args: argparse.Namespace) -> int:
+    from . import admin
+
+    _show(args, _admin(args, "client show", lambda db: admin.client_view(admin.find_client(db, args.client_id))))
+    return 0
+
+
+def cmd_client_update(args: argparse.Namespace) -> int:
+    from . import admin
+
+    where = "client update"
+    changes: dict[str, Any] = {}
+    if args.name is not None:
+        changes["client_name"] = args.name
+    for member, flag in (("redirect_uris", "no_redirect_uris"), ("claims_redirect_uris", "no_claims_redirect_uris")):
+        given = getattr(args, member)
+        if given is not None and getattr(args, flag):
+            raise UsageError(
+                f"{PROG} {where}: --{member[:-1].replace('_', '-')} and --{flag.replace('_', '-')} contradict"
+            )
+        if given is not None or getattr(args, flag):
+            changes[member] = given or []
+    if args.grant_types is not None:
+        changes["grant_types"] = args.grant_types
+    if args.scope is not None:
+        changes["scope"] = args.scope
+    if not changes:
+        raise UsageError(f"{PROG} {where}: nothing to change (see {PROG} client update --help)")
+    _show(args, _admin(args, where, lambda db: admin.change_client(db, args.client_id, **changes)))
+    return 0
+
+
+def cmd_client_rotate_secret(args: argparse.Namespace) -> int:
+    from . import admin
+
+    data, secret = _admin(args, "client rotate-secret", lambda db: admin.rotate_client_secret(db, args.client_id))
+    _show(args, {**data, "client_secret": secret})  # the only time this secret is shown
+    return 0
+
+
+def cmd_client_delete(args: argparse.Namespace) -> int:
+    """Delete the client; then, once the other processes have forgotten it (``row_cache_lifetime``,
+    app/cache.py), revoke what they may have issued to it meanwhile."""
+    import time
+
+    from . import admin
+    from .config import load_settings
+
+    counts = _admin(args, "client delete", lambda db: admin.delete_client_by_id(db, args.client_id))
+    lifetime = load_settings({}, config_file=args.config).row_cache_lifetime
+    if lifetime > 0:
+        time.sleep(lifetime + 1)  # and a second for a request that read the client just in time
+        late = _admin(args, "client delete", lambda db: admin.revoke_tokens_issued_to(db, args.client_id))
+        counts = {kind: number + late.get(kind, 0) for kind, number in counts.items()}
+    _show(args, {"deleted": args.client_id, "revoked": counts} if args.json else {"deleted": args.client_id, **counts})
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from . import admin
+
+    _show(args, _admin(args, "user list", admin.list_users), ("username", "enabled", "claims"))
+    return 0
+
+
+def cmd_user_show(args: argparse.Namespace) -> int:
+    from . import admin
+
+    _show(args, _admin(args, "user show", lambda db: admin.user_view(admin.find_user(db, args.name))))
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from . import admin
+
+    where = "user passwd"
+    _admin(args, where, lambda db: admin.find_user(db, args.name))  # an unknown name before asking
+    password = _read_password(args, f"{PROG} {where}")
+    _show(args, _admin(args, where, lambda db: admin.set_password(db, args.name, password)))
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from . import admin
+
+    _show(args, _admin(args, "user disable", lambda db: admin.disable_user(db, args.name)))
+    return 0
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    from . import admin
+
+    _show(args, _admin(args, "user enable", lambda db: admin.enable_user(db, args.name)))
+    return 0
+
+
+def cmd_user_delete(args: argparse.Namespace) -> int:
+    from . import admin
+
+    counts = _admin(args, "user delete", lambda db: admin.delete_user(db, args.name))
+    _show(args, {"deleted": args.name, "removed": counts} if args.json else {"deleted": args.name, **counts})
+    return 0
+
+
+def cmd_user_set_claim(args: argparse.Namespace) -> int:
+    from . import admin
+
+    where = "user set-claim"
+    claims = _claims(args.claims, f"{PROG} {where}:")
+    if not claims and not args.unset:
+        raise UsageError(f"{PROG} {where}: give claims K=V to set or --unset K")
+    _show(args, _admin(args, where, lambda db: admin.set_claims(db, args.name, claims, args.unset)))
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from . import admin
+
+    if args.client is not None:
+        counts = _admin(args, "token revoke", lambda db: admin.revoke_client_tokens(db, args.client))
+        whose = {"client": args.client}
+    else:
+        counts = _admin(args, "token revoke", lambda db: admin.revoke_user_tokens(db, args.user))
+        whose = {"user": args.user}
+    _show(args, {**whose, "revoked": counts} if args.json else {**whose, **counts})
+    return 0
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from .db import session_scope
     from .oauth.keys import rotate_signing_key
@@ -294,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except NotFoundError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"{PROG}: configuration error: {line}", file=sys.stderr)
@@ -302,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return 130
+    finally:
+        _close_apps()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from .grant import grant_metadata
 from .grant.interaction import bp as claims_interaction
 from .grant.token_grant import UmaTicketGrant
 from .logs import configure_logging, safe_database_url
-from .oauth.endpoints import ClientRegistrationEndpoint, RevocationEndpoint
+from .oauth.endpoints import ClientConfigurationEndpoint, ClientRegistrationEndpoint, RevocationEndpoint
 from .oauth.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
 from .oauth.metadata import register_metadata
 from .oauth.server import UmaAuthorizationServer
@@ -140,6 +140,7 @@ def _build_authorization_server(app: Flask) -> UmaAuthorizationServer:
     server.register_grant(UmaTicketGrant)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(ClientRegistrationEndpoint(server))
+    server.register_endpoint(ClientConfigurationEndpoint(server))
     server.register_endpoint(UmaIntrospectionEndpoint)
     app.extensions["uma_oauth_server"] = server
     return server

@@ -97,6 +97,9 @@ class OAuthClient(SQLModel, table=True):
     client_metadata: dict[str, Any] = _json_dict()
     client_id_issued_at: int = Field(default_factory=now)
     client_secret_expires_at: int = 0
+    #: SHA-256 of the registration access token of a dynamically registered client (RFC 7592);
+    #: None for clients added by an operator (they cannot manage themselves).
+    registration_token_hash: str | None = Field(default=None, max_length=64)
 
     # -- authlib ClientMixin -------------------------------------------------
     @property

@@ -48,7 +48,7 @@ from .errors import ApiError, InvalidRequest, NotFound
 from .models import PendingRequest, PolicyDocument
 from .oauth.tokens import find_access_token
 from .policies import MAX_POLICY_BYTES
-from .users import authenticate
+from .users import authenticate, get_user
 from .web import current_user
 
 bp = Blueprint("owner_api", __name__)
@@ -87,6 +87,9 @@ def _basic(value: str) -> str:
 def _bearer(value: str) -> str:
     token = find_access_token(get_session(), value.strip()) if value.strip() else None
     if token is None or token.is_expired() or token.is_revoked() or not token.subject:
+        raise Unauthenticated("The access token is unknown, expired or revoked.")
+    user = get_user(get_session(), token.subject)
+    if user is None or not user.is_active:  # revoked when disabled; checked again all the same
         raise Unauthenticated("The access token is unknown, expired or revoked.")
     if OWNER_SCOPE not in scope_to_list(token.scope or ""):
         raise Forbidden(f"This API needs an owner token (scope {OWNER_SCOPE}).")

@@ -1,4 +1,5 @@
-"""OAuth client records: creation (``uma client add``, dynamic registration) and lookup."""
+"""OAuth client records: creation, changes and lookup (``uma client``, dynamic registration
+and its management, :mod:`app.admin`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlmodel import Session
 
 from ..cache import detached, row_cache
 from ..models import OAuthClient
-from ..security import hash_token, new_token
+from ..security import hash_token, new_token, tokens_equal
 
 GRANT_TYPES = (
     "authorization_code",
@@ -69,21 +70,21 @@ def _string_list(value: Any, member: str) -> list[str]:
     return list(value)
 
 
-def create_client(
-    session: Session,
+def validate_metadata(
     *,
-    client_name: str = "",
+    client_name: Any = "",
     grant_types: Iterable[str] = ("authorization_code",),
     redirect_uris: Iterable[str] = (),
     claims_redirect_uris: Iterable[str] = (),
     response_types: Iterable[str] | None = None,
-    scope: str = "",
+    scope: Any = "",
     token_endpoint_auth_method: str = "client_secret_basic",
-    owner: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> tuple[OAuthClient, str | None]:
-    """Create and add a client (the caller commits). Returns ``(client, secret)``; the
-    secret (None for public clients) is shown once, only its hash is stored."""
+) -> dict[str, Any]:
+    """The client's standard metadata checked and normalised, as stored (the one check behind
+    ``uma client add``/``update``, dynamic registration and its updates, O-35, O-43, O-53).
+    Raises :class:`ClientError`."""
+    if not isinstance(client_name, str) or "\x00" in client_name:
+        raise ClientError("client_name must be a string")
     grant_types = _string_list(list(grant_types), "grant_types")
     unknown = [g for g in grant_types if g not in GRANT_TYPES]
     if unknown:
@@ -107,23 +108,92 @@ def create_client(
         raise ClientError("only the response type 'code' is supported")
     if not isinstance(scope, str) or "\x00" in scope:
         raise ClientError("scope must be a space-separated string")
-    secret = None if public else new_token()
+    return {
+        "client_name": client_name,
+        "grant_types": grant_types,
+        "redirect_uris": redirect_uris,
+        "claims_redirect_uris": claims_redirect_uris,
+        "response_types": response_types,
+        "scope": " ".join(scope.split()),
+        "token_endpoint_auth_method": token_endpoint_auth_method,
+    }
+
+
+def create_client(
+    session: Session,
+    *,
+    owner: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    **standard: Any,
+) -> tuple[OAuthClient, str | None]:
+    """Create and add a client (the caller commits). ``standard`` are the arguments of
+    :func:`validate_metadata`; ``metadata`` other RFC 7591 members. Returns ``(client, secret)``;
+    the secret (None for public clients) is shown once, only its hash is stored."""
+    fields = validate_metadata(**standard)
+    secret = None if fields["token_endpoint_auth_method"] == "none" else new_token()
+    client_id = secrets.token_urlsafe(16)
+    while client_id.startswith("-"):  # would read as an option on a command line (uma client show ID)
+        client_id = secrets.token_urlsafe(16)
     client = OAuthClient(
-        client_id=secrets.token_urlsafe(16),
+        client_id=client_id,
         client_secret_hash=hash_token(secret) if secret else None,
-        client_name=client_name,
-        redirect_uris=redirect_uris,
-        claims_redirect_uris=claims_redirect_uris,
-        grant_types=grant_types,
-        response_types=response_types,
-        scope=" ".join(scope.split()),
-        token_endpoint_auth_method=token_endpoint_auth_method,
         owner=owner,
         client_metadata=dict(metadata or {}),
+        **fields,
     )
     session.add(client)
     session.flush()
     return client, secret
+
+
+def update_client(session: Session, client: OAuthClient, **changes: Any) -> OAuthClient:
+    """Change ``client``'s standard metadata (the arguments of :func:`validate_metadata`; the
+    ones not given stay as they are), checked as at registration (the caller commits). A
+    public client cannot become confidential nor the other way round: it would need a new
+    secret, or keep one it no longer uses."""
+    current = {
+        "client_name": client.client_name,
+        "grant_types": client.grant_types,
+        "redirect_uris": client.redirect_uris,
+        "claims_redirect_uris": client.claims_redirect_uris,
+        "scope": client.scope,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+    }
+    if "grant_types" not in changes and "response_types" not in changes:
+        current["response_types"] = client.response_types
+    fields = validate_metadata(**{**current, **changes})
+    if (fields["token_endpoint_auth_method"] == "none") != client.is_public:
+        raise ClientError("token_endpoint_auth_method cannot change between a public and a confidential client")
+    for name, value in fields.items():
+        setattr(client, name, value)
+    session.add(client)
+    session.flush()
+    return client
+
+
+def rotate_secret(session: Session, client: OAuthClient) -> str:
+    """A new secret for a confidential client (the old one stops working; the caller commits)."""
+    if client.is_public:
+        raise ClientError("a public client has no secret")
+    secret = new_token()
+    client.client_secret_hash = hash_token(secret)
+    session.add(client)
+    session.flush()
+    return secret
+
+
+def issue_registration_token(client: OAuthClient) -> str:
+    """A new registration access token for ``client`` (RFC 7592), returned this once: only its
+    SHA-256 is kept, and the previous token stops working (the caller commits)."""
+    token = new_token()
+    client.registration_token_hash = hash_token(token)
+    return token
+
+
+def check_registration_token(client: OAuthClient, token: str) -> bool:
+    """Whether ``token`` is ``client``'s registration access token (constant-time comparison)."""
+    stored = client.registration_token_hash
+    return stored is not None and tokens_equal(hash_token(token), stored)
 
 
 def get_client(session: Session, client_id: Any) -> OAuthClient | None:

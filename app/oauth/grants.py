@@ -19,7 +19,12 @@ from typing import Any
 
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
 from sqlalchemy import select, update
@@ -32,6 +37,13 @@ from ..users import get_user
 from .tokens import find_refresh_token, revoke_family, spend_refresh_token
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def active_user(username: str) -> User | None:
+    """The user, if it still exists and is enabled: no token is issued for a disabled or
+    deleted account (``uma user disable|delete``, :mod:`app.admin`)."""
+    user = get_user(get_session(), username)
+    return user if user is not None and user.is_active else None
 
 
 def _s256_matches(verifier: str, challenge: str) -> bool:
@@ -109,7 +121,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         and its row stays to recognise a replay."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        user = get_user(get_session(), authorization_code.username)
+        """The approving user, unless deleted or disabled since (then ``invalid_grant``)."""
+        user = active_user(authorization_code.username)
         if user is not None:
             self.request.uma_subject = user.username
         return user
@@ -132,6 +145,8 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         else:
             scope = client.scope
         self.request.scope = scope
+        if client.owner is not None and active_user(client.owner) is None:
+            raise UnauthorizedClientError("The account this client acts for is disabled or deleted.")
         self.request.uma_subject = client.owner
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:
@@ -196,7 +211,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.request.uma_family = refresh_token.family_id
         if refresh_token.subject is None:
             return _RefreshedClientOwner()
-        return get_user(get_session(), refresh_token.subject)
+        return active_user(refresh_token.subject)
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:
         """Spend the refresh token, then issue its successor in the same transaction. An RPT's

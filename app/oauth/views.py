@@ -2,7 +2,8 @@
 
 * ``oauth`` — the page a person uses: authorize (+consent), with the session cookie;
 * ``oauth_api`` — what clients call with their own credentials: discovery, JWKS, token,
-  revocation, dynamic registration (no session, so no anti-CSRF token; see ``app/factory.py``).
+  revocation, dynamic registration and its management (no session, so no anti-CSRF token;
+  see ``app/factory.py``).
 """
 
 from __future__ import annotations
@@ -103,3 +104,11 @@ def register() -> Any:
     if not get_settings().registration_open:
         abort(404)
     return get_server().create_endpoint_response("client_registration")
+
+
+@api.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+def client_configuration(client_id: str) -> Any:
+    """Management of a dynamically registered client (RFC 7592) with its registration access
+    token: GET → 200, PUT → 200 (metadata replaced, new token), DELETE → 204; a bad token → 401
+    ``invalid_token`` (:class:`app.oauth.endpoints.ClientConfigurationEndpoint`)."""
+    return get_server().create_endpoint_response("client_configuration")

@@ -25,19 +25,6 @@ from tests.support.server import unique
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def cli_env(monkeypatch, database_url, tmp_path):
-    monkeypatch.setenv("UMA_DATABASE_URL", database_url)
-    monkeypatch.setenv("UMA_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.setenv("UMA_SECRET_KEY", "cli-test")
-    monkeypatch.delenv("UMA_CONFIG", raising=False)
-    return {
-        "UMA_DATABASE_URL": database_url,
-        "UMA_INSTANCE_PATH": str(tmp_path / "instance"),
-        "UMA_SECRET_KEY": "cli-test",
-    }
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
