@@ -33,6 +33,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E116": ("error", "nested too deeply"),
     "E118": ("error", "condition without 'when'"),
     "E119": ("error", "missing 'and' or 'or'"),
+    "E120": ("error", "keyword run together with a word"),
     # meaning (checker)
     "E200": ("error", "unknown group"),
     "E201": ("error", "type mismatch"),

@@ -38,15 +38,13 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 
 from .diagnostics import PolicyError
 from .syntax import ast as A
 from .syntax import parse
-from .syntax.grammar import terminals
+from .syntax.grammar import KEYWORDS, NAME_RE
 
 WIDTH = 80
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 # characters str.splitlines() treats as line breaks but JSON does not escape
 _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -58,11 +56,12 @@ class FormatError(RuntimeError):
 # ------------------------------------------------------------------ atoms
 
 
-@lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
     """Every word of the grammar: such names are quoted where a name may be quoted."""
-    words = {t.pattern.value for t in terminals() if t.pattern.type == "str" and _NAME.match(t.pattern.value)}
-    return frozenset(words | {"permit", "forbid", "ask"})
+    return _KEYWORDS
+
+
+_KEYWORDS = frozenset(KEYWORDS)
 
 
 def quote(value: str) -> str:
@@ -75,7 +74,7 @@ def quote(value: str) -> str:
 
 def name_or_quoted(value: str) -> str:
     """A scope, claim or format name: bare when the grammar reads it as a name."""
-    if _NAME.match(value) and value not in keywords():
+    if NAME_RE.fullmatch(value) and value not in keywords():
         return value
     return quote(value)
 

@@ -23,48 +23,12 @@ from datetime import UTC, datetime
 
 from ..diagnostics import Diagnostic, sort_diagnostics
 from ..syntax import ast as A
+from ..syntax.grammar import KEYWORDS
 from ..values import RESOURCE_ATTRS, Err, apply_op, format_uri, glob, literal_value
 
 # Words of the language: a group named after one of them cannot be read back
 # (``claims``, ``true``, ``now`` start values) or reads as something else.
-RESERVED = frozenset(
-    {
-        "owner",
-        "global",
-        "group",
-        "claims",
-        "from",
-        "as",
-        "type",
-        "has",
-        "scopes",
-        "permit",
-        "forbid",
-        "ask",
-        "any",
-        "scope",
-        "on",
-        "resource",
-        "name",
-        "like",
-        "when",
-        "unless",
-        "for",
-        "until",
-        "or",
-        "and",
-        "not",
-        "in",
-        "contains",
-        "starts",
-        "ends",
-        "with",
-        "client",
-        "now",
-        "true",
-        "false",
-    }
-)
+RESERVED = frozenset(KEYWORDS)
 
 STRING, NUMBER, BOOL, TIMESTAMP, DURATION, LIST = ("string", "number", "bool", "timestamp", "duration", "list")
 KIND_WORDS = {

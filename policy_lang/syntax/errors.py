@@ -205,6 +205,23 @@ def syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
         )
 
 
+def run_together_diagnostic(file: str, text: str, line: int, column: int, keyword: str, word: str) -> Diagnostic:
+    """A keyword run together with the letters after it (``permitview``): E120,
+    naming the whole word and the words it was probably meant to be."""
+    rest = word[len(keyword) :]
+    meant = f"{keyword} {rest}" if len(rest) > 1 and rest[0].isalpha() else keyword
+    return make(
+        "E120",
+        f"'{word}' is not a word of the language: did you mean '{meant}'?",
+        file,
+        text,
+        line,
+        column,
+        f"keywords are whole words: put a space after '{keyword}'" if meant != keyword else f"write '{keyword}'",
+        column + len(word),
+    )
+
+
 def _end_of_text(text: str) -> tuple[int, int]:
     """Just after the last token (trailing blanks and comments ignored)."""
     toks = _scan(text, len(text))
