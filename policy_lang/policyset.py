@@ -6,11 +6,12 @@ import gc
 import hashlib
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from .check import check_parsed
 from .compile import CRule, Ctx, Plan, TargetIndex, rule_condition
 from .diagnostics import Diagnostic, PolicyError
-from .eval import NEED, Decision, assemble, assemble_one, check_request, decide_scope, plain_request
+from .eval import NEED, Decision, ScopeTrace, assemble, assemble_one, check_request, decide_scope, plain_request
 from .syntax import ParsedSource, Source, parse_source, read_sources
 from .syntax import ast as A
 from .values import format_uri, literal_value
@@ -113,6 +114,10 @@ class PolicySet:
         """claim name → (issuer, format) that apply to ``owner``'s resources."""
         return self._declared.get(owner or GLOBAL, self._declared[GLOBAL])
 
+    def groups_by_file(self) -> dict[str, dict[str, Any]]:
+        """file name → its groups' values (what its rules' conditions read)."""
+        return {pf.name: {g.name: literal_value(g.members) for g in pf.groups} for pf in self.files}
+
     def plan(self, owner: str, rid: str | None, rtype: str | None, rname: str | None) -> Plan:
         key = (owner, rid, rtype, rname)
         plan = self._plans.get(key)
@@ -146,8 +151,12 @@ class PolicySet:
         return view
 
     # -------------------------------------------------------------- deciding
-    def decide(self, request: dict) -> Decision:
-        """Section 3 of the language page over a section 4 request."""
+    def decide(self, request: dict[str, Any], *, trace: bool = False) -> Decision:
+        """Section 3 of the language page over a section 4 request.
+
+        With ``trace``, each :class:`ScopeResult` in ``Decision.results`` carries a
+        :class:`ScopeTrace`: the candidate rules, the value of each rule weighed,
+        the claims the conditions read. The decision itself is the same."""
         perms, claims, sources, client, now = plain_request(request) or check_request(request)  # normalise
         results = []
         plans = self._plans
@@ -163,6 +172,14 @@ class PolicySet:
             ctx.client = client
             ctx.resource = resource
             ctx.now = now
+            if trace:
+                ignored = sorted(set(claims) - set(ctx.claims))
+                for scope in scopes:
+                    seen: list[tuple[CRule, Any]] = []
+                    res = decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid, owner, seen)
+                    res.trace = ScopeTrace(_weighed(plan, scope), seen, ctx, ignored)
+                    results.append(res)
+                continue
             if len(scopes) == 1 and len(perms) == 1:
                 # the common case, one scope of one resource: assemble's own shortcut, without
                 # the bookkeeping of several results
@@ -174,6 +191,11 @@ class PolicySet:
             for scope in scopes:
                 results.append(decide_scope(plan, scope, ctx, approvals.get(scope) if approvals else None, rid, owner))
         return assemble(results, self._declared)
+
+
+def _weighed(plan: Plan, scope: str) -> tuple[CRule, ...]:
+    forbids, permits, asks = plan.for_scope(scope)
+    return (*forbids, *permits, *asks)
 
 
 def _same_format(given, declared: str) -> bool:

@@ -2,16 +2,17 @@
 
 For every requested scope of every requested resource, the explanation lists
 the candidate rules in the order the engine weighs them (forbids, then
-permits, then asks; each in source order), with each clause's text and truth
-value, node by node, and the step (1 to 6 of section 3 of the language page)
-that decided the scope.
+permits, then asks; each in the order of the plan), with each clause's text and
+truth value, node by node, and the step (1 to 6 of section 3 of the language
+page) that decided the scope.
 
-Nothing here re-implements the language: every node's value comes from the
-engine's own compiled closures (:func:`compile.compile_cond` /
-:func:`compile.compile_operand` on that sub-node), a rule's value from the
-very closure the engine ran (``CRule.cond``), and the step from the same
-sequence :func:`decide.decide_scope` follows, so an explanation cannot
-disagree with the decision it explains (tests check that it does not).
+This module decides nothing: it renders the trace of the decision itself
+(:meth:`PolicySet.decide` with ``trace=True``: the step, the deciding rules,
+the missing claims, and each weighed rule's value as the engine computed it).
+Only what the decision did not need is computed here, for the reader: the
+value of each node below a rule (the engine's own compiled closures,
+:func:`compile.compile_cond` / :func:`compile.compile_operand`, on that
+sub-node), and the value of a candidate the decision never reached.
 """
 
 from __future__ import annotations
@@ -22,20 +23,12 @@ from typing import Any
 
 from .. import fmt
 from ..compile import CRule, Ctx, compile_cond, compile_operand
-from ..eval import DENIED, GRANTED, NEED, SUBMITTED, iso, normalise
-from ..eval.decide import cheapest, in_time
+from ..eval import EXPIRED, STEPS, ScopeResult, expired, iso
 from ..policyset import PolicySet
 from ..syntax import ast as A
-from ..values import ABSENT, Err, Missing, Unknown, literal_value
+from ..values import ABSENT, Err, Missing, Unknown
 
-STEPS = {
-    1: "a forbid whose condition is true denies the scope",
-    2: "a forbid whose condition is unknown needs its claims first",
-    3: "a permit whose condition is true grants the scope",
-    4: "an ask whose condition is true leaves it to the owner",
-    5: "a permit or ask whose condition is unknown needs the claims of the cheapest alternative",
-    6: "no rule applied: default deny",
-}
+__all__ = ["STEPS", "explain", "render_explanation", "value_json", "value_text"]
 
 
 # ------------------------------------------------------------------ values
@@ -134,142 +127,79 @@ def node_json(node, groups: dict, ctx: Ctx) -> dict:
 # ------------------------------------------------------------------ one scope
 
 
-def _candidate(cr: CRule, groups: dict, ctx: Ctx) -> tuple[dict, Any]:
+def _candidate(cr: CRule, value: Any, groups: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+    """One candidate rule, its value and its clauses node by node."""
     rule = cr.rule
     entry: dict[str, Any] = {"effect": cr.effect, "rule": cr.ref, "text": fmt.rule_one_line(rule)}
-    if not in_time(cr, ctx.now):
+    if value is EXPIRED:
+        assert rule.expiry is not None
         entry["in_time"] = False
-        entry["note"] = f"expired: applies only until {rule.expiry.text}"  # type: ignore[union-attr]
+        entry["note"] = f"expired: applies only until {rule.expiry.text}"
         entry["value"] = "expired"
-        return entry, None
+        return entry
     clauses = []
     for word, cond in (("when", rule.when), ("unless", rule.unless)):
         if cond is not None:
             clauses.append({"clause": word, **node_json(cond, groups, ctx)})
     entry["clauses"] = clauses
-    r = True if cr.cond is None else cr.cond(ctx)
-    entry.update(value_json(r))
+    entry.update(value_json(value))
     if cr.cond is None:
         entry["note"] = "no condition: always applies"
-    return entry, r
+    return entry
 
 
-def explain_scope(plan, scope: str, ctx: Ctx, approval: str | None, rid: str, groups_of: dict[str, dict]) -> dict:
-    """The candidates of one scope and the step that decided it, following
-    :func:`decide.decide_scope` step by step."""
-    forbids, permits, asks = plan.for_scope(scope)
-    candidates: list[dict] = []
-    values: dict[int, Any] = {}
-    for cr in (*forbids, *permits, *asks):
-        entry, r = _candidate(cr, groups_of.get(cr.rule.pos.file, {}), ctx)
-        candidates.append(entry)
-        values[id(cr)] = r
-    out: dict[str, Any] = {"resource_id": rid, "scope": scope, "candidates": candidates}
+def explain_scope(res: ScopeResult, groups_of: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One scope's trace: its candidates and the step that decided it."""
+    trace = res.trace
+    assert trace is not None, "explain needs a decision made with trace=True"
+    ctx = trace.ctx
+    weighed = {id(cr): value for cr, value in trace.values}
+    candidates = []
+    for cr in trace.candidates:
+        value = weighed.get(id(cr), _NOT_REACHED)
+        if value is _NOT_REACHED:  # decided before this rule's turn: its value, for the reader
+            value = EXPIRED if expired(cr, ctx.now) else True if cr.cond is None else cr.cond(ctx)
+        candidates.append(_candidate(cr, value, groups_of.get(cr.rule.pos.file, {}), ctx))
+    rules = res.deciding_rules
+    chosen = {cr.ref for cr in rules}
+    for c in candidates:
+        if c["rule"] in chosen:
+            c["decisive"] = True
+    out: dict[str, Any] = {
+        "resource_id": res.resource_id,
+        "scope": res.scope,
+        "candidates": candidates,
+        "outcome": res.outcome,
+        "step": res.step,
+        "because": res.because,
+        "rules": [cr.ref for cr in rules],
+        "missing": sorted(res.missing),
+    }
+    if trace.ignored_claims:
+        out["ignored_claims"] = trace.ignored_claims
+    return out
 
-    def done(outcome: str, step: int, rules: list[CRule], missing=frozenset(), why: str = "") -> dict:
-        out.update(
-            {
-                "outcome": outcome,
-                "step": step,
-                "because": why or STEPS[step],
-                "rules": [cr.ref for cr in rules],
-                "missing": sorted(missing),
-            }
-        )
-        chosen = {cr.ref for cr in rules}
-        for c in candidates:
-            if c["rule"] in chosen:
-                c["decisive"] = True
-        return out
 
-    forbid_missing: set = set()
-    forbid_rules: list[CRule] = []
-    for cr in forbids:
-        r = values[id(cr)]
-        if r is None or r is False:
-            continue
-        if r is True:
-            return done(DENIED, 1, [cr])
-        if isinstance(r, Unknown):
-            forbid_missing |= r
-            forbid_rules.append(cr)
-            continue
-        return done(
-            DENIED, 1, [cr], why="a forbid whose condition fails with a type error denies the scope (fail closed)"
-        )
-    granted_by = None
-    alternatives: list[tuple[frozenset, CRule]] = []
-    for cr in permits:
-        r = values[id(cr)]
-        if r is True:
-            granted_by = granted_by or cr
-        elif isinstance(r, Unknown):
-            alternatives.append((r, cr))
-    if granted_by is not None and not forbid_missing:
-        return done(GRANTED, 3, [granted_by])
-    asked_by = None
-    for cr in asks:
-        r = values[id(cr)]
-        if r is True:
-            asked_by = asked_by or cr
-        elif isinstance(r, Unknown):
-            alternatives.append((r, cr))
-    if forbid_missing:
-        missing = set(forbid_missing)
-        rules = list(forbid_rules)
-        if granted_by is None and asked_by is None and alternatives:
-            names, cr = cheapest(alternatives)
-            missing |= names
-            rules.append(cr)
-            why = (
-                STEPS[2]
-                + "; no permit or ask is true yet, so also "
-                + "the claims of the cheapest unknown alternative (step 5)"
-            )
-            return done(NEED, 2, rules, missing, why)
-        return done(NEED, 2, rules, missing)
-    if asked_by is not None:
-        if approval == "approved":
-            return done(GRANTED, 4, [asked_by], why=STEPS[4] + ": the owner approved")
-        if approval == "denied":
-            return done(DENIED, 4, [asked_by], why=STEPS[4] + ": the owner refused")
-        return done(SUBMITTED, 4, [asked_by], why=STEPS[4] + ": waiting for the owner's answer")
-    if alternatives:
-        names, cr = cheapest(alternatives)
-        return done(NEED, 5, [cr], names)
-    if not candidates:
-        return done(DENIED, 6, [], why="no rule names this resource and scope: default deny")
-    return done(DENIED, 6, [])
+_NOT_REACHED = object()
 
 
 # ------------------------------------------------------------------ the request
 
 
-def explain(ps: PolicySet, request: dict) -> dict:
+def explain(ps: PolicySet, request: dict[str, Any]) -> dict[str, Any]:
     """The decision (``Decision.to_json()``) with an ``explanation`` member:
     one entry per requested resource and scope. Raises ``RequestError`` for a
     malformed request, like :meth:`PolicySet.decide`."""
     if isinstance(request, dict) and request.get("time") is None:
         # one instant for the decision and its explanation
         request = {**request, "time": datetime.now(UTC)}
-    decision = ps.decide(request)
-    perms, claims, sources, client, now = normalise(request)
-    groups_of = {pf.name: {g.name: literal_value(g.members) for g in pf.groups} for pf in ps.files}
-    entries = []
-    for resource, scopes, approvals in perms:
-        owner = resource["owner"]
-        plan = ps.plan(owner, resource["id"], resource.get("type"), resource.get("name"))
-        view = ps.claims_view(owner, claims, sources)
-        ctx = Ctx(view, client, resource, now)
-        ignored = sorted(set(claims) - set(view))
-        for scope in scopes:
-            entry = explain_scope(plan, scope, ctx, approvals.get(scope), resource["id"], groups_of)
-            if ignored:
-                entry["ignored_claims"] = ignored
-            entries.append(entry)
+    decision = ps.decide(request, trace=True)
+    groups_of = ps.groups_by_file()
     out = decision.to_json()
-    out["time"] = iso(now)
-    out["explanation"] = entries
+    first = decision.results[0].trace
+    assert first is not None
+    out["time"] = iso(first.ctx.now)
+    out["explanation"] = [explain_scope(res, groups_of) for res in decision.results]
     return out
 
 

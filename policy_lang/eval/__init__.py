@@ -1,6 +1,21 @@
 """Request → decision: section 3 of the language page."""
 
-from .decide import DENIED, GRANTED, NEED, SUBMITTED, Decision, ScopeResult, assemble, assemble_one, decide_scope, iso
+from .decide import (
+    DENIED,
+    EXPIRED,
+    GRANTED,
+    NEED,
+    STEPS,
+    SUBMITTED,
+    Decision,
+    ScopeResult,
+    ScopeTrace,
+    assemble,
+    assemble_one,
+    decide_scope,
+    expired,
+    iso,
+)
 from .request import (
     PERMISSION_MEMBERS,
     REQUEST_MEMBERS,
@@ -14,6 +29,7 @@ from .request import (
 
 __all__ = [
     "DENIED",
+    "EXPIRED",
     "GRANTED",
     "NEED",
     "PERMISSION_MEMBERS",
@@ -22,11 +38,14 @@ __all__ = [
     "SUBMITTED",
     "Decision",
     "RequestError",
+    "STEPS",
     "ScopeResult",
+    "ScopeTrace",
     "assemble",
     "assemble_one",
     "check_request",
     "decide_scope",
+    "expired",
     "iso",
     "normalise",
     "parse_time",

@@ -24,9 +24,47 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..compile import CRule, Ctx, Plan
-from ..values import Unknown, format_uri
+from ..values import Err, Unknown, format_uri
 
 GRANTED, DENIED, NEED, SUBMITTED = "granted", "denied", "need_info", "submitted"
+
+#: The steps above, in a policy author's words (what ``explain`` shows).
+STEPS = {
+    1: "a forbid whose condition is true denies the scope",
+    2: "a forbid whose condition is unknown needs its claims first",
+    3: "a permit whose condition is true grants the scope",
+    4: "an ask whose condition is true leaves it to the owner",
+    5: "a permit or ask whose condition is unknown needs the claims of the cheapest alternative",
+    6: "no rule applied: default deny",
+}
+# why a scope got its outcome, when the step alone does not say it all
+_FORBID_ERROR = "a forbid whose condition fails with a type error denies the scope (fail closed)"
+_FORBID_AND_CHEAPEST = (
+    STEPS[2] + "; no permit or ask is true yet, so also the claims of the cheapest unknown alternative (step 5)"
+)
+_APPROVED = STEPS[4] + ": the owner approved"
+_REFUSED = STEPS[4] + ": the owner refused"
+_WAITING = STEPS[4] + ": waiting for the owner's answer"
+_NO_CANDIDATES = "no rule names this resource and scope: default deny"
+
+#: The value a trace records for a rule past its ``until``: not evaluated, it no longer applies.
+EXPIRED = "expired"
+
+
+@dataclass(slots=True)
+class ScopeTrace:
+    """What :func:`decide_scope` saw while deciding one scope (``PolicySet.decide(request,
+    trace=True)``), for :mod:`policy_lang.analysis.explain` to render.
+
+    ``values`` holds, in the order the rules were weighed, each rule the decision
+    looked at and its condition's value: ``True``, ``False``, an :class:`Unknown`
+    (the claims it lacks), an :class:`Err`, or :data:`EXPIRED`. A candidate not in
+    ``values`` was not needed: the scope was decided before its turn."""
+
+    candidates: tuple[CRule, ...]  # the plan's forbids, permits and asks, in the order weighed
+    values: list[tuple[CRule, Any]]
+    ctx: Ctx  # what the conditions read (the claims as the owner's declarations let through)
+    ignored_claims: list[str]  # request claims dropped for their issuer or format
 
 
 @dataclass(slots=True)
@@ -37,25 +75,33 @@ class ScopeResult:
     scope: str
     outcome: str  # granted | denied | need_info | submitted
     rule: CRule | None = None  # the rule that decided it
-    rules: tuple = ()  # the rules whose claims are needed (need_info)
-    missing: frozenset = frozenset()
+    rules: tuple[CRule, ...] = ()  # the rules whose claims are needed (need_info)
+    missing: frozenset[str] = frozenset()
     expires_at: datetime | None = None
-    errors: list = field(default_factory=list)
+    errors: list[tuple[CRule, Err]] = field(default_factory=list)
     owner: str | None = None  # the resource's owner: whose claims declarations apply
+    step: int = 6  # the step (1 to 6 above) that decided it
+    because: str = STEPS[6]  # that step in words, with what decided within it
+    trace: ScopeTrace | None = None  # only when asked for
+
+    @property
+    def deciding_rules(self) -> tuple[CRule, ...]:
+        """The rule that decided the scope, or those whose claims are needed."""
+        return (self.rule,) if self.rule is not None else self.rules
 
 
 @dataclass(slots=True)
 class Decision:
     decision: str
-    granted: list
-    denied: list
-    submitted: list
-    required_claims: list
-    reasons: list
-    errors: list
-    results: list  # ScopeResult, for explain
+    granted: list[dict[str, Any]]
+    denied: list[dict[str, Any]]
+    submitted: list[dict[str, Any]]
+    required_claims: list[dict[str, Any]]
+    reasons: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    results: list[ScopeResult]  # one per requested scope, in request order
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "decision": self.decision,
             "granted": self.granted,
@@ -69,46 +115,63 @@ class Decision:
 
 # ------------------------------------------------------------------ one scope
 
-_NONE_MISSING: frozenset = frozenset()
+_NONE_MISSING: frozenset[str] = frozenset()
 
 
 def decide_scope(
-    plan: Plan, scope: str, ctx: Ctx, approval: str | None, rid: str, owner: str | None = None
+    plan: Plan,
+    scope: str,
+    ctx: Ctx,
+    approval: str | None,
+    rid: str,
+    owner: str | None = None,
+    seen: list[tuple[CRule, Any]] | None = None,
 ) -> ScopeResult:
+    """One scope of one resource, steps 1 to 6. With ``seen`` (a list), every rule
+    weighed is appended to it with its condition's value: the trace."""
     # (the plan's cache read inline, and the lists and sets below made only when
     # a rule needs them: this runs once per requested scope)
     forbids, permits, asks = plan.by_scope.get(scope) or plan.for_scope(scope)
-    errors: list = []
-    forbid_missing: set | None = None
-    forbid_rules: list | None = None
+    errors: list[tuple[CRule, Err]] = []
+    forbid_missing: set[str] | None = None
+    forbid_rules: list[CRule] | None = None
     now = ctx.now
+    r: Any
     # (a rule past its ``until`` no longer applies: cr.until is checked inline, the hot path)
     # 1, 2: forbids
     for cr in forbids:
         if cr.until is not None and now > cr.until:
+            if seen is not None:
+                seen.append((cr, EXPIRED))
             continue
         r = True if cr.cond is None else cr.cond(ctx)
+        if seen is not None:
+            seen.append((cr, r))
         if r is True:
-            return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner)
+            return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner, 1, STEPS[1])
         if r is False:
             continue
         if isinstance(r, Unknown):
-            if forbid_missing is None:
+            if forbid_missing is None or forbid_rules is None:
                 forbid_missing, forbid_rules = set(), []
             forbid_missing |= r
             forbid_rules.append(cr)
             continue
         errors.append((cr, r))  # a type error makes a forbid apply: fail closed
-        return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner)
+        return ScopeResult(rid, scope, DENIED, cr, (), _NONE_MISSING, None, errors, owner, 1, _FORBID_ERROR)
     # 3: permits
     granted_by: CRule | None = None
     expires: datetime | None = None
     unbounded = False
-    alternatives: list[tuple[frozenset, CRule]] | None = None
+    alternatives: list[tuple[frozenset[str], CRule]] | None = None
     for cr in permits:
         if cr.until is not None and now > cr.until:
+            if seen is not None:
+                seen.append((cr, EXPIRED))
             continue
         r = True if cr.cond is None else cr.cond(ctx)
+        if seen is not None:
+            seen.append((cr, r))
         if r is True:
             if granted_by is None:
                 granted_by = cr
@@ -126,14 +189,28 @@ def decide_scope(
             errors.append((cr, r))
     if granted_by is not None and not forbid_missing:
         return ScopeResult(
-            rid, scope, GRANTED, granted_by, (), _NONE_MISSING, None if unbounded else expires, errors, owner
+            rid,
+            scope,
+            GRANTED,
+            granted_by,
+            (),
+            _NONE_MISSING,
+            None if unbounded else expires,
+            errors,
+            owner,
+            3,
+            STEPS[3],
         )
     # 4: asks
     asked_by: CRule | None = None
     for cr in asks:
         if cr.until is not None and now > cr.until:
+            if seen is not None:
+                seen.append((cr, EXPIRED))
             continue
         r = True if cr.cond is None else cr.cond(ctx)
+        if seen is not None:
+            seen.append((cr, r))
         if r is True:
             if asked_by is None:
                 asked_by = cr
@@ -147,37 +224,41 @@ def decide_scope(
         # step 2: the forbid's claims first; with no permit or ask already true,
         # also those of the cheapest alternative (step 5)
         missing = set(forbid_missing)
-        rules = list(forbid_rules)
+        rules = list(forbid_rules or ())
+        because = STEPS[2]
         if granted_by is None and asked_by is None and alternatives:
             names, cr = cheapest(alternatives)
             missing |= names
             rules.append(cr)
-        return ScopeResult(rid, scope, NEED, None, tuple(rules), frozenset(missing), None, errors, owner)
+            because = _FORBID_AND_CHEAPEST
+        return ScopeResult(rid, scope, NEED, None, tuple(rules), frozenset(missing), None, errors, owner, 2, because)
     if asked_by is not None:
         if approval == "approved":
             bound = _bound(asked_by, now)
-            return ScopeResult(rid, scope, GRANTED, asked_by, (), _NONE_MISSING, bound, errors, owner)
+            return ScopeResult(rid, scope, GRANTED, asked_by, (), _NONE_MISSING, bound, errors, owner, 4, _APPROVED)
         if approval == "denied":
-            return ScopeResult(rid, scope, DENIED, asked_by, (), _NONE_MISSING, None, errors, owner)
-        return ScopeResult(rid, scope, SUBMITTED, asked_by, (), _NONE_MISSING, None, errors, owner)
+            return ScopeResult(rid, scope, DENIED, asked_by, (), _NONE_MISSING, None, errors, owner, 4, _REFUSED)
+        return ScopeResult(rid, scope, SUBMITTED, asked_by, (), _NONE_MISSING, None, errors, owner, 4, _WAITING)
     # 5: unknown permits and asks
     if alternatives:
         names, cr = cheapest(alternatives)
-        return ScopeResult(rid, scope, NEED, None, (cr,), frozenset(names), None, errors, owner)
+        return ScopeResult(rid, scope, NEED, None, (cr,), frozenset(names), None, errors, owner, 5, STEPS[5])
     # 6: default deny
-    return ScopeResult(rid, scope, DENIED, None, (), _NONE_MISSING, None, errors, owner)
+    because = STEPS[6] if forbids or permits or asks else _NO_CANDIDATES
+    return ScopeResult(rid, scope, DENIED, None, (), _NONE_MISSING, None, errors, owner, 6, because)
 
 
-def cheapest(alternatives: list[tuple[frozenset, CRule]]) -> tuple[frozenset, CRule]:
+def cheapest(alternatives: list[tuple[frozenset[str], CRule]]) -> tuple[frozenset[str], CRule]:
     """Data minimisation: the alternative lacking the fewest claims (ties: the
-    permit before the ask, then source order)."""
+    permit before the ask, then the order of the plan: see ``policy_lang/README.md``,
+    "Which rule answers")."""
     return min(alternatives, key=lambda alt: len(alt[0]))
 
 
-def in_time(cr: CRule, now: datetime) -> bool:
-    """An ``until`` rule stops applying at its timestamp."""
-    e = cr.rule.expiry
-    return e is None or e.kind != "until" or now <= e.until
+def expired(cr: CRule, now: datetime) -> bool:
+    """An ``until`` rule stops applying after its timestamp (:func:`decide_scope`
+    tests the same inline)."""
+    return cr.until is not None and now > cr.until
 
 
 def _bound(cr: CRule, now: datetime) -> datetime | None:
