@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 # code -> (severity, short title). Codes never change meaning once released.
 CODES: dict[str, tuple[str, str]] = {
@@ -107,7 +108,7 @@ class Diagnostic:
             out.append(f"  = help: {self.hint}")
         return "\n".join(out)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "severity": self.severity,
@@ -134,7 +135,7 @@ def make(
     return Diagnostic(code, message, file, line, column, src, hint, end_column)
 
 
-def sort_key(d: Diagnostic) -> tuple:
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.file, d.line, d.column, d.code)
 
 

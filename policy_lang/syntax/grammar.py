@@ -16,7 +16,7 @@ GRAMMAR = resources.files(__package__).joinpath("grammar.lark").read_text(encodi
 @cache
 def terminals() -> tuple[TerminalDef, ...]:
     """The grammar's terminals, as Lark compiles them (anonymous keywords named)."""
-    grammar, _ = load_grammar(GRAMMAR, "grammar.lark", [], True)
+    grammar, _ = load_grammar(GRAMMAR, "grammar.lark", [], True)  # type: ignore[no-untyped-call]  # Lark leaves it unannotated
     terms, _rules, _ignore = grammar.compile(["start"], set())
     return tuple(terms)
 

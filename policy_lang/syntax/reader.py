@@ -61,7 +61,8 @@ def _unquote(tok: str) -> str:
     text = str(tok)
     if _NEEDS_JSON(text) is None:
         return text[1:-1]
-    return json.loads(text)
+    value: str = json.loads(text)
+    return value
 
 
 _NEEDS_JSON = re.compile(r"[\\\x00-\x1f]").search
@@ -99,7 +100,7 @@ class _Part:
 
     __slots__ = ("value", "pos")
 
-    def __init__(self, value, pos: A.Pos):
+    def __init__(self, value: Any, pos: A.Pos):
         self.value = value
         self.pos = pos
 
@@ -118,36 +119,41 @@ _CTX = threading.local()  # the file being read by this thread: name, text, owne
 # knows which of the two are tokens and which nodes (or parts): one helper per case.
 
 
-def _tt(first, last) -> A.Pos:
+def _tt(first: Any, last: Any) -> A.Pos:
     return A.Pos(_CTX.file, first.line, first.column, last.end_line, last.end_column)
 
 
-def _tn(first, last) -> A.Pos:
+def _tn(first: Any, last: Any) -> A.Pos:
     p = last.pos
     return A.Pos(_CTX.file, first.line, first.column, p.end_line, p.end_column)
 
 
-def _nn(first, last) -> A.Pos:
+def _nn(first: Any, last: Any) -> A.Pos:
     p, q = first.pos, last.pos
     return A.Pos(_CTX.file, p.line, p.column, q.end_line, q.end_column)
 
 
-def _tok_pos(tok) -> A.Pos:
+def _tok_pos(tok: Any) -> A.Pos:
     return A.Pos(_CTX.file, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-def _bare(x):
+def _bare(x: Any) -> Any:
     """An operand without its parentheses."""
     return x.value if x.__class__ is _Paren else x
 
 
-def _diag(code: str, msg: str, tok, hint: str = "") -> None:
+def _binop(op: str, ch: list[Any]) -> A.Compare:
+    """``left OP right`` (OP of one or two words)."""
+    return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _nn(ch[0], ch[-1]))
+
+
+def _diag(code: str, msg: str, tok: Any, hint: str = "") -> None:
     _CTX.diags.append(
         make(code, msg, _CTX.file, _CTX.text, tok.line, tok.column, hint, getattr(tok, "end_column", 0) or 0)
     )
 
 
-def _string(tok) -> str:
+def _string(tok: Any) -> str:
     try:
         return _unquote(tok.value)
     except ValueError:
@@ -157,7 +163,7 @@ def _string(tok) -> str:
             tok,
             r"use \" for a quote, \\ for a backslash, \n for a new line, \uXXXX for others",
         )
-        return tok.value[1:-1]
+        return str(tok.value)[1:-1]
 
 
 class _Build:
@@ -167,50 +173,50 @@ class _Build:
     (name, text, owner, diagnostics) is in ``_CTX``, so one parser serves every thread."""
 
     # ------------------------------------------------------------ file level
-    def start(self, ch):
+    def start(self, ch: list[Any]) -> Any:
         return ch
 
-    def owner_header(self, ch):
+    def owner_header(self, ch: list[Any]) -> Any:
         owner = _string(ch[1])
         _CTX.owner = owner
         return ("owner", owner, _tt(ch[0], ch[1]))
 
-    def global_header(self, ch):
+    def global_header(self, ch: list[Any]) -> Any:
         _CTX.owner = None
         return ("global", None, _tok_pos(ch[0]))
 
-    def group_decl(self, ch):  # group NAME = [ … ]
+    def group_decl(self, ch: list[Any]) -> Any:  # group NAME = [ … ]
         return A.GroupDecl(ch[1].value, ch[3], _tn(ch[0], ch[3]))
 
-    def claim_name(self, ch):
+    def claim_name(self, ch: list[Any]) -> Any:
         tok = ch[0]
         if tok.type == "STRING":
             return _Part((_string(tok), True), _tok_pos(tok))
         return _Part((tok.value, False), _tok_pos(tok))
 
-    def token_format(self, ch):
+    def token_format(self, ch: list[Any]) -> Any:
         tok = ch[0]
         if tok.type == "STRING":
             return _Part((_string(tok), True), _tok_pos(tok))
         return _Part((tok.value, False), _tok_pos(tok))
 
-    def claims_decl(self, ch):  # claims a, b from "issuer" as format
+    def claims_decl(self, ch: list[Any]) -> Any:  # claims a, b from "issuer" as format
         names = [c.value for c in ch[1:-4:2]]
         fmt = ch[-1].value
         return A.ClaimsDecl(
             tuple(n for n, _ in names), _string(ch[-3]), fmt[0], _tn(ch[0], ch[-1]), tuple(q for _, q in names), fmt[1]
         )
 
-    def scope_name(self, ch):
+    def scope_name(self, ch: list[Any]) -> Any:
         tok = ch[0]
         value = _string(tok) if tok.type == "STRING" else tok.value
         return _Part(value, _tok_pos(tok))
 
-    def type_decl(self, ch):  # type "t" has scopes a, b
+    def type_decl(self, ch: list[Any]) -> Any:  # type "t" has scopes a, b
         return A.TypeDecl(_string(ch[1]), tuple(s.value for s in ch[4::2]), _tn(ch[0], ch[-1]))
 
     # ------------------------------------------------------------ rules
-    def rule(self, ch):
+    def rule(self, ch: list[Any]) -> Any:
         effect_tok, scopes, _on, target, *rest = ch
         when = unless = expiry = None
         for part in rest:
@@ -225,20 +231,20 @@ class _Build:
             effect_tok.value, names, target, when, unless, expiry, _tn(effect_tok, ch[-1]), positions, _CTX.owner
         )
 
-    def any_scope(self, ch):
+    def any_scope(self, ch: list[Any]) -> Any:
         return _Part((None, ()), _tt(ch[0], ch[1]))
 
-    def scope_list(self, ch):
+    def scope_list(self, ch: list[Any]) -> Any:
         items = ch[::2]
         return _Part((tuple(s.value for s in items), tuple(s.pos for s in items)), _nn(ch[0], ch[-1]))
 
-    def target_any(self, ch):
+    def target_any(self, ch: list[Any]) -> Any:
         return A.Target("any", pos=_tt(ch[0], ch[1]))
 
-    def target_id(self, ch):
+    def target_id(self, ch: list[Any]) -> Any:
         return A.Target("id", resource_id=_string(ch[1]), pos=_tt(ch[0], ch[1]))
 
-    def target_type(self, ch):
+    def target_type(self, ch: list[Any]) -> Any:
         type_ = _string(ch[1])
         if len(ch) == 2:
             return A.Target("type", type=type_, pos=_tt(ch[0], ch[1]))
@@ -247,25 +253,25 @@ class _Build:
             return A.Target("type_name", type=type_, name=value, pos=_tn(ch[0], ch[2]))
         return A.Target("type_name_like", type=type_, pattern=value, pos=_tn(ch[0], ch[2]))
 
-    def target_name(self, ch):
+    def target_name(self, ch: list[Any]) -> Any:
         kind, value = ch[0].value
         if kind == "name":
             return A.Target("name", name=value, pos=ch[0].pos)
         return A.Target("name_like", pattern=value, pos=ch[0].pos)
 
-    def name_exact(self, ch):
+    def name_exact(self, ch: list[Any]) -> Any:
         return _Part(("name", _string(ch[1])), _tt(ch[0], ch[1]))
 
-    def name_like(self, ch):
+    def name_like(self, ch: list[Any]) -> Any:
         return _Part(("like", _string(ch[2])), _tt(ch[0], ch[2]))
 
-    def when_clause(self, ch):
+    def when_clause(self, ch: list[Any]) -> Any:
         return _Part(("when", _bare(ch[1])), _tn(ch[0], ch[1]))
 
-    def unless_clause(self, ch):
+    def unless_clause(self, ch: list[Any]) -> Any:
         return _Part(("unless", _bare(ch[1])), _tn(ch[0], ch[1]))
 
-    def expiry_for(self, ch):
+    def expiry_for(self, ch: list[Any]) -> Any:
         tok = ch[1]
         try:
             d = parse_duration(tok.value)
@@ -274,7 +280,7 @@ class _Build:
             d = None  # not a zero duration: no second error (E214) for the same mistake
         return A.Expiry("for", d, None, tok.value, _tt(ch[0], tok))
 
-    def expiry_until(self, ch):
+    def expiry_until(self, ch: list[Any]) -> Any:
         tok = ch[1]
         try:
             t = parse_timestamp(tok.value)
@@ -284,88 +290,92 @@ class _Build:
         return A.Expiry("until", None, t, tok.value, _tt(ch[0], tok))
 
     # ------------------------------------------------------------ expressions
-    def operand(self, ch):  # ( expr ): the expression, with the parentheses' span
+    def operand(self, ch: list[Any]) -> Any:  # ( expr ): the expression, with the parentheses' span
         return _Paren(_bare(ch[1]), _tt(ch[0], ch[2]))
 
-    def or_(self, ch):
+    def or_(self, ch: list[Any]) -> Any:
         return A.Or(tuple(_bare(c) for c in ch[::2]), _nn(ch[0], ch[-1]))
 
-    def and_(self, ch):
+    def and_(self, ch: list[Any]) -> Any:
         return A.And(tuple(_bare(c) for c in ch[::2]), _nn(ch[0], ch[-1]))
 
-    def not_(self, ch):
+    def not_(self, ch: list[Any]) -> Any:
         return A.Not(_bare(ch[1]), _tn(ch[0], ch[1]))
 
-    def compare(self, ch):
+    def compare(self, ch: list[Any]) -> Any:
         left, op, right = ch
         return A.Compare(op.value, _bare(left), _bare(right), _nn(left, right))
 
-    def _binop(op):
-        def build(self, ch):
-            return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _nn(ch[0], ch[-1]))
+    def in_(self, ch: list[Any]) -> A.Compare:
+        return _binop("in", ch)
 
-        return build
+    def not_in(self, ch: list[Any]) -> A.Compare:
+        return _binop("not in", ch)
 
-    in_ = _binop("in")
-    not_in = _binop("not in")
-    contains = _binop("contains")
-    starts_with = _binop("starts with")
-    ends_with = _binop("ends with")
-    like = _binop("like")
-    del _binop
+    def contains(self, ch: list[Any]) -> A.Compare:
+        return _binop("contains", ch)
 
-    def has(self, ch):
+    def starts_with(self, ch: list[Any]) -> A.Compare:
+        return _binop("starts with", ch)
+
+    def ends_with(self, ch: list[Any]) -> A.Compare:
+        return _binop("ends with", ch)
+
+    def like(self, ch: list[Any]) -> A.Compare:
+        return _binop("like", ch)
+
+    def has(self, ch: list[Any]) -> Any:
         return A.Has(ch[1], _tn(ch[0], ch[1]))
 
-    def claim_path(self, ch):  # one token: claims.a.b
+    def claim_path(self, ch: list[Any]) -> Any:  # one token: claims.a.b
         tok = ch[0]
         names = tuple(tok.value.split(".")[1:])
         return A.ClaimRef(names[0], names, False, _tok_pos(tok))
 
-    def claim_ref(self, ch):  # claims . a . b, spaced out
+    def claim_ref(self, ch: list[Any]) -> Any:  # claims . a . b, spaced out
         names = tuple(t.value for t in ch[2::2])
         return A.ClaimRef(names[0], names, False, _tt(ch[0], ch[-1]))
 
-    def claim_ref_quoted(self, ch):  # claims["…"]
+    def claim_ref_quoted(self, ch: list[Any]) -> Any:  # claims["…"]
         name = _string(ch[2])
         return A.ClaimRef(name, (name,), True, _tt(ch[0], ch[3]))
 
-    def client_attr(self, ch):  # one token: client.id
+    def client_attr(self, ch: list[Any]) -> Any:  # one token: client.id
         return A.AttrRef("client", ch[0].value[7:], _tok_pos(ch[0]))
 
-    def client_ref(self, ch):
+    def client_ref(self, ch: list[Any]) -> Any:
         return A.AttrRef("client", ch[2].value, _tt(ch[0], ch[2]))
 
-    def resource_attr(self, ch):  # one token: resource.type
+    def resource_attr(self, ch: list[Any]) -> Any:  # one token: resource.type
         return A.AttrRef("resource", ch[0].value[9:], _tok_pos(ch[0]))
 
-    def resource_ref(self, ch):
+    def resource_ref(self, ch: list[Any]) -> Any:
         return A.AttrRef("resource", ch[2].value, _tt(ch[0], ch[2]))
 
-    def now_ref(self, ch):
+    def now_ref(self, ch: list[Any]) -> Any:
         return A.NowRef(_tok_pos(ch[0]))
 
-    def group_ref(self, ch):
+    def group_ref(self, ch: list[Any]) -> Any:
         return A.GroupRef(ch[0].value, _tok_pos(ch[0]))
 
-    def string(self, ch):
+    def string(self, ch: list[Any]) -> Any:
         tok = ch[0]
         text = tok.value
         value = text[1:-1] if _NEEDS_JSON(text) is None else _string(tok)
         return A.Literal(value, "string", _tok_pos(tok), text)
 
-    def number(self, ch):
+    def number(self, ch: list[Any]) -> Any:
         text = ch[0].value
         value = float(text) if "." in text else int(text)
         return A.Literal(value, "number", _tok_pos(ch[0]), text)
 
-    def true(self, ch):
+    def true(self, ch: list[Any]) -> Any:
         return A.Literal(True, "bool", _tok_pos(ch[0]), "true")
 
-    def false(self, ch):
+    def false(self, ch: list[Any]) -> Any:
         return A.Literal(False, "bool", _tok_pos(ch[0]), "false")
 
-    def timestamp(self, ch):
+    def timestamp(self, ch: list[Any]) -> Any:
         tok = ch[0]
         try:
             value = parse_timestamp(tok.value)
@@ -374,7 +384,7 @@ class _Build:
             value = datetime(1970, 1, 1, tzinfo=UTC)
         return A.Literal(value, "timestamp", _tok_pos(tok), tok.value)
 
-    def duration(self, ch):
+    def duration(self, ch: list[Any]) -> Any:
         tok = ch[0]
         try:
             value = parse_duration(tok.value)
@@ -383,7 +393,7 @@ class _Build:
             value = timedelta(0)
         return A.Literal(value, "duration", _tok_pos(tok), tok.value)
 
-    def list_lit(self, ch):
+    def list_lit(self, ch: list[Any]) -> Any:
         return A.Literal(tuple(c for c in ch if c.__class__ is A.Literal), "list", _tt(ch[0], ch[-1]))
 
 
@@ -629,7 +639,7 @@ def _lean_tables(fast: Lark) -> None:
     """Swap the compiled parser's rules for ``_LeanRule`` (same tables, same callbacks)."""
     from lark.grammar import Rule
 
-    lalr = fast.parser.parser  # type: ignore[attr-defined]
+    lalr = fast.parser.parser
     states = lalr._parse_table.states
     lean: dict[Rule, _LeanRule] = {}
     for state, actions in list(states.items()):
@@ -694,7 +704,7 @@ class _FastReader:
 
     def __init__(self, fast: Lark):
         self.lark = fast
-        self._parser = fast.parser.parser.parser  # type: ignore[attr-defined]  # lark-cython's _Parser
+        self._parser = fast.parser.parser.parser  # lark-cython's _Parser
         conf = fast.lexer_conf
         terms = sorted(conf.terminals, key=_sort_key)
         by_name = {t.name: t for t in terms}
@@ -772,6 +782,6 @@ def _keyword_conflicts(fast: Lark, keywords: dict[str, str]) -> None:
     from lark.lexer import PatternStr
 
     regex_keywords = {name for name in keywords.values() if not isinstance(fast.get_terminal(name).pattern, PatternStr)}
-    for actions in fast.parser.parser._parse_table.states.values():  # type: ignore[attr-defined]
+    for actions in fast.parser.parser._parse_table.states.values():
         if "NAME" in actions and regex_keywords & set(map(str, actions)):
             raise ValueError("a parser state accepts a name and a keyword that is not a plain string")

@@ -37,6 +37,31 @@ def children(node: A.Expr) -> tuple[A.Expr, ...]:
     return ()
 
 
+def parts(node: Any) -> tuple[Any, ...]:
+    """The nodes directly under any node of a file, in reading order: a file's
+    items, a rule's target, conditions and expiry, a group's list, an
+    expression's :func:`children`."""
+    cls = node.__class__
+    if cls is A.PolicyFile:
+        return tuple(node.items)
+    if cls is A.Rule:
+        return tuple(x for x in (node.target, node.when, node.unless, node.expiry) if x is not None)
+    if cls is A.GroupDecl:
+        return (node.members,)
+    if cls in _LEAVES:
+        return ()
+    return children(node)
+
+
+def descendants(node: Any) -> Iterator[Any]:
+    """``node`` and every node under it (:func:`parts`), in reading order, without recursion."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(parts(n)))
+
+
 def walk(node: A.Expr | None) -> Iterator[A.Expr]:
     """Every expression node below (and including) ``node``, in reading order
     (depth first, left to right), without recursion. The items of a list literal
@@ -73,6 +98,8 @@ class Visitor(Generic[R]):
     def generic_visit(self, node: Any) -> R:
         raise TypeError(f"{type(self).__name__} does not visit {type(node).__name__}")
 
+
+_LEAVES = frozenset({A.ClaimsDecl, A.TypeDecl, A.Target, A.Expiry})
 
 _NODE_CLASSES: tuple[type, ...] = (
     A.Literal,
