@@ -2,6 +2,7 @@
 
     uma serve [--host H] [--port P] [--config F] [--demo]
     uma db upgrade [--config F]
+    uma db purge [--config F]
     uma client add --name N [--grant-type G]... [--redirect-uri U]... [--claims-redirect-uri U]...
                    [--owner USER] [--public] [--scope S] [--config F]
     uma user add NAME [--password-stdin] [--claim k=v]... [--config F]   (asks for the password)
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     with_config(db.add_parser("upgrade", help="apply the migrations")).set_defaults(func=cmd_db_upgrade)
+    with_config(
+        db.add_parser("purge", help="delete expired tickets, codes, tokens, RPTs, PCTs and old audit records")
+    ).set_defaults(func=cmd_db_purge)
 
     client = sub.add_parser("client", help="OAuth clients").add_subparsers(
         dest="client_command", required=True, parser_class=_Parser
@@ -158,6 +162,16 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     app = _app(args, auto_migrate=False)
     upgrade_database(get_engine(app))
     print("database is up to date")
+    return 0
+
+
+def cmd_db_purge(args: argparse.Namespace) -> int:
+    """Purge once (for cron, e.g. with ``purge_interval = 0``); prints the rows deleted per table."""
+    from .db import get_engine
+    from .purge import purge
+
+    app = _app(args)
+    _print(purge(get_engine(app), app.config["UMA_SETTINGS"]))
     return 0
 
 

@@ -91,6 +91,8 @@ def _word_list(value: Any) -> Any:
 Seconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 #: A whole number of seconds, at least one.
 PositiveSeconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+#: A whole number, at least one.
+PositiveCount = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
 #: A whole number of bytes, zero or more.
 Bytes = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 #: A list of strings; from the environment JSON or comma-separated.
@@ -144,6 +146,12 @@ class Settings(BaseSettings):
     """SQLAlchemy URL, e.g. `postgresql+psycopg://user:pw@db/uma`; empty: SQLite file `uma.db` in the instance folder."""
     instance_path: str = ""
     """Flask instance folder (SQLite file, generated secret key); empty: Flask's (`./instance` in a checkout)."""
+    database_pool_size: PositiveCount = 5
+    """Connections a process keeps open to a server database (PostgreSQL), and as many again in overflow under load; not used with SQLite."""
+    database_pool_recycle: PositiveSeconds = 1800
+    """Seconds after which a pooled connection is replaced (keep it below any idle timeout of the database or a proxy in between); no per-request ping."""
+    row_cache_lifetime: Seconds = 2
+    """Seconds a process reuses the client, signing-key and resource rows it read: a change made in another process counts there within this delay (at once in the process that made it); 0: read them at every request."""
     auto_migrate: bool = True
     """Apply pending database migrations when a process starts (under a lock)."""
     issuer: str = "http://127.0.0.1:8000"
@@ -172,10 +180,16 @@ class Settings(BaseSettings):
     """Authorization code lifetime, seconds (O-09: at most 600 recommended)."""
     pct_lifetime: Seconds = 30 * 86400
     """Persisted claims token (PCT) lifetime, seconds."""
+    audit_retention: Seconds = 365 * 86400
+    """How long audit records (every grant decision) are kept, seconds; 0: for ever."""
+    purge_interval: Seconds = 300
+    """Seconds between the background purges of expired tickets, codes, tokens, RPTs, PCTs and old audit records in each process; 0: none (run `uma db purge` from cron)."""
     request_submitted_interval: Seconds = 5
     """Polling interval announced with `request_submitted`, seconds."""
     key_retention: Seconds = 2 * 86400
     """How long a retired signing key stays published in `/jwks`, seconds; keep it ≥ `rpt_lifetime`."""
+    introspection_clients: WordList = []
+    """Client ids allowed to introspect any RPT at `/uma/introspect` (e.g. a gateway before several resource servers); other callers learn about an RPT only with a PAT for its owner at its resource server."""
     registration_open: bool = True
     """Open dynamic client registration (RFC 7591) at `/register` without an initial access token."""
     max_body_bytes: Bytes = 1024 * 1024

@@ -14,6 +14,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -32,8 +33,15 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x554D41  # "UMA"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, pool_recycle: int = 1800) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    A server database (PostgreSQL) gets a pool of ``pool_size`` connections (as many
+    again in overflow) that are replaced after ``pool_recycle`` seconds, and no
+    "pre-ping": a ping on every checkout cost a round trip per request (issue 11),
+    while recycling keeps connections younger than any idle timeout of the server
+    or of a proxy in between. A connection dropped anyway fails that one request
+    (500), and the pool then replaces every connection it holds.
 
     A URL SQLAlchemy cannot read, or whose driver is not installed (PostgreSQL
     needs the ``postgres`` extra), is a :class:`~app.config.ConfigError`.
@@ -42,7 +50,7 @@ def make_engine(url: str) -> Engine:
     from .logs import safe_database_url
 
     try:
-        return _make_engine(url)
+        return _make_engine(url, pool_size, pool_recycle)
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"database_url = {safe_database_url(url)!r}: its driver (Python package {exc.name!r}) is not installed;"
@@ -57,7 +65,7 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, pool_size: int, pool_recycle: int) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -70,11 +78,12 @@ def _make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=pool_recycle)
 
 
 def init_app(app: Flask, url: str) -> Engine:
-    engine = make_engine(url)
+    settings = app.config["UMA_SETTINGS"]
+    engine = make_engine(url, pool_size=settings.database_pool_size, pool_recycle=settings.database_pool_recycle)
     app.extensions["uma_db"] = engine
     app.teardown_appcontext(_close_session)
     return engine
@@ -166,8 +175,24 @@ def database_url_for(instance_path: str, configured: str) -> str:
 # -- the global policy-set version (architecture: "many processes, one truth") --
 
 
+def remember_policy_set_version(session: Session, version: int) -> None:
+    """Record ``version`` as read by a statement of the session's current transaction (the UMA
+    grant reads it with the ticket, introspection with the RPT), so that
+    :func:`policy_set_version` does not read it again in that transaction."""
+    session.info["uma_policy_set_version"] = (session.get_transaction(), int(version or 0))
+
+
+def policy_set_version_column() -> Any:
+    """The policy-set version as a scalar subquery, to read in a statement the request makes anyway."""
+    return select(PolicySetVersion.version).where(PolicySetVersion.id == 1).scalar_subquery()
+
+
 def policy_set_version(session: Session) -> int:
-    """The version of the policy set every process must decide with."""
+    """The version of the policy set every process must decide with (read once per transaction)."""
+    known = session.info.get("uma_policy_set_version")
+    transaction = session.get_transaction()
+    if known is not None and transaction is not None and known[0] is transaction:
+        return known[1]
     version = session.execute(select(PolicySetVersion.version).where(PolicySetVersion.id == 1)).scalar_one_or_none()
     return int(version or 0)
 

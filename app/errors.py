@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,10 @@ class ApiError(Exception):
     status: int = 400
     error: str = "invalid_request"
 
-    def __init__(self, description: str = "", *, headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(self, description: str = "", *, headers: dict[str, str] | Headers | None = None, **extra: Any):
         super().__init__(description or self.error)
         self.description = description
-        self.headers = headers or {}
+        self.headers = headers or {}  # a werkzeug Headers when one name repeats (several challenges)
         self.extra = extra
 
     def body(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
-from . import db, get_settings
+from . import cache, db, get_settings, purge
 from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
 from .errors import register_error_handlers
@@ -94,6 +94,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         os.path.abspath(settings.policy_dir),
     )
     engine = db.init_app(app, database_url)
+    cache.init_app(app)
+    purge.init_app(app)
     schema_current = db.schema_is_current(engine)
     if settings.auto_migrate and not schema_current:
         db.upgrade_database(engine)

@@ -53,6 +53,21 @@ class User(SQLModel, table=True):
         return self.username
 
 
+class BrowserSession(SQLModel, table=True):
+    """A logged-in browser session (app/identity/sessions.py): the cookie carries the id, this
+    row its SHA-256, so logout, a password change or ``end_sessions`` end it in every process."""
+
+    __tablename__ = "browser_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid_hash: str = Field(unique=True, index=True, max_length=64)
+    user_id: int = Field(index=True)
+    #: Digest of the user's password hash at login: a new password ends the session.
+    credential: str = Field(max_length=64)
+    created_at: int = Field(default_factory=now)
+    expires_at: int = Field(index=True)
+
+
 class OAuthClient(SQLModel, table=True):
     """An OAuth client: a resource server (uses the protection API) or an UMA client.
 
@@ -158,7 +173,7 @@ class AuthorizationCode(SQLModel, table=True):
     code_challenge: str | None = None
     code_challenge_method: str | None = None
     created_at: int = Field(default_factory=now)
-    expires_at: int
+    expires_at: int = Field(index=True)
     used: bool = False
 
     def get_redirect_uri(self) -> str | None:
@@ -179,6 +194,8 @@ class Token(SQLModel, table=True):
     """
 
     __tablename__ = "tokens"
+    #: What the purge looks for (app.purge): expired tokens whose refresh token expired too (or has none).
+    __table_args__ = (Index("ix_tokens_purge", "refresh_expires_at", "expires_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     access_token_hash: str = Field(unique=True, index=True, max_length=64)
@@ -281,7 +298,7 @@ class PermissionTicket(SQLModel, table=True):
     claim_sources: dict[str, Any] = _json_dict()
     predecessor_id: int | None = Field(default=None, index=True)
     created_at: int = Field(default_factory=now)
-    expires_at: int
+    expires_at: int = Field(index=True)
     consumed: bool = False
     consumed_at: int | None = None
     #: Set (atomically) when the claims interaction issued this consumed ticket's successor.
@@ -299,6 +316,8 @@ class Rpt(SQLModel, table=True):
     """
 
     __tablename__ = "rpts"
+    #: What the purge looks for (app.purge): expired RPTs whose refresh token expired too (or has none).
+    __table_args__ = (Index("ix_rpts_purge", "refresh_expires_at", "expires_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     jti: str = Field(unique=True, index=True, max_length=64)
@@ -347,7 +366,7 @@ class Pct(SQLModel, table=True):
     claims: dict[str, Any] = _json_dict()
     claim_sources: dict[str, Any] = _json_dict()
     created_at: int = Field(default_factory=now)
-    expires_at: int
+    expires_at: int = Field(index=True)
     revoked: bool = False
 
     def check_client(self, client: OAuthClient) -> bool:

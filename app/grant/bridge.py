@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,10 +54,10 @@ import policy_lang
 from .. import audit
 from ..config import Settings
 from ..models import OAuthClient, Pct, PendingRequest, PermissionTicket, Resource, Rpt
-from ..oauth.clients import get_client
+from ..oauth.clients import cached_client
 from ..oauth.grants import spend
 from ..policies import PolicyStore, get_store
-from ..protection.rpt import granted_now, issue_rpt, policy_bound, token_response
+from ..protection.rpt import granted_now, issue_rpt, policy_bound, registered_resources, token_response
 from ..protection.tickets import issue_ticket
 from ..security import hash_token, new_token, now
 from .claim_tokens import describe_trusted
@@ -216,14 +217,7 @@ def load_resources(session: Session, ticket: PermissionTicket) -> dict[str, Reso
     ids = [p["resource_id"] for p in ticket.permissions]
     if not ids:
         return {}
-    return {
-        r.id: r
-        for r in session.execute(
-            select(Resource).where(
-                Resource.id.in_(ids), Resource.owner == ticket.owner, Resource.rs_client_id == ticket.rs_client_id
-            )
-        ).scalars()
-    }
+    return registered_resources(session, ids, ticket.owner, ticket.rs_client_id)
 
 
 def decide(store: PolicyStore, session: Session, a: Assessment) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
@@ -243,10 +237,26 @@ def _decide(
 ) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
     """The one way a decision is made: the owner's current answers for this party, the request of
     section 4, the policy set of the version stored now (so a change made in any process counts)."""
-    approvals = load_approvals(session, owner, requesting_party, [r.id for r, _ in requested])
-    request = policy_request(requested, client, claims, claim_sources, approvals, iso_now())
     in_use = store.latest(session)
+    approvals = {}
+    if may_ask(in_use.policy_set, owner):
+        approvals = load_approvals(session, owner, requesting_party, [r.id for r, _ in requested])
+    request = policy_request(requested, client, claims, claim_sources, approvals, iso_now())
     return in_use.policy_set.decide(request), in_use.version, request
+
+
+_asking: weakref.WeakKeyDictionary[policy_lang.PolicySet, frozenset[str | None]] = weakref.WeakKeyDictionary()
+
+
+def may_ask(policy_set: policy_lang.PolicySet, owner: str) -> bool:
+    """Whether an ``ask`` rule of ``policy_set`` can apply to ``owner``'s resources (one of the
+    owner's, or one of no owner). Only then do the owner's answers count (an approval counts
+    only where an ask applies), so only then are they read. Worked out once per set."""
+    owners = _asking.get(policy_set)
+    if owners is None:
+        owners = frozenset(rule.owner for rule in policy_set.rules if rule.effect == "ask")
+        _asking[policy_set] = owners
+    return owner in owners or None in owners
 
 
 def _epoch(value: str | None) -> int | None:
@@ -454,7 +464,6 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             claims = {**old.basis.get("claims", {}), **claims}
             claim_sources = {**old.basis.get("claim_sources", {}), **claim_sources}
         pct = _issue_pct(session, settings, a)
-        session.commit()
         issued = issue_rpt(
             client_id=a.client.client_id,
             owner=a.ticket.owner,
@@ -466,11 +475,13 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             with_refresh_token=settings.rpt_refresh_lifetime > 0 and a.client.check_grant_type("refresh_token"),
             session=session,
             settings=settings,
+            commit=False,
         )
         if old is not None:
             old.revoked = True
             session.add(old)
-            session.commit()
+        # The one commit of a grant: the ticket spent, the audit records, the RPT (and PCT, upgrade).
+        session.commit()
         body = token_response(issued)
         if pct:
             body["pct"] = pct
@@ -497,7 +508,7 @@ def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resour
     closed). The engine costs microseconds, so this runs at every introspection rather
     than tracking what changed.
     """
-    client = get_client(session, row.client_id)
+    client = cached_client(session, row.client_id)
     if client is None:
         return []
     try:

@@ -15,7 +15,10 @@ unsigned token nor an HS256 token "signed" with the issuer's public key gets
 through. Checked: signature, ``iss``, ``aud`` (the configured audience, or else
 this AS's issuer or the presenting client's id — an audience restriction is
 never ignored, G-74), ``exp`` (required; an ID Token also needs ``sub`` and
-``iat``), ``nbf`` and ``iat`` (not in the future), with 30 seconds of leeway.
+``iat``), ``nbf`` and ``iat`` (not in the future), with 30 seconds of leeway. ``exp``, ``nbf`` and
+``iat`` must be JSON numbers (RFC 7519 NumericDate): pyjwt would take the string
+``"1796278025"`` as a date, and ``true`` as the number 1, so anything else is
+refused before verification.
 
 Keys fetched from a ``jwks_uri`` follow the provider: the whole key set is
 cached for ``jwks_cache_lifetime`` seconds and then fetched again, so a key the
@@ -38,6 +41,7 @@ need_info, not a hard error").
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -57,6 +61,8 @@ LEEWAY = 30
 #: Members a token of each format must have (an ID Token also names its subject and issue time).
 _REQUIRED = {ID_TOKEN_FORMAT: ["exp", "iss", "aud", "sub", "iat"], JWT_FORMAT: ["exp", "iss", "aud"]}
 #: JWT members that describe the token, not the requesting party.
+#: Members that are NumericDates (RFC 7519 §2): JSON numbers, seconds since the epoch.
+_NUMERIC_DATES = ("exp", "nbf", "iat")
 _BOOKKEEPING = frozenset({"iss", "aud", "exp", "nbf", "iat", "jti", "nonce", "at_hash", "c_hash", "azp", "sid"})
 
 
@@ -158,6 +164,9 @@ def verify_claim_token(token: str, token_format: str, *, settings: Settings, cli
         raise ClaimTokenError("the claim token is not a well-formed JWT") from None
     if not isinstance(unverified, dict) or _depth(unverified) > MAX_CLAIM_DEPTH:
         raise ClaimTokenError(f"the claim token's claims are nested deeper than {MAX_CLAIM_DEPTH} levels")
+    for member in _NUMERIC_DATES:
+        if member in unverified and not _is_numeric_date(unverified[member]):
+            raise ClaimTokenError(f"the claim token's {member} is not a number (RFC 7519 NumericDate)")
     issuer_name = unverified.get("iss")
     if not isinstance(issuer_name, str):
         raise ClaimTokenError("the claim token has no issuer (iss)")
@@ -207,6 +216,11 @@ def verify_claim_token(token: str, token_format: str, *, settings: Settings, cli
     person = {k: v for k, v in claims.items() if k not in _BOOKKEEPING}
     sources = {name: {"issuer": trusted.issuer, "format": token_format} for name in person}
     return VerifiedClaims(person, sources, trusted.issuer, token_format)
+
+
+def _is_numeric_date(value: Any) -> bool:
+    """A JSON number that is a usable date: not a string, not a boolean, finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _depth(value: Any) -> int:

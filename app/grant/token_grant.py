@@ -38,15 +38,18 @@ Order of the checks:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc6749.grants import BaseGrant
 from authlib.oauth2.rfc6749.grants.base import TokenEndpointMixin
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import get_settings
-from ..db import get_session
+from ..db import get_session, policy_set_version
 from ..models import UMA_TICKET_GRANT, Pct, PermissionTicket, Rpt
 from ..oauth.tokens import find_pct, revoke_family
 from ..policies import get_store
@@ -98,10 +101,22 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
             raise invalid_request("Missing 'ticket'.")
         if len(raw_ticket) > MAX_PARAM_CHARS:
             raise invalid_grant("The ticket is unknown, expired or already used.")
-        ticket = redeem_ticket(session, raw_ticket)
+        # A policy change is picked up now, before this request holds a write lock (SQLite).
+        store = get_store()
+        store.current()
+        ticket = redeem_ticket(session, raw_ticket, commit=False)
         if ticket is None:
+            session.rollback()
             _revoke_issued_from(hash_token(raw_ticket))
             raise invalid_grant("The ticket is unknown, expired or already used.")
+        if policy_set_version(session) != store.current().version:
+            # Rare (a policy change since the line above, or a version that does not check): the
+            # set in use is rebuilt with writes of its own; let them not wait for this transaction.
+            session.commit()
+        with spent_on_error(session):
+            self._validate_redeemed(client, ticket, data, session, settings)
+
+    def _validate_redeemed(self, client: Any, ticket: PermissionTicket, data: Any, session: Any, settings: Any) -> None:
         if ticket.client_id is not None and ticket.client_id != client.client_id:
             raise invalid_grant("The ticket belongs to an authorization process of another client.")
 
@@ -135,6 +150,8 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
 
         problem = None
         if claim_token:
+            # Verifying may fetch the issuer's keys over HTTP: hold no write lock meanwhile (SQLite).
+            session.commit()
             try:
                 verified = verify_claim_token(claim_token, claim_format, settings=settings, client_id=client.client_id)
             except ClaimTokenError as exc:
@@ -162,5 +179,21 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
         )
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:
-        status, body = assess(get_store(), get_session(), get_settings(), self.request.uma_assessment)
+        session = get_session()
+        with spent_on_error(session):
+            status, body = assess(get_store(), session, get_settings(), self.request.uma_assessment)
         return status, body, self.TOKEN_RESPONSE_HEADER
+
+
+@contextlib.contextmanager
+def spent_on_error(session: Any) -> Iterator[None]:
+    """The redeemed ticket stays spent whatever the answer (G-60): the grant commits once on
+    success (:func:`.bridge.assess`), and before any error it answers. A database error leaves
+    nothing done (rolled back): the ticket can be presented again."""
+    try:
+        yield
+    except SQLAlchemyError:
+        raise
+    except Exception:
+        session.commit()
+        raise

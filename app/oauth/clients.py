@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlmodel import Session
 
+from ..cache import detached, row_cache
 from ..models import OAuthClient
 from ..security import hash_token, new_token
 
@@ -129,3 +130,16 @@ def get_client(session: Session, client_id: Any) -> OAuthClient | None:
     if not isinstance(client_id, str) or not client_id or len(client_id) > 255 or "\x00" in client_id:
         return None
     return session.execute(select(OAuthClient).where(OAuthClient.client_id == client_id)).scalar_one_or_none()
+
+
+def cached_client(session: Session, client_id: Any) -> OAuthClient | None:
+    """:func:`get_client` for authenticating and deciding: a read-only copy of the row, reused
+    for ``row_cache_lifetime`` seconds (:mod:`app.cache`). Change clients with :func:`get_client`."""
+    if not isinstance(client_id, str):
+        return None
+
+    def load() -> OAuthClient | None:
+        row = get_client(session, client_id)
+        return detached(row) if row is not None else None
+
+    return row_cache().get("client", client_id, load)

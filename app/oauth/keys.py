@@ -20,6 +20,7 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import or_, select, update
 from sqlmodel import Session
 
+from ..cache import detached, row_cache
 from ..models import SigningKey
 from ..security import now
 
@@ -56,10 +57,16 @@ def rotate_signing_key(session: Session | None = None) -> SigningKey:
 
 
 def active_key(session: Session) -> SigningKey:
-    """The newest active key; one is created (and committed) if there is none yet."""
-    row = session.execute(
-        select(SigningKey).where(SigningKey.active.is_(True)).order_by(SigningKey.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    """The newest active key (a read-only copy, reused for ``row_cache_lifetime`` seconds,
+    :mod:`app.cache`); one is created (and committed) if there is none yet."""
+
+    def load() -> SigningKey | None:
+        row = session.execute(
+            select(SigningKey).where(SigningKey.active.is_(True)).order_by(SigningKey.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        return detached(row) if row is not None else None
+
+    row = row_cache().get("signing_key", "active", load)
     if row is None:
         row = _new_key_row()
         session.add(row)
@@ -84,15 +91,22 @@ def public_jwk(row: SigningKey) -> dict[str, Any]:
     return jwk
 
 
-def published_keys(session: Session, retention: int) -> list[SigningKey]:
+def _published(session: Session, retention: int) -> list[SigningKey]:
     cutoff = now() - retention
-    return list(
-        session.execute(
+    return [
+        detached(row)
+        for row in session.execute(
             select(SigningKey)
             .where(or_(SigningKey.active.is_(True), SigningKey.retired_at >= cutoff))
             .order_by(SigningKey.id.desc())
         ).scalars()
-    )
+    ]
+
+
+def published_keys(session: Session, retention: int) -> list[SigningKey]:
+    """The active key and the keys retired less than ``retention`` seconds ago (read-only
+    copies, reused for ``row_cache_lifetime`` seconds)."""
+    return row_cache().get("signing_key", ("published", retention), lambda: _published(session, retention))
 
 
 def jwks(session: Session, retention: int) -> dict[str, list[dict[str, Any]]]:
@@ -101,8 +115,10 @@ def jwks(session: Session, retention: int) -> dict[str, list[dict[str, Any]]]:
 
 
 def verification_key(session: Session, kid: str, retention: int) -> Any | None:
-    """The public key for ``kid`` if it is still published, else None."""
-    for row in published_keys(session, retention):
-        if row.kid == kid:
-            return private_key(row).public_key()
+    """The public key for ``kid`` if it is still published, else None (an unknown ``kid``
+    reads the keys again: a key made by another process verifies at once)."""
+    for load in (published_keys, _published):
+        for row in load(session, retention):
+            if row.kid == kid:
+                return private_key(row).public_key()
     return None

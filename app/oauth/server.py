@@ -26,7 +26,7 @@ from ..body import BodyError, loads_strict
 from ..db import get_session
 from ..models import OAuthClient, Token
 from ..security import hash_token, new_token, now
-from .clients import get_client
+from .clients import cached_client
 from .requests import (
     BadForm,
     UmaOAuth2Request,
@@ -135,7 +135,7 @@ class UmaAuthorizationServer(AuthorizationServer):
 
     # -- storage -------------------------------------------------------------
     def _query_client_db(self, client_id: str) -> OAuthClient | None:
-        return get_client(get_session(), client_id)
+        return cached_client(get_session(), client_id)
 
     def _generate_token(
         self,

@@ -30,7 +30,9 @@ import jwt
 from sqlalchemy import select
 from sqlmodel import Session
 
+from ..cache import detached, row_cache
 from ..config import Settings
+from ..db import policy_set_version_column, remember_policy_set_version
 from ..models import Resource, Rpt
 from ..oauth.keys import ALGORITHM, active_key, private_key, verification_key
 from ..security import hash_token, new_token, now
@@ -87,8 +89,10 @@ def issue_rpt(
     refresh_expires_at: int | None = None,
     session: Session | None = None,
     settings: Settings | None = None,
+    commit: bool = True,
 ) -> IssuedRpt:
-    """Issue and store an RPT for one (client, requesting party, owner, RS) (G-03); commits.
+    """Issue and store an RPT for one (client, requesting party, owner, RS) (G-03); commits
+    unless ``commit`` is false (the UMA grant commits once, with the ticket and the audit record).
 
     ``permissions``: ``[{"resource_id", "resource_scopes", "exp"?: epoch or None}]``,
     where ``exp`` is the policy's bound (``for``/``until``). The RPT expires after
@@ -150,7 +154,8 @@ def issue_rpt(
         basis={**(basis or {}), "bounds": bounds},
     )
     session.add(row)
-    session.commit()
+    if commit:
+        session.commit()
     return IssuedRpt(token=token, row=row, refresh_token=refresh, expires_in=expires_at - issued)
 
 
@@ -163,11 +168,37 @@ def token_response(issued: IssuedRpt) -> dict[str, Any]:
 
 
 def find_rpt(session: Session, token: str) -> Rpt | None:
-    return session.execute(select(Rpt).where(Rpt.token_hash == hash_token(token))).scalar_one_or_none()
+    """The RPT whose token is ``token``; the same statement reads the policy-set version
+    for a decision that follows (:func:`app.db.remember_policy_set_version`)."""
+    found = session.execute(
+        select(Rpt, policy_set_version_column()).where(Rpt.token_hash == hash_token(token))
+    ).one_or_none()
+    if found is None:
+        return None
+    remember_policy_set_version(session, found[1])
+    return found[0]
 
 
 def find_rpt_by_refresh_token(session: Session, refresh_token: str) -> Rpt | None:
     return session.execute(select(Rpt).where(Rpt.refresh_token_hash == hash_token(refresh_token))).scalar_one_or_none()
+
+
+def registered_resources(session: Session, ids: list[str], owner: str, rs_client_id: str) -> dict[str, Resource]:
+    """The resources among ``ids`` that ``owner`` registered at ``rs_client_id``, by id: read-only
+    copies, reused for ``row_cache_lifetime`` seconds (:mod:`app.cache`); one query for the rest."""
+    cache = row_cache()
+    found: dict[str, Resource] = {}
+    missing = []
+    for rid in dict.fromkeys(ids):
+        hit = cache.get("resource", rid, lambda: None)
+        if hit is None:
+            missing.append(rid)
+        else:
+            found[rid] = hit
+    if missing:
+        for r in session.execute(select(Resource).where(Resource.id.in_(missing))).scalars():
+            found[r.id] = cache.get("resource", r.id, lambda r=r: detached(r))
+    return {rid: r for rid, r in found.items() if r.owner == owner and r.rs_client_id == rs_client_id}
 
 
 def policy_bound(row: Rpt, permission: dict[str, Any]) -> int | None:
@@ -187,14 +218,7 @@ def registered_permissions(session: Session, row: Rpt, at: int | None = None) ->
     ids = [p["resource_id"] for p in row.permissions]
     if not ids:
         return []
-    resources = {
-        r.id: r
-        for r in session.execute(
-            select(Resource).where(
-                Resource.id.in_(ids), Resource.owner == row.owner, Resource.rs_client_id == row.rs_client_id
-            )
-        ).scalars()
-    }
+    resources = registered_resources(session, ids, row.owner, row.rs_client_id)
     held = []
     for p in row.permissions:
         resource = resources.get(p["resource_id"])
@@ -248,9 +272,10 @@ def introspect_rpt(
     rs_client_id: str | None = None,
     session: Session | None = None,
     settings: Settings | None = None,
+    row: Rpt | None = None,
 ) -> dict[str, Any] | None:
     """RFC 7662 answer for an RPT with UMA ``permissions`` (F-39…F-42), or None if
-    ``token`` is not an RPT of this AS.
+    ``token`` is not an RPT of this AS. ``row``: the RPT of ``token`` already looked up.
 
     ``rs_client_id``: the calling RS; an RPT of another RS is ``{"active": false}``.
     Revoked, expired, badly signed RPTs, and RPTs of which the current policy
@@ -258,7 +283,7 @@ def introspect_rpt(
     ``scope`` (F-40). Needs an app context (the policy store).
     """
     session, settings = _context(session, settings)
-    row = find_rpt(session, token)
+    row = row or find_rpt(session, token)
     if row is None:
         return None
     if row.revoked or row.is_expired() or (rs_client_id is not None and row.rs_client_id != rs_client_id):

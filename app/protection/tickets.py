@@ -2,7 +2,8 @@
 
 A ticket is ``secrets.token_urlsafe(32)`` (256 bits, G-57); the database keeps
 only its SHA-256. :func:`redeem_ticket` consumes a ticket with one conditional
-``UPDATE ... WHERE consumed = false AND expires_at > now`` and commits, so of
+``UPDATE ... WHERE consumed = false AND expires_at > now`` and commits (or its
+caller does), so of
 two processes presenting the same ticket at once exactly one gets the row
 (G-59, G-60). The UMA grant uses :func:`issue_ticket` with ``predecessor`` to
 rotate tickets on ``need_info`` / ``request_submitted``.
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlmodel import Session
 
+from ..db import policy_set_version_column, remember_policy_set_version
 from ..models import PermissionTicket
 from ..security import hash_token, new_token, now
 
@@ -65,13 +67,17 @@ def issue_ticket(
     return raw, row
 
 
-def redeem_ticket(session: Session, raw_ticket: str) -> PermissionTicket | None:
+def redeem_ticket(session: Session, raw_ticket: str, *, commit: bool = True) -> PermissionTicket | None:
     """Consume ``raw_ticket`` atomically and return its row, or None.
 
     None means unknown, already consumed or expired (→ ``invalid_grant``, G-15).
-    The session is committed in both cases (call this first in a request): a
-    presented ticket is spent whatever the outcome of the request (G-60), and
-    on SQLite no write lock stays held.
+    One statement, ``UPDATE … RETURNING``, which also reads the policy-set version
+    for the decision that follows (:func:`app.db.remember_policy_set_version`).
+    With ``commit`` (the default) the session is committed in both cases (call this
+    first in a request): a presented ticket is spent whatever the outcome of the
+    request (G-60), and on SQLite no write lock stays held. The UMA grant passes
+    ``commit=False`` and commits once, with the RPT and the audit record, or before
+    any error it answers — see :mod:`app.grant.token_grant`.
     """
     digest = hash_token(raw_ticket)
     at = now()
@@ -83,9 +89,12 @@ def redeem_ticket(session: Session, raw_ticket: str) -> PermissionTicket | None:
             PermissionTicket.expires_at > at,
         )
         .values(consumed=True, consumed_at=at)
-        .execution_options(synchronize_session=False)
+        .returning(PermissionTicket, policy_set_version_column())
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    session.commit()
-    if result.rowcount != 1:
-        return None
-    return session.execute(select(PermissionTicket).where(PermissionTicket.ticket_hash == digest)).scalar_one()
+    found = result.one_or_none()
+    if found is not None:
+        remember_policy_set_version(session, found[1])
+    if commit:
+        session.commit()
+    return found[0] if found is not None else None

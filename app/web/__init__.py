@@ -1,5 +1,8 @@
 """Server-rendered pages: login/logout, the session of a logged-in person.
 
+Who is logged in is kept server-side (:mod:`app.identity.sessions`): the cookie carries a
+session id, so logout, a password change or ``end_sessions`` end the session in every process.
+
 Other parts (OAuth consent here; claims interaction and owner pages of the UMA
 grant) use :func:`current_user` and :func:`login_required`. Every unsafe request
 to a page carries the session's anti-CSRF token: forms render ``{{ csrf_token() }}``
@@ -15,16 +18,17 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
 
 from ..db import get_session
+from ..identity.sessions import end_session, session_user, start_session
 from ..models import User
-from ..security import now
-from ..users import authenticate, get_user
+from ..users import authenticate
 
 bp = Blueprint("web", __name__)
 
-_SESSION_USER = "user"
+#: The cookie's session id (its SHA-256 is the ``browser_sessions`` row).
+_SESSION_ID = "sid"
 
 #: The pages load only their own stylesheet and script: no inline code, no other origin.
 PAGE_CSP = (
@@ -42,19 +46,24 @@ def _page_headers(response: Response) -> Response:
 
 
 def current_user() -> User | None:
-    username = session.get(_SESSION_USER)
-    if not username:
-        return None
-    user = get_user(get_session(), username)
-    return user if user is not None and user.is_active else None
+    """The person whose live server-side session the cookie names (looked up once a request)."""
+    if "uma_user" not in g:
+        sid = session.get(_SESSION_ID)
+        g.uma_user = session_user(get_session(), sid) if sid else None
+    return g.uma_user
 
 
 def login_user(user: User) -> None:
-    """Start a fresh session for ``user`` (renewal on login: nothing of the old session survives)."""
+    """Start a fresh session for ``user`` (renewal on login: the old session, if any, ends and
+    nothing of it survives)."""
+    db = get_session()
+    end_session(db, session.get(_SESSION_ID))
+    sid = start_session(db, user)
+    db.commit()
     session.clear()
-    session[_SESSION_USER] = user.username
-    session["auth_time"] = now()
+    session[_SESSION_ID] = sid
     session.permanent = True
+    g.uma_user = user
 
 
 def safe_next(target: str | None) -> str:
@@ -118,7 +127,12 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    """End the session here and in every process: the cookie, replayed, is anonymous."""
+    db = get_session()
+    end_session(db, session.get(_SESSION_ID))
+    db.commit()
     session.clear()
+    g.uma_user = None
     return redirect(url_for("web.login"), code=303)
 
 

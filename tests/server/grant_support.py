@@ -231,6 +231,7 @@ def uma(engine, database_url, idp, make_user, make_client, make_rs, pat_for, tmp
             "secret_key": secrets.token_hex(32),
             "instance_path": str(tmp_path_factory.mktemp("grant-instance")),
             "rpt_format": "jwt",
+            "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
             "trusted_issuers": [
                 {
                     "issuer": IDP_ISSUER,

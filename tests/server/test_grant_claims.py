@@ -270,3 +270,33 @@ def test_deeply_nested_claim_token_is_refused_not_a_500(uma, idp):
         sub="bob-1", email="bob@example.com", email_verified=True, x=[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]
     )
     assert "nested" in _refused(uma.flow(POLICY), signed)
+
+
+@pytest.mark.parametrize(
+    "member, value",
+    [
+        ("exp", "123"),
+        ("exp", "4102444800"),  # pyjwt alone would take this string as a date in 2100
+        ("exp", True),
+        ("exp", [4102444800]),
+        ("nbf", "1"),
+        ("iat", "1700000000"),
+        ("iat", False),
+    ],
+)
+def test_claim_token_dates_must_be_numbers_G_17(uma, idp, member, value):
+    """Issue 10, point 8: ``exp``/``nbf``/``iat`` are RFC 7519 NumericDates; a signed token with
+    a string (or a boolean, or a list) there is refused with need_info, never used and never a 500."""
+    token = _bob(idp, **{member: value})
+    assert f"{member} is not a number" in _refused(uma.flow(POLICY), token)
+
+
+def test_claim_token_with_numeric_dates_still_works(uma, idp):
+    """The check above refuses only what is not a number: a fractional exp is a NumericDate."""
+    import time
+
+    flow = uma.flow(POLICY)
+    r = flow.token(
+        flow.ticket(("album", ["view"])), claim_token=_bob(idp, exp=time.time() + 300.5), claim_token_format=ID_TOKEN
+    )
+    assert r.status_code == 200, r.text

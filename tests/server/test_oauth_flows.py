@@ -344,6 +344,32 @@ def test_refresh_rotates_and_reuse_revokes_the_chain_O_06_O_47(http, owner, rs, 
     assert after.status_code == 401
 
 
+def test_concurrent_replays_of_one_pat_refresh_token_give_one_success_and_no_500_O_47(
+    http, live_server, owner, rs, login
+):
+    """Issue 10, point 3: several processes' worth of concurrent uses of one PAT refresh token
+    (this used to deadlock on PostgreSQL and answer 500): exactly one 200, the rest 400
+    ``invalid_grant``; the reuse revokes the family, so the one winner's PAT is dead too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = _pat_with_refresh(http, owner, rs, login)
+
+    def refresh(_: int) -> httpx.Response:
+        with httpx.Client(base_url=live_server.url, timeout=30) as own:
+            return own.post(
+                "/token",
+                auth=rs.basic_auth,
+                data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(refresh, range(8)))
+    assert sorted(r.status_code for r in answers) == [200] + [400] * 7, [r.text for r in answers]
+    assert all(r.json()["error"] == "invalid_grant" for r in answers if r.status_code == 400)
+    [won] = [r.json() for r in answers if r.status_code == 200]
+    assert http.get("/uma/resources", headers={"Authorization": f"Bearer {won['access_token']}"}).status_code == 401
+
+
 def test_refresh_token_belongs_to_its_client_and_scope_cannot_grow_O_06(http, owner, rs, make_rs, login):
     tokens = _pat_with_refresh(http, owner, rs, login)
     other = make_rs()

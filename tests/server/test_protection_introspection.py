@@ -3,12 +3,13 @@ PATs, unknown and revoked tokens; RPT refresh (G-53, G-54) and revocation (G-56)
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from sqlmodel import Session
 
 from app.protection.rpt import introspect_rpt, issue_rpt
 from app.security import now
-from tests.support.server import unique
+from tests.support.server import serve_app, unique
 
 INTRO = "/uma/introspect"
 UMA_GRANT = "urn:ietf:params:oauth:grant-type:uma-ticket"
@@ -177,15 +178,73 @@ def test_pat_introspection_has_the_usual_members_F_41(http, pat, pat_for):
     assert introspect(http, stranger, pat.token) == {"active": False}
 
 
-def test_introspection_with_client_credentials_instead_of_a_pat_O_17(http, app, engine, settings, pat, uma_client):
+def test_client_credentials_alone_learn_nothing_about_rpts_O_17_O_19(http, app, engine, settings, pat, uma_client):
+    """Issue 10, point 6: the RS's own client credentials authenticate it, but learn about an RPT
+    only with its PAT (or when the operator lists the client); bad ones are 401 invalid_client."""
     rid = register(http, pat, ["view"])
     issued = rpt(app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}])
-    response = http.post(INTRO, auth=pat.rs.basic_auth, data={"token": issued.token})
-    assert response.status_code == 200 and response.json()["active"] is True
+    assert introspect(http, pat, issued.token)["active"] is True
+    basic = http.post(INTRO, auth=pat.rs.basic_auth, data={"token": issued.token})
+    assert basic.status_code == 200 and basic.json() == {"active": False}
+    # The client's own PAT stays its to introspect with its credentials (F-41).
+    own = http.post(INTRO, auth=pat.rs.basic_auth, data={"token": pat.token})
+    assert own.json()["active"] is True and own.json()["scope"] == "uma_protection"
     bad = http.post(INTRO, auth=(pat.rs.client_id, "wrong"), data={"token": issued.token})
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
-    anonymous = http.post(INTRO, data={"token": issued.token})
-    assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("authorization", [None, "Digest username=x", "Bearer", ""])
+def test_no_credentials_is_401_with_both_challenges_O_17_O_20(http, authorization):
+    """Without a PAT or client credentials: 401, ``WWW-Authenticate: Bearer`` and ``Basic`` (the two
+    ways in), no error code in the challenges (RFC 6750 §3.1)."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = http.post(INTRO, headers=headers, data={"token": "x"})
+    assert response.status_code == 401
+    challenges = response.headers.get_list("www-authenticate")
+    if authorization == "Bearer":  # a Bearer header without a token is a malformed PAT
+        assert challenges[0].startswith("Bearer ") and 'error="invalid_token"' in challenges[0]
+        return
+    assert challenges == ['Bearer realm="uma"', 'Basic realm="uma"']
+    assert response.json()["error"] == "invalid_client" and response.headers["cache-control"] == "no-store"
+
+
+def test_pat_of_another_owner_at_the_same_rs_learns_nothing_O_22_F_42(
+    http, app, engine, settings, pat, pat_for, make_user, uma_client
+):
+    """A PAT is for one owner at one RS: the same RS software holding a PAT for another owner is
+    not the resource server of this owner's resources."""
+    rid = register(http, pat, ["view"])
+    issued = rpt(app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}])
+    carol = make_user(unique("carol"))
+    carols_pat = pat_for(carol.username, rs=pat.rs)
+    assert introspect(http, carols_pat, issued.token) == {"active": False}
+    assert introspect(http, pat, issued.token)["active"] is True
+
+
+def test_a_client_listed_by_the_operator_may_introspect_any_rpt_O_17(
+    http, app, engine, settings, database_url, tmp_path, pat, make_rs, make_client, uma_client
+):
+    """``introspection_clients``: a gateway client learns about RPTs of any RS, with its client
+    credentials; clients not listed still learn nothing."""
+    rid = register(http, pat, ["view"])
+    issued = rpt(app, engine, settings, pat, uma_client, [{"resource_id": rid, "resource_scopes": ["view"]}])
+    gateway = make_client(grant_types=["client_credentials"])
+    other = make_rs()
+    config = {
+        "database_url": database_url,
+        "instance_path": str(tmp_path),
+        "introspection_clients": [gateway.client_id],
+    }
+    with serve_app(config) as url:
+        listed = httpx.post(f"{url}{INTRO}", auth=gateway.basic_auth, data={"token": issued.token})
+        assert listed.status_code == 200, listed.text
+        info = listed.json()
+        assert info["active"] is True and info["aud"] == pat.rs.client_id
+        assert [p["resource_id"] for p in info["permissions"]] == [rid]
+        not_listed = httpx.post(f"{url}{INTRO}", auth=other.basic_auth, data={"token": issued.token})
+        assert not_listed.json() == {"active": False}
+    # The same client on a server whose operator did not list it: nothing.
+    assert http.post(INTRO, auth=gateway.basic_auth, data={"token": issued.token}).json() == {"active": False}
 
 
 def test_introspection_errors_O_16_O_20(http, pat):

@@ -15,6 +15,8 @@ Helpers for other test modules (all session-safe, names are unique per call):
 * ``pat_for(owner, rs=None) -> PatInfo`` a PAT for (owner, RS) issued directly in the database
 * ``http`` an ``httpx.Client`` on the live server (no cookies kept between tests)
 * ``db_session`` a SQLModel session on the test database
+* ``serve_app(config) -> context manager yielding the URL`` another server (own app, own
+  settings) on the same database: a second process's worth of state, or other settings
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +114,7 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
             "secret_key": secrets.token_hex(32),
             "instance_path": str(tmp_path_factory.mktemp("instance")),
             "rpt_format": "jwt",
+            "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
             "TESTING": True,
         }
     )
@@ -118,6 +122,23 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
     thread.start()
     try:
         yield LiveServer(url=url, port=server.port, app=dispatch.app)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@contextmanager
+def serve_app(config: dict[str, Any]) -> Iterator[str]:
+    """Serve ``create_app(config)`` over HTTP on a free port (its ``issuer`` defaults to its own
+    URL) until the block ends; yields the URL."""
+    dispatch = _Dispatch()
+    server = make_server("127.0.0.1", 0, dispatch, threaded=True)
+    url = f"http://127.0.0.1:{server.port}"
+    dispatch.app = create_app({"issuer": url, "secret_key": secrets.token_hex(32), "TESTING": True, **config})
+    thread = threading.Thread(target=server.serve_forever, name="other-server", daemon=True)
+    thread.start()
+    try:
+        yield url
     finally:
         server.shutdown()
         thread.join(timeout=10)

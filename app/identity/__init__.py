@@ -1,0 +1,1 @@
+"""Who someone is at this AS: browser sessions (:mod:`app.identity.sessions`)."""

@@ -1,0 +1,653 @@
+"""The server on the wire: UMA grant and introspection against a floor endpoint, side by side.
+
+One command serves the real application for real (gunicorn with 1 and 2 sync
+workers, or ``uma serve``) on SQLite and PostgreSQL, and, in the same run and
+served the same way, the floor endpoint of ``bench/floor_app.py`` (one SELECT,
+one INSERT, one RS256 signature). For each server it measures, at 1, 4 and 8
+concurrent clients:
+
+* ``floor``      — ``POST /floor``;
+* ``grant``      — ``POST /token`` with the UMA grant: a fresh permission ticket
+  for a resource the policy grants → an RPT (JWT) with a refresh token;
+* ``introspect`` — ``POST /uma/introspect`` of an RPT by its resource server (PAT);
+
+latency p50/p95/p99 and throughput, and prints grant/floor and introspect/floor.
+Every answer is checked (200 and the expected body); a run with a failed
+request stops with the answer instead of printing figures.
+
+    .venv/bin/python bench/server.py                       # everything (about 4 minutes)
+    .venv/bin/python bench/server.py --quick               # SQLite, 1 worker, fewer requests
+    .venv/bin/python bench/server.py --db sqlite --server uma-serve --clients 8
+    .venv/bin/python bench/server.py --db postgresql --workers 2 --fill 1000000
+
+``--fill N`` measures each server on the empty database, then stores N permission
+tickets, N RPTs and N OAuth tokens (bulk inserts, all live) and measures again:
+the ``filled/empty`` table is the cost of a big database. See docs/benchmarks.md.
+
+Cold start to ready and the one-file change at 100,000 rules (issue 11, points 1
+and 2) are measured by scenarios still to come: add them to ``SCENARIOS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import itertools
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import floor_app  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+
+UMA_GRANT = "urn:ietf:params:oauth:grant-type:uma-ticket"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BIN = Path(sys.executable).parent
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- databases -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def database(kind: str, workdir: Path, pg_url: str, name: str) -> Iterator[str]:
+    """A fresh, empty database URL (a SQLite file, or a PostgreSQL schema dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / (name + '.db')}"
+        return
+    schema = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+# -- the application's data ----------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    """What the load needs: the UMA client, the RS's PAT, the resource, the app (for tickets)."""
+
+    app: Any
+    client_id: str
+    client_secret: str
+    pat: str
+    owner: str
+    rs_client_id: str
+    resource_id: str
+    rpts: list[str] = field(default_factory=list)
+
+
+def app_config(url: str, workdir: Path, issuer: str) -> dict[str, str]:
+    return {
+        "database_url": url,
+        "issuer": issuer,
+        "secret_key": "bench-" + "0" * 32,
+        "instance_path": str(workdir / "instance"),
+        "policy_dir": str(workdir / "policies"),
+        "rpt_lifetime": "3600",
+        "log_level": "WARNING",
+    }
+
+
+def seed(url: str, workdir: Path, issuer: str) -> Seeded:
+    """Migrate and create: an owner, an RS with a PAT, a resource, an UMA client, a policy
+    file granting the client ``view`` on photo albums."""
+    from sqlmodel import Session
+
+    from app import create_app
+    from app.db import get_engine
+    from app.models import UMA_TICKET_GRANT, Resource
+    from app.oauth.clients import create_client
+    from app.oauth.tokens import issue_token
+    from app.users import create_user
+
+    (workdir / "policies").mkdir(parents=True, exist_ok=True)
+    app = create_app(app_config(url, workdir, issuer))
+    owner = "bench-owner"
+    with Session(get_engine(app), expire_on_commit=False) as session:
+        create_user(session, owner, "pw-" + secrets.token_hex(8), {"email": "owner@example.com"})
+        rs, _ = create_client(
+            session, client_name="bench-rs", grant_types=["client_credentials"], scope="uma_protection", owner=owner
+        )
+        client, secret = create_client(session, client_name="bench-client", grant_types=[UMA_TICKET_GRANT])
+        body, _ = issue_token(
+            session,
+            app.config["UMA_SETTINGS"],
+            client_id=rs.client_id,
+            subject=owner,
+            scope="uma_protection",
+            grant_type="client_credentials",
+            include_refresh=False,
+        )
+        resource = Resource(
+            id=uuid.uuid4().hex,
+            owner=owner,
+            rs_client_id=rs.client_id,
+            name="holidays",
+            type="photo-album",
+            resource_scopes=["view", "download"],
+        )
+        session.add(resource)
+        session.commit()
+    (workdir / "policies" / "bench.policy").write_text(
+        f'owner "{owner}"\n\npermit view\n  on type "photo-album"\n  when client.id == "{client.client_id}"\n'
+    )
+    assert secret is not None
+    return Seeded(app, client.client_id, secret, body["access_token"], owner, rs.client_id, resource.id)
+
+
+def make_tickets(seeded: Seeded, count: int) -> list[str]:
+    """``count`` fresh permission tickets for ``view`` on the resource (bulk insert)."""
+    from app.db import get_engine
+    from app.models import PermissionTicket
+    from app.security import hash_token, new_token, now
+
+    raw = [new_token() for _ in range(count)]
+    at = now()
+    rows = [
+        {
+            "ticket_hash": hash_token(t),
+            "owner": seeded.owner,
+            "rs_client_id": seeded.rs_client_id,
+            "permissions": [{"resource_id": seeded.resource_id, "resource_scopes": ["view"]}],
+            "claims": {},
+            "claim_sources": {},
+            "created_at": at,
+            "expires_at": at + 3600,
+            "consumed": False,
+        }
+        for t in raw
+    ]
+    with get_engine(seeded.app).begin() as conn:
+        conn.execute(insert(PermissionTicket), rows)
+    return raw
+
+
+def fill(seeded: Seeded, count: int, chunk: int = 20_000) -> float:
+    """Store ``count`` live tickets (consumed), RPTs and OAuth tokens; returns the seconds it took."""
+    from app.db import get_engine
+    from app.models import PermissionTicket, Rpt, Token
+    from app.security import now
+
+    started = time.perf_counter()
+    at = now()
+    engine = get_engine(seeded.app)
+    perms = [{"resource_id": seeded.resource_id, "resource_scopes": ["view"]}]
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        hexes = [secrets.token_hex(32) for _ in range(3 * n)]
+        with engine.begin() as conn:
+            conn.execute(
+                insert(PermissionTicket),
+                [
+                    {
+                        "ticket_hash": hexes[i],
+                        "owner": seeded.owner,
+                        "rs_client_id": seeded.rs_client_id,
+                        "permissions": perms,
+                        "claims": {},
+                        "claim_sources": {},
+                        "created_at": at,
+                        "expires_at": at + 86400,
+                        "consumed": True,
+                        "consumed_at": at,
+                    }
+                    for i in range(n)
+                ],
+            )
+            conn.execute(
+                insert(Rpt),
+                [
+                    {
+                        "jti": hexes[n + i][:32],
+                        "token_hash": hexes[n + i],
+                        "format": "jwt",
+                        "client_id": seeded.client_id,
+                        "owner": seeded.owner,
+                        "rs_client_id": seeded.rs_client_id,
+                        "permissions": perms,
+                        "issued_at": at,
+                        "expires_at": at + 86400,
+                        "family_id": hexes[n + i][32:],
+                        "basis": {},
+                    }
+                    for i in range(n)
+                ],
+            )
+            conn.execute(
+                insert(Token),
+                [
+                    {
+                        "access_token_hash": hexes[2 * n + i],
+                        "client_id": seeded.client_id,
+                        "scope": "",
+                        "grant_type": "client_credentials",
+                        "family_id": hexes[2 * n + i][:43],
+                        "issued_at": at,
+                        "expires_at": at + 86400,
+                    }
+                    for i in range(n)
+                ],
+            )
+        if (start // chunk) % 10 == 9:
+            log(f"  filled {start + n:,} of {count:,}")
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+    return time.perf_counter() - started
+
+
+# -- servers -------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    name: str
+    port: int
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start(name: str, argv: list[str], env: dict[str, str], port: int, ready_path: str, workdir: Path) -> Served:
+    logfile = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child keeps writing to it
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    served = Served(name, port, process)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited at start:\n{(workdir / f'{name}.log').read_text()[-4000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", ready_path)
+            status = conn.getresponse().status
+            conn.close()
+            if status < 500:
+                return served
+        except OSError:
+            pass
+        time.sleep(0.2)
+    served.stop()
+    raise SystemExit(f"{name} not ready after 120 s:\n{(workdir / f'{name}.log').read_text()[-4000:]}")
+
+
+def serve_both(server: str, workers: int, url: str, workdir: Path, key_file: Path) -> tuple[Served, Served]:
+    """The application and the floor app, served the same way."""
+    app_port, floor_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UMA_")}
+    app_env = dict(env)
+    for k, v in app_config(url, workdir, f"http://127.0.0.1:{app_port}").items():
+        app_env["UMA_" + k.upper()] = v
+    floor_env = dict(env, FLOOR_DATABASE_URL=url, FLOOR_KEY_FILE=str(key_file))
+    if server == "gunicorn":
+        common = [str(BIN / "gunicorn"), "-w", str(workers), "--log-level", "warning"]
+        app_argv = [*common, "-b", f"127.0.0.1:{app_port}", "app:create_app()"]
+        floor_argv = [*common, "-b", f"127.0.0.1:{floor_port}", "--pythonpath", "bench", "floor_app:create_app()"]
+    else:  # uma serve: one process, werkzeug's threaded server; the floor the same way
+        app_argv = [str(BIN / "uma"), "serve", "--host", "127.0.0.1", "--port", str(app_port)]
+        floor_argv = [sys.executable, str(ROOT / "bench" / "server.py"), "--serve-floor", str(floor_port)]
+    app = start("app", app_argv, app_env, app_port, "/.well-known/uma2-configuration", workdir)
+    try:
+        floor = start("floor", floor_argv, floor_env, floor_port, "/", workdir)
+    except BaseException:
+        app.stop()
+        raise
+    return app, floor
+
+
+def serve_floor_werkzeug(port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    run_simple("127.0.0.1", port, floor_app.create_app(), threaded=True)
+
+
+# -- load ----------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    check: Callable[[bytes], bool]
+
+
+@dataclass
+class Level:
+    endpoint: str
+    clients: int
+    latencies: list[float]
+    seconds: float
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+class Failed(Exception):
+    pass
+
+
+def one(port: int, req: Request) -> float:
+    """One request on a new connection (gunicorn's sync workers close every connection)."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", req.path, body=req.body, headers=req.headers)
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    elapsed = time.perf_counter() - started
+    if resp.status != 200 or not req.check(data):
+        raise Failed(f"POST {req.path} → {resp.status}: {data[:500]!r}")
+    return elapsed
+
+
+def load(port: int, requests: list[Request], clients: int) -> tuple[list[float], float]:
+    """Send ``requests`` from ``clients`` threads, each one at a time; (latencies, wall seconds)."""
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        mine = []
+        while not errors:
+            i = next(counter)
+            if i >= len(requests):
+                break
+            try:
+                mine.append(one(port, requests[i]))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise Failed(str(errors[0]))
+    return latencies, wall
+
+
+def _json_has(key: str) -> Callable[[bytes], bool]:
+    return lambda data: key in json.loads(data)
+
+
+def _active(data: bytes) -> bool:
+    body = json.loads(data)
+    return body.get("active") is True and bool(body.get("permissions"))
+
+
+def floor_requests(n: int) -> list[Request]:
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Connection": "close"}
+    return [Request("/floor", f"item={i}".encode(), headers, _json_has("access_token")) for i in range(n)]
+
+
+def grant_requests(seeded: Seeded, n: int) -> list[Request]:
+    import base64
+
+    basic = base64.b64encode(f"{seeded.client_id}:{seeded.client_secret}".encode()).decode()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": f"Basic {basic}",
+        "Connection": "close",
+    }
+    return [
+        Request(
+            "/token", urlencode({"grant_type": UMA_GRANT, "ticket": t}).encode(), headers, _json_has("access_token")
+        )
+        for t in make_tickets(seeded, n)
+    ]
+
+
+def introspect_requests(seeded: Seeded, n: int) -> list[Request]:
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": f"Bearer {seeded.pat}",
+        "Connection": "close",
+    }
+    return [
+        Request("/uma/introspect", urlencode({"token": seeded.rpts[i % len(seeded.rpts)]}).encode(), headers, _active)
+        for i in range(n)
+    ]
+
+
+def measure(
+    endpoints: list[str], clients: list[int], n: int, app: Served, floor: Served, seeded: Seeded
+) -> list[Level]:
+    """Each concurrency level: every endpoint in turn (so drift hits them alike), after a warm-up."""
+    makers: dict[str, tuple[Served, Callable[[int], list[Request]]]] = {
+        "floor": (floor, floor_requests),
+        "grant": (app, lambda k: grant_requests(seeded, k)),
+        "introspect": (app, lambda k: introspect_requests(seeded, k)),
+    }
+    out = []
+    for c in clients:
+        for endpoint in endpoints:
+            served, make = makers[endpoint]
+            load(served.port, make(4 * c), c)  # warm-up: every worker and connection path once
+            latencies, wall = load(served.port, make(n), c)
+            level = Level(endpoint, c, latencies, wall)
+            log(f"    {endpoint:<10} {c} clients: p50 {level.pct(50):6.2f} ms, {level.throughput:7.1f} req/s")
+            out.append(level)
+    return out
+
+
+def issue_rpts(seeded: Seeded, app: Served, count: int = 64) -> None:
+    """RPTs to introspect, issued by the server under test."""
+    for req in grant_requests(seeded, count):
+        conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=60)
+        conn.request("POST", req.path, body=req.body, headers=req.headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        if resp.status != 200:
+            raise Failed(f"grant → {resp.status}: {body[:500]!r}")
+        seeded.rpts.append(json.loads(body)["access_token"])
+
+
+# -- report --------------------------------------------------------------------
+
+
+def table(title: str, levels: list[Level]) -> str:
+    lines = [
+        f"#### {title}",
+        "",
+        "| endpoint | clients | p50 ms | p95 ms | p99 ms | req/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for lv in levels:
+        lines.append(
+            f"| {lv.endpoint} | {lv.clients} | {lv.pct(50):.2f} | {lv.pct(95):.2f} | {lv.pct(99):.2f} | {lv.throughput:.0f} |"
+        )
+    by = {(lv.endpoint, lv.clients): lv for lv in levels}
+    ratio_rows = []
+    for c in sorted({lv.clients for lv in levels}):
+        floor = by.get(("floor", c))
+        if floor is None:
+            continue
+        cells = []
+        for endpoint in ("grant", "introspect"):
+            lv = by.get((endpoint, c))
+            if lv is None:
+                cells += ["—", "—"]
+            else:
+                cells += [f"{lv.pct(50) / floor.pct(50):.2f}", f"{lv.throughput / floor.throughput:.2f}"]
+        ratio_rows.append(f"| {c} | " + " | ".join(cells) + " |")
+    if ratio_rows:
+        lines += [
+            "",
+            "| clients | grant/floor p50 | grant/floor req/s | introspect/floor p50 | introspect/floor req/s |",
+            "|---:|---:|---:|---:|---:|",
+            *ratio_rows,
+        ]
+    return "\n".join(lines)
+
+
+def fill_table(title: str, empty: list[Level], filled: list[Level]) -> str:
+    lines = [
+        f"#### {title}: filled / empty",
+        "",
+        "| endpoint | clients | p50 empty | p50 filled | p50 filled/empty | req/s filled/empty |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    before = {(lv.endpoint, lv.clients): lv for lv in empty}
+    for lv in filled:
+        e = before[(lv.endpoint, lv.clients)]
+        lines.append(
+            f"| {lv.endpoint} | {lv.clients} | {e.pct(50):.2f} | {lv.pct(50):.2f} | "
+            f"{lv.pct(50) / e.pct(50):.2f} | {lv.throughput / e.throughput:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# -- main ----------------------------------------------------------------------
+
+
+def run_one(args: argparse.Namespace, server: str, kind: str, workers: int, workdir: Path, key_file: Path) -> str:
+    title = f"{server}, {kind}, {workers} worker{'s' if workers > 1 else ''}"
+    log(f"== {title}")
+    sub = workdir / f"{server}-{kind}-{workers}"
+    sub.mkdir()
+    with database(kind, sub, args.pg_url, f"{kind}{workers}") as url:
+        seeded = seed(url, sub, "http://127.0.0.1:0")
+        floor_app.create_tables(url)
+        app, floor = serve_both(server, workers, url, sub, key_file)
+        try:
+            issue_rpts(seeded, app)
+            levels = measure(args.endpoints, args.clients, args.requests, app, floor, seeded)
+            report = table(title, levels)
+            if args.fill:
+                log(f"  filling: {args.fill:,} tickets, RPTs and tokens")
+                took = fill(seeded, args.fill)
+                log(f"  filled in {took:.0f} s")
+                filled = measure(args.endpoints, args.clients, args.requests, app, floor, seeded)
+                report += "\n\n" + table(f"{title}, {args.fill:,} rows each", filled)
+                report += "\n\n" + fill_table(title, levels, filled)
+        finally:
+            app.stop()
+            floor.stop()
+            seeded.app.extensions["uma_db"].dispose()
+    return report
+
+
+#: Scenarios beyond the per-request tables (points 1-2 of issue 11 add cold start and the one-file change).
+SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], str]] = {}
+
+
+def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    return lambda value: [kind(v) for v in value.split(",") if v]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--server", type=_csv(str), default=["gunicorn"], help="gunicorn,uma-serve (default gunicorn)")
+    p.add_argument("--db", type=_csv(str), default=["sqlite", "postgresql"], help="sqlite,postgresql")
+    p.add_argument("--workers", type=_csv(int), default=[1, 2], help="gunicorn worker counts (default 1,2)")
+    p.add_argument("--clients", type=_csv(int), default=[1, 4, 8], help="concurrent clients (default 1,4,8)")
+    p.add_argument("--endpoints", type=_csv(str), default=["floor", "grant", "introspect"])
+    p.add_argument("--requests", type=int, default=400, help="measured requests per endpoint and level")
+    p.add_argument("--quick", action="store_true", help="SQLite, 1 worker, 1 and 8 clients, 150 requests")
+    p.add_argument("--fill", type=int, default=0, metavar="N", help="measure again with N rows in each token table")
+    p.add_argument("--pg-url", default=os.environ.get("UMA_TEST_DATABASE_URL", DEFAULT_PG))
+    p.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve_floor:
+        serve_floor_werkzeug(args.serve_floor)
+        return 0
+    if args.quick:
+        args.db, args.workers, args.clients, args.requests = ["sqlite"], [1], [1, 8], 150
+    for name in args.server:
+        if name not in ("gunicorn", "uma-serve"):
+            p.error(f"unknown server {name!r}")
+    for name in args.db:
+        if name not in ("sqlite", "postgresql"):
+            p.error(f"unknown database {name!r}")
+    for name in args.endpoints:
+        if name not in ("floor", "grant", "introspect"):
+            p.error(f"unknown endpoint {name!r}")
+
+    print(
+        f"bench/server.py on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.requests} requests a level"
+    )
+    with tempfile.TemporaryDirectory(prefix="uma-bench-") as tmp:
+        workdir = Path(tmp)
+        key_file = workdir / "floor-key.pem"
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        for server in args.server:
+            for kind in args.db:
+                for workers in args.workers if server == "gunicorn" else [1]:
+                    try:
+                        print("\n" + run_one(args, server, kind, workers, workdir, key_file), flush=True)
+                    except Failed as exc:
+                        print(f"\nFAILED ({server}, {kind}, {workers} workers): {exc}", flush=True)
+                        return 1
+        for name, scenario in SCENARIOS.items():
+            print(f"\n### {name}\n\n{scenario(args, workdir)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
