@@ -636,7 +636,7 @@ def _explanation(ps: PolicySet, request: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ the entry point
 
 
-def run_tests(paths: list[str], *, explain: bool = True) -> TestReport:
+def run_tests(paths: Iterable[str | Path] | str | Path, *, explain: bool = True) -> TestReport:
     """Find the policies and ``*.tests.json`` files under ``paths``, load the
     policies into one set, run every case, and report failures (with an
     explanation when ``explain``) and the rules no case exercised.
