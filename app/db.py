@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,67 @@ def _make_engine(url: str, pool_size: int, pool_recycle: int) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        OneWriter().install(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=pool_recycle)
+
+
+#: Statements with which SQLite (in the driver's default mode) begins a write transaction.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class OneWriter:
+    """One SQLite write transaction at a time per process, queued on a lock.
+
+    SQLite has one writer at a time. A thread that finds the database locked waits in SQLite's
+    busy handler, which sleeps in growing steps (1, 2, 5 … 100 ms) and checks again, so under
+    concurrent grants a waiting thread slept through many releases: 8 concurrent clients of
+    ``uma serve`` saw a grant p99 of about 1 s (issue 11, ``bench/server.py --server uma-serve``).
+    Here the threads of a process wait on one lock instead, taken at the first write statement
+    of a transaction and released when it commits, rolls back or its connection closes; each
+    waiting thread runs as soon as the lock is free. Between processes SQLite's own lock (and
+    busy handler) still decide. A thread that writes on a second connection while its first
+    still holds the lock does not wait for itself: SQLite decides that case as before.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: Any = None  # the DBAPI connection whose transaction holds the lock
+        self._thread: int | None = None
+
+    def install(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        commit, rollback, close = dialect.do_commit, dialect.do_rollback, dialect.do_close
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _first_write(conn, cursor, statement, parameters, context, executemany):  # pragma: no branch
+            if statement.lstrip()[:7].upper().startswith(_WRITES):
+                self._before_write(cursor.connection)
+
+        def ended(end: Any) -> Any:
+            def wrapper(connection: Any) -> None:
+                try:
+                    end(connection)
+                finally:
+                    self._ended(connection)
+
+            return wrapper
+
+        dialect.do_commit = ended(commit)  # type: ignore[method-assign]
+        dialect.do_rollback = ended(rollback)  # type: ignore[method-assign]
+        dialect.do_close = ended(close)  # type: ignore[method-assign]
+
+    def _before_write(self, dbapi_conn: Any) -> None:
+        if self._holder is dbapi_conn or self._thread == threading.get_ident():
+            return
+        if self._lock.acquire(timeout=30):  # else SQLite's busy timeout decides, as without this lock
+            self._holder, self._thread = dbapi_conn, threading.get_ident()
+
+    def _ended(self, connection: Any) -> None:
+        raw = getattr(connection, "dbapi_connection", connection)
+        if raw is not None and raw is self._holder:
+            self._holder = self._thread = None
+            self._lock.release()
 
 
 def init_app(app: Flask, url: str) -> Engine:
@@ -182,9 +242,12 @@ def remember_policy_set_version(session: Session, version: int) -> None:
     session.info["uma_policy_set_version"] = (session.get_transaction(), int(version or 0))
 
 
+_VERSION_COLUMN = select(PolicySetVersion.version).where(PolicySetVersion.id == 1).scalar_subquery()
+
+
 def policy_set_version_column() -> Any:
     """The policy-set version as a scalar subquery, to read in a statement the request makes anyway."""
-    return select(PolicySetVersion.version).where(PolicySetVersion.id == 1).scalar_subquery()
+    return _VERSION_COLUMN
 
 
 def policy_set_version(session: Session) -> int:

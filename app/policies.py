@@ -24,9 +24,10 @@ them beside the version (``GET /policies/status`` shows them). When only the
 files are broken, the owners' uploads are still compiled with the last good
 files, so an operator's typo does not freeze the owners' changes.
 
-Parsed files are cached by (name, text, owner) (:class:`ParseCache`): a new
-version re-parses only the texts that changed, so one owner's upload costs the
-cross-file checks plus one parse, not a parse of every owner's text.
+A set is made of units, one per text (:class:`UnitCache`): a new version
+replaces in the set in use only the texts that changed, so one owner's upload
+costs reading, checking and compiling that text (checked with the owner's
+other texts and the global files), not a rebuild of every owner's rules.
 """
 
 from __future__ import annotations
@@ -107,41 +108,67 @@ class InUse:
     compiled_at: float = field(default_factory=time.time)
 
 
-class ParseCache:
-    """Parsed files by (name, text, owner), so a new version re-parses only what changed.
+class UnitCache:
+    """Policy texts compiled one unit each (:class:`policy_lang.Unit`), by (name, text, owner),
+    and sets built by changing only the units whose text changed.
 
-    Each source is read by :func:`policy_lang.parse_source` and the set checked by
-    :func:`policy_lang.check_parsed` — parsing is most of the cost of a compile, and a set of many
-    owners' uploads changes one text at a time. AST nodes are immutable, so parsed
-    files are shared between successive sets. Entries unused by the last compile go.
+    A new version of the policy set is the set in use with each added, changed or removed
+    text replaced (:meth:`policy_lang.PolicySet.replace` / ``remove``): reading, checking
+    and compiling only that text (with the owner's other texts and the global files it is
+    checked with), and sharing everything else with the set in use. Units are immutable, so
+    successive sets share them. Entries unused by the last set built go.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str, str | None], policy_lang.ParsedSource] = {}
+        self._entries: dict[tuple[str, str, str | None], policy_lang.Unit] = {}
 
-    def _parse(self, src: policy_lang.Source) -> policy_lang.ParsedSource:
+    def unit(self, src: policy_lang.Source) -> policy_lang.Unit:
         key = (src.name, src.text, src.owner)
         with self._lock:
             hit = self._entries.get(key)
         if hit is None:
-            hit = policy_lang.parse_source(src)
+            hit = policy_lang.compile_unit(src)
             with self._lock:
                 self._entries[key] = hit
         return hit
 
-    def check(self, sources: list[policy_lang.Source]) -> tuple[list[Any], list[policy_lang.Diagnostic]]:
-        return policy_lang.check_parsed(self._parse(src) for src in sources)
+    def build(
+        self, sources: list[policy_lang.Source], start: policy_lang.PolicySet | None = None
+    ) -> policy_lang.PolicySet:
+        """The set of ``sources``: ``start`` with the texts that differ replaced, or (without
+        a start, or when a step in between does not check) built from all the units. Raises
+        ``PolicyError`` (every diagnostic of the set) when the texts do not check."""
+        if start is not None:
+            try:
+                return self._changed(start, sources)
+            except policy_lang.PolicyError:
+                pass  # two texts may only check together: the whole set decides
+        return policy_lang.PolicySet.from_units(self.unit(s) for s in sources)
 
-    def compile(self, sources: list[policy_lang.Source]) -> policy_lang.PolicySet:
-        """Like :func:`policy_lang.compile_sources`; raises ``PolicyError`` when anything does not check."""
-        files, diags = self.check(sources)
-        if any(d.is_error for d in diags):
-            raise policy_lang.PolicyError(diags)
+    def _changed(self, ps: policy_lang.PolicySet, sources: list[policy_lang.Source]) -> policy_lang.PolicySet:
+        wanted = {s.name: s for s in sources}
+        for name in [n for n in ps.units if n not in wanted]:
+            ps = ps.remove(name)
+        for name, src in wanted.items():
+            had = ps.units.get(name)
+            if had is None or had.source != src:
+                ps = ps.replace(self.unit(src))
+        return ps
+
+    def diagnostics(
+        self, sources: list[policy_lang.Source], start: policy_lang.PolicySet | None = None
+    ) -> list[policy_lang.Diagnostic]:
+        """Every diagnostic of these texts as one set (its errors, or its warnings)."""
+        try:
+            return self.build(sources, start).diagnostics
+        except policy_lang.PolicyError as exc:
+            return list(exc.diagnostics)
+
+    def keep_only(self, sources: list[policy_lang.Source]) -> None:
         keep = {(s.name, s.text, s.owner) for s in sources}
         with self._lock:
             self._entries = {k: v for k, v in self._entries.items() if k in keep}
-        return policy_lang.PolicySet(files, diags, list(sources))
 
 
 class PolicyStore:
@@ -158,7 +185,7 @@ class PolicyStore:
         self._files: dict[str, _FileEntry] = {}
         self._failed_version: int | None = None
         self._last_error: list[dict[str, Any]] | None = None
-        self._parsed = ParseCache()
+        self._units = UnitCache()
 
     # -- the operator's files --------------------------------------------------
     def scan_files(self) -> tuple[str, list[policy_lang.Source]]:
@@ -274,7 +301,8 @@ class PolicyStore:
             errors: list[policy_lang.Diagnostic] = []
             for files in attempts:
                 try:
-                    ps = self._parsed.compile([*files, *uploads])
+                    ps = self._units.build([*files, *uploads], in_use.policy_set if in_use is not None else None)
+                    self._units.keep_only([*files, *uploads])
                 except policy_lang.PolicyError as exc:
                     if not errors:
                         errors = [d for d in exc.diagnostics if d.is_error]
@@ -377,13 +405,13 @@ class PolicyStore:
         own = policy_lang.Source(upload_name(owner, name), text, owner=owner)
         in_use = self.current()
         base = [*in_use.file_sources, *self.upload_sources(session, exclude_owner=owner)]
-        diags = self._parsed.check([*base, own])[1]
+        diags = self._units.diagnostics([*base, own], in_use.policy_set)
         errors = [d for d in diags if d.is_error]
         if errors:
             # Refuse what the upload brings in: its own errors, and errors it causes in other
             # files (a conflicting declaration may be reported at either place). Errors the set
             # already had without it are not the owner's to fix.
-            before = {d.render() for d in self._parsed.check(base)[1] if d.is_error}
+            before = {d.render() for d in self._units.diagnostics(base, in_use.policy_set) if d.is_error}
             new = [d for d in errors if d.file == own.name or d.render() not in before]
             if new:
                 raise PolicyRejected(diagnostics_json(new))

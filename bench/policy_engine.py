@@ -4,6 +4,7 @@
     .venv/bin/python bench/policy_engine.py --quick            # sizes 1, 100, 10000; fewer requests
     .venv/bin/python bench/policy_engine.py --sizes 1,10000    # chosen sizes
     .venv/bin/python bench/policy_engine.py --profile 10000    # cProfile of our compile and decide()
+    .venv/bin/python bench/policy_engine.py --baseline ../main-checkout   # + before/after, same run
 
 For each size N the same model of N rules (``bench/policy_model.py``: N/10
 owners, one policy file per owner, rules by id, type, name and name glob,
@@ -172,7 +173,9 @@ def compile_ours(model: pm.Model, loads: int = 1) -> tuple[Any, list[float], flo
     ps = None
     for _ in range(loads):
         ps = None  # the previous set is freed before the next load
-        compiler._FUSED.clear()
+        fused = getattr(compiler, "_FUSED", None)  # generated `and` code, in trees that have it
+        if fused is not None:
+            fused.clear()
         gc.collect()
         c0, t0 = time.process_time(), time.perf_counter()
         ps = policy_lang.compile_sources(sources)
@@ -369,6 +372,74 @@ def run_size(n: int, st: Settings, log: Callable[[str], None]) -> SizeResult:
 
 
 # ---------------------------------------------------------------------------
+# Before and after: our engine of another tree, timed in the same run
+
+
+def worker(n: int, st: Settings) -> dict[str, float]:
+    """Our engine alone at N rules (``--worker N``): what the before/after table compares.
+    Runs in a subprocess whose ``policy_lang`` is that of the tree under test."""
+    import policy_lang
+
+    policy_lang.loads('owner "warm-up"\n', name="warm-up.policy")
+    model = pm.build_model(n)
+    ours_reqs = [pm.our_request(r) for r in pm.build_requests(model, st.requests)]
+    ours_head = [pm.our_request(r) for r in pm.headline_requests(model, st.headline)]
+    ps, walls, _ = compile_ours(model, 3 if n <= 10_000 else 1)
+    for r in pm.build_requests(model, st.requests):  # correct before fast
+        if ps.decide(pm.our_request(r)).decision != pm.expected(model, r):
+            raise EquivalenceError(f"{policy_lang.__file__} disagrees with the oracle on {r}")
+    cold = _median_us(per_call_samples(ps.decide, ours_reqs, st.ours_budget_s, 1))
+    mixed, _ = time_ours(ps, ours_reqs, st)
+    head, _ = time_ours(ps, ours_head, st)
+    return {"load_s": statistics.median(walls), "cold_us": cold, "mixed_us": mixed, "head_us": head}
+
+
+def compare(n: int, st: Settings, baseline: str, rounds: int, quick: bool, log: Callable[[str], None]) -> dict:
+    """Medians over ``rounds`` worker runs of each tree, alternated (before, after, before, …)
+    so that both meet the same states of the machine."""
+    import json
+    import subprocess
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = {"before": os.path.abspath(baseline), "after": here}
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        for label, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": tree}
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(n)] + (["--quick"] if quick else [])
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"the {label} worker failed:\n{done.stderr}")
+            runs[label].append(json.loads(done.stdout))
+            log(f"[{n} rules] {label} ({tree}): {runs[label][-1]}")
+    return {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
+
+
+def compare_report(figures: dict[int, dict], baseline: str, rounds: int) -> str:
+    out = [
+        f"Before and after (our engine only; before = the tree at {baseline}; each the median of "
+        f"{rounds} runs in fresh processes, the two trees alternated)",
+        "",
+        "| rules | load before (s) | load after (s) | mixed before (µs) | mixed after (µs) | 3-clause before "
+        "| 3-clause after | cold before | cold after |",
+        "|------:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, f in figures.items():
+        b, a = f["before"], f["after"]
+        out.append(
+            f"| {n:,} | {b['load_s']:.2f} | {a['load_s']:.2f} ({_change(b['load_s'], a['load_s'])}) "
+            f"| {_fmt_us(b['mixed_us'])} | {_fmt_us(a['mixed_us'])} ({_change(b['mixed_us'], a['mixed_us'])}) "
+            f"| {_fmt_us(b['head_us'])} | {_fmt_us(a['head_us'])} ({_change(b['head_us'], a['head_us'])}) "
+            f"| {_fmt_us(b['cold_us'])} | {_fmt_us(a['cold_us'])} ({_change(b['cold_us'], a['cold_us'])}) |"
+        )
+    return "\n".join(out)
+
+
+def _change(before: float, after: float) -> str:
+    return f"{(after - before) / before * 100:+.0f} %" if before else "n/a"
+
+
+# ---------------------------------------------------------------------------
 # Report
 
 
@@ -470,6 +541,13 @@ def report(results: list[SizeResult], overhead_ns: float) -> str:
         )
     else:
         out.append("- not measured: three-clause rule <= 10 µs (size 1 not run)")
+    five = [r for r in results if r.size in (1, 100, 10_000)]
+    if five:
+        worst = max(max(r.ours_mixed_us, r.ours_head_us) for r in five)
+        out.append(
+            f"- {_pass(worst <= 5)}: median decision <= 5 µs at "
+            f"{', '.join(f'{r.size:,}' for r in five)} rules, mixed and 3-clause (slowest: {worst:.2f} µs)"
+        )
     if 10_000 in by:
         r = by[10_000]
         lo, hi = r.ours_compile_range
@@ -548,8 +626,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="print a cProfile of our engine's compile and decide at N rules, then exit",
     )
+    ap.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also time the policy_lang of another tree (e.g. a checkout of main) against this one, "
+        "alternating fresh processes, and print a before/after table",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="worker runs per tree and size with --baseline")
+    ap.add_argument("--worker", type=int, metavar="N", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     st = QUICK if args.quick else FULL
+    if args.worker:
+        import json
+
+        print(json.dumps(worker(args.worker, st)))
+        return 0
     if args.profile:
         print(profile(args.profile, st))
         return 0
@@ -572,9 +663,12 @@ def main(argv: list[str] | None = None) -> int:
     grammar_s = time.perf_counter() - t0
     loads: list[float] = []
     results = []
+    before_after: dict[int, dict] = {}
     for n in sizes:
         loads.append(os.getloadavg()[0])
         results.append(run_size(n, st, log))
+        if args.baseline:
+            before_after[n] = compare(n, st, args.baseline, args.rounds, args.quick, log)
     loads.append(os.getloadavg()[0])
     ref_after = reference_loop_ns()
     print()
@@ -597,6 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(report(results, overhead))
+    if before_after:
+        print()
+        print(compare_report(before_after, args.baseline, args.rounds))
     return 0
 
 

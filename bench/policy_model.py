@@ -173,12 +173,13 @@ def _random_rule(rng: random.Random, owner: Owner, people: list[Person]) -> Rule
     return Rule(owner.id, effect, scopes, target, when, unless)
 
 
-def build_model(n_rules: int, seed: int = 2026) -> Model:
-    """N rules over max(1, N // 10) owners; every owner's first rule is the headline rule."""
+def build_model(n_rules: int, seed: int = 2026, n_owners: int | None = None) -> Model:
+    """N rules over ``n_owners`` owners (default max(1, N // 10)); every owner's first
+    rule is the headline rule."""
     if n_rules < 1:
         raise ValueError("n_rules must be at least 1")
     rng = random.Random(seed)
-    n_owners = max(1, n_rules // 10)
+    n_owners = n_owners or max(1, n_rules // 10)
     n_people = max(40, 2 * n_owners)
     people: list[Person] = []
     for i in range(n_people):

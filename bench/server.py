@@ -268,9 +268,14 @@ def fill(seeded: Seeded, count: int, chunk: int = 20_000) -> float:
             )
         if (start // chunk) % 10 == 9:
             log(f"  filled {start + n:,} of {count:,}")
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    # Leave nothing for later: PostgreSQL's autovacuum would otherwise start on the new rows in the
+    # middle of the measurement, and SQLite's WAL would hold them until a checkpoint.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("VACUUM ANALYZE"))
+        else:
             conn.execute(text("ANALYZE"))
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     return time.perf_counter() - started
 
 
@@ -358,12 +363,35 @@ class Request:
     check: Callable[[bytes], bool]
 
 
+def cpu_seconds(served: Served) -> float:
+    """CPU time (user + system) used so far by the server's processes (its process group: the
+    gunicorn master and workers). Unlike latency it hardly moves with the load of other programs
+    on a shared machine, so ``CPU ms/req`` compares runs made at different times."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == served.process.pid:  # process group id: start_new_session made it the leader's pid
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Level:
     endpoint: str
     clients: int
     latencies: list[float]
     seconds: float
+    cpu: float = 0.0  # server CPU seconds over the level
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu / len(self.latencies) * 1000
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -483,9 +511,14 @@ def measure(
         for endpoint in endpoints:
             served, make = makers[endpoint]
             load(served.port, make(4 * c), c)  # warm-up: every worker and connection path once
-            latencies, wall = load(served.port, make(n), c)
-            level = Level(endpoint, c, latencies, wall)
-            log(f"    {endpoint:<10} {c} clients: p50 {level.pct(50):6.2f} ms, {level.throughput:7.1f} req/s")
+            requests = make(n)
+            cpu_before = cpu_seconds(served)
+            latencies, wall = load(served.port, requests, c)
+            level = Level(endpoint, c, latencies, wall, cpu_seconds(served) - cpu_before)
+            log(
+                f"    {endpoint:<10} {c} clients: p50 {level.pct(50):6.2f} ms, {level.throughput:7.1f} req/s,"
+                f" {level.cpu_ms:5.2f} CPU ms/req"
+            )
             out.append(level)
     return out
 
@@ -510,12 +543,13 @@ def table(title: str, levels: list[Level]) -> str:
     lines = [
         f"#### {title}",
         "",
-        "| endpoint | clients | p50 ms | p95 ms | p99 ms | req/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| endpoint | clients | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for lv in levels:
         lines.append(
-            f"| {lv.endpoint} | {lv.clients} | {lv.pct(50):.2f} | {lv.pct(95):.2f} | {lv.pct(99):.2f} | {lv.throughput:.0f} |"
+            f"| {lv.endpoint} | {lv.clients} | {lv.pct(50):.2f} | {lv.pct(95):.2f} | {lv.pct(99):.2f} |"
+            f" {lv.throughput:.0f} | {lv.cpu_ms:.2f} |"
         )
     by = {(lv.endpoint, lv.clients): lv for lv in levels}
     ratio_rows = []
@@ -527,15 +561,16 @@ def table(title: str, levels: list[Level]) -> str:
         for endpoint in ("grant", "introspect"):
             lv = by.get((endpoint, c))
             if lv is None:
-                cells += ["—", "—"]
+                cells += ["—", "—", "—"]
             else:
-                cells += [f"{lv.pct(50) / floor.pct(50):.2f}", f"{lv.throughput / floor.throughput:.2f}"]
+                cpu = f"{lv.cpu_ms / floor.cpu_ms:.2f}" if floor.cpu_ms else "—"
+                cells += [f"{lv.pct(50) / floor.pct(50):.2f}", f"{lv.throughput / floor.throughput:.2f}", cpu]
         ratio_rows.append(f"| {c} | " + " | ".join(cells) + " |")
     if ratio_rows:
         lines += [
             "",
-            "| clients | grant/floor p50 | grant/floor req/s | introspect/floor p50 | introspect/floor req/s |",
-            "|---:|---:|---:|---:|---:|",
+            "| clients | grant/floor p50 | grant/floor req/s | grant/floor CPU | introspect/floor p50 | introspect/floor req/s | introspect/floor CPU |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
             *ratio_rows,
         ]
     return "\n".join(lines)
@@ -545,15 +580,22 @@ def fill_table(title: str, empty: list[Level], filled: list[Level]) -> str:
     lines = [
         f"#### {title}: filled / empty",
         "",
-        "| endpoint | clients | p50 empty | p50 filled | p50 filled/empty | req/s filled/empty |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| endpoint | clients | p50 empty | p50 filled | p50 filled/empty | req/s filled/empty | p50 filled/empty, floor = 1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     before = {(lv.endpoint, lv.clients): lv for lv in empty}
+    after = {(lv.endpoint, lv.clients): lv for lv in filled}
     for lv in filled:
         e = before[(lv.endpoint, lv.clients)]
+        # The same ratio divided by the floor's: the drift of a shared machine between the two
+        # measurements hits the floor too, while only the server's tables were filled.
+        floor_e, floor_f = before.get(("floor", lv.clients)), after.get(("floor", lv.clients))
+        relative = "—"
+        if floor_e and floor_f and lv.endpoint != "floor":
+            relative = f"{(lv.pct(50) / e.pct(50)) / (floor_f.pct(50) / floor_e.pct(50)):.2f}"
         lines.append(
             f"| {lv.endpoint} | {lv.clients} | {e.pct(50):.2f} | {lv.pct(50):.2f} | "
-            f"{lv.pct(50) / e.pct(50):.2f} | {lv.throughput / e.throughput:.2f} |"
+            f"{lv.pct(50) / e.pct(50):.2f} | {lv.throughput / e.throughput:.2f} | {relative} |"
         )
     return "\n".join(lines)
 

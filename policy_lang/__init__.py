@@ -22,7 +22,7 @@ from .check import check_parsed, check_sources
 from .diagnostics import Diagnostic, PolicyError, sort_diagnostics
 from .eval import Decision, RequestError
 from .fmt import FormatError, format_text
-from .policyset import PolicySet, compile_parsed, compile_sources, load, loads
+from .policyset import PolicySet, Unit, compile_parsed, compile_sources, compile_unit, load, loads
 from .syntax import ParsedSource, Source, parse_source, read_sources
 
 __all__ = [
@@ -38,10 +38,12 @@ __all__ = [
     "Source",
     "TestFileError",
     "TestReport",
+    "Unit",
     "check_parsed",
     "check_sources",
     "compile_parsed",
     "compile_sources",
+    "compile_unit",
     "diff",
     "explain",
     "format_text",

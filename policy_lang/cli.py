@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 from .check import check_sources
 from .diagnostics import Diagnostic, PolicyError
@@ -49,14 +49,14 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message, self.prog, self.format_usage())
 
 
 # ------------------------------------------------------------------ input helpers
 
 
-def _write(stream, text: str) -> None:
+def _write(stream: TextIO, text: str) -> None:
     text = text if text.endswith("\n") else text + "\n"
     try:
         stream.write(text)
@@ -124,7 +124,7 @@ def parse_json(name: str, text: str) -> Any:
         raise InputError(f"{name} is nested too deeply") from None
 
 
-def read_request(path: str) -> tuple[str, dict]:
+def read_request(path: str) -> tuple[str, dict[str, Any]]:
     name, text = read_text(path)
     request = parse_json(name, text)
     try:
@@ -134,7 +134,7 @@ def read_request(path: str) -> tuple[str, dict]:
     return name, request
 
 
-def read_requests(path: str) -> list[dict]:
+def read_requests(path: str) -> list[dict[str, Any]]:
     """JSON lines: one request per line (blank lines skipped)."""
     name, text = read_text(path)
     out = []
@@ -182,7 +182,7 @@ def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
 # ------------------------------------------------------------------ commands
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     sources = read_policies(args.paths)
     diags = _sorted(check_sources(sources))
     if args.format == "json":
@@ -197,7 +197,7 @@ def cmd_check(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     ps = load_policies(args.paths)
     name, request = read_request(args.request)
     try:
@@ -239,7 +239,7 @@ def _policy_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def cmd_fmt(args) -> int:
+def cmd_fmt(args: argparse.Namespace) -> int:
     from .fmt import FormatError, format_text
 
     if "-" in args.paths:
@@ -289,7 +289,7 @@ def cmd_fmt(args) -> int:
     return 1 if failed else 0
 
 
-def cmd_test(args) -> int:
+def cmd_test(args: argparse.Namespace) -> int:
     _check_paths(args.paths, policies=False)  # test files may name their policies elsewhere
     from .analysis.testing import TestFileError, run_tests
 
@@ -301,10 +301,10 @@ def cmd_test(args) -> int:
     return 0 if report.ok else 1
 
 
-def _resource_arg(args) -> dict:
+def _resource_arg(args: argparse.Namespace) -> dict[str, Any]:
     if args.resource is not None:
-        name, resource = read_text(args.resource)
-        resource = parse_json(name, resource)
+        name, text = read_text(args.resource)
+        resource = parse_json(name, text)
         if isinstance(resource, dict) and "id" not in resource and isinstance(resource.get("resource"), dict):
             resource = resource["resource"]  # a request file: its resource
     else:
@@ -325,10 +325,10 @@ def _resource_arg(args) -> dict:
         raise InputError(
             f"bad resource in {name}: unknown member {unknown[0]!r} (known: {', '.join(sorted(RESOURCE_MEMBERS))})"
         )
-    return resource
+    return dict(resource)  # an object: normalise() refused anything else
 
 
-def cmd_who_can(args) -> int:
+def cmd_who_can(args: argparse.Namespace) -> int:
     if args.resource is None and args.resource_id is None:
         raise InputError("give the resource: --resource RESOURCE.json, or --resource-id ID --owner OWNER")
     resource = _resource_arg(args)
@@ -345,7 +345,7 @@ def cmd_who_can(args) -> int:
     return 0
 
 
-def cmd_diff(args) -> int:
+def cmd_diff(args: argparse.Namespace) -> int:
     requests = read_requests(args.requests) if args.requests else None
     old = load_policies([args.old])
     new = load_policies([args.new])
@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 0
     where = f"{PROG} {args.command}"
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except InputError as e:
         _err(f"{where}: {e}")
         return 2

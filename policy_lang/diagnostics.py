@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 # code -> (severity, short title). Codes never change meaning once released.
 CODES: dict[str, tuple[str, str]] = {
@@ -33,6 +34,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E116": ("error", "nested too deeply"),
     "E118": ("error", "condition without 'when'"),
     "E119": ("error", "missing 'and' or 'or'"),
+    "E120": ("error", "keyword run together with a word"),
     # meaning (checker)
     "E200": ("error", "unknown group"),
     "E201": ("error", "type mismatch"),
@@ -106,7 +108,7 @@ class Diagnostic:
             out.append(f"  = help: {self.hint}")
         return "\n".join(out)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "severity": self.severity,
@@ -133,7 +135,7 @@ def make(
     return Diagnostic(code, message, file, line, column, src, hint, end_column)
 
 
-def sort_key(d: Diagnostic) -> tuple:
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.file, d.line, d.column, d.code)
 
 

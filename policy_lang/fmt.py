@@ -35,18 +35,18 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from typing import Any
 
 from .diagnostics import PolicyError
 from .syntax import ast as A
 from .syntax import parse
-from .syntax.grammar import terminals
+from .syntax.grammar import KEYWORDS, NAME_RE
+from .syntax.visitor import Visitor, descendants
 
 WIDTH = 80
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 # characters str.splitlines() treats as line breaks but JSON does not escape
 _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -58,11 +58,12 @@ class FormatError(RuntimeError):
 # ------------------------------------------------------------------ atoms
 
 
-@lru_cache(maxsize=1)
 def keywords() -> frozenset[str]:
     """Every word of the grammar: such names are quoted where a name may be quoted."""
-    words = {t.pattern.value for t in terminals() if t.pattern.type == "str" and _NAME.match(t.pattern.value)}
-    return frozenset(words | {"permit", "forbid", "ask"})
+    return _KEYWORDS
+
+
+_KEYWORDS = frozenset(KEYWORDS)
 
 
 def quote(value: str) -> str:
@@ -75,7 +76,7 @@ def quote(value: str) -> str:
 
 def name_or_quoted(value: str) -> str:
     """A scope, claim or format name: bare when the grammar reads it as a name."""
-    if _NAME.match(value) and value not in keywords():
+    if NAME_RE.fullmatch(value) and value not in keywords():
         return value
     return quote(value)
 
@@ -129,29 +130,85 @@ def literal(node: A.Literal) -> str:
 _OR, _AND, _NOT, _CMP, _ATOM = 1, 2, 3, 4, 5
 
 
-def _level(node) -> int:
-    if isinstance(node, A.Or):
+class _Level(Visitor[int]):
+    """How tightly an expression binds (which parent needs it parenthesised)."""
+
+    def visit_Or(self, node: A.Or) -> int:
         return _OR
-    if isinstance(node, A.And):
+
+    def visit_And(self, node: A.And) -> int:
         return _AND
-    if isinstance(node, A.Not):
+
+    def visit_Not(self, node: A.Not) -> int:
         return _NOT
-    if isinstance(node, (A.Compare, A.Has)):
+
+    def visit_Compare(self, node: A.Compare) -> int:
         return _CMP
-    if isinstance(node, A.Truthy):
-        return _level(node.operand)
-    return _ATOM
+
+    def visit_Has(self, node: A.Has) -> int:
+        return _CMP
+
+    def visit_Truthy(self, node: A.Truthy) -> int:
+        return self.visit(node.operand)
+
+    def generic_visit(self, node: Any) -> int:
+        return _ATOM
 
 
-def _wrap(node, ok: bool) -> str:
+class _Spell(Visitor[str]):
+    """An expression in canonical spelling."""
+
+    def visit_Or(self, node: A.Or) -> str:
+        return " or ".join(operand_in(node, x) for x in node.items)
+
+    def visit_And(self, node: A.And) -> str:
+        return " and ".join(operand_in(node, x) for x in node.items)
+
+    def visit_Not(self, node: A.Not) -> str:
+        return "not " + operand_in(node, node.item)
+
+    def visit_Compare(self, node: A.Compare) -> str:
+        return f"{operand_in(node, node.left)} {node.op} {operand_in(node, node.right)}"
+
+    def visit_Has(self, node: A.Has) -> str:
+        return "has " + self.visit(node.ref)
+
+    def visit_Truthy(self, node: A.Truthy) -> str:
+        return self.visit(node.operand)
+
+    def visit_Literal(self, node: A.Literal) -> str:
+        return literal(node)
+
+    def visit_ClaimRef(self, node: A.ClaimRef) -> str:
+        if node.quoted:
+            return f"claims[{quote(node.name)}]"
+        return "claims." + ".".join(node.path)
+
+    def visit_AttrRef(self, node: A.AttrRef) -> str:
+        return f"{node.entity}.{node.name}"
+
+    def visit_NowRef(self, node: A.NowRef) -> str:
+        return "now"
+
+    def visit_GroupRef(self, node: A.GroupRef) -> str:
+        return node.name
+
+    def generic_visit(self, node: Any) -> str:
+        raise FormatError(f"cannot format {type(node).__name__}")
+
+
+_LEVEL, _SPELL = _Level(), _Spell()
+
+
+def _wrap(node: A.Expr, ok: bool) -> str:
     text = expr(node)
     return text if ok else f"({text})"
 
 
-def operand_in(parent, child) -> str:
+def operand_in(parent: A.Expr, child: A.Expr) -> str:
     """``child`` printed inside ``parent``, parenthesised only where needed to
     read back the same tree."""
-    lv = _level(child)
+    lv = _LEVEL.visit(child)
     if isinstance(parent, A.Or):
         return _wrap(child, lv > _OR)
     if isinstance(parent, A.And):
@@ -161,33 +218,9 @@ def operand_in(parent, child) -> str:
     return _wrap(child, lv == _ATOM)  # comparison operands, has
 
 
-def expr(node) -> str:
+def expr(node: A.Expr) -> str:
     """An expression in canonical spelling."""
-    if isinstance(node, A.Or):
-        return " or ".join(operand_in(node, x) for x in node.items)
-    if isinstance(node, A.And):
-        return " and ".join(operand_in(node, x) for x in node.items)
-    if isinstance(node, A.Not):
-        return "not " + operand_in(node, node.item)
-    if isinstance(node, A.Compare):
-        return f"{operand_in(node, node.left)} {node.op} {operand_in(node, node.right)}"
-    if isinstance(node, A.Has):
-        return "has " + expr(node.ref)
-    if isinstance(node, A.Truthy):
-        return expr(node.operand)
-    if isinstance(node, A.Literal):
-        return literal(node)
-    if isinstance(node, A.ClaimRef):
-        if node.quoted:
-            return f"claims[{quote(node.name)}]"
-        return "claims." + ".".join(node.path)
-    if isinstance(node, A.AttrRef):
-        return f"{node.entity}.{node.name}"
-    if isinstance(node, A.NowRef):
-        return "now"
-    if isinstance(node, A.GroupRef):
-        return node.name
-    raise FormatError(f"cannot format {type(node).__name__}")
+    return _SPELL.visit(node)
 
 
 def target(t: A.Target) -> str:
@@ -218,7 +251,7 @@ def scopes(names: tuple[str, ...] | None) -> str:
 def expiry(e: A.Expiry) -> str:
     if e.kind == "for":
         return "for " + (e.text or duration_text(e.duration or timedelta(0)))
-    return "until " + (e.text or timestamp_text(e.until))  # type: ignore[arg-type]
+    return "until " + (e.text or timestamp_text(e.until or datetime(1970, 1, 1, tzinfo=UTC)))
 
 
 def rule_one_line(rule: A.Rule) -> str:
@@ -270,25 +303,16 @@ def _join(segs: list[_Seg], indent: str, one: str, can_join: bool) -> list[_Seg]
     return [_Seg(first.anchor, indent, one, first.leading, [t for s in segs for t in s.trailing])]
 
 
-def _points(node, out: list[tuple[int, int]]) -> None:
-    """Every (line, column) where a node of the tree starts or ends."""
-    if isinstance(node, (list, tuple)):
-        for x in node:
-            _points(x, out)
-        return
-    if not is_dataclass(node):
-        return
-    for f in fields(node):
-        v = getattr(node, f.name)
-        if isinstance(v, A.Pos):
-            if v.line:
-                out.append((v.line, v.column))
-                out.append((v.end_line, v.end_column))
-        elif isinstance(v, (list, tuple)) or is_dataclass(v):
-            _points(v, out)
+def _points(pf: A.PolicyFile, out: list[tuple[int, int]]) -> None:
+    """Every (line, column) where a node of the file's items starts or ends."""
+    for node in descendants(pf):
+        v = getattr(node, "pos", None)
+        if v is not None and v.line:
+            out.append((v.line, v.column))
+            out.append((v.end_line, v.end_column))
 
 
-def _span(node) -> tuple[int, int]:
+def _span(node: Any) -> tuple[int, int]:
     pos = getattr(node, "pos", None)
     if not isinstance(pos, A.Pos) or not pos.line:
         return (0, 0)
@@ -313,13 +337,15 @@ class _Block:
         return _join(segs, "", self.one, True)
 
 
-class _Layout:
+class _Layout(Visitor[_Block]):
+    """One file laid out: ``visit(item)`` → the item's :class:`_Block`."""
+
     def __init__(self, pf: A.PolicyFile, comments: list[tuple[int, int, str]]):
         self.pf = pf
         pts: list[tuple[int, int]] = []
         if pf.header_pos is not None:
             pts += [(pf.header_pos.line, pf.header_pos.column), (pf.header_pos.end_line, pf.header_pos.end_column)]
-        _points(pf.items, pts)
+        _points(pf, pts)
         self.points: dict[int, int] = {}  # line -> leftmost column of a node there
         for line, col in pts:
             if line:
@@ -345,22 +371,19 @@ class _Layout:
         anchor = pf.header_pos.line if pf.header_pos else 0
         return _Block([_Unit(text, "", [_Seg(anchor, "", text)])])
 
-    def item(self, item) -> _Block:
-        if isinstance(item, A.Rule):
-            return self.rule(item)
-        if isinstance(item, A.GroupDecl):
-            return self.group(item)
-        line = item.pos.line
-        if isinstance(item, A.ClaimsDecl):
-            names = ", ".join(name_or_quoted(n) for n in item.names)
-            text = f"claims {names} from {quote(item.issuer)} as {name_or_quoted(item.format)}"
-        elif isinstance(item, A.TypeDecl):
-            text = f"type {quote(item.type)} has scopes {scopes(item.scopes)}"
-        else:
-            raise FormatError(f"cannot format {type(item).__name__}")
-        return _Block([_Unit(text, "", [_Seg(line, "", text)])])
+    def visit_ClaimsDecl(self, item: A.ClaimsDecl) -> _Block:
+        names = ", ".join(name_or_quoted(n) for n in item.names)
+        text = f"claims {names} from {quote(item.issuer)} as {name_or_quoted(item.format)}"
+        return _Block([_Unit(text, "", [_Seg(item.pos.line, "", text)])])
 
-    def group(self, g: A.GroupDecl) -> _Block:
+    def visit_TypeDecl(self, item: A.TypeDecl) -> _Block:
+        text = f"type {quote(item.type)} has scopes {scopes(item.scopes)}"
+        return _Block([_Unit(text, "", [_Seg(item.pos.line, "", text)])])
+
+    def generic_visit(self, item: Any) -> _Block:
+        raise FormatError(f"cannot format {type(item).__name__}")
+
+    def visit_GroupDecl(self, g: A.GroupDecl) -> _Block:
         one = f"group {g.name} = {literal(g.members)}"
         first, last = _span(g)
         segs = [_Seg(first, "", f"group {g.name} = [")]
@@ -369,7 +392,7 @@ class _Layout:
         segs.append(_Seg(max(last, segs[-1].anchor), "", "]"))
         return _Block([_Unit(one, "", segs)])
 
-    def rule(self, r: A.Rule) -> _Block:
+    def visit_Rule(self, r: A.Rule) -> _Block:
         first, _ = _span(r)
         head = f"{r.effect} {scopes(r.scopes)}"
         units = [_Unit(head, "", [_Seg(first, "", head)])]
@@ -385,7 +408,7 @@ class _Layout:
         one = rule_one_line(r) if r.when is None and r.unless is None else None
         return _Block(units, one)
 
-    def clause(self, word: str, cond, prev: int) -> _Unit:
+    def clause(self, word: str, cond: A.Expr, prev: int) -> _Unit:
         one = f"{word} {expr(cond)}"
         first = max(_span(cond)[0], prev)
         if not isinstance(cond, (A.And, A.Or)):
@@ -404,7 +427,7 @@ class _Layout:
         if head is not None:
             blocks.append(head)
         for item in self.pf.items:
-            blocks.append(self.item(item))
+            blocks.append(self.visit(item))
         segs = [s for b in blocks for s in b.segs]  # every line, fully expanded
         starts = {id(b.segs[0]) for b in blocks}
         tail: list[str] = []
@@ -417,10 +440,7 @@ class _Layout:
             dest.append(text)
             # keep (one) blank line after a comment outside items when the source had one
             limit = target_seg.anchor if target_seg is not None else None
-            if nxt is not None and (limit is None or nxt < limit):
-                follow = nxt
-            else:
-                follow = limit
+            follow: int | None = nxt if nxt is not None and (limit is None or nxt < limit) else limit
             if (
                 (target_seg is None or id(target_seg) in starts)
                 and follow is not None
@@ -445,10 +465,10 @@ class _Layout:
             for s in b.lines():
                 for c in s.leading:
                     out.append(s.indent + c if c else "")
-                line = s.indent + s.text
+                text = s.indent + s.text
                 if s.trailing:
-                    line += "  " + " ".join(s.trailing)
-                out.append(line)
+                    text += "  " + " ".join(s.trailing)
+                out.append(text)
         if tail:
             if out:
                 out.append("")

@@ -9,7 +9,7 @@ time in their inputs (``like`` is a glob matched without backtracking).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .syntax import ast as A
 
 
-class Unknown(frozenset):
+class Unknown(frozenset[str]):
     """The names of the claims a condition lacks (UNKNOWN in the language page)."""
 
     __slots__ = ()
@@ -52,7 +52,7 @@ class Missing:
 
     __slots__ = ("names",)
 
-    def __init__(self, names: frozenset):
+    def __init__(self, names: frozenset[str]):
         self.names = names
 
 
@@ -114,12 +114,12 @@ def eq(a: Any, b: Any) -> bool:
         return False
     p = _pair(a, b)
     if p is not None:
-        return p[0] == p[1]
+        return bool(p[0] == p[1])
     ka, kb = kind_of(a), kind_of(b)
     if ka == "list" and kb == "list":
         return len(a) == len(b) and all(eq(x, y) for x, y in zip(a, b))
     if ka == kb and ka in ("object", "null"):
-        return a == b
+        return bool(a == b)
     return False
 
 
@@ -131,12 +131,12 @@ def order(op: str, a: Any, b: Any) -> bool | Err:
         return Err(f"cannot compare {kind_of(a)} {op} {kind_of(b)}")
     x, y = p
     if op == "<":
-        return x < y
+        return bool(x < y)
     if op == "<=":
-        return x <= y
+        return bool(x <= y)
     if op == ">":
-        return x > y
-    return x >= y
+        return bool(x > y)
+    return bool(x >= y)
 
 
 def member(a: Any, b: Any) -> bool | Err:
@@ -198,7 +198,7 @@ class Glob:
 
     def __init__(self, pattern: str):
         self.pattern = pattern
-        pieces: list[list[str]] = [[]]
+        pieces: list[list[str | None]] = [[]]  # None: any one character
         i = 0
         while i < len(pattern):
             c = pattern[i]
@@ -209,7 +209,7 @@ class Glob:
             if c == "*":
                 pieces.append([])
             elif c == "?":
-                pieces[-1].append(None)  # type: ignore[arg-type]
+                pieces[-1].append(None)
             else:
                 pieces[-1].append(c)
             i += 1
@@ -237,16 +237,19 @@ class Glob:
         return True
 
 
+_UNUSED = re.compile(r"(?!)")  # the regex of a plain piece: never read (plain pieces are found with str methods)
+
+
 class _Piece:
     __slots__ = ("chars", "size", "plain", "regex")
 
-    def __init__(self, chars: list):
+    def __init__(self, chars: list[str | None]):
         self.chars = chars
         self.size = len(chars)
-        self.plain = None if any(c is None for c in chars) else "".join(chars)
+        self.plain = None if any(c is None for c in chars) else "".join(c for c in chars if c is not None)
         # a piece with '?' is a fixed-width regex without quantifiers: linear search
         self.regex = (
-            None
+            _UNUSED
             if self.plain is not None
             else re.compile("".join("." if c is None else re.escape(c) for c in chars), re.DOTALL)
         )
@@ -288,7 +291,7 @@ def like(a: Any, b: Any) -> bool | Err:
 # ------------------------------------------------------------------ Kleene logic
 
 
-def k_and(results) -> Any:
+def k_and(results: Iterable[Any]) -> Any:
     missing: set[str] = set()
     err = None
     for r in results:
@@ -307,7 +310,7 @@ def k_and(results) -> Any:
     return True
 
 
-def k_or(results) -> Any:
+def k_or(results: Iterable[Any]) -> Any:
     missing: set[str] = set()
     err = None
     for r in results:

@@ -50,14 +50,14 @@ def _bare(value: Any) -> str:
     return value if isinstance(value, str) else _literal_text(value)
 
 
-def expr_text(node: Any, groups: dict[str, tuple] | None = None) -> str:
+def expr_text(node: Any, groups: dict[str, tuple[Any, ...]] | None = None) -> str:
     """A condition as policy text. With ``groups``, a group reference shows its
     members too: ``family [bob@example.com, carol@example.com]``."""
     return _text(node, groups, 0)
 
 
 # precedence: or 1, and 2, not 3, comparisons and operands 4
-def _text(node: Any, groups: dict | None, outer: int) -> str:
+def _text(node: Any, groups: dict[str, Any] | None, outer: int) -> str:
     if isinstance(node, A.Or):
         s = " or ".join(_text(x, groups, 1) for x in node.items)
         return f"({s})" if outer > 1 else s
@@ -100,7 +100,7 @@ def _text(node: Any, groups: dict | None, outer: int) -> str:
     return str(node)
 
 
-def rule_groups(ps: PolicySet) -> dict[str, dict[str, tuple]]:
+def rule_groups(ps: PolicySet) -> dict[str, dict[str, tuple[Any, ...]]]:
     """File name → that file's groups (name → members)."""
     return {pf.name: {g.name: literal_value(g.members) for g in pf.groups} for pf in ps.files}
 
@@ -129,7 +129,7 @@ def _static(node: Any) -> bool:
     return False
 
 
-def simplify(node: Any, resource: dict, groups: dict[str, tuple]) -> Any:
+def simplify(node: Any, resource: dict[str, Any], groups: dict[str, tuple[Any, ...]]) -> Any:
     """Fold what the resource alone decides: → True, False or a residual condition."""
     if node is None:
         return True
@@ -176,8 +176,8 @@ def simplify(node: Any, resource: dict, groups: dict[str, tuple]) -> Any:
 
 @dataclass
 class Reads:
-    claims: set = field(default_factory=set)
-    client: set = field(default_factory=set)
+    claims: set[Any] = field(default_factory=set)
+    client: set[Any] = field(default_factory=set)
     now: bool = False
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ..eval import iso
 from ..policyset import PolicySet
@@ -31,7 +32,7 @@ class DiffReport:
     """``changes``: one dict per request decided differently:
     ``{"request", "old", "new"}`` (old and new: the decisions' JSON)."""
 
-    changes: list
+    changes: list[Any]
     checked: int
     generated: bool
 
@@ -54,11 +55,11 @@ class DiffReport:
             lines.append(f"… and {n - limit} more (see the JSON output for all of them)")
         return "\n".join(lines) + "\n"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"checked": self.checked, "generated": self.generated, "changes": self.changes}
 
 
-def _outcome_key(d: dict) -> tuple:
+def _outcome_key(d: dict[str, Any]) -> tuple[Any, ...]:
     """What a decision means, without where its rules sit in the files."""
     return (
         d.get("decision"),
@@ -70,11 +71,11 @@ def _outcome_key(d: dict) -> tuple:
     )
 
 
-def _scope_outcomes(d: dict) -> dict[tuple[str, str], tuple[str, str]]:
+def _scope_outcomes(d: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
     """(resource id, scope) → (outcome, the deciding rules) from a decision's JSON."""
     out: dict[tuple[str, str], str] = {}
     rules: dict[tuple[str, str], list[str]] = {}
-    missing: dict[tuple[str, str], set] = {}
+    missing: dict[tuple[str, str], set[Any]] = {}
     for r in d.get("reasons", []):
         key = (r["resource_id"], r["scope"])
         rules.setdefault(key, []).append(r["rule"] or "default deny")
@@ -96,7 +97,7 @@ def _scope_outcomes(d: dict) -> dict[tuple[str, str], tuple[str, str]]:
     return {k: (v, ", ".join(dict.fromkeys(rules.get(k, [])))) for k, v in out.items()}
 
 
-def _request_summary(req: dict) -> list[str]:
+def _request_summary(req: dict[str, Any]) -> list[str]:
     perms = req.get("permissions") or [
         {"resource": req.get("resource"), "scopes": req.get("scopes"), "approvals": req.get("approvals")}
     ]
@@ -120,7 +121,11 @@ def _request_summary(req: dict) -> list[str]:
     return lines
 
 
-def _change_lines(i: int, ch: dict) -> list[str]:
+def _claim_names(d: dict[str, Any]) -> str:
+    return ", ".join(c["name"] for c in d.get("required_claims", [])) or "none"
+
+
+def _change_lines(i: int, ch: dict[str, Any]) -> list[str]:
     old, new = ch["old"], ch["new"]
     summary = _request_summary(ch["request"])
     lines = [f"{i}. {summary[0]}"] + [f"   {s}" for s in summary[1:]]
@@ -132,12 +137,13 @@ def _change_lines(i: int, ch: dict) -> list[str]:
         if oa != ob:
             lines.append(f"   {key[1]}: {oa} ({ra or '-'}) → {ob} ({rb or '-'})")
     if old.get("required_claims") != new.get("required_claims"):
-        names = lambda d: ", ".join(c["name"] for c in d.get("required_claims", [])) or "none"  # noqa: E731
-        lines.append(f"   required claims: {names(old)} → {names(new)}")
+        lines.append(f"   required claims: {_claim_names(old)} → {_claim_names(new)}")
     return lines
 
 
-def diff(old: PolicySet, new: PolicySet, requests: list[dict] | None = None, *, limit: int = 3000) -> DiffReport:
+def diff(
+    old: PolicySet, new: PolicySet, requests: list[dict[str, Any]] | None = None, *, limit: int = 3000
+) -> DiffReport:
     """Decide each request (the given ones, else :func:`generate_requests`) with
     both sets; report those whose decisions differ."""
     generated = requests is None

@@ -34,7 +34,7 @@ __all__ = ["STEPS", "explain", "render_explanation", "value_json", "value_text"]
 # ------------------------------------------------------------------ values
 
 
-def value_json(r: Any) -> dict:
+def value_json(r: Any) -> dict[str, Any]:
     """A condition result as JSON: true / false / unknown (+ missing) / error (+ error)."""
     if r is True:
         return {"value": "true"}
@@ -47,13 +47,13 @@ def value_json(r: Any) -> dict:
     return {"value": "error", "error": f"not a truth value: {r!r}"}
 
 
-def value_text(v: dict) -> str:
+def value_text(v: dict[str, Any]) -> str:
     """``true``, ``false``, ``unknown (missing: x, y)``, ``error: message``."""
     if v["value"] == "unknown":
         return f"unknown (missing: {', '.join(v['missing'])})"
     if v["value"] == "error":
         return f"error: {v['error']}"
-    return v["value"]
+    return str(v["value"])
 
 
 def _show(v: Any) -> str:
@@ -85,7 +85,7 @@ def _plain(v: Any) -> Any:
 _REFS = (A.ClaimRef, A.AttrRef, A.NowRef)
 
 
-def _kind(node) -> str:
+def _kind(node: Any) -> str:
     if isinstance(node, A.And):
         return "and"
     if isinstance(node, A.Or):
@@ -99,7 +99,7 @@ def _kind(node) -> str:
     return "truth"  # a bare operand used as a condition
 
 
-def node_json(node, groups: dict, ctx: Ctx) -> dict:
+def node_json(node: Any, groups: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
     """One condition node, its value (the engine's closure for this node) and its parts."""
     out: dict[str, Any] = {"text": fmt.expr(node), "kind": _kind(node), **value_json(compile_cond(node, groups)(ctx))}
     if isinstance(node, (A.And, A.Or)):
@@ -108,6 +108,7 @@ def node_json(node, groups: dict, ctx: Ctx) -> dict:
         out["parts"] = [node_json(node.item, groups, ctx)]
     else:
         refs = []
+        operands: tuple[Any, ...]
         if isinstance(node, A.Compare):
             operands = (node.left, node.right)
         elif isinstance(node, A.Has):
@@ -206,7 +207,7 @@ def explain(ps: PolicySet, request: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ for humans
 
 
-def _tree(node: dict, depth: int, lines: list[str]) -> None:
+def _tree(node: dict[str, Any], depth: int, lines: list[str]) -> None:
     pad = "    " + "  " * depth
     label = f"{node['clause']} " if "clause" in node else ""
     lines.append(f"{pad}{label}{node['text']}  -> {value_text(node)}")
@@ -216,7 +217,7 @@ def _tree(node: dict, depth: int, lines: list[str]) -> None:
         _tree(part, depth + 1, lines)
 
 
-def render_explanation(data: dict) -> str:
+def render_explanation(data: dict[str, Any]) -> str:
     """The output of :func:`explain` as text for a policy author."""
     lines = [f"decision: {data['decision']}"]
     for key in ("granted", "denied", "submitted"):

@@ -71,7 +71,7 @@ def _synth_name(pattern: str, star: str) -> str:
     return "".join(out)
 
 
-def _slot_of(node: Any) -> tuple | None:
+def _slot_of(node: Any) -> tuple[Any, ...] | None:
     if isinstance(node, A.ClaimRef):
         return ("claims",) + ((node.name,) if node.quoted else tuple(node.path))
     if isinstance(node, A.AttrRef) and node.entity == "client":
@@ -83,7 +83,7 @@ def _slot_of(node: Any) -> tuple | None:
     return None
 
 
-def _const(node: Any, groups: dict) -> Any:
+def _const(node: Any, groups: dict[str, Any]) -> Any:
     if isinstance(node, A.Literal):
         return literal_value(node)
     if isinstance(node, A.GroupRef):
@@ -94,7 +94,7 @@ def _const(node: Any, groups: dict) -> Any:
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
-def _values_for(op: str, v: Any, ref_on_left: bool) -> list:
+def _values_for(op: str, v: Any, ref_on_left: bool) -> list[Any]:
     """Candidate values for a slot compared with constant ``v`` by ``op``."""
     if not ref_on_left:
         if op in ("in", "not in"):  # "x" in claims.list
@@ -142,7 +142,7 @@ def _values_for(op: str, v: Any, ref_on_left: bool) -> list:
     return [v, _other(v)]
 
 
-def _collect(node: Any, groups: dict, slots: dict[tuple, list]) -> None:
+def _collect(node: Any, groups: dict[str, Any], slots: dict[tuple[Any, ...], list[Any]]) -> None:
     """Candidate values for every slot a condition reads."""
     if node is None:
         return
@@ -165,6 +165,7 @@ def _collect(node: Any, groups: dict, slots: dict[tuple, list]) -> None:
         if claim_vs_now:
             # a claim compared with now: timestamps either side of the base time
             claim = rs if ls == ("now",) else ls
+            assert claim is not None
             slots.setdefault(claim, []).extend([iso(BASE_TIME - timedelta(days=1)), iso(BASE_TIME + timedelta(days=1))])
         elif ls is not None and rc is not ABSENT:
             slots.setdefault(ls, []).extend(_values_for(node.op, rc, True))
@@ -183,17 +184,17 @@ def _collect(node: Any, groups: dict, slots: dict[tuple, list]) -> None:
         slots.setdefault(s, []).extend([True, False])
 
 
-def _rule_slots(cr: CRule, groups: dict) -> dict[tuple, list]:
-    slots: dict[tuple, list] = {}
+def _rule_slots(cr: CRule, groups: dict[str, Any]) -> dict[tuple[Any, ...], list[Any]]:
+    slots: dict[tuple[Any, ...], list[Any]] = {}
     _collect(cr.rule.when, groups, slots)
     _collect(cr.rule.unless, groups, slots)
     e = cr.rule.expiry
-    if e is not None and e.kind == "until":
+    if e is not None and e.kind == "until" and e.until is not None:
         slots.setdefault(("now",), []).extend([e.until - timedelta(days=1), e.until + timedelta(days=1)])
     return slots
 
 
-def _dedupe(values: Iterable) -> list:
+def _dedupe(values: Iterable[Any]) -> list[Any]:
     out, seen = [], set()
     for v in values:
         k = json.dumps(_json_value(v), sort_keys=True, default=str) if v is not ABSENT else "<absent>"
@@ -203,7 +204,7 @@ def _dedupe(values: Iterable) -> list:
     return out
 
 
-def _slot_values(slot: tuple, values: list) -> list:
+def _slot_values(slot: tuple[Any, ...], values: list[Any]) -> list[Any]:
     """ABSENT first (withholding), then the literals' values, each once."""
     if slot == ("now",):
         return _dedupe([ABSENT] + [v if isinstance(v, datetime) else v for v in values if isinstance(v, datetime)])
@@ -214,8 +215,10 @@ def _owner_targets(ps: PolicySet, owner: str) -> list[CRule]:
     return [cr for cr in ps.rules if cr.owner == owner or cr.owner is None]
 
 
-def _resources(owner: str, sets: tuple[PolicySet, ...]) -> list[dict]:
-    ids, types, names = set(), set(), set()
+def _resources(owner: str, sets: tuple[PolicySet, ...]) -> list[dict[str, Any]]:
+    ids: set[str] = set()
+    types: set[str] = set()
+    names: set[str] = set()
     pairs: set[tuple[str, str]] = set()
     for ps in sets:
         for pf in ps.files:
@@ -223,7 +226,7 @@ def _resources(owner: str, sets: tuple[PolicySet, ...]) -> list[dict]:
                 types.update(t.type for t in pf.types)
         for cr in _owner_targets(ps, owner):
             t = cr.target
-            if t.kind == "id":
+            if t.kind == "id" and t.resource_id is not None:
                 ids.add(t.resource_id)
             if t.type is not None:
                 types.add(t.type)
@@ -232,19 +235,21 @@ def _resources(owner: str, sets: tuple[PolicySet, ...]) -> list[dict]:
             if t.pattern is not None:
                 names.add(_synth_name(t.pattern, "x"))
                 names.add(_synth_name(t.pattern, ""))
-            if t.type is not None and (t.name or t.pattern):
-                pairs.add((t.type, t.name if t.name is not None else _synth_name(t.pattern, "x")))
+            if t.type is not None and t.name:
+                pairs.add((t.type, t.name))
+            elif t.type is not None and t.name is None and t.pattern:
+                pairs.add((t.type, _synth_name(t.pattern, "x")))
     types_l, names_l = sorted(types), sorted(names)
-    out = [{"id": rid, "owner": owner} for rid in sorted(ids)]
+    out: list[dict[str, Any]] = [{"id": rid, "owner": owner} for rid in sorted(ids)]
     combos: list[tuple[str | None, str | None]]
     if (len(types_l) + 1) * (len(names_l) + 1) <= 120:
         combos = [(t, n) for t in [None, *types_l] for n in [None, *names_l] if t or n]
     else:
         combos = [(t, None) for t in types_l] + [(None, n) for n in names_l] + sorted(pairs)
-    for t, n in combos:
-        r = {"id": f"{owner}:{t or '-'}:{n or '-'}", "owner": owner}
-        if t is not None:
-            r["type"] = t
+    for rtype, n in combos:
+        r: dict[str, Any] = {"id": f"{owner}:{rtype or '-'}:{n or '-'}", "owner": owner}
+        if rtype is not None:
+            r["type"] = rtype
         if n is not None:
             r["name"] = n
         out.append(r)
@@ -252,7 +257,7 @@ def _resources(owner: str, sets: tuple[PolicySet, ...]) -> list[dict]:
     return out
 
 
-def _assign(target: dict, path: tuple, value: Any) -> None:
+def _assign(target: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
     for part in path[:-1]:
         nxt = target.get(part)
         if not isinstance(nxt, dict):
@@ -261,9 +266,11 @@ def _assign(target: dict, path: tuple, value: Any) -> None:
     target[path[-1]] = value
 
 
-def _request(resource: dict, scopes: list[str], assignment: dict[tuple, Any], approval: str | None) -> dict:
-    claims: dict = {}
-    client: dict = {}
+def _request(
+    resource: dict[str, Any], scopes: list[str], assignment: dict[tuple[Any, ...], Any], approval: str | None
+) -> dict[str, Any]:
+    claims: dict[str, Any] = {}
+    client: dict[str, Any] = {}
     time = BASE_TIME
     for slot in sorted(assignment, key=len):  # a parent before its members
         v = assignment[slot]
@@ -277,13 +284,19 @@ def _request(resource: dict, scopes: list[str], assignment: dict[tuple, Any], ap
             time = v
         elif slot[0] == "resource" and isinstance(v, str):
             resource = {**resource, slot[1]: v}
-    req = {"resource": resource, "scopes": list(scopes), "claims": claims, "client": client, "time": iso(time)}
+    req: dict[str, Any] = {
+        "resource": resource,
+        "scopes": list(scopes),
+        "claims": claims,
+        "client": client,
+        "time": iso(time),
+    }
     if approval is not None:
         req["approvals"] = [{"scope": s, "answer": approval} for s in scopes]
     return req
 
 
-def _product_at(dims: list[list], index: int) -> list:
+def _product_at(dims: list[list[Any]], index: int) -> list[Any]:
     out = []
     for values in reversed(dims):
         index, k = divmod(index, len(values))
@@ -291,7 +304,7 @@ def _product_at(dims: list[list], index: int) -> list:
     return list(reversed(out))
 
 
-def _size(dims: list[list]) -> int:
+def _size(dims: list[list[Any]]) -> int:
     n = 1
     for d in dims:
         n *= len(d)
@@ -300,7 +313,7 @@ def _size(dims: list[list]) -> int:
 
 def generate_requests(
     old: PolicySet, new: PolicySet | None = None, *, limit: int = 3000, seed: int = 20261127
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """A bounded, deterministic set of requests that exercises both policy sets.
 
     Per owner (a placeholder owner when there are only global rules), the
@@ -320,15 +333,15 @@ def generate_requests(
     groups = [rule_groups(s) for s in sets]
     resources = [r for o in owners for r in _resources(o, sets)]
     rng = random.Random(seed)
-    tiers: list[list[tuple]] = [[], [], [], []]  # (request maker, row, claim_sources)
+    tiers: list[list[tuple[Any, ...]]] = [[], [], [], []]  # (request maker, row, claim_sources)
 
-    classes: set = set()
+    classes: set[Any] = set()
     chosen = []
     for resource in resources:
         plans = [s.plan(resource["owner"], resource["id"], resource.get("type"), resource.get("name")) for s in sets]
         # resources that the same rules of both sets govern decide alike, unless a
         # rule reads the resource's own attributes: keep the first of each class
-        key = (resource["owner"],) + tuple(tuple(cr.order for cr in p.rules) for p in plans)
+        key = (resource["owner"],) + tuple(tuple(id(cr) for cr in p.rules) for p in plans)
         if any(_reads_resource(cr.rule) for p in plans for cr in p.rules):
             key += (resource["id"], resource.get("type"), resource.get("name"))
         if key not in classes:
@@ -336,16 +349,16 @@ def generate_requests(
             chosen.append((resource, plans))
     per_resource = max(12, limit // max(1, len(chosen)))
     for resource, plans in chosen:
-        rules: list[tuple[CRule, dict]] = []
+        rules: list[tuple[CRule, dict[str, Any]]] = []
         for s_i, plan in enumerate(plans):
             for cr in plan.rules:
                 rules.append((cr, groups[s_i].get(cr.rule.pos.file, {})))
         scopes = sorted({sc for cr, _ in rules if cr.scopes for sc in cr.scopes}) + [UNMENTIONED_SCOPE]
         res = dict(resource, scopes=[s for s in scopes if s != UNMENTIONED_SCOPE])
         has_ask = any(cr.effect == "ask" for cr, _ in rules)
-        approvals: list = [None, "approved", "denied"] if has_ask else [None]
-        all_slots: dict[tuple, list] = {}
-        per_rule: list[dict[tuple, list]] = []
+        approvals: list[Any] = [None, "approved", "denied"] if has_ask else [None]
+        all_slots: dict[tuple[Any, ...], list[Any]] = {}
+        per_rule: list[dict[tuple[Any, ...], list[Any]]] = []
         for cr, g in rules:
             rs = _rule_slots(cr, g)
             per_rule.append(rs)
@@ -355,7 +368,12 @@ def generate_requests(
         dims = [_slot_values(k, all_slots[k]) for k in names] + [approvals]
         total = _size(dims)
 
-        def req_of(row: list, res=res, scopes=scopes, names=names) -> dict:
+        def req_of(
+            row: list[Any],
+            res: dict[str, Any] = res,
+            scopes: list[str] = scopes,
+            names: list[tuple[Any, ...]] = names,
+        ) -> dict[str, Any]:
             return _request(res, scopes, dict(zip(names, row[:-1])), row[-1])
 
         # tier 0: nobody presenting anything, and per rule a base that meets its
@@ -363,9 +381,9 @@ def generate_requests(
         # each slot varied alone around each base (every value any rule of this
         # resource compares it with, and absence), the approvals too
         anonymous = [ABSENT] * len(names) + [None]
-        bases: list[tuple[dict, list]] = []
-        varied: list[list] = []
-        extra: list[list] = []
+        bases: list[tuple[dict[tuple[Any, ...], list[Any]], list[Any]]] = []
+        varied: list[list[Any]] = []
+        extra: list[list[Any]] = []
         for rs in per_rule:
             own = [i for i, k in enumerate(names) if k in rs]
             base = list(anonymous)
@@ -390,10 +408,10 @@ def generate_requests(
             extra.extend(_product_at(dims, i) for i in range(total))
         else:
             extra.extend(_product_at(dims, rng.randrange(total)) for _ in range(per_resource))
-        seen: set = set()
+        seen: set[Any] = set()
         reprs: dict[int, str] = {}  # id → repr of the values alive in this resource's rows
 
-        def fresh(row: list, tag: Any = None) -> bool:
+        def fresh(row: list[Any], tag: Any = None) -> bool:
             key = (_row_key(row, reprs), tag)
             if key in seen:
                 return False
@@ -418,7 +436,7 @@ def generate_requests(
             if n < per_resource and fresh(row):
                 tiers[3].append((req_of, row, None))
                 n += 1
-    chosen_rows: list = []
+    chosen_rows: list[Any] = []
     for tier in tiers:
         room = limit - len(chosen_rows)
         if room <= 0:
@@ -439,7 +457,7 @@ def _reads_resource(rule: A.Rule) -> bool:
     )
 
 
-def _row_key(row: list, reprs: dict[int, str]) -> tuple:
+def _row_key(row: list[Any], reprs: dict[int, str]) -> tuple[Any, ...]:
     out = []
     for v in row:
         r = reprs.get(id(v))
@@ -449,7 +467,7 @@ def _row_key(row: list, reprs: dict[int, str]) -> tuple:
     return tuple(out)
 
 
-def _spread(items: list, n: int) -> list:
+def _spread(items: list[Any], n: int) -> list[Any]:
     """``n`` items evenly spread over the list (all when there are fewer)."""
     if len(items) <= n:
         return items

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from difflib import get_close_matches
@@ -129,8 +130,8 @@ class TestCase:
     name: str
     index: int
     line: int
-    request: dict
-    expect: dict  # the expectation members given (expect, granted, …)
+    request: dict[str, Any]
+    expect: dict[str, Any]  # the expectation members given (expect, granted, …)
 
     @property
     def where(self) -> str:
@@ -141,7 +142,7 @@ class TestCase:
 class CaseResult:
     case: TestCase
     problems: list[str]
-    decision: dict
+    decision: dict[str, Any]
     explanation: str = ""
 
     @property
@@ -222,7 +223,7 @@ class TestReport:
                 lines.append(f"  {ref}: {text}")
         return "\n".join(lines) + "\n"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "passed": self.passed,
@@ -248,7 +249,7 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _reason_text(r: dict) -> str:
+def _reason_text(r: dict[str, Any]) -> str:
     where = f"{r.get('resource_id')} {r.get('scope')}"
     if r.get("missing"):
         return f"{where}: needs {', '.join(r['missing'])} for the {r.get('effect')} at {r.get('rule')}"
@@ -266,7 +267,7 @@ def _fail(file: str, problem: str, case: str | None = None, line: int = 0) -> Te
     return TestFileError(f"{where}: {problem}")
 
 
-def _unknown(members, known: tuple[str, ...], what: str) -> str | None:
+def _unknown(members: Iterable[str], known: tuple[str, ...], what: str) -> str | None:
     for m in members:
         if m not in known:
             close = get_close_matches(m, known, n=1)
@@ -292,8 +293,8 @@ class _Duplicate(Exception):
         self.name = name
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k, v in pairs:
         if k in out:
             raise _Duplicate(k)
@@ -310,7 +311,7 @@ def _scopes_expectation(value: Any) -> str | None:
     return "a list of scope names, or an object of resource id → list of scope names"
 
 
-def _check_expectations(case: dict) -> str | None:
+def _check_expectations(case: dict[str, Any]) -> str | None:
     expect = case.get("expect")
     if expect not in DECISIONS:
         close = get_close_matches(str(expect), DECISIONS, n=1)
@@ -351,7 +352,7 @@ def _parse_time(value: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _merge(defaults: dict, request: dict) -> dict:
+def _merge(defaults: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     out = dict(defaults)
     for key, value in request.items():
         base = out.get(key)
@@ -366,7 +367,7 @@ def _merge(defaults: dict, request: dict) -> dict:
     return out
 
 
-def _resource_members(request: dict) -> str | None:
+def _resource_members(request: dict[str, Any]) -> str | None:
     """A misspelt resource member would silently test another resource."""
     known = tuple(sorted(RESOURCE_MEMBERS))
     found = [("the request's resource", request.get("resource"))]
@@ -543,7 +544,7 @@ def _rule_matches(expected: str, ref: str | None, labels: dict[str, set[str]], b
     m = _REF.match(expected)
     if m:
         r = _REF.match(ref)
-        return bool(r) and r.group(2) == m.group(2) and _same_file(m.group(1), r.group(1), base_dir)
+        return r is not None and r.group(2) == m.group(2) and _same_file(m.group(1), r.group(1), base_dir)
     return expected in labels.get(ref, ())
 
 
@@ -554,18 +555,22 @@ def _rule_exists(expected: str, labels: dict[str, set[str]], base_dir: Path) -> 
 # ------------------------------------------------------------------ checking one case
 
 
-def _scopes_by_resource(entries: list[dict]) -> dict[str, set[str]]:
+def _scopes_by_resource(entries: list[dict[str, Any]]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for e in entries:
         out.setdefault(e["resource_id"], set()).update(e["scopes"])
     return out
 
 
-def _show(scopes) -> str:
+def _show(scopes: Iterable[str]) -> str:
     return "[" + ", ".join(sorted(scopes)) + "]"
 
 
-def _check(case: TestCase, d: dict, labels: dict[str, set[str]]) -> list[str]:
+def _show_by_resource(m: dict[str, set[str]]) -> str:
+    return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in sorted(m.items())) + "}"
+
+
+def _check(case: TestCase, d: dict[str, Any], labels: dict[str, set[str]]) -> list[str]:
     exp = case.expect
     problems: list[str] = []
     if d["decision"] != exp["expect"]:
@@ -583,8 +588,7 @@ def _check(case: TestCase, d: dict, labels: dict[str, set[str]]) -> list[str]:
             want_sets = {rid: set(s) for rid, s in want.items() if s}
             got_sets = {rid: s for rid, s in got.items() if s}
             if want_sets != got_sets:
-                show = lambda m: "{" + ", ".join(f"{k}: {_show(v)}" for k, v in sorted(m.items())) + "}"  # noqa: E731
-                problems.append(f"expected {key} {show(want_sets)}, got {show(got_sets)}")
+                problems.append(f"expected {key} {_show_by_resource(want_sets)}, got {_show_by_resource(got_sets)}")
     if "required_claims" in exp:
         got_names = sorted(c["name"] for c in d["required_claims"])
         if sorted(set(exp["required_claims"])) != got_names:
@@ -625,14 +629,14 @@ def _ref_text(ref: str | None, labels: dict[str, set[str]]) -> str:
     return f"{ref} ({', '.join(names)})" if names else ref
 
 
-def _explanation(ps: PolicySet, request: dict) -> str:
+def _explanation(ps: PolicySet, request: dict[str, Any]) -> str:
     return render_explanation(explain_request(ps, request))
 
 
 # ------------------------------------------------------------------ the entry point
 
 
-def run_tests(paths: list[str], *, explain: bool = True) -> TestReport:
+def run_tests(paths: Iterable[str | Path] | str | Path, *, explain: bool = True) -> TestReport:
     """Find the policies and ``*.tests.json`` files under ``paths``, load the
     policies into one set, run every case, and report failures (with an
     explanation when ``explain``) and the rules no case exercised.

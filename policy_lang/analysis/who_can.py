@@ -20,6 +20,7 @@ owner pages; :func:`who_can` renders it as text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from ..compile import CRule
 from ..eval import iso
@@ -44,7 +45,7 @@ def _expiry_text(e: A.Expiry | None) -> str | None:
 def _expiry_words(e: A.Expiry | None) -> str:
     if e is None:
         return ""
-    if e.kind == "for":
+    if e.kind == "for" and e.duration is not None:
         secs = int(e.duration.total_seconds())
         for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
             if secs % size == 0:
@@ -53,7 +54,7 @@ def _expiry_words(e: A.Expiry | None) -> str:
     return f", until {iso(e.until)}"
 
 
-def _resource_of(resource: dict) -> dict:
+def _resource_of(resource: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(resource, dict) or not isinstance(resource.get("owner"), str):
         raise ValueError("who-can needs a resource with an 'owner' (and id, type, name, scopes)")
     r = dict(resource)
@@ -62,8 +63,8 @@ def _resource_of(resource: dict) -> dict:
 
 
 def who_can_data(
-    ps: PolicySet, resource: dict, scopes: list[str] | None = None, *, now: datetime | None = None
-) -> list[dict]:
+    ps: PolicySet, resource: dict[str, Any], scopes: list[str] | None = None, *, now: datetime | None = None
+) -> list[dict[str, Any]]:
     """For each scope of the resource, the rules that can decide it:
 
     ``{"scope", "effect": "forbid"|"permit"|"ask"|"deny", "condition": text or None
@@ -77,7 +78,9 @@ def who_can_data(
     return [{k: v for k, v in e.items() if k != "_expiry"} for e in _entries(ps, _resource_of(resource), scopes, now)]
 
 
-def _entries(ps: PolicySet, res: dict, scopes: list[str] | None, now: datetime | None) -> list[dict]:
+def _entries(
+    ps: PolicySet, res: dict[str, Any], scopes: list[str] | None, now: datetime | None
+) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
     plan = ps.plan(res["owner"], res.get("id"), res.get("type"), res.get("name"))
     groups_by_file = rule_groups(ps)
@@ -95,10 +98,10 @@ def _entries(ps: PolicySet, res: dict, scopes: list[str] | None, now: datetime |
             ]
             named = sorted({s for cr in plan.rules if cr.scopes for s in cr.scopes})
             scopes = list(dict.fromkeys(declared + named))
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for scope in scopes:
         forbids, permits, asks = plan.for_scope(scope)
-        entries: list[dict] = []
+        entries: list[dict[str, Any]] = []
         grants = 0
         blocked = False
         for cr in (*forbids, *permits, *asks):
@@ -130,7 +133,7 @@ def _entries(ps: PolicySet, res: dict, scopes: list[str] | None, now: datetime |
     return out
 
 
-def _entry(cr: CRule, scope: str, res: dict, groups: dict, now: datetime) -> dict | None:
+def _entry(cr: CRule, scope: str, res: dict[str, Any], groups: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     rule = cr.rule
     when = simplify(rule.when, res, groups)
     unless = simplify(rule.unless, res, groups) if rule.unless is not None else False
@@ -149,14 +152,16 @@ def _entry(cr: CRule, scope: str, res: dict, groups: dict, now: datetime) -> dic
         "condition": ", ".join(parts) if parts else None,
         "rule": cr.ref,
         "expiry": _expiry_text(e),
-        "expired": bool(e is not None and e.kind == "until" and now > e.until),
+        "expired": bool(e is not None and e.kind == "until" and e.until is not None and now > e.until),
         "claims": sorted(reads.claims),
         "client": sorted(reads.client),
         "_expiry": e,
     }
 
 
-def who_can(ps: PolicySet, resource: dict, scopes: list[str] | None = None, *, now: datetime | None = None) -> str:
+def who_can(
+    ps: PolicySet, resource: dict[str, Any], scopes: list[str] | None = None, *, now: datetime | None = None
+) -> str:
     """The who-can report for one resource, as readable text."""
     res = _resource_of(resource)
     data = _entries(ps, res, scopes, now)
@@ -168,7 +173,7 @@ def who_can(ps: PolicySet, resource: dict, scopes: list[str] | None = None, *, n
     lines = [f'Who can do what on resource "{res.get("id", "")}" ({", ".join(desc)}):']
     if not data:
         lines.append("  no scope to show: give the resource's scopes (no rule names any)")
-    by_scope: dict[str, list[dict]] = {}
+    by_scope: dict[str, list[dict[str, Any]]] = {}
     for d in data:
         by_scope.setdefault(d["scope"], []).append(d)
     claims_read: set[str] = set()
@@ -190,7 +195,7 @@ def who_can(ps: PolicySet, resource: dict, scopes: list[str] | None = None, *, n
     return "\n".join(lines) + "\n"
 
 
-def _entry_words(e: dict, always_forbidden: bool) -> str:
+def _entry_words(e: dict[str, Any], always_forbidden: bool) -> str:
     ref = e["rule"]
     cond = e["condition"]
     expiry = _expiry_words(e.pop("_expiry", None)) if "_expiry" in e else ""

@@ -20,51 +20,17 @@ import difflib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from ..diagnostics import Diagnostic, sort_diagnostics
 from ..syntax import ast as A
-from ..values import RESOURCE_ATTRS, Err, apply_op, format_uri, glob, literal_value
+from ..syntax.grammar import KEYWORDS
+from ..syntax.visitor import Visitor, walk
+from ..values import RESOURCE_ATTRS, apply_op, format_uri, glob, literal_value
 
 # Words of the language: a group named after one of them cannot be read back
 # (``claims``, ``true``, ``now`` start values) or reads as something else.
-RESERVED = frozenset(
-    {
-        "owner",
-        "global",
-        "group",
-        "claims",
-        "from",
-        "as",
-        "type",
-        "has",
-        "scopes",
-        "permit",
-        "forbid",
-        "ask",
-        "any",
-        "scope",
-        "on",
-        "resource",
-        "name",
-        "like",
-        "when",
-        "unless",
-        "for",
-        "until",
-        "or",
-        "and",
-        "not",
-        "in",
-        "contains",
-        "starts",
-        "ends",
-        "with",
-        "client",
-        "now",
-        "true",
-        "false",
-    }
-)
+RESERVED = frozenset(KEYWORDS)
 
 STRING, NUMBER, BOOL, TIMESTAMP, DURATION, LIST = ("string", "number", "bool", "timestamp", "duration", "list")
 KIND_WORDS = {
@@ -90,12 +56,8 @@ FORMAT_NAMES = ("id_token", "jwt")
 
 GLOBAL_KEY = ""  # owner key of global files
 
-# The checks dispatch on type(node) rather than isinstance(): the AST classes have
-# no subclasses, and these run for every node of every condition of a policy set.
-_CONDITIONS = frozenset({A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy})
-_REFERENCES = frozenset({A.ClaimRef, A.AttrRef, A.NowRef})
-# static kinds of the nodes whose kind does not depend on their fields
-_NODE_KINDS = {A.NowRef: TIMESTAMP, A.GroupRef: LIST, **{t: BOOL for t in _CONDITIONS}}
+_CONDITIONS = (A.And, A.Or, A.Not, A.Compare, A.Has, A.Truthy)
+_REFERENCES = (A.ClaimRef, A.AttrRef, A.NowRef)
 
 
 class _Refs:
@@ -105,51 +67,18 @@ class _Refs:
 
     __slots__ = ("claims", "marks")
 
-    def __init__(self, node) -> None:
-        claims: list[A.ClaimRef] = []
-        marks: list = []
-        stack = [node]
-        pop, push = stack.pop, stack.append
-        while stack:
-            n = pop()
-            t = type(n)
-            if t is A.Compare:
-                left, right = n.left, n.right
-                if type(left) in _CONDITIONS or type(right) in _CONDITIONS:
-                    push(right)
-                    push(left)
-                    continue
-                # two plain values (nearly always): sorted here, in the same order,
-                # rather than through the stack
-                for x in (left, right):
-                    t = type(x)
-                    if t is A.ClaimRef:
-                        claims.append(x)
-                    elif t is A.Literal:
-                        if x.kind == LIST:
-                            marks.append(x)
-                    elif t is A.GroupRef or t is A.AttrRef and x.entity == "resource":
-                        marks.append(x)
-            elif t is A.And or t is A.Or:
-                stack.extend(reversed(n.items))
-            elif t is A.ClaimRef:
-                claims.append(n)
-            elif t is A.GroupRef:
-                marks.append(n)
-            elif t is A.AttrRef:
-                if n.entity == "resource":
-                    marks.append(n)
-            elif t is A.Literal:
-                if n.kind == LIST:
-                    marks.append(n)
-            elif t is A.Not:
-                push(n.item)
-            elif t is A.Has:
-                push(n.ref)
-            elif t is A.Truthy:
-                push(n.operand)
-        self.claims = claims
-        self.marks = marks
+    def __init__(self, node: A.Expr | None) -> None:
+        self.claims: list[A.ClaimRef] = []
+        self.marks: list[A.GroupRef | A.AttrRef | A.Literal] = []
+        for n in walk(node):
+            if isinstance(n, A.ClaimRef):
+                self.claims.append(n)
+            elif (
+                isinstance(n, A.GroupRef)
+                or (isinstance(n, A.AttrRef) and n.entity == "resource")
+                or (isinstance(n, A.Literal) and n.kind == LIST)
+            ):
+                self.marks.append(n)
 
 
 _NO_REFS = _Refs(None)
@@ -234,9 +163,9 @@ class _Src:
         return line, col, col + (m.end(group) - m.start(group))
 
     def at_found(
-        self, code: str, msg: str, pos: A.Pos, pattern: str, hint: str = "", group: int = 0, last: bool = False
+        self, code: str, msg: str, pos: A.Pos | None, pattern: str, hint: str = "", group: int = 0, last: bool = False
     ) -> Diagnostic:
-        hit = self.find(pos, pattern, group, last)
+        hit = self.find(pos, pattern, group, last) if pos is not None else None
         if hit is None:
             return self.at(code, msg, pos, hint)
         line, col, end = hit
@@ -299,7 +228,7 @@ def owner_key(pf: A.PolicyFile) -> str | None:
 # ------------------------------------------------------------------ one file
 
 
-class _FileCheck:
+class _FileCheck(Visitor[None]):
     def __init__(
         self,
         pf: A.PolicyFile,
@@ -412,13 +341,13 @@ class _FileCheck:
                 self.emit(
                     src.at_found("E217", "a claim name is empty", c.pos, quoted_empty, "name the claim, such as email")
                 )
-        for t in self.pf.types:
-            if not t.type.strip():
+        for td in self.pf.types:
+            if not td.type.strip():
                 self.emit(
                     src.at_found(
                         "E217",
                         "the type name is empty",
-                        t.pos,
+                        td.pos,
                         quoted_empty,
                         'name the resource type: type "photo-album" has scopes …',
                     )
@@ -602,14 +531,13 @@ class _FileCheck:
         for cond, cond_refs in ((rule.when, refs.when), (rule.unless, refs.unless)):
             if cond is None:
                 continue
-            self.condition(cond)
+            self.visit(cond)
             for node in cond_refs.marks:
-                cls = type(node)
-                if cls is A.GroupRef:
+                if isinstance(node, A.GroupRef):
                     used_groups.add(node.name)
                     if node.name not in self.groups:
                         self.unknown_group(node)
-                elif cls is A.AttrRef and node.entity == "resource" and node.name not in RESOURCE_ATTRS:
+                elif isinstance(node, A.AttrRef) and node.entity == "resource" and node.name not in RESOURCE_ATTRS:
                     sug = _suggest(node.name, RESOURCE_ATTRS)
                     hint = (f"did you mean '{sug}'? " if sug else "") + "a resource has " + ", ".join(RESOURCE_ATTRS)
                     self.emit(
@@ -617,7 +545,7 @@ class _FileCheck:
                             "E205", f"a resource has no attribute '{node.name}'", node.pos, r"\.\s*(\S+)", hint, group=1
                         )
                     )
-                elif cls is A.Literal and node.kind == LIST:
+                elif isinstance(node, A.Literal) and node.kind == LIST:
                     self.list_literal(node)
         self.never_true(rule)
 
@@ -668,46 +596,54 @@ class _FileCheck:
             )
 
     # -------------------------------------------------------------- types
-    def condition(self, root) -> None:
-        """Type-check a condition: conditions are booleans, operators get their kinds."""
-        stack = [root]
-        pop, push = stack.pop, stack.append
-        while stack:
-            node = pop()
-            t = type(node)
-            if t is A.Compare:
-                self.compare(node)
-                # an operand is visited only if it holds conditions of its own:
-                # a plain value under a comparison is not tested for truth
-                left, right = node.left, node.right
-                if type(left) in _CONDITIONS:
-                    push(left)
-                if type(right) in _CONDITIONS:
-                    push(right)
-            elif t is A.And or t is A.Or:
-                stack.extend(node.items)
-            elif t is A.Not:
-                push(node.item)
-            elif t is A.Truthy:
-                push(node.operand)
-            elif t is A.Has:
-                continue
-            else:  # a plain value where a condition stands
-                self.truthy(node)
+    # Type-check a condition (``visit``): conditions are booleans, operators get their kinds.
+    def visit_Compare(self, node: A.Compare) -> None:
+        self.compare(node)
+        # an operand is visited only if it holds conditions of its own:
+        # a plain value under a comparison is not tested for truth
+        for side in (node.left, node.right):
+            if isinstance(side, _CONDITIONS):
+                self.visit(side)
 
-    def kind(self, node) -> str | None:
-        t = type(node)
-        if t is A.Literal:
+    def visit_And(self, node: A.And) -> None:
+        for item in node.items:
+            self.visit(item)
+
+    def visit_Or(self, node: A.Or) -> None:
+        for item in node.items:
+            self.visit(item)
+
+    def visit_Not(self, node: A.Not) -> None:
+        self.visit(node.item)
+
+    def visit_Truthy(self, node: A.Truthy) -> None:
+        self.visit(node.operand)
+
+    def visit_Has(self, node: A.Has) -> None:
+        return None
+
+    def generic_visit(self, node: Any) -> None:
+        self.truthy(node)  # a plain value where a condition stands
+
+    def kind(self, node: A.Expr) -> str | None:
+        """The static kind of an operand (None: known only at run time, as a claim's)."""
+        if isinstance(node, A.Literal):
             return node.kind
-        if t is A.AttrRef:
+        if isinstance(node, A.AttrRef):
             if node.entity == "resource":
                 if node.name == "scopes":
                     return LIST
                 return STRING if node.name in RESOURCE_ATTRS else None
             return STRING if node.name in CLIENT_STRINGS else None
-        return _NODE_KINDS.get(t)  # None for claims
+        if isinstance(node, A.NowRef):
+            return TIMESTAMP
+        if isinstance(node, A.GroupRef):
+            return LIST
+        if isinstance(node, _CONDITIONS):
+            return BOOL
+        return None  # a claim
 
-    def items(self, node) -> list[A.Literal] | None:
+    def items(self, node: A.Expr) -> list[A.Literal] | None:
         """The literal items of a list literal or a declared group."""
         if isinstance(node, A.Literal) and node.kind == LIST:
             return list(node.value)
@@ -715,22 +651,18 @@ class _FileCheck:
             return list(self.groups[node.name].members.value)
         return None
 
-    def describe(self, node, kind: str | None) -> str:
+    def describe(self, node: A.Expr, kind: str | None) -> str:
         text = self.src.snippet(node.pos) if hasattr(node, "pos") else None
         what = KIND_WORDS.get(kind, "a value") if kind else "a value"
         return what if text is None else f"{text} ({what})"
 
-    def mismatch(self, node: A.Compare, msg: str, hint: str, at=None) -> None:
+    def mismatch(self, node: A.Compare, msg: str, hint: str, at: A.Expr | None = None) -> None:
         target = at if at is not None else node
         self.emit(self.src.at("E201", msg, target.pos, hint))
 
     def compare(self, node: A.Compare) -> None:
         op, left, right = node.op, node.left, node.right
-        # the kinds of literals and claims (nearly every operand) without a call
-        t = type(left)
-        lk = None if t is A.ClaimRef else left.kind if t is A.Literal else self.kind(left)
-        t = type(right)
-        rk = right.kind if t is A.Literal else None if t is A.ClaimRef else self.kind(right)
+        lk, rk = self.kind(left), self.kind(right)
         if op in ("==", "!="):
             if lk and rk and lk != rk:
                 never = "never true" if op == "==" else "always true"
@@ -820,7 +752,7 @@ class _FileCheck:
         if op == "like" and isinstance(right, A.Literal) and right.kind == STRING:
             self.pattern(right.value, right.pos, target=False)
 
-    def no_item_of_kind(self, node: A.Compare, lst, kind: str, op: str) -> None:
+    def no_item_of_kind(self, node: A.Compare, lst: A.Expr, kind: str, op: str) -> None:
         items = self.items(lst)
         if not items:
             return
@@ -839,7 +771,7 @@ class _FileCheck:
                 lst,
             )
 
-    def truthy(self, node) -> None:
+    def truthy(self, node: A.Expr) -> None:
         k = self.kind(node)
         if k is None or k == BOOL:
             return
@@ -895,7 +827,7 @@ def _name_re(name: str) -> str:
     return r'(?<![\w\-"])' + re.escape(name) + r'(?![\w\-])|"' + re.escape(name) + '"'
 
 
-def _literal_side(left, right):
+def _literal_side(left: A.Expr, right: A.Expr) -> A.Literal | None:
     """Point at the literal when one side is a literal (the likelier mistake)."""
     if isinstance(right, A.Literal) and not isinstance(left, A.Literal):
         return right
@@ -933,79 +865,70 @@ def _has_wildcard(pattern: str) -> bool:
     return False
 
 
-def _const(node, groups: dict[str, A.GroupDecl]) -> bool | None:
-    """The value of a condition that reads no claim, client, resource or time."""
-    t = type(node)
-    if t is A.Compare:
+class _Const(Visitor["bool | None"]):
+    """The value of a condition that reads no claim, client, resource or time
+    (None: not constant)."""
+
+    def __init__(self, groups: dict[str, A.GroupDecl]):
+        self.groups = groups
+
+    def visit_Compare(self, node: A.Compare) -> bool | None:
         right = node.right
-        if type(right) is A.GroupRef and right.name in groups:
-            right = groups[right.name].members
-        if node.op == "in" and type(right) is A.Literal and right.kind == LIST and not right.value:
+        if isinstance(right, A.GroupRef) and right.name in self.groups:
+            right = self.groups[right.name].members
+        if node.op == "in" and isinstance(right, A.Literal) and right.kind == LIST and not right.value:
             return False  # nothing is in an empty list
         left = node.left
-        if type(left) is A.Literal and type(right) is A.Literal:
+        if isinstance(left, A.Literal) and isinstance(right, A.Literal):
             kinds = {left.kind, right.kind}
             if len(kinds) == 1 or LIST in kinds:
                 got = apply_op(node.op, literal_value(left), literal_value(right))
-                return got if isinstance(got, bool) and not isinstance(got, Err) else None
+                return got if isinstance(got, bool) else None
         return None
-    # And: False if any item is False, else True if all are True, else None (Or: the
-    # other way round). One plain loop over the items rather than a list and any()/all():
-    # this runs for every condition of a policy set. A comparison other than 'in' with a
-    # non-literal on its left (most items) is not constant: known here without a call.
-    if t is A.And:
-        got = True
-        for x in node.items:
-            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" or type(x.left) is A.Literal else None
-            if v is False:
-                got = False
-            elif v is None and got is True:
-                got = None
-        return got
-    if t is A.Or:
-        got = False
-        for x in node.items:
-            v = _const(x, groups) if type(x) is not A.Compare or x.op == "in" or type(x.left) is A.Literal else None
-            if v is True:
-                got = True
-            elif v is None and got is False:
-                got = None
-        return got
-    if t is A.Literal:
-        return node.value if node.kind == BOOL else None
-    if t is A.Truthy:
-        return _const(node.operand, groups)
-    if t is A.Not:
-        v = _const(node.item, groups)
+
+    def visit_And(self, node: A.And) -> bool | None:
+        """False if any item is False, else True if all are True, else None."""
+        values = [self.visit(x) for x in node.items]
+        return False if False in values else None if None in values else True
+
+    def visit_Or(self, node: A.Or) -> bool | None:
+        """True if any item is True, else False if all are False, else None."""
+        values = [self.visit(x) for x in node.items]
+        return True if True in values else None if None in values else False
+
+    def visit_Literal(self, node: A.Literal) -> bool | None:
+        return node.value if node.kind == BOOL and isinstance(node.value, bool) else None
+
+    def visit_Truthy(self, node: A.Truthy) -> bool | None:
+        return self.visit(node.operand)
+
+    def visit_Not(self, node: A.Not) -> bool | None:
+        v = self.visit(node.item)
         return None if v is None else not v
-    return None
 
-
-def _contradiction(node) -> str | None:
-    """``x == "a" and x == "b"``: one value cannot equal two different constants."""
-    if type(node) is not A.And:
+    def generic_visit(self, node: Any) -> bool | None:
         return None
-    seen: dict = {}  # reference → the first literal it is said to equal
+
+
+def _const(node: A.Expr, groups: dict[str, A.GroupDecl]) -> bool | None:
+    return _Const(groups).visit(node)
+
+
+def _contradiction(node: A.Expr) -> str | None:
+    """``x == "a" and x == "b"``: one value cannot equal two different constants."""
+    if not isinstance(node, A.And):
+        return None
+    seen: dict[A.ClaimRef | A.AttrRef | A.NowRef, A.Literal] = {}  # reference → the first literal it is said to equal
     for item in node.items:
         if (
-            type(item) is A.Compare
+            isinstance(item, A.Compare)
             and item.op == "=="
-            and type(item.right) is A.Literal
-            and type(item.left) in _REFERENCES
+            and isinstance(item.right, A.Literal)
+            and isinstance(item.left, _REFERENCES)
             and item.right.kind != LIST
         ):
             key, right = item.left, item.right
-            # a reference's fields, equal exactly when the references are (a tuple
-            # hashes in C, the dataclass through a Python __hash__ call)
-            t = type(key)
-            first = seen.setdefault(
-                (t, key.name, key.path, key.quoted)
-                if t is A.ClaimRef
-                else (t, key.entity, key.name)
-                if t is A.AttrRef
-                else (t,),
-                right,
-            )
+            first = seen.setdefault(key, right)
             if first is not right and (first.kind, literal_value(first)) != (right.kind, literal_value(right)):
                 ref = (
                     "now"
@@ -1102,7 +1025,7 @@ class _SetCheck:
                     and (r.expiry is None or r.expiry.kind == "for")
                 ):
                     forbids.append((pf, r))
-        seen: dict[tuple, list[list]] = {}  # W301: rules by effect, scopes and target
+        seen: dict[tuple[Any, ...], list[list[Any]]] = {}  # W301: rules by effect, scopes and target
         for pf in own:
             src = self.srcs[id(pf)]
             groups = {g.name: g.members for g in pf.groups}
@@ -1272,14 +1195,14 @@ def _covers_target(f: A.Target, r: A.Target) -> bool:
         if k == "type_name_like" and (r.type != f.type or r.kind not in ("type_name", "type_name_like")):
             return False
         if r.kind in ("name", "type_name"):
-            return glob(f.pattern).match(r.name)
+            return glob(f.pattern or "").match(r.name or "")
         if r.kind in ("name_like", "type_name_like"):
-            return _glob_covers(f.pattern, r.pattern)
+            return _glob_covers(f.pattern or "", r.pattern or "")
     return False
 
 
 def _first_equal(
-    bucket: list[list], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]
+    bucket: list[list[Any]], pf: A.PolicyFile, r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]
 ) -> tuple[A.PolicyFile, A.Rule] | None:
     """The first rule of ``bucket`` (rules seen before ``r`` with its effect, scopes and
     target) with an equal :func:`_rule_key`, or None (then ``r`` joins the bucket).
@@ -1294,7 +1217,7 @@ def _first_equal(
     return None
 
 
-def _rule_key(r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]) -> tuple:
+def _rule_key(r: A.Rule, refs: _RuleRefs, groups: dict[str, A.Literal]) -> tuple[Any, ...]:
     """Rules equal up to positions, scope order and the groups' contents."""
     used = refs.groups()
     return (

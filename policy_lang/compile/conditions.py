@@ -21,7 +21,7 @@ class Ctx:
 
     __slots__ = ("claims", "client", "resource", "now")
 
-    def __init__(self, claims: dict, client: dict, resource: dict, now: datetime):
+    def __init__(self, claims: dict[str, Any], client: dict[str, Any], resource: dict[str, Any], now: datetime):
         self.claims = claims
         self.client = client
         self.resource = resource
@@ -29,12 +29,14 @@ class Ctx:
 
 
 Fn = Callable[[Ctx], Any]
+Groups = dict[str, Any]  # a file's groups: name → members (a tuple of values)
+Expr = Any  # an AST expression node (syntax.ast)
 
 
 # ------------------------------------------------------------------ operands
 
 
-def compile_operand(node, groups: dict[str, tuple]) -> Fn:
+def compile_operand(node: Expr, groups: Groups) -> Fn:
     """An operand → fn(ctx) returning a value, ABSENT or Missing."""
     if isinstance(node, A.Literal):
         value = literal_value(node)
@@ -48,14 +50,16 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
         path = node.path
         if node.quoted or len(path) == 1:
 
-            def claim(ctx, name=name, missing=missing):
+            def claim(ctx: Ctx, name: str = name, missing: Missing = missing) -> Any:
                 v = ctx.claims.get(name, missing)
                 return missing if v is None else v
 
             return claim
         head, rest = path[0], path[1:]
 
-        def nested(ctx, head=head, rest=rest, missing=Missing(frozenset((head,)))):
+        def nested(
+            ctx: Ctx, head: str = head, rest: tuple[str, ...] = rest, missing: Missing = Missing(frozenset((head,)))
+        ) -> Any:
             v = ctx.claims.get(head)
             if v is None:
                 return missing
@@ -76,7 +80,7 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
     # a parenthesised condition used as an operand: its truth value
     cond = compile_cond(node, groups)
 
-    def sub(ctx):
+    def sub(ctx: Ctx) -> Any:
         r = cond(ctx)
         if r is True or r is False:
             return r
@@ -87,20 +91,20 @@ def compile_operand(node, groups: dict[str, tuple]) -> Fn:
     return sub
 
 
-def _absent_if_none(v):
+def _absent_if_none(v: Any) -> Any:
     return ABSENT if v is None else v
 
 
 # ------------------------------------------------------------------ conditions
 
 
-def compile_cond(node, groups: dict[str, tuple]) -> Fn:
+def compile_cond(node: Expr, groups: Groups) -> Fn:
     """A condition → fn(ctx) returning True, False, Unknown or Err."""
     t = type(node)  # (the AST classes have no subclasses)
     if t is A.Compare:
         return _compile_compare(node, groups)
     if t is A.And:
-        return _fused_and(node.items, groups) or _and(tuple([compile_cond(x, groups) for x in node.items]))
+        return _and(tuple([compile_cond(x, groups) for x in node.items]))
     if t is A.Or:
         return _or(tuple([compile_cond(x, groups) for x in node.items]))
     if t is A.Not:
@@ -111,7 +115,7 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
         if isinstance(ref, A.ClaimRef):
             get = compile_operand(ref, groups)
 
-            def has_claim(ctx):
+            def has_claim(ctx: Ctx) -> Any:
                 v = get(ctx)
                 return Unknown(v.names) if isinstance(v, Missing) else True
 
@@ -121,7 +125,7 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
     # a bare operand used as a condition: it must be a boolean
     get = compile_operand(node, groups)
 
-    def truthy(ctx):
+    def truthy(ctx: Ctx) -> Any:
         v = get(ctx)
         if v is True or v is False:
             return v
@@ -136,11 +140,11 @@ def compile_cond(node, groups: dict[str, tuple]) -> Fn:
     return truthy
 
 
-def _and(parts):
+def _and(parts: tuple[Fn, ...]) -> Fn:
     if len(parts) == 2:
         f, g = parts
 
-        def and2(ctx):
+        def and2(ctx: Ctx) -> Any:
             a = f(ctx)
             if a is False:
                 return False
@@ -155,7 +159,7 @@ def _and(parts):
     if len(parts) == 3:
         f, g, h = parts
 
-        def and3(ctx):
+        def and3(ctx: Ctx) -> Any:
             a = f(ctx)
             if a is False:
                 return False
@@ -169,7 +173,7 @@ def _and(parts):
 
         return and3
 
-    def and_n(ctx):
+    def and_n(ctx: Ctx) -> Any:
         results = []
         for p in parts:
             r = p(ctx)
@@ -181,85 +185,12 @@ def _and(parts):
     return and_n
 
 
-# ``a and b and …`` as one generated function: the simple tests (_simple_test)
-# inline, any other clause called; the same results, in the same order, with the
-# same short cuts as _and. A call per clause was over a third of evaluating a
-# three-clause rule. The code depends only on the clauses' kinds: made once per shape.
-_FUSED: dict[tuple, Callable] = {}
-
-# per kind of simple test: its code, setting {r} from the test's constants {k0}, {k1}, …
-# ({v}: the test's variant, e.g. the entity of an attribute); each does what the
-# closure of that kind in _compile_compare does
-_SNIPPET = {
-    "call": "{r} = {k0}(ctx)\n",
-    "claim_eq": (
-        "v = claims.get({k0})\n"
-        "if v is None:\n    {r} = {k3}\n"
-        "elif v.__class__ is {k2}:\n    {r} = v == {k1}\n"
-        "else:\n    {r} = eq(v, {k1})\n"
-    ),
-    "claim_in": (
-        "v = claims.get({k0})\n"
-        "if v is None:\n    {r} = {k3}\n"
-        "elif v.__class__ is str:\n    {r} = v in {k1}\n"
-        "else:\n    {r} = member(v, {k2})\n"
-    ),
-    "attr_eq": "{r} = ctx.{v}.get({k0}) == {k1}\n",
-}
-
 # a claim (a string) tested against a string: the test on two strings (values.py)
 _STRING_TESTS = {"starts with": str.startswith, "ends with": str.endswith, "contains": str.__contains__}
 
-# the kinds inlined: the three commonest only, as each shape costs a compile of its text
-_INLINE = frozenset(_SNIPPET) - {"call"}
 
-
-def _fused_and(items, groups) -> Fn | None:
-    tests = [_simple_test(x, groups) if type(x) is A.Compare else None for x in items]
-    if len(items) < 2 or all(t is None or t[0] not in _INLINE for t in tests):
-        return None
-    tests = [
-        t
-        if t is not None and t[0] in _INLINE
-        else ("call", None, compile_cond(x, groups) if t is None else _test_closure(t, x, groups))
-        for x, t in zip(items, tests)
-    ]
-    shape = tuple((t[0], t[1], len(t) - 2) for t in tests)
-    make = _FUSED.get(shape)
-    if make is None:
-        make = _FUSED[shape] = _make_fused(shape)
-    return make(V.eq, V.member, V.k_and, *[k for t in tests for k in t[2:]])
-
-
-def _make_fused(shape: tuple) -> Callable:
-    n = len(shape)
-    params: list[str] = []
-    body = ["claims = ctx.claims\n"] if any(kind.startswith("claim") for kind, _, _ in shape) else []
-    for i, (kind, variant, n_consts) in enumerate(shape):
-        k = {f"k{j}": f"k{i}_{j}" for j in range(n_consts)}
-        params.extend(k.values())
-        body.append(_SNIPPET[kind].format(r=f"r{i}", v=variant, **k))
-        if i < n - 1:
-            body.append(f"if r{i} is False:\n    return False\n")
-    if n == 2:  # as and2
-        body.append("if r0 is True:\n    return r1\nif r1 is True:\n    return r0\nreturn k_and((r0, r1))\n")
-    elif n == 3:  # as and3
-        body.append("if r0 is True and r1 is True:\n    return r2\nreturn k_and((r0, r1, r2))\n")
-    else:  # as and_n
-        body.append(f"return k_and([{', '.join(f'r{i}' for i in range(n))}])\n")
-    code = "".join(body).replace("\n", "\n        ")
-    src = (
-        f"def make(eq, member, k_and, {', '.join(params)}):\n"
-        f"    def fused_and(ctx):\n        {code}\n"
-        f"    return fused_and\n"
-    )
-    ns: dict = {}
-    exec(compile(src, "<fused and>", "exec"), ns)
-    return ns["make"]
-
-
-def _or(parts):
-    def or_n(ctx):
+def _or(parts: tuple[Fn, ...]) -> Fn:
+    def or_n(ctx: Ctx) -> Any:
         results = []
         for p in parts:
             r = p(ctx)
@@ -271,9 +202,9 @@ def _or(parts):
     return or_n
 
 
-def _simple_test(node: A.Compare, groups) -> tuple | None:
-    """The comparisons policies use most, tested without operand closures (by
-    their own closure, or inline in a fused ``and``): (kind, variant, constants…)
+def _simple_test(node: A.Compare, groups: Groups) -> tuple[Any, ...] | None:
+    """The comparisons policies use most, tested by one closure without operand
+    closures: (kind, variant, constants…)
 
     * ``("claim_eq", None, name, const, const's class, Unknown)``: a claim == a string or bool
     * ``("claim_in", None, name, frozenset, tuple, Unknown)``: a claim in a list of strings
@@ -318,20 +249,23 @@ def _simple_test(node: A.Compare, groups) -> tuple | None:
     return None
 
 
-def _compile_compare(node: A.Compare, groups) -> Fn:
+def _compile_compare(node: A.Compare, groups: Groups) -> Fn:
+    # the simple tests' own closures: with the general comparison for every test, the
+    # three-clause rule executes 72 % more instructions per decision (38,656 → 66,409,
+    # bench/policy_instructions.py, 3 December 2026)
     simple = _simple_test(node, groups)
     if simple is None:
         return _general_compare(node, groups)
     return _test_closure(simple, node, groups)
 
 
-def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
+def _test_closure(simple: tuple[Any, ...], node: A.Compare, groups: Groups) -> Fn:
     """The closure of a simple test (``_simple_test(node, groups)``)."""
     kind, variant = simple[0], simple[1]
     if kind == "claim_eq":
         _, _, name, const, cls, missing = simple
 
-        def claim_eq(ctx):
+        def claim_eq(ctx: Ctx) -> Any:
             v = ctx.claims.get(name)
             if v is None:
                 return missing
@@ -343,7 +277,7 @@ def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
     if kind == "claim_in":
         _, _, name, members, const, missing = simple
 
-        def claim_in(ctx):
+        def claim_in(ctx: Ctx) -> Any:
             v = ctx.claims.get(name)
             if v is None:
                 return missing
@@ -356,7 +290,7 @@ def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
         _, op, name, const, missing, general = simple
         test = _STRING_TESTS[op]
 
-        def claim_str(ctx):
+        def claim_str(ctx: Ctx) -> Any:
             v = ctx.claims.get(name)
             if v is None:
                 return missing
@@ -373,26 +307,26 @@ def _test_closure(simple: tuple, node: A.Compare, groups) -> Fn:
     _, _, attr, members, general = simple
     if variant == "client":
 
-        def client_in(ctx):
+        def client_in(ctx: Ctx) -> Any:
             v = ctx.client.get(attr)
             return v in members if v.__class__ is str else general(ctx)
 
         return client_in
 
-    def resource_in(ctx):
+    def resource_in(ctx: Ctx) -> Any:
         v = ctx.resource.get(attr)
         return v in members if v.__class__ is str else general(ctx)
 
     return resource_in
 
 
-def _general_later(node: A.Compare, groups) -> Fn:
+def _general_later(node: A.Compare, groups: Groups) -> Fn:
     """``_general_compare(node, groups)``, made the first time a value needs it (a
     claim or attribute that is not a string): most rules never do, and making it
     for every rule was a twentieth of loading a large policy set."""
     made: list[Fn] = []
 
-    def general(ctx):
+    def general(ctx: Ctx) -> Any:
         if not made:
             made.append(_general_compare(node, groups))  # (two threads may both make it: alike)
         return made[0](ctx)
@@ -400,14 +334,14 @@ def _general_later(node: A.Compare, groups) -> Fn:
     return general
 
 
-def _general_compare(node: A.Compare, groups) -> Fn:
+def _general_compare(node: A.Compare, groups: Groups) -> Fn:
     """Any comparison: operands evaluated, missing claims and errors carried, then the operator."""
     op = node.op
     left = compile_operand(node.left, groups)
     right = compile_operand(node.right, groups)
     fn = OPS[op]
 
-    def compare(ctx):
+    def compare(ctx: Ctx) -> Any:
         a = left(ctx)
         b = right(ctx)
         if a.__class__ is Missing or b.__class__ is Missing or a.__class__ is Err or b.__class__ is Err:
@@ -423,7 +357,7 @@ def _general_compare(node: A.Compare, groups) -> Fn:
 # ------------------------------------------------------------------ rules
 
 
-def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
+def rule_condition(rule: A.Rule, groups: Groups) -> Fn | None:
     """``when A unless B`` → ``A and not B`` (Kleene)."""
     when = compile_cond(rule.when, groups) if rule.when is not None else None
     unless = compile_cond(rule.unless, groups) if rule.unless is not None else None
@@ -433,7 +367,7 @@ def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
         return when
     if when is None:
 
-        def unless_only(ctx):
+        def unless_only(ctx: Ctx) -> Any:
             r = unless(ctx)
             if r is True or r is False:
                 return not r
@@ -441,7 +375,7 @@ def rule_condition(rule: A.Rule, groups: dict[str, tuple]) -> Fn | None:
 
         return unless_only
 
-    def both(ctx):
+    def both(ctx: Ctx) -> Any:
         a = when(ctx)
         if a is False:
             return False

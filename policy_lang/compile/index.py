@@ -21,19 +21,21 @@ class CRule:
     """A compiled rule."""
 
     effect: str
-    scopes: frozenset | None
+    scopes: frozenset[str] | None
     cond: Fn | None  # None: unconditional
     rule: A.Rule
     ref: str
     owner: str | None
     target: A.Target
     glob: V.Glob | None = None
-    order: int = 0
-    declared: dict = field(default_factory=dict)
+    order: int = 0  # the rule's position in its unit
+    declared: dict[str, tuple[str, str]] = field(default_factory=dict)
     until: datetime | None = None  # the rule stops applying after this instant
     timed: bool = False  # has a for/until bound (read on every decision)
 
     def __post_init__(self) -> None:
+        if self.target.pattern is not None:
+            self.glob = V.glob(self.target.pattern)
         e = self.rule.expiry
         if e is not None:
             self.timed = True
@@ -42,9 +44,10 @@ class CRule:
 
 
 class TargetIndex:
-    """One owner's (or the global) rules, by target."""
+    """One owner's (or the global) rules, by target. Rules are added in the
+    canonical order; :meth:`candidates` returns them in that order."""
 
-    __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "plans")
+    __slots__ = ("by_id", "by_type", "by_name", "by_type_name", "globs", "any", "rank")
 
     def __init__(self) -> None:
         self.by_id: dict[str, list[CRule]] = {}
@@ -53,26 +56,30 @@ class TargetIndex:
         self.by_type_name: dict[tuple[str, str], list[CRule]] = {}
         self.globs: list[CRule] = []
         self.any: list[CRule] = []
-        self.plans: dict = {}
+        self.rank: dict[int, int] = {}  # id(rule) → its position in this index
 
     def add(self, cr: CRule) -> None:
+        self.rank[id(cr)] = len(self.rank)
         t = cr.target
         k = t.kind
         if k == "any":
             self.any.append(cr)
         elif k == "id":
+            assert t.resource_id is not None
             self.by_id.setdefault(t.resource_id, []).append(cr)
         elif k == "type":
+            assert t.type is not None
             self.by_type.setdefault(t.type, []).append(cr)
         elif k == "name":
+            assert t.name is not None
             self.by_name.setdefault(t.name, []).append(cr)
         elif k == "type_name":
+            assert t.type is not None and t.name is not None
             self.by_type_name.setdefault((t.type, t.name), []).append(cr)
         else:  # name_like, type_name_like
-            cr.glob = V.glob(t.pattern)
             self.globs.append(cr)
 
-    def candidates(self, rid, rtype, rname) -> list[CRule]:
+    def candidates(self, rid: str | None, rtype: str | None, rname: str | None) -> list[CRule]:
         out: list[CRule] = []
         if self.any:
             out.extend(self.any)
@@ -95,15 +102,15 @@ class TargetIndex:
             for cr in self.globs:
                 if cr.target.kind == "type_name_like" and cr.target.type != rtype:
                     continue
-                if cr.glob.match(rname):
+                if cr.glob is not None and cr.glob.match(rname):
                     out.append(cr)
         if len(out) > 1:
-            out.sort(key=_order)
+            rank = self.rank
+            out.sort(key=lambda cr: rank[id(cr)])
         return out
 
 
-def _order(cr: CRule) -> int:
-    return cr.order
+Weighed = tuple[tuple[CRule, ...], tuple[CRule, ...], tuple[CRule, ...]]  # forbids, permits, asks
 
 
 class Plan:
@@ -114,12 +121,14 @@ class Plan:
 
     def __init__(self, rules: list[CRule]):
         self.rules = rules
-        self.by_scope: dict[str, tuple[tuple, tuple, tuple]] = {}
+        self.by_scope: dict[str, Weighed] = {}
 
-    def for_scope(self, scope: str) -> tuple[tuple, tuple, tuple]:
+    def for_scope(self, scope: str) -> Weighed:
         got = self.by_scope.get(scope)
         if got is None:
-            f, p, a = [], [], []
+            f: list[CRule] = []
+            p: list[CRule] = []
+            a: list[CRule] = []
             for cr in self.rules:
                 if cr.scopes is None or scope in cr.scopes:
                     (f if cr.effect == "forbid" else p if cr.effect == "permit" else a).append(cr)

@@ -19,6 +19,7 @@ Then, over all scopes: all granted → ``permit``; some need claims →
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -265,7 +266,7 @@ def _bound(cr: CRule, now: datetime) -> datetime | None:
     e = cr.rule.expiry
     if e is None:
         return None
-    if e.kind == "for":
+    if e.kind == "for" and e.duration is not None:
         try:
             return now + e.duration
         except OverflowError:  # past the last representable instant: bounded by that instant
@@ -285,16 +286,19 @@ def iso(t: datetime | None) -> str | None:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decision:
+def assemble(results: list[ScopeResult], declared_for: Callable[[str | None], dict[str, tuple[str, str]]]) -> Decision:
     """Scope results → the request-level decision (section 3, 'From scope results
     to the UMA answer') and its JSON members."""
     if len(results) == 1 and results[0].outcome != NEED and not results[0].errors:
+        # one scope of one resource, the usual request: without this shortcut a decision
+        # executes 44 % more instructions (38,656 → 55,749 for the three-clause rule,
+        # bench/policy_instructions.py, 3 December 2026)
         return assemble_one(results[0])
-    granted: dict[str, list] = {}
-    denied: dict[str, list] = {}
-    submitted: dict[str, list] = {}
+    granted: dict[str, list[str]] = {}
+    denied: dict[str, list[str]] = {}
+    submitted: dict[str, list[str]] = {}
     expiry: dict[str, datetime | None] = {}
-    missing_by_owner: dict[str, set] = {}
+    missing_by_owner: dict[str, set[str]] = {}
     reasons = []
     errors = []
     n_granted = n_need = n_sub = 0
@@ -339,7 +343,7 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
     if n_need:
         seen = set()
         for owner_key, names in missing_by_owner.items():
-            decl = declared_for.get(owner_key) or declared_for.get("", {})
+            decl = declared_for(owner_key)
             for name in sorted(names):
                 if name in seen:
                     continue
@@ -362,7 +366,7 @@ def assemble(results: list[ScopeResult], declared_for: dict[str, dict]) -> Decis
     )
 
 
-def _reasons(res: ScopeResult) -> list[dict]:
+def _reasons(res: ScopeResult) -> list[dict[str, Any]]:
     """The rules that decided one scope (for need_info: those whose claims are asked for)."""
     if res.outcome == NEED:
         return [
@@ -389,8 +393,7 @@ def assemble_one(res: ScopeResult) -> Decision:
     """The common case, one scope of one resource, without the bookkeeping."""
     rid = res.resource_id
     rule = res.rule
-    d = _blank(Decision)
-    d.reasons = [
+    reasons = [
         {
             "resource_id": rid,
             "scope": res.scope,
@@ -401,26 +404,10 @@ def assemble_one(res: ScopeResult) -> Decision:
     outcome = res.outcome
     if outcome == GRANTED:
         exp = res.expires_at
-        d.decision = "permit"
-        d.granted = [{"resource_id": rid, "scopes": [res.scope], "expires_at": iso(exp) if exp is not None else None}]
-        d.denied = []
-        d.submitted = []
-    elif outcome == SUBMITTED:
-        d.decision = "request_submitted"
-        d.granted = []
-        d.denied = []
-        d.submitted = [{"resource_id": rid, "scopes": [res.scope]}]
-    else:
-        d.decision = "deny"
-        d.granted = []
-        d.denied = [{"resource_id": rid, "scopes": [res.scope]}]
-        d.submitted = []
-    d.required_claims = []
-    d.errors = []
-    d.results = [res]
-    return d
-
-
-# Decision(...) runs the dataclass's generated __init__, a Python call made from C:
-# about a third of assemble_one. assemble_one fills every field of a blank instance.
-_blank = object.__new__
+        granted = [{"resource_id": rid, "scopes": [res.scope], "expires_at": iso(exp) if exp is not None else None}]
+        return Decision("permit", granted, [], [], [], reasons, [], [res])
+    if outcome == SUBMITTED:
+        return Decision(
+            "request_submitted", [], [], [{"resource_id": rid, "scopes": [res.scope]}], [], reasons, [], [res]
+        )
+    return Decision("deny", [], [{"resource_id": rid, "scopes": [res.scope]}], [], [], reasons, [], [res])

@@ -50,7 +50,7 @@ def parse_time(value: Any) -> datetime:
     return t
 
 
-def _obj(value: Any, what: str) -> dict:
+def _obj(value: Any, what: str) -> dict[str, Any]:
     if value.__class__ is dict:
         return value
     if value is None:
@@ -93,10 +93,10 @@ def _approvals(value: Any, what: str) -> dict[str, str]:
 
 
 _NO_APPROVALS: dict[str, str] = {}
-_NO_SOURCES: dict[str, dict] = {}
+_NO_SOURCES: dict[str, Any] = {}
 
 
-def _resource(value: Any, what: str) -> dict:
+def _resource(value: Any, what: str) -> dict[str, Any]:
     r = _obj(value, what)
     if r.get("id").__class__ is not str:
         raise RequestError(f"'{what}' needs an 'id' (a string)")
@@ -111,12 +111,18 @@ def _resource(value: Any, what: str) -> dict:
     return r
 
 
-def normalise(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, dict, dict, datetime]:
+#: one requested resource: (the resource, its scopes, the owner's answers by scope)
+Permission = tuple[dict[str, Any], list[str], dict[str, str]]
+#: a request checked: (permissions, claims, claim sources, client, time)
+Normalised = tuple[list[Permission], dict[str, Any], dict[str, Any], dict[str, Any], datetime]
+
+
+def normalise(request: Any) -> Normalised:
     """Check a request's shape → (permissions, claims, claim_sources, client, time)."""
     return plain_request(request) or check_request(request)
 
 
-def check_request(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dict, dict, dict, datetime]:
+def check_request(request: Any) -> Normalised:
     """:func:`normalise` for any request: each member checked in turn, the first
     problem raised as a :class:`RequestError`."""
     if not isinstance(request, dict):
@@ -126,7 +132,7 @@ def check_request(request: Any) -> tuple[list[tuple[dict, list[str], dict]], dic
         raise RequestError(
             f"unknown member {sorted(unknown)[0]!r} in the request (known: {', '.join(sorted(REQUEST_MEMBERS))})"
         )
-    perms: list[tuple[dict, list[str], dict]] = []
+    perms: list[Permission] = []
     if "permissions" in request:
         if "resource" in request or "scopes" in request:
             raise RequestError("give either 'resource' and 'scopes' or 'permissions', not both")
@@ -175,7 +181,7 @@ _PLAIN_MEMBERS = frozenset({"resource", "scopes", "claims", "client", "time"})
 _TEXT_OR_NONE = (str, type(None))
 
 
-def plain_request(request: Any) -> tuple | None:
+def plain_request(request: Any) -> Normalised | None:
     """The usual request (one resource; no approvals, claim sources or permissions)
     checked in one pass, as :func:`check_request` would accept it; None for anything
     else, and check_request (which names the problem) runs instead. A request is
@@ -220,7 +226,8 @@ def plain_request(request: Any) -> tuple | None:
     if t is None:
         now = datetime.now(UTC)
     else:
-        now = _TIME_CACHE.get(t) if t.__class__ is str else None
-        if now is None:
+        cached = _TIME_CACHE.get(t) if t.__class__ is str else None
+        if cached is None:
             return None  # not a time seen before: parse_time reads it
+        now = cached
     return [(r, scopes, _NO_APPROVALS)], claims, _NO_SOURCES, client, now

@@ -9,6 +9,7 @@ misspelt keyword, …) and turns it into one located diagnostic with a hint.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -205,6 +206,23 @@ def syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
         )
 
 
+def run_together_diagnostic(file: str, text: str, line: int, column: int, keyword: str, word: str) -> Diagnostic:
+    """A keyword run together with the letters after it (``permitview``): E120,
+    naming the whole word and the words it was probably meant to be."""
+    rest = word[len(keyword) :]
+    meant = f"{keyword} {rest}" if len(rest) > 1 and rest[0].isalpha() else keyword
+    return make(
+        "E120",
+        f"'{word}' is not a word of the language: did you mean '{meant}'?",
+        file,
+        text,
+        line,
+        column,
+        f"keywords are whole words: put a space after '{keyword}'" if meant != keyword else f"write '{keyword}'",
+        column + len(word),
+    )
+
+
 def _end_of_text(text: str) -> tuple[int, int]:
     """Just after the last token (trailing blanks and comments ignored)."""
     toks = _scan(text, len(text))
@@ -218,10 +236,11 @@ def _explain_syntax(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
     line = getattr(err, "line", 0) or 0
     col = getattr(err, "column", 0) or 0
     if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
-        rest = text[err.pos_in_stream :]
+        at = err.pos_in_stream or 0
+        ch = text[at] if at < len(text) else ""
+        rest = text[at:]
         if ch == '"':
-            end = text.find("\n", err.pos_in_stream)
+            end = text.find("\n", at)
             end = len(text) if end < 0 else end
             return make(
                 "E101",
@@ -231,7 +250,7 @@ def _explain_syntax(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
                 line,
                 col,
                 'close it with " on the same line',
-                col + max(1, end - err.pos_in_stream),
+                col + max(1, end - at),
             )
         m = re.match(r"\d+[A-Za-z]+\b", rest)
         if m:
@@ -337,7 +356,7 @@ def _explain_syntax(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
 def _accepts(err: UnexpectedInput) -> set[str]:
     expected = set(getattr(err, "expected", None) or ())
     try:  # LALR merges lookaheads; ask the parser what it really accepts here
-        expected = set(err.interactive_parser.accepts()) or expected  # type: ignore[attr-defined]
+        expected = set(err.interactive_parser.accepts()) or expected  # type: ignore[no-untyped-call]
     except Exception:
         pass
     if expected - {"$END"}:
@@ -454,7 +473,7 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
             prev.column + len(word),
         )
     if value in (")", "]") and _unclosed(toks) is None:
-        opener = "(" if value == ")" else "["
+        matching = "(" if value == ")" else "["
         return make(
             "E100",
             f"this '{value}' closes nothing",
@@ -462,7 +481,7 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
             text,
             line,
             col,
-            f"remove it, or add the matching '{opener}' before it",
+            f"remove it, or add the matching '{matching}' before it",
             col + 1,
         )
     starts_value = None
@@ -615,12 +634,12 @@ def _near_keyword(word: str, expected: set[str]) -> str | None:
     """A keyword the position accepts that ``word`` looks like a misspelling of."""
     import difflib
 
-    words = {keyword_of(name) for name in expected} - {None}
+    words = {w for w in map(keyword_of, expected) if w is not None}
     if "EFFECT" in expected:
         words |= set(EFFECTS)
     if "STARTS" in expected:
         words |= {"starts with", "ends with"}
-    words = {w for w in words if w and w[0].isalpha()}
+    words = {w for w in words if w[0].isalpha()}
     got = difflib.get_close_matches(word.lower(), sorted(words), n=1, cutoff=0.65)
     return got[0] if got and got[0] != word else None
 
@@ -639,9 +658,10 @@ def _describe_token(tok: Token) -> str:
 def line_start(text: str, tok: Token) -> bool:
     """Is ``tok`` the first thing on its line (where a rule would start)?"""
     lines = text.split("\n")
-    if not (0 < (tok.line or 0) <= len(lines)):
+    line, column = tok.line or 0, tok.column or 1
+    if not (0 < line <= len(lines)):
         return False
-    return lines[tok.line - 1][: tok.column - 1].strip() == ""
+    return lines[line - 1][: column - 1].strip() == ""
 
 
 # Terminals that start a value, and the operators, named once instead of token by token.
@@ -665,7 +685,7 @@ _IN_VALUE = {
 _IN_OPERATOR = {"COMPARATOR", "IN", "NOT", "CONTAINS", "STARTS", "ENDS", "LIKE"}
 
 
-def _expected_words(expected) -> str:
+def _expected_words(expected: Iterable[str] | None) -> str:
     """What a position accepts, in words (never token names)."""
     rest = set(expected or ()) - {"$END"}
     items: list[str] = []

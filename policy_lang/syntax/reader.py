@@ -1,44 +1,70 @@
 """Text → AST, with located syntax errors in a policy author's words.
 
 The grammar lives in ``grammar.lark`` (LALR, contextual lexer). The parser's
-callbacks (``_Build``) make the typed nodes of :mod:`policy_lang.ast` while it
-reads, with no parse tree in between; literal problems (a timestamp that is no
-date, a bad escape) become diagnostics instead of exceptions, so one pass
-reports them all.
+callbacks (``_Build``) make the typed nodes of :mod:`policy_lang.syntax.ast`
+while it reads, with no parse tree in between; literal problems (a timestamp
+that is no date, a bad escape) become diagnostics instead of exceptions, so one
+pass reports them all.
+
+One reader, two backends behind :func:`parse` (``backend=``), both driving an
+LALR parser over the same grammar and tables with the same callbacks:
+
+- ``"lark"``: Lark's own parser and contextual lexer. The reference: it decides
+  what every text means, and every syntax error is reported from it.
+- ``"compiled"`` (the default): lark-cython's compiled LALR loop, fed by a
+  one-pass lexer (``_FastReader``). A whole load of 10,000 rules takes about
+  two thirds of the time it takes with ``"lark"`` (``bench/reader.py``). It
+  takes a text only when the parser accepts every token it made; any other
+  text (an error, a keyword used as a name) is read by ``"lark"``, and each
+  such re-reading is counted (:func:`rereads`) and logged (DEBUG, logger
+  ``policy_lang.syntax``). ``tests/policy_lang/test_reader_backends.py``
+  shows, over generated policies, that the two give the same AST, comments
+  and diagnostics.
+
+Keywords are whole words: a keyword run together with the next letters
+(``permitview``) is an error (E120) naming the word, in both backends.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from itertools import chain
+from typing import Any, Literal, cast
 
-from lark import Lark
-
-try:  # an optional accelerator of the same parser (a dependency; absent on some platforms)
-    import lark_cython
-except ImportError:  # pragma: no cover - the wheel exists for the platforms we run on
-    lark_cython = None
+import lark_cython
+from lark import Lark, Token
 from lark.exceptions import UnexpectedInput
 
 from ..diagnostics import Diagnostic, PolicyError, make
 from . import ast as A
-from .errors import syntax_diagnostic
-from .grammar import GRAMMAR
+from .errors import run_together_diagnostic, syntax_diagnostic
+from .grammar import GRAMMAR, KEYWORDS, NAME_CHARS
+from .visitor import children
+
+log = logging.getLogger("policy_lang.syntax")
+
+Backend = Literal["compiled", "lark"]
+BACKENDS: tuple[Backend, ...] = ("compiled", "lark")
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _unquote(tok: str) -> str:
     """A STRING token's value (JSON escapes). Most strings have no escape and no
-    control character: their value is what stands between the quotes."""
+    control character: their value is what stands between the quotes (without
+    this short cut, json.loads for every string: 4 to 7% more on a whole load
+    of 10,000 rules, two runs)."""
     text = str(tok)
     if _NEEDS_JSON(text) is None:
         return text[1:-1]
-    return json.loads(text)
+    value: str = json.loads(text)
+    return value
 
 
 _NEEDS_JSON = re.compile(r"[\\\x00-\x1f]").search
@@ -76,7 +102,7 @@ class _Part:
 
     __slots__ = ("value", "pos")
 
-    def __init__(self, value, pos: A.Pos):
+    def __init__(self, value: Any, pos: A.Pos):
         self.value = value
         self.pos = pos
 
@@ -87,8 +113,6 @@ class _Paren(_Part):
     __slots__ = ()
 
 
-# A.Pos from a tuple of its five fields, without the Python-level __new__ of a NamedTuple
-_new_pos = partial(tuple.__new__, A.Pos)
 _CTX = threading.local()  # the file being read by this thread: name, text, owner, diagnostics
 
 
@@ -97,36 +121,41 @@ _CTX = threading.local()  # the file being read by this thread: name, text, owne
 # knows which of the two are tokens and which nodes (or parts): one helper per case.
 
 
-def _tt(first, last) -> A.Pos:
-    return _new_pos((_CTX.file, first.line, first.column, last.end_line, last.end_column))
+def _tt(first: Any, last: Any) -> A.Pos:
+    return A.Pos(_CTX.file, first.line, first.column, last.end_line, last.end_column)
 
 
-def _tn(first, last) -> A.Pos:
+def _tn(first: Any, last: Any) -> A.Pos:
     p = last.pos
-    return _new_pos((_CTX.file, first.line, first.column, p.end_line, p.end_column))
+    return A.Pos(_CTX.file, first.line, first.column, p.end_line, p.end_column)
 
 
-def _nn(first, last) -> A.Pos:
+def _nn(first: Any, last: Any) -> A.Pos:
     p, q = first.pos, last.pos
-    return _new_pos((_CTX.file, p.line, p.column, q.end_line, q.end_column))
+    return A.Pos(_CTX.file, p.line, p.column, q.end_line, q.end_column)
 
 
-def _tok_pos(tok) -> A.Pos:
-    return _new_pos((_CTX.file, tok.line, tok.column, tok.end_line, tok.end_column))
+def _tok_pos(tok: Any) -> A.Pos:
+    return A.Pos(_CTX.file, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-def _bare(x):
+def _bare(x: Any) -> Any:
     """An operand without its parentheses."""
     return x.value if x.__class__ is _Paren else x
 
 
-def _diag(code: str, msg: str, tok, hint: str = "") -> None:
+def _binop(op: str, ch: list[Any]) -> A.Compare:
+    """``left OP right`` (OP of one or two words)."""
+    return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _nn(ch[0], ch[-1]))
+
+
+def _diag(code: str, msg: str, tok: Any, hint: str = "") -> None:
     _CTX.diags.append(
         make(code, msg, _CTX.file, _CTX.text, tok.line, tok.column, hint, getattr(tok, "end_column", 0) or 0)
     )
 
 
-def _string(tok) -> str:
+def _string(tok: Any) -> str:
     try:
         return _unquote(tok.value)
     except ValueError:
@@ -136,7 +165,7 @@ def _string(tok) -> str:
             tok,
             r"use \" for a quote, \\ for a backslash, \n for a new line, \uXXXX for others",
         )
-        return tok.value[1:-1]
+        return str(tok.value)[1:-1]
 
 
 class _Build:
@@ -146,50 +175,50 @@ class _Build:
     (name, text, owner, diagnostics) is in ``_CTX``, so one parser serves every thread."""
 
     # ------------------------------------------------------------ file level
-    def start(self, ch):
+    def start(self, ch: list[Any]) -> Any:
         return ch
 
-    def owner_header(self, ch):
+    def owner_header(self, ch: list[Any]) -> Any:
         owner = _string(ch[1])
         _CTX.owner = owner
         return ("owner", owner, _tt(ch[0], ch[1]))
 
-    def global_header(self, ch):
+    def global_header(self, ch: list[Any]) -> Any:
         _CTX.owner = None
         return ("global", None, _tok_pos(ch[0]))
 
-    def group_decl(self, ch):  # group NAME = [ … ]
+    def group_decl(self, ch: list[Any]) -> Any:  # group NAME = [ … ]
         return A.GroupDecl(ch[1].value, ch[3], _tn(ch[0], ch[3]))
 
-    def claim_name(self, ch):
+    def claim_name(self, ch: list[Any]) -> Any:
         tok = ch[0]
         if tok.type == "STRING":
             return _Part((_string(tok), True), _tok_pos(tok))
         return _Part((tok.value, False), _tok_pos(tok))
 
-    def token_format(self, ch):
+    def token_format(self, ch: list[Any]) -> Any:
         tok = ch[0]
         if tok.type == "STRING":
             return _Part((_string(tok), True), _tok_pos(tok))
         return _Part((tok.value, False), _tok_pos(tok))
 
-    def claims_decl(self, ch):  # claims a, b from "issuer" as format
+    def claims_decl(self, ch: list[Any]) -> Any:  # claims a, b from "issuer" as format
         names = [c.value for c in ch[1:-4:2]]
         fmt = ch[-1].value
         return A.ClaimsDecl(
             tuple(n for n, _ in names), _string(ch[-3]), fmt[0], _tn(ch[0], ch[-1]), tuple(q for _, q in names), fmt[1]
         )
 
-    def scope_name(self, ch):
+    def scope_name(self, ch: list[Any]) -> Any:
         tok = ch[0]
         value = _string(tok) if tok.type == "STRING" else tok.value
         return _Part(value, _tok_pos(tok))
 
-    def type_decl(self, ch):  # type "t" has scopes a, b
+    def type_decl(self, ch: list[Any]) -> Any:  # type "t" has scopes a, b
         return A.TypeDecl(_string(ch[1]), tuple(s.value for s in ch[4::2]), _tn(ch[0], ch[-1]))
 
     # ------------------------------------------------------------ rules
-    def rule(self, ch):
+    def rule(self, ch: list[Any]) -> Any:
         effect_tok, scopes, _on, target, *rest = ch
         when = unless = expiry = None
         for part in rest:
@@ -204,20 +233,20 @@ class _Build:
             effect_tok.value, names, target, when, unless, expiry, _tn(effect_tok, ch[-1]), positions, _CTX.owner
         )
 
-    def any_scope(self, ch):
+    def any_scope(self, ch: list[Any]) -> Any:
         return _Part((None, ()), _tt(ch[0], ch[1]))
 
-    def scope_list(self, ch):
+    def scope_list(self, ch: list[Any]) -> Any:
         items = ch[::2]
         return _Part((tuple(s.value for s in items), tuple(s.pos for s in items)), _nn(ch[0], ch[-1]))
 
-    def target_any(self, ch):
+    def target_any(self, ch: list[Any]) -> Any:
         return A.Target("any", pos=_tt(ch[0], ch[1]))
 
-    def target_id(self, ch):
+    def target_id(self, ch: list[Any]) -> Any:
         return A.Target("id", resource_id=_string(ch[1]), pos=_tt(ch[0], ch[1]))
 
-    def target_type(self, ch):
+    def target_type(self, ch: list[Any]) -> Any:
         type_ = _string(ch[1])
         if len(ch) == 2:
             return A.Target("type", type=type_, pos=_tt(ch[0], ch[1]))
@@ -226,25 +255,25 @@ class _Build:
             return A.Target("type_name", type=type_, name=value, pos=_tn(ch[0], ch[2]))
         return A.Target("type_name_like", type=type_, pattern=value, pos=_tn(ch[0], ch[2]))
 
-    def target_name(self, ch):
+    def target_name(self, ch: list[Any]) -> Any:
         kind, value = ch[0].value
         if kind == "name":
             return A.Target("name", name=value, pos=ch[0].pos)
         return A.Target("name_like", pattern=value, pos=ch[0].pos)
 
-    def name_exact(self, ch):
+    def name_exact(self, ch: list[Any]) -> Any:
         return _Part(("name", _string(ch[1])), _tt(ch[0], ch[1]))
 
-    def name_like(self, ch):
+    def name_like(self, ch: list[Any]) -> Any:
         return _Part(("like", _string(ch[2])), _tt(ch[0], ch[2]))
 
-    def when_clause(self, ch):
+    def when_clause(self, ch: list[Any]) -> Any:
         return _Part(("when", _bare(ch[1])), _tn(ch[0], ch[1]))
 
-    def unless_clause(self, ch):
+    def unless_clause(self, ch: list[Any]) -> Any:
         return _Part(("unless", _bare(ch[1])), _tn(ch[0], ch[1]))
 
-    def expiry_for(self, ch):
+    def expiry_for(self, ch: list[Any]) -> Any:
         tok = ch[1]
         try:
             d = parse_duration(tok.value)
@@ -253,7 +282,7 @@ class _Build:
             d = None  # not a zero duration: no second error (E214) for the same mistake
         return A.Expiry("for", d, None, tok.value, _tt(ch[0], tok))
 
-    def expiry_until(self, ch):
+    def expiry_until(self, ch: list[Any]) -> Any:
         tok = ch[1]
         try:
             t = parse_timestamp(tok.value)
@@ -263,88 +292,90 @@ class _Build:
         return A.Expiry("until", None, t, tok.value, _tt(ch[0], tok))
 
     # ------------------------------------------------------------ expressions
-    def operand(self, ch):  # ( expr ): the expression, with the parentheses' span
+    def operand(self, ch: list[Any]) -> Any:  # ( expr ): the expression, with the parentheses' span
         return _Paren(_bare(ch[1]), _tt(ch[0], ch[2]))
 
-    def or_(self, ch):
+    def or_(self, ch: list[Any]) -> Any:
         return A.Or(tuple(_bare(c) for c in ch[::2]), _nn(ch[0], ch[-1]))
 
-    def and_(self, ch):
+    def and_(self, ch: list[Any]) -> Any:
         return A.And(tuple(_bare(c) for c in ch[::2]), _nn(ch[0], ch[-1]))
 
-    def not_(self, ch):
+    def not_(self, ch: list[Any]) -> Any:
         return A.Not(_bare(ch[1]), _tn(ch[0], ch[1]))
 
-    def compare(self, ch):
+    def compare(self, ch: list[Any]) -> Any:
         left, op, right = ch
         return A.Compare(op.value, _bare(left), _bare(right), _nn(left, right))
 
-    def _binop(op):
-        def build(self, ch):
-            return A.Compare(op, _bare(ch[0]), _bare(ch[-1]), _nn(ch[0], ch[-1]))
+    def in_(self, ch: list[Any]) -> A.Compare:
+        return _binop("in", ch)
 
-        return build
+    def not_in(self, ch: list[Any]) -> A.Compare:
+        return _binop("not in", ch)
 
-    in_ = _binop("in")
-    not_in = _binop("not in")
-    contains = _binop("contains")
-    starts_with = _binop("starts with")
-    ends_with = _binop("ends with")
-    like = _binop("like")
-    del _binop
+    def contains(self, ch: list[Any]) -> A.Compare:
+        return _binop("contains", ch)
 
-    def has(self, ch):
+    def starts_with(self, ch: list[Any]) -> A.Compare:
+        return _binop("starts with", ch)
+
+    def ends_with(self, ch: list[Any]) -> A.Compare:
+        return _binop("ends with", ch)
+
+    def like(self, ch: list[Any]) -> A.Compare:
+        return _binop("like", ch)
+
+    def has(self, ch: list[Any]) -> Any:
         return A.Has(ch[1], _tn(ch[0], ch[1]))
 
-    def claim_path(self, ch):  # one token: claims.a.b
+    def claim_path(self, ch: list[Any]) -> Any:  # one token: claims.a.b
         tok = ch[0]
         names = tuple(tok.value.split(".")[1:])
         return A.ClaimRef(names[0], names, False, _tok_pos(tok))
 
-    def claim_ref(self, ch):  # claims . a . b, spaced out
+    def claim_ref(self, ch: list[Any]) -> Any:  # claims . a . b, spaced out
         names = tuple(t.value for t in ch[2::2])
         return A.ClaimRef(names[0], names, False, _tt(ch[0], ch[-1]))
 
-    def claim_ref_quoted(self, ch):  # claims["…"]
+    def claim_ref_quoted(self, ch: list[Any]) -> Any:  # claims["…"]
         name = _string(ch[2])
         return A.ClaimRef(name, (name,), True, _tt(ch[0], ch[3]))
 
-    def client_attr(self, ch):  # one token: client.id
+    def client_attr(self, ch: list[Any]) -> Any:  # one token: client.id
         return A.AttrRef("client", ch[0].value[7:], _tok_pos(ch[0]))
 
-    def client_ref(self, ch):
+    def client_ref(self, ch: list[Any]) -> Any:
         return A.AttrRef("client", ch[2].value, _tt(ch[0], ch[2]))
 
-    def resource_attr(self, ch):  # one token: resource.type
+    def resource_attr(self, ch: list[Any]) -> Any:  # one token: resource.type
         return A.AttrRef("resource", ch[0].value[9:], _tok_pos(ch[0]))
 
-    def resource_ref(self, ch):
+    def resource_ref(self, ch: list[Any]) -> Any:
         return A.AttrRef("resource", ch[2].value, _tt(ch[0], ch[2]))
 
-    def now_ref(self, ch):
+    def now_ref(self, ch: list[Any]) -> Any:
         return A.NowRef(_tok_pos(ch[0]))
 
-    def group_ref(self, ch):
+    def group_ref(self, ch: list[Any]) -> Any:
         return A.GroupRef(ch[0].value, _tok_pos(ch[0]))
 
-    def string(self, ch):
+    def string(self, ch: list[Any]) -> Any:
         tok = ch[0]
-        text = tok.value
-        value = text[1:-1] if _NEEDS_JSON(text) is None else _string(tok)
-        return A.Literal(value, "string", _tok_pos(tok), text)
+        return A.Literal(_string(tok), "string", _tok_pos(tok), tok.value)
 
-    def number(self, ch):
+    def number(self, ch: list[Any]) -> Any:
         text = ch[0].value
         value = float(text) if "." in text else int(text)
         return A.Literal(value, "number", _tok_pos(ch[0]), text)
 
-    def true(self, ch):
+    def true(self, ch: list[Any]) -> Any:
         return A.Literal(True, "bool", _tok_pos(ch[0]), "true")
 
-    def false(self, ch):
+    def false(self, ch: list[Any]) -> Any:
         return A.Literal(False, "bool", _tok_pos(ch[0]), "false")
 
-    def timestamp(self, ch):
+    def timestamp(self, ch: list[Any]) -> Any:
         tok = ch[0]
         try:
             value = parse_timestamp(tok.value)
@@ -353,7 +384,7 @@ class _Build:
             value = datetime(1970, 1, 1, tzinfo=UTC)
         return A.Literal(value, "timestamp", _tok_pos(tok), tok.value)
 
-    def duration(self, ch):
+    def duration(self, ch: list[Any]) -> Any:
         tok = ch[0]
         try:
             value = parse_duration(tok.value)
@@ -362,7 +393,7 @@ class _Build:
             value = timedelta(0)
         return A.Literal(value, "duration", _tok_pos(tok), tok.value)
 
-    def list_lit(self, ch):
+    def list_lit(self, ch: list[Any]) -> Any:
         return A.Literal(tuple(c for c in ch if c.__class__ is A.Literal), "list", _tt(ch[0], ch[-1]))
 
 
@@ -376,30 +407,36 @@ def _ts_hint(e: Exception) -> str:
 # ------------------------------------------------------------------ entry point
 
 
-def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[A.PolicyFile | None, list[Diagnostic]]:
+def parse(
+    text: str, file: str = "<policy>", owner: str | None = None, *, backend: Backend = "compiled"
+) -> tuple[A.PolicyFile | None, list[Diagnostic]]:
     """Parse one policy text. Returns ``(PolicyFile or None, diagnostics)``;
     never raises for bad text. ``owner`` is the uploader of an owner upload:
-    it fills in a missing header; the checker refuses a header naming anyone else."""
+    it fills in a missing header; the checker refuses a header naming anyone else.
+    ``backend`` picks the LALR loop (module docstring); both read alike."""
     if "\x00" in text:
         i = text.index("\x00")
         line = text.count("\n", 0, i) + 1
         col = i - (text.rfind("\n", 0, i) + 1) + 1
         return None, [make("E105", "unexpected NUL character", file, text, line, col)]
+    if backend == "compiled":
+        reader: _FastReader | Lark = _fast_parser()
+    elif backend == "lark":
+        reader = _comment_parser()
+    else:
+        raise ValueError(f"no such reader backend: {backend!r} (one of {', '.join(BACKENDS)})")
     ctx = _CTX
     try:
         try:
-            items = _read(text, file, owner, _fast_parser())
-        except Exception:
-            try:
-                items = _read(text, file, owner, _comment_parser())
-            except UnexpectedInput as err:
-                return None, [syntax_diagnostic(file, text, err)]
-            except Exception as err:
-                return None, [make("E100", f"cannot read this policy: {err}", file, text, 1, 1)]
+            items = _read(text, file, owner, reader)
+        except UnexpectedInput as err:
+            return None, [syntax_diagnostic(file, text, err)]
+        except RunTogether as err:
+            return None, [run_together_diagnostic(file, text, err.line, err.column, err.keyword, err.word)]
         comments, diags = ctx.comments, ctx.diags
     finally:
         ctx.file = ctx.text = ctx.owner = ctx.comments = ctx.diags = None
-    deep = _too_deep(text, items)
+    deep = _too_deep(items)
     if deep is not None:
         return None, [
             make(
@@ -440,11 +477,18 @@ def parse(text: str, file: str = "<policy>", owner: str | None = None) -> tuple[
     return pf, diags
 
 
-def _read(text: str, file: str, owner: str | None, parser: Lark) -> list:
-    """The file's items (header first), built by ``_Build`` while ``parser`` reads."""
+def parse_or_raise(text: str, file: str = "<policy>", owner: str | None = None) -> A.PolicyFile:
+    pf, diags = parse(text, file, owner)
+    if pf is None or any(d.is_error for d in diags):
+        raise PolicyError(diags)
+    return pf
+
+
+def _read(text: str, file: str, owner: str | None, reader: _FastReader | Lark) -> list[Any]:
+    """The file's items (header first), built by ``_Build`` while ``reader`` reads."""
     ctx = _CTX
     ctx.file, ctx.text, ctx.owner, ctx.comments, ctx.diags = file, text, owner, [], []
-    return parser.parse(text)
+    return cast(list[Any], reader.parse(text))
 
 
 # Deeper nesting than this is refused: every later stage (checker, compiler,
@@ -452,17 +496,12 @@ def _read(text: str, file: str, owner: str | None, parser: Lark) -> list:
 MAX_DEPTH = 64
 
 
-def _too_deep(text: str, items: list) -> A.Pos | None:
+def _too_deep(items: list[Any]) -> A.Pos | None:
     """Where the first node nested deeper than MAX_DEPTH starts, if any.
 
     Depth counts each expression node and each list (parentheses add none); a
-    condition's outermost node is at depth 1. Without parentheses, a condition is
-    at most 5 deep plus one per 'not' and per '['; each '(' adds at most 3 (an
-    'or', an 'and' and a comparison inside it). A text whose bound stays within
-    the limit needs no walk, which is every ordinary policy."""
-    if 5 + 3 * text.count("(") + text.count("not") + text.count("[") <= MAX_DEPTH:
-        return None
-    roots = []
+    condition's outermost node is at depth 1."""
+    roots: list[A.Expr] = []
     for item in items:
         cls = item.__class__
         if cls is A.Rule:
@@ -470,109 +509,104 @@ def _too_deep(text: str, items: list) -> A.Pos | None:
         elif cls is A.GroupDecl:
             roots.append(item.members)
     for root in roots:
-        stack = [(root, 1)]  # depth first, left to right: the first too deep in reading order
-        while stack:
-            node, depth = stack.pop()
+        for node, depth in _depth_first(root):
             if depth > MAX_DEPTH:
                 return node.pos
-            stack += [(c, depth + 1) for c in reversed(_children(node))]
     return None
 
 
-def _children(node) -> tuple:
-    cls = node.__class__
-    if cls is A.And or cls is A.Or:
-        return node.items
-    if cls is A.Not:
-        return (node.item,)
-    if cls is A.Compare:
-        return (node.left, node.right)
-    if cls is A.Has:
-        return (node.ref,)
-    if cls is A.Literal and node.kind == "list":
-        return node.value
-    return ()
+def _depth_first(root: A.Expr) -> Iterator[tuple[A.Expr, int]]:
+    """Every node under ``root`` with its depth (root at 1), in reading order, without recursion."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        yield node, depth
+        stack += [(c, depth + 1) for c in reversed(children(node))]
 
 
-def _on_comment(tok) -> None:
+# ------------------------------------------------------------------ whole words
+
+
+class RunTogether(Exception):
+    """A keyword run together with the letters after it (``permitview``): raised
+    by the reference lexer, reported as E120."""
+
+    def __init__(self, keyword: str, word: str, line: int, column: int):
+        super().__init__(f"{word!r} at {line}:{column}")
+        self.keyword, self.word, self.line, self.column = keyword, word, line, column
+
+
+def _whole_word(tok: Token) -> Token:
+    """The reference lexer's callback for every keyword terminal: the keyword must
+    not be followed by a character that continues a name. (Lark's contextual lexer
+    matches a keyword on its own where the parser accepts no name, so it read
+    ``permitview`` as ``permit view``; the one-pass lexer reads whole words.)"""
+    text = _CTX.text
+    end = tok.end_pos
+    if end is not None and text is not None and end < len(text):
+        tail = NAME_CHARS.match(text, end)
+        if tail is not None and tail.end() > end:
+            raise RunTogether(str(tok), str(tok) + tail.group(0), tok.line or 1, tok.column or 1)
+    return tok
+
+
+def _on_comment(tok: Token) -> None:
     """The lexer's callback for comments (kept for fmt), into this thread's file."""
     comments = getattr(_CTX, "comments", None)
     if comments is not None:
         comments.append((tok.line, tok.column, tok.value))
 
 
-def _read_alone(text: str, parser=None) -> list:
-    """The items of ``text`` read by ``parser`` (the reference parser by default),
-    and nothing kept of the reading (no file, comments or diagnostics): how the
-    compiled parser is checked against the reference one when it is built."""
-    try:
-        return _read(text, "<policy>", None, parser or _comment_parser())
-    finally:
-        _CTX.file = _CTX.text = _CTX.owner = _CTX.comments = _CTX.diags = None
-
-
-def _lark(**extra) -> Lark:
+def _lark(**extra: Any) -> Lark:
+    callbacks: dict[str, Callable[[Token], Any]] = dict.fromkeys(set(KEYWORDS.values()), _whole_word)
+    callbacks["COMMENT"] = _on_comment
     return Lark(
         GRAMMAR,
         parser="lalr",
         lexer="contextual",
         keep_all_tokens=True,
         maybe_placeholders=False,
-        lexer_callbacks={"COMMENT": _on_comment},
+        lexer_callbacks=callbacks,
         transformer=_Build(),
         **extra,
     )
 
 
+# ------------------------------------------------------------------ the two backends
+
+
 @lru_cache(maxsize=1)
 def _comment_parser() -> Lark:
-    """The reference parser: Lark's own LALR loop. It reads every text that the
-    compiled one refuses, and its errors are the ones reported."""
+    """The ``"lark"`` backend: Lark's own LALR loop and contextual lexer. It reads
+    every text that the compiled one refuses, and its errors are the ones reported."""
     return _lark()
 
 
 @lru_cache(maxsize=1)
-def _fast_parser():
-    """The same grammar and tables, driven by lark-cython's compiled LALR loop and
-    fed by ``_FastReader``'s one-pass lexer (together, under half the reference
-    parser's time on large policy sets). Only a text that it reads without error
-    is taken from it; any error is read again by the reference parser, so
-    diagnostics never depend on it. Without the plugin, the reference parser."""
-    if lark_cython is None:
-        return _comment_parser()
-    try:
-        fast = _lark(_plugins=lark_cython.plugins)
-        _lean_tables(fast)
-        _lean_callbacks(fast)
-        reader = _FastReader(fast)
-        alike = _reads_alike(reader)
-    except Exception:
-        alike = False
-    if alike:
-        return reader
+def _fast_parser() -> _FastReader:
+    """The ``"compiled"`` backend: the same grammar and tables, driven by
+    lark-cython's compiled LALR loop (a required dependency: no silent
+    substitute) and fed by ``_FastReader``'s one-pass lexer."""
     fast = _lark(_plugins=lark_cython.plugins)
-    return fast if _reads_alike(fast) else _comment_parser()
+    _lean_tables(fast)
+    return _FastReader(fast)
 
 
-def _reads_alike(parser) -> bool:
-    """Does ``parser`` read every form of the language as the reference parser does?"""
-    return repr(_read_alone(_EVERY_FORM, parser)) == repr(_read_alone(_EVERY_FORM))
+_REREADS_LOCK = threading.Lock()
+_rereads = 0
 
 
-# Read once when the compiled parser is built, by it and by the reference parser:
-# the two must read it alike.
-_EVERY_FORM = """owner "o"  # every form of the language
-group g = ["a", 1, -2.5, true, false, 2027-01-01, 30d, ["nested"], ]
-claims email, "https://x/y" from "https://idp.example" as id_token
-claims role from "https://idp.example" as "jwt"
-type "t" has scopes view, "edit-all"
-permit view, "edit-all" on type "t" name "n" when claims.a in g and not (client.id == "c")
-forbid any scope on type "t" name like "p/*" unless claims . a . b != 1 or has claims["https://x/y"]
-ask edit on name "n" when claims.a contains "x" and claims.a starts with "y" for 3d
-permit view on name like "x*" when claims.a ends with "z" or claims.a like "a*" until 2030-01-01T00:00:00Z
-permit view on resource "r" when resource.type not in ["a"] and client . id <= 3 and resource . name > 2
-permit view on any resource when now < 2030-01-01 and claims.n >= 1.5 and claims.x == 1h
-"""
+def rereads() -> int:
+    """How many texts the compiled backend handed to the reference one (in this process)."""
+    return _rereads
+
+
+def _count_reread(text: str, why: Exception) -> None:
+    global _rereads
+    with _REREADS_LOCK:
+        _rereads += 1
+    where = f" at {why.line}:{why.column}" if isinstance(why, UnexpectedInput) else ""
+    log.debug("compiled reader: %s refused%s (%s); read again by Lark's reader", _CTX.file, where, type(why).__name__)
 
 
 class _LeanOrigin:
@@ -586,11 +620,12 @@ class _LeanRule:
     """What the LALR loop reads of a grammar rule on each reduction, in plain objects:
     Lark's own ``Rule`` compares in Python (its loop asserts ``rule != state`` each
     time) and names its left side with a ``str`` subclass, whose lookups compare in
-    Python too. About a tenth of the parser's work on large policy sets."""
+    Python too. Pays: without it a whole load takes 1.10x as long at 10,000 rules
+    and 1.30x on the shipped files (bench/reader.py, "compiled, Lark's rule objects")."""
 
     __slots__ = ("origin", "expansion")
 
-    def __init__(self, rule):
+    def __init__(self, rule: Any):
         self.origin = _LeanOrigin(str(rule.origin.name))
         self.expansion = tuple(rule.expansion)
 
@@ -601,7 +636,7 @@ def _lean_tables(fast: Lark) -> None:
 
     lalr = fast.parser.parser
     states = lalr._parse_table.states
-    lean: dict = {}
+    lean: dict[Rule, _LeanRule] = {}
     for state, actions in list(states.items()):
         new = {}
         for name, (action, arg) in actions.items():
@@ -624,13 +659,13 @@ def _lean_tables(fast: Lark) -> None:
 # one expression and hands the tokens to that loop. Lark's contextual lexer picks,
 # in each parser state, the first terminal (in its priority order) that matches
 # among the terminals the state accepts. The one-pass lexer picks the first in
-# the same order among all terminals, reading a word as its keyword. So wherever
-# the parser accepts the token this lexer made, the contextual lexer would have
-# made the same token (its candidates are a subset, in the same order); where the
-# parser does not accept it (a keyword used as a name, words run together, a
-# stray character), the text is read again with lark-cython's contextual lexer,
-# and if that fails too, by the reference parser, which decides and reports. ``_keyword_conflicts`` checks the one assumption on
-# keywords that this needs, when the reader is built.
+# the same order among all terminals, reading a whole word as its keyword. So
+# wherever the parser accepts the token this lexer made, the contextual lexer
+# would have made the same token (its candidates are a subset, in the same
+# order); where the parser does not accept it (a keyword used as a name, words
+# run together, a stray character), the text is read again by the reference
+# backend, which decides and reports. ``_keyword_conflicts`` checks the one
+# assumption on keywords that this needs, when the reader is built.
 
 
 class _TokenFeed:
@@ -638,23 +673,25 @@ class _TokenFeed:
 
     __slots__ = ("next_token",)
 
-    def __init__(self, tokens: list):
+    def __init__(self, tokens: list[Any]):
         # next(iterator, parser_state): C calls only; the parser state is the unused
         # default, and the end of the tokens raises EOFError, as the loop expects
+        # (a Python method per token instead: 6 to 15% more on a whole load of
+        # 10,000 rules, two runs)
         self.next_token = partial(next, chain(tokens, _END_OF_TEXT))
 
 
 class _EndOfText:
     """An iterable whose iteration raises EOFError: how the loop learns that the text has ended."""
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         raise EOFError
 
 
 _END_OF_TEXT = _EndOfText()
 
 
-def _sort_key(t):
+def _sort_key(t: Any) -> tuple[int, int, int, str]:
     """Lark's own order of terminals in a lexer (highest priority first, then widest)."""
     return (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name)
 
@@ -663,39 +700,24 @@ class _FastReader:
     """The compiled LALR loop of ``fast`` fed by a one-pass lexer over the same terminals."""
 
     def __init__(self, fast: Lark):
-        from lark.lexer import PatternStr
-
         self.lark = fast
         self._parser = fast.parser.parser.parser  # lark-cython's _Parser
         conf = fast.lexer_conf
         terms = sorted(conf.terminals, key=_sort_key)
         by_name = {t.name: t for t in terms}
-        word = re.compile(by_name["NAME"].pattern.to_regexp())
-        self.keywords: dict[str, str] = {}
+        self.keywords: dict[str, str] = dict(KEYWORDS)
         alternatives = []
         for t in terms:
-            regexp = t.pattern.to_regexp()
             if t.name in conf.ignore and t.name != "COMMENT":
                 continue  # blanks: skipped before each token
-            words = None
-            if t.name != "NAME":
-                if isinstance(t.pattern, PatternStr):
-                    words = [t.pattern.value] if word.fullmatch(t.pattern.value) else None
-                else:
-                    m = re.fullmatch(r"\(\?:([A-Za-z_|]+)\)", regexp)
-                    words = m.group(1).split("|") if m else None
-            if words:
+            if t.name in self.keywords.values():
                 if t.priority > by_name["NAME"].priority:
                     raise ValueError(f"keyword terminal {t.name} outranks NAME")
-                for w in words:
-                    if w in self.keywords:
-                        raise ValueError(f"two terminals for the word {w!r}")
-                    self.keywords[w] = t.name
-            else:
-                # the group that names the terminal comes after it: an alternative that
-                # starts with a plain character is skipped at once when that character
-                # is not there (a group first would be entered and left each time)
-                alternatives.append(f"(?:{regexp})(?P<{t.name}>)")
+                continue  # read as NAME, then looked up
+            # the group that names the terminal comes after it: an alternative that
+            # starts with a plain character is skipped at once when that character
+            # is not there (a group first would be entered and left each time)
+            alternatives.append(f"(?:{t.pattern.to_regexp()})(?P<{t.name}>)")
         blanks = "|".join(t.pattern.to_regexp() for t in terms if t.name in conf.ignore and t.name != "COMMENT")
         # Read line by line (no token spans lines: strings and comments stop at a
         # new line). One match per token: the blanks before it (possessive: a
@@ -706,12 +728,12 @@ class _FastReader:
         self._finditer = re.compile(f"(?:{blanks})*+()(?:\\Z|{'|'.join(alternatives)}|[\\s\\S](?P<BAD>))").finditer
         _keyword_conflicts(fast, self.keywords)
 
-    def tokens(self, text: str) -> list:
+    def tokens(self, text: str) -> list[Any]:
         """Every token of ``text`` (comments kept for fmt), or ValueError at a character
         that starts none."""
         finditer, keywords, new = self._finditer, self.keywords, lark_cython.Token
         comments = _CTX.comments
-        out = []
+        out: list[Any] = []
         append = out.append
         offset = 0
         for number, line in enumerate(text.split("\n"), 1):
@@ -733,19 +755,20 @@ class _FastReader:
             offset += len(line) + 1
         return out
 
-    def one_pass(self, text: str):
+    def one_pass(self, text: str) -> Any:
         """The items of ``text`` read from the one-pass lexer's tokens (raises where
         the parser does not accept one of them)."""
         return self._parser.parse(_TokenFeed(self.tokens(text)), "start")
 
-    def parse(self, text: str):
+    def parse(self, text: str) -> Any:
         ctx = _CTX
         owner = ctx.owner
         try:
             return self.one_pass(text)
-        except Exception:
+        except (UnexpectedInput, ValueError) as why:
+            _count_reread(text, why)
             ctx.owner, ctx.comments, ctx.diags = owner, [], []
-            return self.lark.parse(text)
+            return _comment_parser().parse(text)
 
 
 def _keyword_conflicts(fast: Lark, keywords: dict[str, str]) -> None:
@@ -759,66 +782,3 @@ def _keyword_conflicts(fast: Lark, keywords: dict[str, str]) -> None:
     for actions in fast.parser.parser._parse_table.states.values():
         if "NAME" in actions and regex_keywords & set(map(str, actions)):
             raise ValueError("a parser state accepts a name and a keyword that is not a plain string")
-
-
-def _grow(c: list) -> list:
-    """A left-recursive repetition's step: the list made so far (its own, made by
-    ``list`` or by this), grown in place by the new children; a copy each time
-    would make a repetition of n items cost n squared."""
-    items = c[0]
-    items += c[1:]
-    return items
-
-
-def _lean_callbacks(fast: Lark) -> None:
-    """Lark's generic wrappers around the callbacks, replaced by equivalents that do
-    less (a quarter of all reductions are of one child, a tenth splice a repetition):
-    a rule of one child that ``?`` inlines returns it (``itemgetter(0)``, no Python
-    call), one of several children is built directly (every token is kept, so the
-    children are as many as the symbols); an inlined rule (``_item``, the ``x ("," x)*`` helpers) returns its
-    children as a list instead of a tree; and a rule that splices such lists into
-    its own children does it in one expression. Any other wrapper: refuse (the
-    caller falls back to Lark's own)."""
-    from operator import itemgetter
-
-    from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
-    from lark.tree import Tree
-
-    def makes_tree(f) -> bool:
-        return isinstance(f, partial) and f.func is Tree
-
-    def ours(f) -> bool:
-        return getattr(f, "__self__", None).__class__ is _Build
-
-    callbacks = fast.parser.parser.parser_conf.callbacks  # the parser holds this very dict
-    first = itemgetter(0)
-    for rule, callback in list(callbacks.items()):
-        if isinstance(rule, str) or ours(callback):
-            continue
-        if callback.__class__ is ExpandSingleChild and len(rule.expansion) == 1:
-            callbacks[rule] = first
-        elif callback.__class__ is ExpandSingleChild and ours(callback.node_builder):
-            callbacks[rule] = callback.node_builder  # never one child: always built
-        elif makes_tree(callback):
-            callbacks[rule] = list
-        elif callback.__class__ is ChildFilterLALR_NoPlaceholders and (
-            ours(callback.node_builder) or makes_tree(callback.node_builder)
-        ):
-            items = ", ".join(("*c[%d]" if splice else "c[%d]") % i for i, splice in callback.to_include)
-            if makes_tree(callback.node_builder) and callback.to_include == [
-                (i, i == 0) for i in range(len(rule.expansion))
-            ]:
-                callbacks[rule] = _grow  # x ("," x)*: the repetition so far, one more
-            elif makes_tree(callback.node_builder):
-                callbacks[rule] = eval(f"lambda c: [{items}]")
-            else:
-                callbacks[rule] = eval(f"lambda c: build([{items}])", {"build": callback.node_builder})
-        else:
-            raise ValueError(f"an unknown callback wrapper for {rule.origin.name}: {callback!r}")
-
-
-def parse_or_raise(text: str, file: str = "<policy>", owner: str | None = None) -> A.PolicyFile:
-    pf, diags = parse(text, file, owner)
-    if pf is None or any(d.is_error for d in diags):
-        raise PolicyError(diags)
-    return pf

@@ -4,16 +4,15 @@ owner isolation) and each page doing what the API and the grant do (O-12, O-31, 
 from __future__ import annotations
 
 import re
-import secrets
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from sqlmodel import Session, select
 
-from app import create_app
 from app.models import Rpt
 from tests.pages.pages_support import CLAIMS_CB, csrf_of, make_sharing, sign_in
+from tests.support.server import serve_app
 
 ASK_POLICY = 'ask view, download on type "photo-album" when client.id == "{client}"'
 PERMIT_POLICY = 'permit view, download on type "photo-album" when client.id == "{client}"'
@@ -238,16 +237,8 @@ def test_logout_ends_the_session(browser, make_user):
 
 @pytest.mark.parametrize("config", [{"cookie_secure": True}, {"issuer": "https://as.example.org"}])
 def test_session_cookie_is_secure_when_configured_or_https(database_url, tmp_path, config):
-    app = create_app(
-        {
-            "database_url": database_url,
-            "secret_key": secrets.token_hex(16),
-            "instance_path": str(tmp_path),
-            "TESTING": True,
-            **config,
-        }
-    )
-    response = app.test_client().get("/login")
+    with serve_app({"database_url": database_url, "instance_path": str(tmp_path), **config}) as url:
+        response = httpx.get(url + "/login")
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 

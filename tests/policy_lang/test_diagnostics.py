@@ -123,6 +123,8 @@ SYNTAX = [
         34 + 4 * MAX_DEPTH,
         "n",
     ),  # the first 'not' deeper than the limit
+    ("E120-effect-run-together", H + "permitview on any resource\n", "E120", 2, 1, "permitview"),
+    ("E120-target-run-together", H + "permit view on any resourcewhen claims.x == 1\n", "E120", 2, 20, "resourcewhen"),
 ]
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import policy_lang
 from policy_lang import Source, check_sources
 from policy_lang.diagnostics import CODES, Diagnostic, PolicyError
-from policy_lang.syntax import parse
+from policy_lang.syntax import grammar, parse
 
 FUZZ = settings(
     max_examples=400,
@@ -26,46 +26,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-KEYWORDS = [
-    "owner",
-    "global",
-    "group",
-    "claims",
-    "from",
-    "as",
-    "type",
-    "has",
-    "scopes",
-    "permit",
-    "forbid",
-    "ask",
-    "any",
-    "scope",
-    "on",
-    "resource",
-    "name",
-    "like",
-    "when",
-    "unless",
-    "for",
-    "until",
-    "or",
-    "and",
-    "not",
-    "in",
-    "contains",
-    "starts",
-    "ends",
-    "with",
-    "client",
-    "now",
-    "true",
-    "false",
-    "id_token",
-    "jwt",
-    "allow",
-    "deny",
-]
+KEYWORDS = [*grammar.KEYWORDS, "id_token", "jwt", "allow", "deny"]  # the words of the language, and some near them
 PUNCT = [
     "==",
     "!=",

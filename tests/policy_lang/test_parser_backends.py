@@ -16,6 +16,19 @@ import policy_lang.syntax.reader as P
 from tests.policy_lang.language_page import SECTION_1_EXAMPLE
 
 ROOT = Path(__file__).resolve().parents[2]
+# every form of the language in one file
+EVERY_FORM = """owner "o"  # every form of the language
+group g = ["a", 1, -2.5, true, false, 2027-01-01, 30d, ["nested"], ]
+claims email, "https://x/y" from "https://idp.example" as id_token
+claims role from "https://idp.example" as "jwt"
+type "t" has scopes view, "edit-all"
+permit view, "edit-all" on type "t" name "n" when claims.a in g and not (client.id == "c")
+forbid any scope on type "t" name like "p/*" unless claims . a . b != 1 or has claims["https://x/y"]
+ask edit on name "n" when claims.a contains "x" and claims.a starts with "y" for 3d
+permit view on name like "x*" when claims.a ends with "z" or claims.a like "a*" until 2030-01-01T00:00:00Z
+permit view on resource "r" when resource.type not in ["a"] and client . id <= 3 and resource . name > 2
+permit view on any resource when now < 2030-01-01 and claims.n >= 1.5 and claims.x == 1h
+"""
 TOKENS = [
     'owner "a"\n',
     "global\n",
@@ -117,28 +130,12 @@ def test_the_compiled_parser_is_in_use():
     assert isinstance(P._fast_parser(), P._FastReader)
 
 
-def test_the_compiled_parser_reduces_with_plain_rule_objects_and_lean_callbacks():
-    """_lean_tables and _lean_callbacks are in place: no Lark rule objects, no Lark
-    child filters or trees left in the compiled parser's reductions."""
-    import operator
-    import types
-
+def test_the_compiled_parser_reduces_with_plain_rule_objects():
+    """_lean_tables is in place: no Lark rule objects left in the compiled parser's
+    reductions. (Lark's own wrappers around the callbacks stay: replacing them paid
+    about 2% of a load, and they were generated with eval.)"""
     callbacks = P._fast_parser().lark.parser.parser.parser_conf.callbacks
     assert {type(rule) for rule in callbacks if not isinstance(rule, str)} == {P._LeanRule}
-    kinds = {type(c) for rule, c in callbacks.items() if not isinstance(rule, str)}
-    assert kinds == {types.MethodType, types.FunctionType, type, operator.itemgetter}
-    # every x ("," x)* repetition grows its own list in place (a copy per item would
-    # make a long condition or list quadratic to read)
-    helpers = {
-        rule.origin.name
-        for rule in callbacks
-        if not isinstance(rule, str) and rule.origin.name.startswith("__") and len(rule.expansion) > 2
-    }
-    assert helpers and all(
-        callbacks[rule] is P._grow
-        for rule in callbacks
-        if not isinstance(rule, str) and rule.origin.name in helpers and len(rule.expansion) > 2
-    )
 
 
 def test_the_one_pass_lexer_reads_each_word_as_the_contextual_lexer_would():
@@ -187,7 +184,7 @@ def test_texts_the_one_pass_lexer_cannot_read_are_read_by_the_contextual_lexers(
 
 
 def test_shipped_policies_and_the_language_page_parse_alike():
-    texts = [SECTION_1_EXAMPLE, P._EVERY_FORM] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
+    texts = [SECTION_1_EXAMPLE, EVERY_FORM] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
     assert len(texts) > 1
     for text in texts:
         fast, ref = both(text)
@@ -240,8 +237,9 @@ def test_a_reference_reads_the_same_as_one_token_or_spaced_out():
 
 
 def test_ast_nodes_are_made_quickly_yet_stay_frozen_and_compare_without_positions():
-    """ast._quick_init replaces the dataclasses' generated __init__: same fields,
-    same defaults, same equality and hash (positions excluded), still frozen."""
+    """AST nodes: same fields, same defaults, same equality and hash (positions
+    excluded), frozen. (ast._quick_init, which replaced the dataclasses'
+    generated __init__, is gone: it paid nothing measurable on a whole load.)"""
     import dataclasses
 
     import pytest
@@ -273,7 +271,7 @@ def test_mutated_policies_parse_alike_diagnostics_and_comments_included():
     import random
 
     rng = random.Random(20261127)
-    base = [SECTION_1_EXAMPLE, P._EVERY_FORM] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
+    base = [SECTION_1_EXAMPLE, EVERY_FORM] + [p.read_text() for p in sorted((ROOT / "policies").glob("*.policy"))]
     fast_parser = P._fast_parser
 
     def parse_with(parser_of, text):

@@ -106,6 +106,7 @@ def counted(engine, database_url, make_user, make_client, make_rs, pat_for, tmp_
         helper.http.close()
         server.shutdown()
         thread.join(timeout=10)
+        app_engine.dispose()  # its pooled connections: PostgreSQL's are shared by every suite running
 
 
 PERMIT = 'permit view on type "photo-album" when client.id == "{client}"'

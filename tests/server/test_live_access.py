@@ -25,6 +25,7 @@ from app import create_app
 from app.models import Rpt
 from app.protection.rpt import find_rpt
 from tests.server.grant_support import *
+from tests.support.server import close_app
 
 BOB = "bob@example.com"
 POLICY = f'''
@@ -147,6 +148,7 @@ def other_process(uma, database_url, tmp_path) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        close_app(dispatch.app)
 
 
 def test_a_change_made_in_one_process_counts_at_once_in_another_G_61(uma, idp, other_process):

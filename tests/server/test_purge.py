@@ -185,6 +185,7 @@ def test_each_process_purges_in_the_background(engine, database_url, tmp_path):
         server.app.extensions["uma_purger"].stop()
         server.shutdown()
         thread.join(timeout=10)
+        server.app.extensions["uma_db"].dispose()
 
 
 def test_every_table_that_expires_is_purged(settings):

@@ -16,7 +16,8 @@ Helpers for other test modules (all session-safe, names are unique per call):
 * ``http`` an ``httpx.Client`` on the live server (no cookies kept between tests)
 * ``db_session`` a SQLModel session on the test database
 * ``serve_app(config) -> context manager yielding the URL`` another server (own app, own
-  settings) on the same database: a second process's worth of state, or other settings
+  settings) on the same database: a second process's worth of state, or other settings;
+  ``close_app(app)`` closes such an app's connections
 """
 
 from __future__ import annotations
@@ -142,6 +143,16 @@ def serve_app(config: dict[str, Any]) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        close_app(dispatch.app)
+
+
+def close_app(app: Any) -> None:
+    """Stop an app's purge thread and close its database connections (a test's extra app must
+    not keep PostgreSQL connections open until the end of the session)."""
+    purger = app.extensions.get("uma_purger")
+    if purger is not None:
+        purger.stop()
+    app.extensions["uma_db"].dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""Browser sessions stored server-side (app/identity/sessions.py): logout and a password
-change end a session in every process. Sessions begun before this revision were cookie-only
-and are not in the table: their owners log in again.
+"""Browser sessions stored server-side (app/identity/sessions.py).
+
+Logout and a password change end a session in every process. Sessions begun before this
+revision were cookie-only and are not in the table: their owners log in again.
 
 Revision ID: 0006_browser_sessions
 Revises: 0005_purge_indexes

@@ -1,0 +1,87 @@
+"""SQLite, the embedded default (issue 11, point 4): WAL, a busy timeout, and the threads of one
+process queued on one lock for writing (:class:`app.db.OneWriter`) instead of SQLite's busy
+handler. Runs on its own SQLite file whatever database the suite uses."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import event, text
+
+from app.db import make_engine
+
+
+def _engine(tmp_path, busy_timeout_ms: int):
+    engine = make_engine(f"sqlite:///{tmp_path}/writer.db")
+
+    @event.listens_for(engine, "connect")
+    def _timeout(dbapi_conn, _record):  # after make_engine's pragmas: this test's busy timeout
+        dbapi_conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT)"))
+    return engine
+
+
+def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/pragmas.db")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+    engine.dispose()
+
+
+def test_a_second_writer_thread_waits_for_the_first_instead_of_failing(tmp_path):
+    """With SQLite's busy timeout at 0, a write meeting another thread's open write transaction
+    would fail at once ("database is locked"); queued on the process's lock, it waits its turn."""
+    engine = _engine(tmp_path, busy_timeout_ms=0)
+    order: list[str] = []
+    errors: list[BaseException] = []
+    first_wrote = threading.Event()
+
+    def second() -> None:
+        first_wrote.wait()
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t (who) VALUES ('second')"))
+            order.append("second committed")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (who) VALUES ('first')"))
+        first_wrote.set()
+        time.sleep(0.3)  # the second thread meets this open transaction (not a measured time)
+        order.append("first committing")
+    thread.join(timeout=30)
+    assert errors == []
+    assert order == ["first committing", "second committed"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT who FROM t ORDER BY id")).scalars().all() == ["first", "second"]
+    engine.dispose()
+
+
+def test_the_lock_is_released_by_a_rollback_and_reads_never_take_it(tmp_path):
+    engine = _engine(tmp_path, busy_timeout_ms=0)
+    with engine.connect() as conn:
+        conn.execute(text("INSERT INTO t (who) VALUES ('gone')"))
+        conn.rollback()
+    done: list[str] = []
+
+    def write() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t (who) VALUES ('kept')"))
+        done.append("written")
+
+    with engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM t")).scalar()
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join(timeout=30)
+    assert done == ["written"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT who FROM t")).scalars().all() == ["kept"]
+    engine.dispose()
