@@ -312,9 +312,8 @@ def test_absolute_paths_and_server_urls_in_the_config_file_stay_as_written(tmp_p
 
 
 def test_relative_paths_from_the_environment_are_taken_from_the_instance_folder(tmp_path, monkeypatch):
-    from tests.support.server import close_app
-
     from app import create_app, get_settings
+    from tests.support.server import close_app
 
     instance = tmp_path / "instance"
     monkeypatch.chdir(tmp_path)
@@ -332,9 +331,8 @@ def test_relative_paths_from_the_environment_are_taken_from_the_instance_folder(
 
 
 def test_the_default_policy_folder_is_in_the_instance_folder(tmp_path, monkeypatch):
-    from tests.support.server import close_app
-
     from app import create_app, get_settings
+    from tests.support.server import close_app
 
     monkeypatch.chdir(tmp_path)
     app = create_app({"instance_path": str(tmp_path / "inst"), "secret_key": "k"})
@@ -345,9 +343,8 @@ def test_the_default_policy_folder_is_in_the_instance_folder(tmp_path, monkeypat
 
 
 def test_a_relative_instance_path_from_the_environment_is_made_absolute(tmp_path, monkeypatch):
-    from tests.support.server import close_app
-
     from app import create_app
+    from tests.support.server import close_app
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("UMA_INSTANCE_PATH", "inst")
