@@ -204,7 +204,7 @@ class Settings(BaseSettings):
     """How long the keys fetched from a trusted issuer's `jwks_uri` are used before fetching them again, seconds: a key the issuer withdraws stops verifying within this time."""
     jwks_refresh_cooldown: Seconds = 30
     """Least time between two fetches of an issuer's keys caused by a token with an unknown key id (`kid`), seconds."""
-    trusted_proxies: Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=5)] = 0
+    trusted_proxies: Annotated[int, BeforeValidator(_no_bool), Field(ge=0)] = 0
     """Reverse proxies in front of the server whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (that many hops, werkzeug's ProxyFix): the client address used for lockouts and `/metrics` access is then the one the proxy saw; 0: none, the TCP peer (a forged header changes nothing)."""
     cookie_secure: bool | None = None
     """Send cookies with the Secure flag; unset: when the issuer is https."""
