@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.db import make_engine, upgrade_database
 from tests.server.grant_support import *
+from tests.support.server import close_app, wait_for
 
 GOOD = 'permit view on type "photo-album"'
 BROKEN = 'permit view on type "photo-album" when claims.email = "x"'
@@ -102,15 +103,22 @@ def test_version_bump_is_seen_by_a_second_app_instance(uma, database_url, tmp_pa
         "Authorization": "Basic "
         + __import__("base64").b64encode(f"{owner.username}:{owner.password}".encode()).decode()
     }
-    before = client.get("/policies/status", headers=auth).json
-    assert before["serving_version"] == before["version"]
-    assert uma.put_policy(owner, GOOD).status_code == 200
-    after = client.get("/policies/status", headers=auth).json
-    assert after["version"] > before["version"]
-    assert after["serving_version"] == after["version"]
-    store = second.extensions["uma_policies"]
-    rule_files = {r.ref.split(":")[0] for r in store.current().policy_set.rules}
-    assert f"uploads/{owner.username}/owner.policy" in rule_files
+    try:
+        before = client.get("/policies/status", headers=auth).json
+        assert before["serving_version"] == before["version"]
+        assert uma.put_policy(owner, GOOD).status_code == 200
+        # The second instance's background thread (started by its first request) compiles the
+        # new version; it converges within the reload interval plus the compile.
+        after = wait_for(
+            lambda: (st := client.get("/policies/status", headers=auth).json)["serving_version"] == st["version"] and st,
+            "the second instance to serve the new version",
+        )
+        assert after["version"] > before["version"]
+        store = second.extensions["uma_policies"]
+        rule_files = {r.ref.split(":")[0] for r in store.current().policy_set.rules}
+        assert f"uploads/{owner.username}/owner.policy" in rule_files
+    finally:
+        close_app(second)
 
 
 def test_status_needs_authentication(uma):
@@ -166,10 +174,12 @@ def test_changed_files_bump_the_version_and_broken_files_keep_the_last_good_set(
     first = store.status()
     assert first["files"] == ["policies/op.policy"] and first["error"] is None
     _write(policy_dir / "op.policy", 'owner "op"\npermit view, print on any resource')
+    assert store.sync()  # what the background thread does (tests/server/test_policy_swaps.py: over HTTP)
     second = store.status()
     assert second["version"] == first["version"] + 1 and second["serving_version"] == second["version"]
     with caplog.at_level(logging.ERROR, logger="app.policies"):
         _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource when claims.x = 1')
+        store.sync()  # version 3: the last good file (with the current uploads) serves as version 3
         broken = store.status()
     assert broken["version"] == second["version"] + 1
     assert broken["error"]["version"] == broken["version"]
@@ -180,6 +190,7 @@ def test_changed_files_bump_the_version_and_broken_files_keep_the_last_good_set(
     decision = ps.decide({"resource": {"id": "r", "owner": "op"}, "scopes": ["print"]})
     assert decision.decision == "permit"
     _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource')
+    assert store.sync()
     fixed = store.status()
     assert fixed["error"] is None and fixed["serving_version"] == fixed["version"]
     assert (
@@ -205,6 +216,7 @@ def test_unchanged_files_do_not_bump_the_version(fresh_database_url, tmp_path):
     two = create_app({**config, "instance_path": str(tmp_path / "i2")}).extensions["uma_policies"]
     v1 = one.status()["version"]
     for _ in range(3):
+        assert not two.sync() and not one.sync()
         assert two.status()["version"] == v1 and one.status()["version"] == v1
     engine.dispose()
 
@@ -286,6 +298,7 @@ def test_status_hides_other_owners_texts_in_diagnostics(fresh_database_url, tmp_
         policy_dir / "op.policy",
         'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource',
     )
+    assert app.extensions["uma_policies"].sync()  # the uploads are compiled with the last good file
     mine = client.get("/policies/status", headers=auth("op", "pw-op")).json
     theirs = client.get("/policies/status", headers=auth("other", "pw-other")).json
     assert mine["error"] and theirs["error"]
