@@ -399,10 +399,13 @@ class PolicyStore:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready, details) for ``/readyz``: a checked set in use and the database answering."""
+        database = "reachable"
         try:
             with self.engine.connect() as conn:
-                conn.execute(select(PolicySetVersion.version).where(PolicySetVersion.id == 1)).scalar_one_or_none()
-            database = "reachable"
+                try:
+                    conn.execute(select(PolicySetVersion.version).where(PolicySetVersion.id == 1)).one_or_none()
+                except SQLAlchemyError:
+                    database = "not migrated"  # it answers, but not with this server's tables
         except SQLAlchemyError:
             database = "unreachable"
         in_use = self._in_use
@@ -645,6 +648,8 @@ class PolicyStore:
             observer = Observer()
             observer.daemon = True
             observer.schedule(Touched(), root, recursive=True)
+            if self.policy_dir.is_symlink():  # a symlinked folder swapped for another changes its parent
+                observer.schedule(Touched(), str(self.policy_dir.parent), recursive=False)
             observer.start()
         except (OSError, RuntimeError) as exc:
             log.info("policy folder %s not watched (%s): its files are checked every %s s", root, exc, self._period())
@@ -671,6 +676,7 @@ class PolicyStore:
             "files": [s.name for s in in_use.file_sources],
             "owner_documents": int(documents),
             "reload_interval": self.interval,
+            "process": os.getpid(),
             "error": error,
             "warnings": diagnostics_json(in_use.policy_set.diagnostics),
         }

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from app import create_app
 from app.db import make_engine, upgrade_database
@@ -127,25 +125,6 @@ def test_status_needs_authentication(uma):
 
 
 # -- the operator's files, on a database of their own ------------------------------
-
-
-@pytest.fixture()
-def fresh_database_url(tmp_path):
-    base = os.environ.get("UMA_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{tmp_path / 'files.db'}"
-        return
-    schema = f"uma_files_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _write(path: Path, text: str) -> None:

@@ -15,6 +15,7 @@ Helpers for other test modules (all session-safe, names are unique per call):
 * ``pat_for(owner, rs=None) -> PatInfo`` a PAT for (owner, RS) issued directly in the database
 * ``http`` an ``httpx.Client`` on the live server (no cookies kept between tests)
 * ``db_session`` a SQLModel session on the test database
+* ``fresh_database_url`` a database of the test's own, not migrated
 * ``serve_app(config) -> context manager yielding the URL`` another server (own app, own
   settings) on the same database: a second process's worth of state, or other settings;
   ``close_app(app)`` closes such an app's connections and stops its threads
@@ -59,6 +60,27 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     schema = f"uma_test_{_worker()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def fresh_database_url(tmp_path: Any) -> Iterator[str]:
+    """A database of the test's own, not migrated (a SQLite file, or a PostgreSQL schema dropped
+    afterwards): for servers whose policy files must not meet those of the session's servers."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        yield f"sqlite:///{tmp_path / 'own.db'}"
+        return
+    schema = f"uma_own_{uuid.uuid4().hex[:10]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
