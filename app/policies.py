@@ -601,7 +601,11 @@ class PolicyStore:
             try:
                 self.sync(scan=self._observer is None or touched or due)
                 if self._observer is not None and self._files.root != self._watched:
-                    self._watch()  # the folder is a symlink that now points elsewhere
+                    # The folder is a symlink that now points elsewhere: watch there, and scan
+                    # once more for what changed before the new watch began.
+                    self._watch()
+                    self._touched.set()
+                    self._wake.set()
             except Exception:
                 log.exception("checking the policies failed; trying again in %s s", self._period())
                 self._stopped.wait(self._period())
