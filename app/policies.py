@@ -431,9 +431,12 @@ class PolicyStore:
             start = self._in_use
             with Session(self.engine, expire_on_commit=False) as session:
                 row = session.execute(
-                    select(PolicySetVersion.version, PolicySetVersion.files_hash).where(PolicySetVersion.id == 1)
+                    select(PolicySetVersion.version, PolicySetVersion.files_hash, PolicySetVersion.error_version).where(
+                        PolicySetVersion.id == 1
+                    )
                 ).one_or_none()
                 version = int(row[0]) if row is not None else 0
+                recorded_error = row is not None and row[2] is not None
                 if row is not None and row[1] != self._files.digest:
                     version = self._files_changed(session, self._files.digest)
                 if version == self._failed_version or (start is not None and version == start.version):
@@ -443,7 +446,7 @@ class PolicyStore:
             new, errors = self._compile(version, files, uploads, start)
             took = time.perf_counter() - began
             installed = new is not None and self._install(new, start)
-            self._report(version, errors, new if installed else None, took)
+            self._report(version, errors, new if installed else None, took, recorded_error)
             return installed
 
     def _files_changed(self, session: Session, digest: str) -> int:
@@ -499,7 +502,9 @@ class PolicyStore:
                 return True
             return False
 
-    def _report(self, version: int, errors: list[policy_lang.Diagnostic], new: InUse | None, took: float) -> None:
+    def _report(
+        self, version: int, errors: list[policy_lang.Diagnostic], new: InUse | None, took: float, recorded_error: bool
+    ) -> None:
         in_use = self._in_use
         if errors:
             self._failed_version = version
@@ -519,7 +524,7 @@ class PolicyStore:
             with Session(self.engine) as session:
                 if errors:
                     self._record_error(session, version, self._last_error or [])
-                else:
+                elif recorded_error:  # (a write only when there is an error to clear)
                     self._clear_error(session, version)
         except SQLAlchemyError:
             log.exception("could not record the state of policy set version %s", version)
