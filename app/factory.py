@@ -4,7 +4,7 @@
 
     app = create_app({"database_url": "postgresql+psycopg://...", "issuer": "https://as.example.org"})
 
-Production: ``gunicorn -w 4 'app:create_app()'`` (settings from ``UMA_*``
+Production: ``gunicorn -c python:app.gunicorn_conf -w 4 'app:create_app()'`` (settings from ``UMA_*``
 variables or the TOML file named by ``UMA_CONFIG``; see docs/operations.md).
 
 Every grant, endpoint and blueprint is registered here, by name, in one place:

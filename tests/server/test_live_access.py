@@ -151,9 +151,7 @@ def other_process(uma, database_url, tmp_path) -> Iterator[str]:
         close_app(dispatch.app)
 
 
-def test_a_change_made_in_one_process_counts_in_another_without_waiting_for_its_reload_G_61(
-    uma, idp, other_process
-):
+def test_a_change_made_in_one_process_counts_in_another_without_waiting_for_its_reload_G_61(uma, idp, other_process):
     """The other process checks the stored version only hourly by itself; an introspection there
     reads the new version with the RPT and wakes its compile (it answers with the set in use
     meanwhile, never waiting), so the change counts there within the time of that compile."""

@@ -108,7 +108,9 @@ def test_version_bump_is_seen_by_a_second_app_instance(uma, database_url, tmp_pa
         # The second instance's background thread (started by its first request) compiles the
         # new version; it converges within the reload interval plus the compile.
         after = wait_for(
-            lambda: (st := client.get("/policies/status", headers=auth).json)["serving_version"] == st["version"] and st,
+            lambda: (
+                (st := client.get("/policies/status", headers=auth).json)["serving_version"] == st["version"] and st
+            ),
             "the second instance to serve the new version",
         )
         assert after["version"] > before["version"]
