@@ -292,4 +292,5 @@ def test_status_hides_other_owners_texts_in_diagnostics(fresh_database_url, tmp_
     assert "b.example" not in str(theirs) and "uploads/op/" not in str(theirs)
     # The last good set (the earlier file with op's upload) keeps serving.
     assert mine["serving_version"] == mine["version"] and mine["rules"] == 2
+    close_app(app)
     engine.dispose()
