@@ -853,6 +853,8 @@ def one_file_change(served: Served, folder: Path, seeded: Seeded, other: Seeded)
     others: list[tuple[float, float]] = []  # (sent at, seconds)
     answers: list[tuple[float, list[str]]] = []  # (answered at, scopes)
 
+    failures: list[BaseException] = []
+
     def other_load() -> None:
         while not stop.is_set():
             at = time.perf_counter()
@@ -866,7 +868,14 @@ def one_file_change(served: Served, folder: Path, seeded: Seeded, other: Seeded)
             _, scopes = _introspect(port, seeded.pat, mine)
             answers.append((time.perf_counter(), scopes))
 
-    threads = [threading.Thread(target=other_load), threading.Thread(target=poll)]
+    def run(body: Callable[[], None]) -> None:
+        try:
+            body()
+        except BaseException as exc:  # raised below, after the threads ended
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(other_load,)), threading.Thread(target=run, args=(poll,))]
     for t in threads:
         t.start()
     try:
@@ -876,21 +885,20 @@ def one_file_change(served: Served, folder: Path, seeded: Seeded, other: Seeded)
         tmp.write_text(owner_file(seeded.owner, seeded.client_id, "view"))
         os.replace(tmp, folder / "bench.policy")
         deadline = changed_at + 60
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and not stop.is_set():
             time.sleep(0.05)
             recent = [a for a in answers if a[0] > changed_at]
-            new = [a for a in recent if a[1] == ["view"]]
-            # every answer of the last 3 s after the first new one used the change
-            if (
-                new
-                and time.perf_counter() - new[0][0] > 3
-                and all(a[1] == ["view"] for a in recent if a[0] >= new[0][0])
-            ):
+            new = [a[0] for a in recent if a[1] == ["view"]]
+            old = [a[0] for a in recent if a[1] != ["view"]]
+            # done when 3 s of answers after the last old one (and a new one) all used the change
+            if new and time.perf_counter() - max([new[0], *old]) > 3:
                 break
     finally:
         stop.set()
         for t in threads:
             t.join()
+    if failures:
+        raise failures[0]
     after = [a for a in answers if a[0] > changed_at]
     first_new = next((a[0] for a in after if a[1] == ["view"]), None)
     if first_new is None:
