@@ -227,7 +227,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = _app(args, auto_migrate=False, **overrides)
     upgrade_database(get_engine(app))
     load_policies(app)
-    _log_policies(app)
     if args.demo:
         from .demo import bp as demo_client
         from .demo import seed_demo
@@ -235,6 +234,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app.register_blueprint(demo_client)  # the demo client's claims redirection page
         with app.app_context():
             print(seed_demo(app), flush=True)
+    _log_policies(app)
     get_store(app).start()  # watch the policies from now on, not from the first request
     logging.getLogger("app.cli").info("listening on http://%s:%d/ (werkzeug, threaded)", args.host, args.port)
     run_simple(args.host, args.port, app, threaded=True, request_handler=_request_log_handler())
