@@ -5,7 +5,7 @@ import-time side effects::
 
     app = create_app({"database_url": "postgresql+psycopg://...", "issuer": "https://as.example.org"})
 
-Production: ``gunicorn -w 4 'app:create_app()'`` (see docs/operations.md).
+Production: ``gunicorn -c python:app.gunicorn_conf -w 4 'app:create_app()'`` (see docs/operations.md).
 
 This module stays light on purpose: ``uma policy …`` imports ``app.cli`` and
 must not pay for Flask, SQLAlchemy and alembic; the factory is imported on

@@ -219,6 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .db import get_engine, upgrade_database
     from .factory import load_policies
+    from .policies import get_store
 
     overrides: dict[str, Any] = {}
     if settings.issuer == Settings.model_fields["issuer"].default:
@@ -233,9 +234,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         with app.app_context():
             print(seed_demo(app), flush=True)
+    _log_policies(app)
+    get_store(app).start()  # watch the policies from now on, not from the first request
     logging.getLogger("app.cli").info("listening on http://%s:%d/ (werkzeug, threaded)", args.host, args.port)
     run_simple(args.host, args.port, app, threaded=True, request_handler=_request_log_handler())
     return 0
+
+
+def _log_policies(app: Any) -> None:
+    """Say which policies the server starts with: the absolute folder, how many files and rules
+    were loaded; a warning when there are none (every request would be denied)."""
+    import logging
+
+    from .policies import get_store
+
+    log = logging.getLogger("app.cli")
+    store = get_store(app)
+    in_use = store.current()
+    folder = store.policy_dir
+    files = len(in_use.file_sources)
+    log.info(
+        "policies: %d rules from %d policy files in %s and %d owner uploads",
+        in_use.rules,
+        files,
+        folder,
+        len(in_use.upload_sources),
+    )
+    if not store.compiled:
+        log.warning("no policy set checked (see the errors above): every request is denied until one does")
+    elif not files:
+        why = "there is no such folder" if not folder.is_dir() else "it holds no *.policy file"
+        log.warning(
+            "no policy files in %s (%s; setting policy_dir): only owners' uploads decide, every other request is denied",
+            folder,
+            why,
+        )
+    elif not in_use.rules:
+        log.warning("the policy files in %s hold no rules: every request is denied", folder)
 
 
 def _request_log_handler() -> Any:

@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     policy_dir: str = "policies"
     """Directory of operator policy files (`*.policy`), read recursively; a relative path is taken from the folder of the TOML file that sets it, else from the instance folder (default: `policies` there)."""
     policy_reload_interval: Seconds = 2
-    """Seconds between a process's checks of the policy-set version (and of the policy files)."""
+    """Seconds between a process's background checks of the policy-set version in the database (and of the policy files, unless inotify watches them); every process decides with a new version within this delay plus the time to compile the change; 0: every 0.1 s."""
     rpt_format: Literal["jwt", "opaque"] = "jwt"
     """`jwt` (signed with the active key, verifiable with `/jwks`) or `opaque`."""
     ticket_lifetime: PositiveSeconds = 300

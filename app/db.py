@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,8 +147,17 @@ def init_app(app: Flask, url: str) -> Engine:
     settings = app.config["UMA_SETTINGS"]
     engine = make_engine(url, pool_size=settings.database_pool_size, pool_recycle=settings.database_pool_recycle)
     app.extensions["uma_db"] = engine
+    # A process forked from this one (gunicorn's workers of a preloaded app) must not use the
+    # connections this one opened: the child starts with an empty pool, leaving them to the parent.
+    os.register_at_fork(after_in_child=functools.partial(_new_pool_in_child, weakref.ref(engine)))
     app.teardown_appcontext(_close_session)
     return engine
+
+
+def _new_pool_in_child(engine: weakref.ref[Engine]) -> None:
+    alive = engine()
+    if alive is not None:
+        alive.dispose(close=False)
 
 
 def get_engine(app: Flask | None = None) -> Engine:
@@ -261,13 +272,18 @@ def policy_set_version(session: Session) -> int:
 
 
 def bump_policy_set_version(session: Session) -> int:
-    """Atomically increment the policy-set version (call in the transaction that changes policies)."""
-    result = session.execute(
+    """Atomically increment the policy-set version (call in the transaction that changes
+    policies); returns the new version, which the transaction's later reads see."""
+    bumped = session.execute(
         update(PolicySetVersion)
         .where(PolicySetVersion.id == 1)
         .values(version=PolicySetVersion.version + 1, updated_at=now())
-    )
-    if result.rowcount == 0:
+        .returning(PolicySetVersion.version)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if bumped is None:
         session.add(PolicySetVersion(id=1, version=1))
         session.flush()
-    return policy_set_version(session)
+        bumped = 1
+    remember_policy_set_version(session, bumped)
+    return int(bumped)

@@ -4,7 +4,7 @@
 
     app = create_app({"database_url": "postgresql+psycopg://...", "issuer": "https://as.example.org"})
 
-Production: ``gunicorn -w 4 'app:create_app()'`` (settings from ``UMA_*``
+Production: ``gunicorn -c python:app.gunicorn_conf -w 4 'app:create_app()'`` (settings from ``UMA_*``
 variables or the TOML file named by ``UMA_CONFIG``; see docs/operations.md).
 
 Every grant, endpoint and blueprint is registered here, by name, in one place:
@@ -37,6 +37,7 @@ from .errors import register_error_handlers
 from .grant import grant_metadata
 from .grant.interaction import bp as claims_interaction
 from .grant.token_grant import UmaTicketGrant
+from .health import bp as health_api
 from .logs import configure_logging, safe_database_url
 from .oauth.endpoints import ClientConfigurationEndpoint, ClientRegistrationEndpoint, RevocationEndpoint
 from .oauth.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
@@ -121,14 +122,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def load_policies(app: Flask) -> None:
-    """Compile the policy set now, once per app, so that the log says what is in use (and a
-    broken policy file shows at start-up, not at the first request)."""
+    """Compile the policy set now, once per app, before the first request (with gunicorn's
+    preload, in the master before the workers fork); ``/readyz`` answers 503 until then."""
     store = app.extensions.get("uma_policies")
     if store is None or app.extensions.get("uma_policies_loaded"):
         return
     app.extensions["uma_policies_loaded"] = True
-    store.current()
-    store.invalidate()  # the first request checks the version again, as it would have without this
+    store.sync()
 
 
 def _version() -> str:
@@ -159,7 +159,7 @@ PAGES = (web_pages, oauth_pages, claims_interaction)
 #: APIs whose callers authenticate each request with credentials of their own (client
 #: credentials, PATs): no ambient credential to forge, so no anti-CSRF token. The owner API
 #: also takes the pages' session, and then asks for the token itself (:mod:`app.owner_api`).
-APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api)
+APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api, health_api)
 
 
 def _register_blueprints(app: Flask) -> None:

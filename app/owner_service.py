@@ -299,10 +299,10 @@ def check_text(text: str) -> str:
     return text
 
 
-def check_policy(db: Session, owner: str, text: str) -> list[dict[str, Any]]:
+def check_policy(owner: str, text: str) -> list[dict[str, Any]]:
     """Check ``text`` as the owner's upload without saving it: its warnings, or :class:`InvalidPolicy`."""
     try:
-        return get_store().validate_upload(db, owner, check_text(text))
+        return get_store().validate_upload(owner, check_text(text))
     except PolicyRejected as exc:
         raise InvalidPolicy(exc.diagnostics) from None
 

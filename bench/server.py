@@ -19,13 +19,19 @@ request stops with the answer instead of printing figures.
     .venv/bin/python bench/server.py --quick               # SQLite, 1 worker, fewer requests
     .venv/bin/python bench/server.py --db sqlite --server uma-serve --clients 8
     .venv/bin/python bench/server.py --db postgresql --workers 2 --fill 1000000
+    .venv/bin/python bench/server.py --scenarios-only --rules 1000,10000   # without the 100,000-rule run
 
 ``--fill N`` measures each server on the empty database, then stores N permission
 tickets, N RPTs and N OAuth tokens (bulk inserts, all live) and measures again:
 the ``filled/empty`` table is the cost of a big database. See docs/benchmarks.md.
 
-Cold start to ready and the one-file change at 100,000 rules (issue 11, points 1
-and 2) are measured by scenarios still to come: add them to ``SCENARIOS``.
+Then the scenarios of issue 11, points 1 and 2 (``--scenarios-only`` runs them alone,
+``--no-scenarios`` leaves them out), on SQLite with gunicorn and the project's settings
+(``app/gunicorn_conf.py``: preload, gc.freeze): cold start to ready at each ``--rules``
+size (default 1,000, 10,000 and 100,000 rules in files of 100); at the largest, memory
+per extra worker (USS and PSS from /proc/PID/smaps_rollup), then a one-file change: the
+time until every decision uses it and the worst latency of other requests meanwhile,
+against the same load just before. Each figure is printed with its target, PASS or MISS.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import floor_app  # noqa: E402
+import policy_model as pm  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
@@ -173,8 +180,8 @@ def seed(url: str, workdir: Path, issuer: str) -> Seeded:
     return Seeded(app, client.client_id, secret, body["access_token"], owner, rs.client_id, resource.id)
 
 
-def make_tickets(seeded: Seeded, count: int) -> list[str]:
-    """``count`` fresh permission tickets for ``view`` on the resource (bulk insert)."""
+def make_tickets(seeded: Seeded, count: int, scopes: list[str] | None = None) -> list[str]:
+    """``count`` fresh permission tickets for ``scopes`` (default ``view``) on the resource (bulk insert)."""
     from app.db import get_engine
     from app.models import PermissionTicket
     from app.security import hash_token, new_token, now
@@ -186,7 +193,7 @@ def make_tickets(seeded: Seeded, count: int) -> list[str]:
             "ticket_hash": hash_token(t),
             "owner": seeded.owner,
             "rs_client_id": seeded.rs_client_id,
-            "permissions": [{"resource_id": seeded.resource_id, "resource_scopes": ["view"]}],
+            "permissions": [{"resource_id": seeded.resource_id, "resource_scopes": scopes or ["view"]}],
             "claims": {},
             "claim_sources": {},
             "created_at": at,
@@ -298,13 +305,15 @@ class Served:
                 self.process.wait()
 
 
-def start(name: str, argv: list[str], env: dict[str, str], port: int, ready_path: str, workdir: Path) -> Served:
+def start(
+    name: str, argv: list[str], env: dict[str, str], port: int, ready_path: str, workdir: Path, timeout: float = 120
+) -> Served:
     logfile = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child keeps writing to it
     process = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
     )
     served = Served(name, port, process)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"{name} exited at start:\n{(workdir / f'{name}.log').read_text()[-4000:]}")
@@ -317,9 +326,9 @@ def start(name: str, argv: list[str], env: dict[str, str], port: int, ready_path
                 return served
         except OSError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.05)
     served.stop()
-    raise SystemExit(f"{name} not ready after 120 s:\n{(workdir / f'{name}.log').read_text()[-4000:]}")
+    raise SystemExit(f"{name} not ready after {timeout:.0f} s:\n{(workdir / f'{name}.log').read_text()[-4000:]}")
 
 
 def serve_both(server: str, workers: int, url: str, workdir: Path, key_file: Path) -> tuple[Served, Served]:
@@ -630,8 +639,342 @@ def run_one(args: argparse.Namespace, server: str, kind: str, workers: int, work
     return report
 
 
-#: Scenarios beyond the per-request tables (points 1-2 of issue 11 add cold start and the one-file change).
-SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], str]] = {}
+# -- scenarios: cold start, a one-file change, memory per worker (issue 11, points 1 and 2) --------
+
+READY_TARGET_S = 10.0  # ready within 10 s at 100,000 rules
+CHANGE_TARGET_S = 1.0  # a one-file change in use within 1 s
+STALL_TARGET_MS = 50.0  # no other request slower than 50 ms meanwhile
+WORKER_TARGET_MIB = 100.0  # memory per extra gunicorn worker at 100,000 rules
+OTHER_OWNER = "bench-other"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def owner_file(owner: str, client_id: str, scopes: str) -> str:
+    """An owner's file of 100 rules: the one the measurement reads (``scopes`` on the photo
+    album for the bench client) and 99 others on names the bench never asks about."""
+    lines = [f'owner "{owner}"', "", 'group family = ["a@example.com", "b@example.com"]', ""]
+    lines.append(f'permit {scopes} on type "photo-album" when client.id == "{client_id}"')
+    for i in range(99):
+        lines.append(
+            f'permit view on name "filler-{i}" when claims.email in family and client.id == "photo-app"'
+            if i % 2
+            else f'forbid print on name "filler-{i}" unless client.id in ["owner-phone", "owner-laptop"]'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_policies(folder: Path, rules: int, seeded: Seeded, other: Seeded) -> int:
+    """``rules`` rules in files of 100 (``bench/policy_model.py``'s model, one file per owner),
+    the two bench owners' files among them, and the global file of ``bench/policy_units.py``;
+    returns the number of files."""
+    from policy_units import GLOBAL_TEXT
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.policy"):
+        old.unlink()
+    (folder / "global.policy").write_text(GLOBAL_TEXT)
+    (folder / "bench.policy").write_text(owner_file(seeded.owner, seeded.client_id, "view, download"))
+    (folder / "other.policy").write_text(owner_file(other.owner, other.client_id, "view, download"))
+    rest = max(0, rules - 200)
+    model = pm.build_model(rest, n_owners=max(1, rest // 100)) if rest else None
+    for owner in model.owners if model else []:
+        (folder / f"{owner.id}.policy").write_text(pm.ours_text(owner))
+    return 3 + (len(model.owners) if model else 0)
+
+
+def other_owner(seeded: Seeded) -> Seeded:
+    """A second owner at the same RS (its own PAT and photo album): requests that no policy
+    change of the bench owner touches."""
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.models import Resource
+    from app.oauth.tokens import issue_token
+    from app.users import create_user
+
+    with Session(get_engine(seeded.app), expire_on_commit=False) as session:
+        create_user(session, OTHER_OWNER, "pw-" + secrets.token_hex(8))
+        body, _ = issue_token(
+            session,
+            seeded.app.config["UMA_SETTINGS"],
+            client_id=seeded.rs_client_id,
+            subject=OTHER_OWNER,
+            scope="uma_protection",
+            grant_type="client_credentials",
+            include_refresh=False,
+        )
+        resource = Resource(
+            id=uuid.uuid4().hex,
+            owner=OTHER_OWNER,
+            rs_client_id=seeded.rs_client_id,
+            name="other",
+            type="photo-album",
+            resource_scopes=["view", "download"],
+        )
+        session.add(resource)
+        session.commit()
+    return Seeded(
+        seeded.app,
+        seeded.client_id,
+        seeded.client_secret,
+        body["access_token"],
+        OTHER_OWNER,
+        seeded.rs_client_id,
+        resource.id,
+    )
+
+
+def serve_app(workdir: Path, url: str, workers: int, timeout: float) -> tuple[Served, float]:
+    """The app under gunicorn with the project's settings (``app/gunicorn_conf.py``: preload,
+    gc.freeze, a catch-up per worker); (server, seconds from the start of the process to the
+    first 200 of ``/readyz``)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UMA_")}
+    for k, v in app_config(url, workdir, f"http://127.0.0.1:{port}").items():
+        env["UMA_" + k.upper()] = v
+    env["UMA_LOG_LEVEL"] = "INFO"  # the compile's line ("compiled in … s")
+    argv = [str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "-w", str(workers)]
+    argv += ["--log-level", "warning", "--timeout", "120", "-b", f"127.0.0.1:{port}", "app:create_app()"]
+    started = time.perf_counter()
+    served = start("app", argv, env, port, "/readyz", workdir, timeout=timeout)
+    return served, time.perf_counter() - started
+
+
+def compile_seconds(workdir: Path) -> float:
+    """The start-up compile's own time, from the master's log line."""
+    import re
+
+    found = re.findall(r"in use: .*\(compiled in ([\d.]+) s\)", (workdir / "app.log").read_text())
+    return float(found[0]) if found else float("nan")
+
+
+def workers_of(served: Served) -> list[int]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                if int(fields[1]) == served.process.pid:
+                    out.append(int(pid))
+    return sorted(out)
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """Rss, Pss, and USS (Private_Clean + Private_Dirty) of one process, KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        values[name] = int(rest.split()[0])
+    return {"rss": values["Rss"], "pss": values["Pss"], "uss": values["Private_Clean"] + values["Private_Dirty"]}
+
+
+def memory_table(served: Served, when: str) -> tuple[str, float]:
+    master = memory_kib(served.process.pid)
+    rows = [
+        f"| master (compiled the set before forking) | {master['rss'] / 1024:.0f} | {master['pss'] / 1024:.0f} | {master['uss'] / 1024:.0f} |"
+    ]
+    uss = []
+    for pid in workers_of(served):
+        m = memory_kib(pid)
+        uss.append(m["uss"] / 1024)
+        rows.append(f"| worker {pid} | {m['rss'] / 1024:.0f} | {m['pss'] / 1024:.0f} | {m['uss'] / 1024:.0f} |")
+    worst = max(uss)
+    lines = [
+        f"Memory, {when} (MiB, /proc/PID/smaps_rollup; USS = private pages, what one more worker adds):",
+        "",
+        "| process | RSS | PSS | USS |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        f"Per extra worker (the largest worker USS): {worst:.0f} MiB, {worst / (master['rss'] / 1024):.2f} of the"
+        f" master's RSS; target < {WORKER_TARGET_MIB:.0f} MiB: {_verdict(worst < WORKER_TARGET_MIB)}",
+    ]
+    return "\n".join(lines), worst
+
+
+def _introspect(port: int, pat: str, rpt: str) -> tuple[float, list[str]]:
+    """(seconds, scopes granted again) of one introspection."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(
+            "POST",
+            "/uma/introspect",
+            body=urlencode({"token": rpt}).encode(),
+            headers={"Authorization": f"Bearer {pat}", "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    elapsed = time.perf_counter() - started
+    if resp.status != 200:
+        raise Failed(f"introspection → {resp.status}: {data[:300]!r}")
+    body = json.loads(data)
+    return elapsed, sorted(body["permissions"][0]["resource_scopes"]) if body.get("active") else []
+
+
+def _rpt_for(port: int, seeded: Seeded, scopes: list[str]) -> str:
+    import base64
+
+    [ticket] = make_tickets(seeded, 1, scopes)
+    basic = base64.b64encode(f"{seeded.client_id}:{seeded.client_secret}".encode()).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request(
+        "POST",
+        "/token",
+        body=urlencode({"grant_type": UMA_GRANT, "ticket": ticket}).encode(),
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise Failed(f"grant → {resp.status}: {data[:300]!r}")
+    return json.loads(data)["access_token"]
+
+
+def one_file_change(served: Served, folder: Path, seeded: Seeded, other: Seeded) -> str:
+    """The bench owner's file (100 rules) changes from granting view and download to view only,
+    while one client keeps asking about it and another keeps sending other requests (the other
+    owner's introspection): how long until every answer uses the change, and the other
+    requests' worst latency meanwhile, against the same load just before."""
+    port = served.port
+    mine = _rpt_for(port, seeded, ["view", "download"])
+    theirs = _rpt_for(port, other, ["view", "download"])
+    for _ in range(20):  # every worker warm
+        _introspect(port, seeded.pat, mine)
+        _introspect(port, other.pat, theirs)
+
+    stop = threading.Event()
+    others: list[tuple[float, float]] = []  # (sent at, seconds)
+    answers: list[tuple[float, list[str]]] = []  # (answered at, scopes)
+
+    failures: list[BaseException] = []
+
+    def other_load() -> None:
+        while not stop.is_set():
+            at = time.perf_counter()
+            took, scopes = _introspect(port, other.pat, theirs)
+            if scopes != ["download", "view"]:
+                raise Failed(f"the other owner's decision moved: {scopes}")
+            others.append((at, took))
+
+    def poll() -> None:
+        while not stop.is_set():
+            _, scopes = _introspect(port, seeded.pat, mine)
+            answers.append((time.perf_counter(), scopes))
+
+    def run(body: Callable[[], None]) -> None:
+        try:
+            body()
+        except BaseException as exc:  # raised below, after the threads ended
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(other_load,)), threading.Thread(target=run, args=(poll,))]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(5)  # the baseline: the same load before the change
+        changed_at = time.perf_counter()
+        tmp = folder / ".bench.policy.new"
+        tmp.write_text(owner_file(seeded.owner, seeded.client_id, "view"))
+        os.replace(tmp, folder / "bench.policy")
+        deadline = changed_at + 60
+        while time.perf_counter() < deadline and not stop.is_set():
+            time.sleep(0.05)
+            recent = [a for a in answers if a[0] > changed_at]
+            new = [a[0] for a in recent if a[1] == ["view"]]
+            old = [a[0] for a in recent if a[1] != ["view"]]
+            # done when 3 s of answers after the last old one (and a new one) all used the change
+            if new and time.perf_counter() - max([new[0], *old]) > 3:
+                break
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    if failures:
+        raise failures[0]
+    after = [a for a in answers if a[0] > changed_at]
+    first_new = next((a[0] for a in after if a[1] == ["view"]), None)
+    if first_new is None:
+        raise Failed("the change was not in use within 60 s")
+    stale = [a[0] for a in after if a[1] != ["view"]]
+    in_use = (max(stale) if stale and max(stale) > first_new else first_new) - changed_at
+    before = [took for at, took in others if at < changed_at]
+    during = [took for at, took in others if changed_at <= at <= changed_at + max(in_use, 1.0) + 0.5]
+    worst_before, worst_during = max(before) * 1000, max(during) * 1000
+    return "\n".join(
+        [
+            f"One file of {len(list(folder.glob('*.policy')))} changed ({seeded.owner}'s 100 rules: view and download →"
+            f" view), {len(after)} answers about it and {len(during)} other requests during the change:",
+            "",
+            "| figure | value | target | |",
+            "|---|---:|---:|---|",
+            f"| first answer using the change | {(first_new - changed_at) * 1000:.0f} ms | | |",
+            f"| every answer using it (after the last old one) | {in_use * 1000:.0f} ms | ≤ {CHANGE_TARGET_S * 1000:.0f} ms"
+            f" | {_verdict(in_use <= CHANGE_TARGET_S)} |",
+            f"| other requests, worst latency during the change | {worst_during:.1f} ms | ≤ {STALL_TARGET_MS:.0f} ms"
+            f" | {_verdict(worst_during <= STALL_TARGET_MS)} |",
+            f"| other requests, worst latency in the 5 s before | {worst_before:.1f} ms | (baseline) | |",
+            f"| ratio during / before | {worst_during / worst_before:.2f} | | |",
+        ]
+    )
+
+
+def scenarios(args: argparse.Namespace, workdir: Path) -> str:
+    """Cold start to ready at each ``--rules`` size; at the largest, memory per worker and the
+    one-file change (then memory again). gunicorn with ``--scenario-workers`` workers, SQLite."""
+    out = []
+    sizes = sorted(args.rules)
+    rows = []
+    for n in sizes:
+        sub = workdir / f"rules-{n}"
+        sub.mkdir()
+        url = f"sqlite:///{sub / 'uma.db'}"
+        seeded = seed(url, sub, "http://127.0.0.1:0")
+        other = other_owner(seeded)
+        files = write_policies(sub / "policies", n, seeded, other)
+        seeded.app.extensions["uma_db"].dispose()
+        log(f"== cold start at {n:,} rules ({files} files)")
+        served, ready = serve_app(sub, url, args.scenario_workers, timeout=3600)
+        try:
+            took = compile_seconds(sub)
+            rows.append(
+                f"| {n:,} | {files} | {ready:.1f} | {took:.1f} | {ready - took:.1f} |"
+                + (f" {_verdict(ready <= READY_TARGET_S)} |" if n == 100_000 else " |")
+            )
+            log(f"   ready in {ready:.1f} s (compile {took:.1f} s)")
+            if n == sizes[-1]:
+                for _ in range(50):  # decisions in every worker before measuring memory
+                    issue_rpts(seeded, served, 4)
+                table, _ = memory_table(served, f"{n:,} rules, {args.scenario_workers} workers, after 200 grants")
+                out.append(table)
+                log("== one file changed")
+                out.append(one_file_change(served, sub / "policies", seeded, other))
+                table, _ = memory_table(served, "after the change")
+                out.append(table)
+        finally:
+            served.stop()
+    head = [
+        f"Cold start to ready (gunicorn -c python:app.gunicorn_conf -w {args.scenario_workers}, SQLite; process"
+        " start to the first 200 of /readyz; compile: the master's start-up compile):",
+        "",
+        "| rules | files | ready (s) | compile (s) | the rest (s) | ≤ 10 s at 100,000 |",
+        "|---:|---:|---:|---:|---:|---|",
+        *rows,
+    ]
+    return "\n\n".join(["\n".join(head), *out])
+
+
+#: Scenarios beyond the per-request tables, printed after them (``--scenarios``).
+SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], str]] = {
+    "Cold start, one file changed, memory per worker (issue 11, points 1 and 2)": scenarios
+}
 
 
 def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
@@ -649,6 +992,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="SQLite, 1 worker, 1 and 8 clients, 150 requests")
     p.add_argument("--fill", type=int, default=0, metavar="N", help="measure again with N rows in each token table")
     p.add_argument("--pg-url", default=os.environ.get("UMA_TEST_DATABASE_URL", DEFAULT_PG))
+    p.add_argument(
+        "--rules", type=_csv(int), default=[1000, 10000, 100000], help="cold start sizes (default 1000,10000,100000)"
+    )
+    p.add_argument("--scenario-workers", type=int, default=2, help="gunicorn workers of the scenarios (default 2)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--scenarios-only", action="store_true", help="only cold start, change and memory")
+    which.add_argument("--no-scenarios", action="store_true", help="only the per-request tables")
     p.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve_floor:
@@ -656,6 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.db, args.workers, args.clients, args.requests = ["sqlite"], [1], [1, 8], 150
+        args.rules = [1000]
     for name in args.server:
         if name not in ("gunicorn", "uma-serve"):
             p.error(f"unknown server {name!r}")
@@ -678,7 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-        for server in args.server:
+        for server in [] if args.scenarios_only else args.server:
             for kind in args.db:
                 for workers in args.workers if server == "gunicorn" else [1]:
                     try:
@@ -686,7 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
                     except Failed as exc:
                         print(f"\nFAILED ({server}, {kind}, {workers} workers): {exc}", flush=True)
                         return 1
-        for name, scenario in SCENARIOS.items():
+        for name, scenario in {} if args.no_scenarios else SCENARIOS.items():
             print(f"\n### {name}\n\n{scenario(args, workdir)}", flush=True)
     return 0
 

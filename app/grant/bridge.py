@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -235,28 +234,16 @@ def _decide(
     claims: dict[str, Any],
     claim_sources: dict[str, Any],
 ) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
-    """The one way a decision is made: the owner's current answers for this party, the request of
-    section 4, the policy set of the version stored now (so a change made in any process counts)."""
+    """The one way a decision is made: the owner's current answers for this party (read only when
+    an ``ask`` rule can apply), the request of section 4, the policy set in use in this process
+    (a newer version stored by another process wakes its compile and counts here within
+    ``policy_reload_interval`` plus that compile: :meth:`app.policies.PolicyStore.latest`)."""
     in_use = store.latest(session)
     approvals = {}
-    if may_ask(in_use.policy_set, owner):
+    if in_use.may_ask(owner):
         approvals = load_approvals(session, owner, requesting_party, [r.id for r, _ in requested])
     request = policy_request(requested, client, claims, claim_sources, approvals, iso_now())
     return in_use.policy_set.decide(request), in_use.version, request
-
-
-_asking: weakref.WeakKeyDictionary[policy_lang.PolicySet, frozenset[str | None]] = weakref.WeakKeyDictionary()
-
-
-def may_ask(policy_set: policy_lang.PolicySet, owner: str) -> bool:
-    """Whether an ``ask`` rule of ``policy_set`` can apply to ``owner``'s resources (one of the
-    owner's, or one of no owner). Only then do the owner's answers count (an approval counts
-    only where an ask applies), so only then are they read. Worked out once per set."""
-    owners = _asking.get(policy_set)
-    if owners is None:
-        owners = frozenset(rule.owner for rule in policy_set.rules if rule.effect == "ask")
-        _asking[policy_set] = owners
-    return owner in owners or None in owners
 
 
 def _epoch(value: str | None) -> int | None:

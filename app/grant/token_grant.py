@@ -49,7 +49,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import get_settings
-from ..db import get_session, policy_set_version
+from ..db import get_session
 from ..models import UMA_TICKET_GRANT, Pct, PermissionTicket, Rpt
 from ..oauth.tokens import find_pct, revoke_family
 from ..policies import get_store
@@ -101,18 +101,11 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
             raise invalid_request("Missing 'ticket'.")
         if len(raw_ticket) > MAX_PARAM_CHARS:
             raise invalid_grant("The ticket is unknown, expired or already used.")
-        # A policy change is picked up now, before this request holds a write lock (SQLite).
-        store = get_store()
-        store.current()
         ticket = redeem_ticket(session, raw_ticket, commit=False)
         if ticket is None:
             session.rollback()
             _revoke_issued_from(hash_token(raw_ticket))
             raise invalid_grant("The ticket is unknown, expired or already used.")
-        if policy_set_version(session) != store.current().version:
-            # Rare (a policy change since the line above, or a version that does not check): the
-            # set in use is rebuilt with writes of its own; let them not wait for this transaction.
-            session.commit()
         with spent_on_error(session):
             self._validate_redeemed(client, ticket, data, session, settings)
 

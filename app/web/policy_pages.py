@@ -84,7 +84,7 @@ def policy() -> Any:
     if active is None:
         return _editor(STARTER)
     try:  # the text in use, checked as the editor would: its warnings show at once
-        return _editor(active.text, warnings=service.check_policy(db, user.username, active.text))
+        return _editor(active.text, warnings=service.check_policy(user.username, active.text))
     except service.InvalidPolicy as exc:  # it checked when saved; the operator's files may have changed since
         return _editor(active.text, errors=exc.diagnostics)
 
@@ -129,7 +129,7 @@ def check_policy() -> Any:
     if not isinstance(text, str):
         raise InvalidRequest(f'Send {{"text": …}} of at most {MAX_POLICY_BYTES} bytes.')
     try:
-        warnings = service.check_policy(get_session(), owner().username, text.replace("\r\n", "\n"))
+        warnings = service.check_policy(owner().username, text.replace("\r\n", "\n"))
         body = {"ok": True, "errors": [], "warnings": warnings}
     except service.InvalidPolicy as exc:
         body = {"ok": False, "errors": exc.diagnostics, "warnings": []}

@@ -13,6 +13,7 @@ from flask import Blueprint
 from app import create_app
 from app.factory import APIS
 from tests.pages.pages_support import csrf_of
+from tests.support.server import close_app
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -20,7 +21,7 @@ UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 @pytest.fixture()
 def fresh_app(database_url, tmp_path):
     """An app no request has reached yet, so a test may still add routes to it."""
-    return create_app(
+    app = create_app(
         {
             "database_url": database_url,
             "secret_key": secrets.token_hex(16),
@@ -28,6 +29,8 @@ def fresh_app(database_url, tmp_path):
             "TESTING": True,
         }
     )
+    yield app
+    close_app(app)  # its background threads and connections
 
 
 def _token(client) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from app.models import PermissionTicket
 from app.security import hash_token
 from tests.server.grant_support import *
+from tests.support.server import close_app
 
 ALBUM_AND_DOC = {
     "album": {"resource_scopes": ["view", "download", "print"], "type": "photo-album"},
@@ -238,10 +239,14 @@ def test_opaque_rpt_from_another_process_introspects_G_27(uma, database_url, tmp
         }
     )
     flow = uma.flow('permit view on type "photo-album"')
+    other.extensions["uma_policies"].sync()  # the owner's new policy, as its background thread would
     ticket = flow.ticket(("album", ["view"]))
-    r = other.test_client().post(
-        "/token", data={"grant_type": UMA_GRANT, "ticket": ticket}, auth=flow.client.basic_auth
-    )
+    try:
+        r = other.test_client().post(
+            "/token", data={"grant_type": UMA_GRANT, "ticket": ticket}, auth=flow.client.basic_auth
+        )
+    finally:
+        close_app(other)
     assert r.status_code == 200, r.get_data(as_text=True)
     rpt = r.json["access_token"]
     assert rpt.count(".") == 0  # not a JWT

@@ -87,14 +87,19 @@ def counted(engine, database_url, make_user, make_client, make_rs, pat_for, tmp_
     counter = Counter()
     app_engine = dispatch.app.extensions["uma_db"]
 
+    # What a request runs: not the statements of the app's background policy thread, which a
+    # policy change made by another test may wake at any moment (app/policies.py).
+    def request_thread() -> bool:
+        return threading.current_thread().name != "uma-policies"
+
     @event.listens_for(app_engine, "before_cursor_execute")
     def _statement(conn, cursor, statement, parameters, context, executemany):
-        if counter.on:
+        if counter.on and request_thread():
             counter.statements.append(statement)
 
     @event.listens_for(app_engine, "commit")
     def _commit(conn):
-        if counter.on:
+        if counter.on and request_thread():
             counter.commits += 1
 
     thread = threading.Thread(target=server.serve_forever, name="lean-live-server", daemon=True)
@@ -106,6 +111,7 @@ def counted(engine, database_url, make_user, make_client, make_rs, pat_for, tmp_
         helper.http.close()
         server.shutdown()
         thread.join(timeout=10)
+        dispatch.app.extensions["uma_policies"].stop()
         app_engine.dispose()  # its pooled connections: PostgreSQL's are shared by every suite running
 
 

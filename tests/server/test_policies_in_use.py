@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from app import create_app
 from app.db import make_engine, upgrade_database
 from tests.server.grant_support import *
+from tests.support.server import close_app, wait_for
 
 GOOD = 'permit view on type "photo-album"'
 BROKEN = 'permit view on type "photo-album" when claims.email = "x"'
@@ -102,15 +101,24 @@ def test_version_bump_is_seen_by_a_second_app_instance(uma, database_url, tmp_pa
         "Authorization": "Basic "
         + __import__("base64").b64encode(f"{owner.username}:{owner.password}".encode()).decode()
     }
-    before = client.get("/policies/status", headers=auth).json
-    assert before["serving_version"] == before["version"]
-    assert uma.put_policy(owner, GOOD).status_code == 200
-    after = client.get("/policies/status", headers=auth).json
-    assert after["version"] > before["version"]
-    assert after["serving_version"] == after["version"]
-    store = second.extensions["uma_policies"]
-    rule_files = {r.ref.split(":")[0] for r in store.current().policy_set.rules}
-    assert f"uploads/{owner.username}/owner.policy" in rule_files
+    try:
+        before = client.get("/policies/status", headers=auth).json
+        assert before["serving_version"] == before["version"]
+        assert uma.put_policy(owner, GOOD).status_code == 200
+        # The second instance's background thread (started by its first request) compiles the
+        # new version; it converges within the reload interval plus the compile.
+        after = wait_for(
+            lambda: (
+                (st := client.get("/policies/status", headers=auth).json)["serving_version"] == st["version"] and st
+            ),
+            "the second instance to serve the new version",
+        )
+        assert after["version"] > before["version"]
+        store = second.extensions["uma_policies"]
+        rule_files = {r.ref.split(":")[0] for r in store.current().policy_set.rules}
+        assert f"uploads/{owner.username}/owner.policy" in rule_files
+    finally:
+        close_app(second)
 
 
 def test_status_needs_authentication(uma):
@@ -119,25 +127,6 @@ def test_status_needs_authentication(uma):
 
 
 # -- the operator's files, on a database of their own ------------------------------
-
-
-@pytest.fixture()
-def fresh_database_url(tmp_path):
-    base = os.environ.get("UMA_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{tmp_path / 'files.db'}"
-        return
-    schema = f"uma_files_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _write(path: Path, text: str) -> None:
@@ -166,10 +155,12 @@ def test_changed_files_bump_the_version_and_broken_files_keep_the_last_good_set(
     first = store.status()
     assert first["files"] == ["policies/op.policy"] and first["error"] is None
     _write(policy_dir / "op.policy", 'owner "op"\npermit view, print on any resource')
+    assert store.sync()  # what the background thread does (tests/server/test_policy_swaps.py: over HTTP)
     second = store.status()
     assert second["version"] == first["version"] + 1 and second["serving_version"] == second["version"]
     with caplog.at_level(logging.ERROR, logger="app.policies"):
         _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource when claims.x = 1')
+        store.sync()  # version 3: the last good file (with the current uploads) serves as version 3
         broken = store.status()
     assert broken["version"] == second["version"] + 1
     assert broken["error"]["version"] == broken["version"]
@@ -180,6 +171,7 @@ def test_changed_files_bump_the_version_and_broken_files_keep_the_last_good_set(
     decision = ps.decide({"resource": {"id": "r", "owner": "op"}, "scopes": ["print"]})
     assert decision.decision == "permit"
     _write(policy_dir / "op.policy", 'owner "op"\npermit view on any resource')
+    assert store.sync()
     fixed = store.status()
     assert fixed["error"] is None and fixed["serving_version"] == fixed["version"]
     assert (
@@ -205,6 +197,7 @@ def test_unchanged_files_do_not_bump_the_version(fresh_database_url, tmp_path):
     two = create_app({**config, "instance_path": str(tmp_path / "i2")}).extensions["uma_policies"]
     v1 = one.status()["version"]
     for _ in range(3):
+        assert not two.sync() and not one.sync()
         assert two.status()["version"] == v1 and one.status()["version"] == v1
     engine.dispose()
 
@@ -286,6 +279,7 @@ def test_status_hides_other_owners_texts_in_diagnostics(fresh_database_url, tmp_
         policy_dir / "op.policy",
         'owner "op"\nclaims email from "https://a.example" as jwt\npermit view on any resource',
     )
+    assert app.extensions["uma_policies"].sync()  # the uploads are compiled with the last good file
     mine = client.get("/policies/status", headers=auth("op", "pw-op")).json
     theirs = client.get("/policies/status", headers=auth("other", "pw-other")).json
     assert mine["error"] and theirs["error"]
@@ -298,4 +292,5 @@ def test_status_hides_other_owners_texts_in_diagnostics(fresh_database_url, tmp_
     assert "b.example" not in str(theirs) and "uploads/op/" not in str(theirs)
     # The last good set (the earlier file with op's upload) keeps serving.
     assert mine["serving_version"] == mine["version"] and mine["rules"] == 2
+    close_app(app)
     engine.dispose()

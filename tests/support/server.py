@@ -15,9 +15,11 @@ Helpers for other test modules (all session-safe, names are unique per call):
 * ``pat_for(owner, rs=None) -> PatInfo`` a PAT for (owner, RS) issued directly in the database
 * ``http`` an ``httpx.Client`` on the live server (no cookies kept between tests)
 * ``db_session`` a SQLModel session on the test database
+* ``fresh_database_url`` a database of the test's own, not migrated
 * ``serve_app(config) -> context manager yielding the URL`` another server (own app, own
   settings) on the same database: a second process's worth of state, or other settings;
-  ``close_app(app)`` closes such an app's connections
+  ``close_app(app)`` closes such an app's connections and stops its threads
+* ``wait_for(condition, what)`` polls a condition with a deadline (convergence, not speed)
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import os
 import re
 import secrets
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +63,27 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     schema = f"uma_test_{_worker()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def fresh_database_url(tmp_path: Any) -> Iterator[str]:
+    """A database of the test's own, not migrated (a SQLite file, or a PostgreSQL schema dropped
+    afterwards): for servers whose policy files must not meet those of the session's servers."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        yield f"sqlite:///{tmp_path / 'own.db'}"
+        return
+    schema = f"uma_own_{uuid.uuid4().hex[:10]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -152,12 +176,27 @@ def serve_app(config: dict[str, Any]) -> Iterator[str]:
         close_app(dispatch.app)
 
 
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it returns something true, and return that; fail naming ``what``
+    after ``timeout`` seconds. For changes that another thread or process takes in within a
+    bounded delay: a deadline for a condition, not an assertion about speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = condition()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
 def close_app(app: Any) -> None:
-    """Stop an app's purge thread and close its database connections (a test's extra app must
-    not keep PostgreSQL connections open until the end of the session)."""
-    purger = app.extensions.get("uma_purger")
-    if purger is not None:
-        purger.stop()
+    """Stop an app's purge and policy threads and close its database connections (a test's extra
+    app must not keep PostgreSQL connections, nor an inotify watch, until the end of the session)."""
+    for name in ("uma_purger", "uma_policies"):
+        running = app.extensions.get(name)
+        if running is not None:
+            running.stop()
     app.extensions["uma_db"].dispose()
 
 
