@@ -28,13 +28,14 @@ from typing import Any
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
-from . import cache, db, get_settings, purge
+from . import cache, db, get_settings, observability, purge
 from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
 from .errors import register_error_handlers
 from .grant import grant_metadata
 from .grant.interaction import bp as claims_interaction
 from .grant.token_grant import UmaTicketGrant
+from .identity import lockout
 from .logs import configure_logging, safe_database_url
 from .oauth.endpoints import ClientConfigurationEndpoint, ClientRegistrationEndpoint, RevocationEndpoint
 from .oauth.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
@@ -95,6 +96,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         os.path.abspath(settings.policy_dir),
     )
     engine = db.init_app(app, database_url)
+    lockout.init_app(app, engine)
+    observability.init_app(app)
     cache.init_app(app)
     purge.init_app(app)
     schema_current = db.schema_is_current(engine)
@@ -153,7 +156,7 @@ PAGES = (web_pages, oauth_pages, claims_interaction)
 #: APIs whose callers authenticate each request with credentials of their own (client
 #: credentials, PATs): no ambient credential to forge, so no anti-CSRF token. The owner API
 #: also takes the pages' session, and then asks for the token itself (:mod:`app.owner_api`).
-APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api)
+APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api, observability.bp)
 
 
 def _register_blueprints(app: Flask) -> None:
