@@ -43,6 +43,7 @@ from .oauth.metadata import register_metadata
 from .oauth.server import UmaAuthorizationServer
 from .oauth.views import api as oauth_api
 from .oauth.views import bp as oauth_pages
+from .observability import bp as metrics_api
 from .owner_api import bp as owner_api
 from .policies import init_policies
 from .protection.introspection import UmaIntrospectionEndpoint
@@ -156,7 +157,7 @@ PAGES = (web_pages, oauth_pages, claims_interaction)
 #: APIs whose callers authenticate each request with credentials of their own (client
 #: credentials, PATs): no ambient credential to forge, so no anti-CSRF token. The owner API
 #: also takes the pages' session, and then asks for the token itself (:mod:`app.owner_api`).
-APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api, observability.bp)
+APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api, metrics_api)
 
 
 def _register_blueprints(app: Flask) -> None:
