@@ -1,6 +1,7 @@
 """The ``uma`` command.
 
     uma serve [--host H] [--port P] [--config F] [--demo]
+    uma demo reset [--config F]       (delete the demo's accounts, clients, resource, policy, secrets)
     uma db upgrade [--config F]
     uma db purge [--config F]
     uma client add --name N [--grant-type G]... [--redirect-uri U]... [--claims-redirect-uri U]...
@@ -60,8 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     serve = with_config(sub.add_parser("serve", help="migrate the database, then serve HTTP (werkzeug)"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--demo", action="store_true", help="seed demo users, clients and a resource first")
+    serve.add_argument(
+        "--demo", action="store_true", help="seed (or reuse) demo users, clients, a resource and a policy first"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="the demo data of `uma serve --demo`").add_subparsers(
+        dest="demo_command", required=True, parser_class=_Parser
+    )
+    with_config(
+        demo.add_parser("reset", help="delete the demo's accounts, clients, resource, policy and kept secrets")
+    ).set_defaults(func=cmd_demo_reset)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     with_config(db.add_parser("upgrade", help="apply the migrations")).set_defaults(func=cmd_db_upgrade)
@@ -217,10 +227,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     upgrade_database(get_engine(app))
     load_policies(app)
     if args.demo:
+        from .demo import bp as demo_client
         from .demo import seed_demo
 
+        app.register_blueprint(demo_client)  # the demo client's claims redirection page
         with app.app_context():
-            print(seed_demo(app))
+            print(seed_demo(app), flush=True)
     logging.getLogger("app.cli").info("listening on http://%s:%d/ (werkzeug, threaded)", args.host, args.port)
     run_simple(args.host, args.port, app, threaded=True, request_handler=_request_log_handler())
     return 0
@@ -248,6 +260,22 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     app = _app(args, auto_migrate=False)
     upgrade_database(get_engine(app))
     print("database is up to date")
+    return 0
+
+
+def cmd_demo_reset(args: argparse.Namespace) -> int:
+    """Delete the demo data; the next ``uma serve --demo`` seeds it afresh."""
+    from .demo import reset_demo
+
+    app = _app(args)
+    with app.app_context():
+        removed = reset_demo(app)
+    print(
+        f"demo reset: deleted clients {', '.join(removed['clients']) or '(none)'}, "
+        f"accounts {', '.join(removed['users']) or '(none)'}"
+        + (", and the kept secrets" if removed["secrets_file"] else "")
+        + "; `uma serve --demo` starts over"
+    )
     return 0
 
 

@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     """SQLAlchemy URL, e.g. `postgresql+psycopg://user:pw@db/uma`; empty: SQLite file `uma.db` in the instance folder."""
     instance_path: str = ""
-    """Flask instance folder (SQLite file, generated secret key); empty: Flask's (`./instance` in a checkout)."""
+    """Instance folder (SQLite file, generated secret key, default policy folder, demo secrets); empty: Flask's (`./instance` in a checkout); a relative path is taken from the folder of the TOML file that sets it, else from the working directory."""
     database_pool_size: PositiveCount = 5
     """Connections a process keeps open to a server database (PostgreSQL), and as many again in overflow under load; not used with SQLite."""
     database_pool_recycle: PositiveSeconds = 1800
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     secret_key: str = ""
     """Signs the session cookie; empty: one generated once into the instance folder. Set it when several machines serve."""
     policy_dir: str = "policies"
-    """Directory of operator policy files (`*.policy`), read recursively."""
+    """Directory of operator policy files (`*.policy`), read recursively; a relative path is taken from the folder of the TOML file that sets it, else from the instance folder (default: `policies` there)."""
     policy_reload_interval: Seconds = 2
     """Seconds between a process's checks of the policy-set version (and of the policy files)."""
     rpt_format: Literal["jwt", "opaque"] = "jwt"
@@ -207,6 +207,8 @@ class Settings(BaseSettings):
     """How long the keys fetched from a trusted issuer's `jwks_uri` are used before fetching them again, seconds: a key the issuer withdraws stops verifying within this time."""
     jwks_refresh_cooldown: Seconds = 30
     """Least time between two fetches of an issuer's keys caused by a token with an unknown key id (`kid`), seconds."""
+    trusted_proxies: Annotated[int, BeforeValidator(_no_bool), Field(ge=0)] = 0
+    """Reverse proxies in front of the server whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (that many hops, werkzeug's ProxyFix): the client address used for lockouts and `/metrics` access is then the one the proxy saw; 0: none, the TCP peer (a forged header changes nothing)."""
     cookie_secure: bool | None = None
     """Send cookies with the Secure flag; unset: when the issuer is https."""
     log_level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = "INFO"
@@ -278,6 +280,26 @@ class Settings(BaseSettings):
         """Absolute URL of a path on this server, built from the issuer."""
         return self.issuer + path
 
+    def with_paths_from(self, instance_path: str) -> Settings:
+        """These settings with every relative path (``policy_dir``, ``jwks_file``, a SQLite
+        file in ``database_url``) made absolute against the instance folder. Paths written in
+        the TOML file were already made absolute against its folder when it was read
+        (:func:`read_config_file`); nothing depends on the working directory."""
+        folder = Path(instance_path)
+        return self.model_copy(
+            update={
+                "instance_path": str(folder),
+                "policy_dir": str(folder / self.policy_dir),  # an absolute policy_dir stays as it is
+                "database_url": _sqlite_file_under(self.database_url, folder),
+                "trusted_issuers": [
+                    issuer.model_copy(update={"jwks_file": str(folder / issuer.jwks_file)})
+                    if issuer.jwks_file
+                    else issuer
+                    for issuer in self.trusted_issuers
+                ],
+            }
+        )
+
 
 SETTING_NAMES = tuple(Settings.model_fields)
 
@@ -305,6 +327,38 @@ def read_config_file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     ]
     if problems:
         raise ConfigError("\n".join(problems))
+    return _paths_from_file(data, Path(path).resolve().parent)
+
+
+def _sqlite_file_under(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite file path made absolute under ``folder`` (other URLs as they are)."""
+    if not url.startswith("sqlite"):
+        return url
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:") or os.path.isabs(database):
+        return url
+    return parsed.set(database=str(folder / database)).render_as_string(hide_password=False)
+
+
+def _paths_from_file(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The TOML file's settings with its relative paths made absolute against ``folder``
+    (the file's own folder): a config file means the same wherever the server is started."""
+    data = dict(data)
+    for name in ("instance_path", "policy_dir"):
+        if isinstance(data.get(name), str) and data[name]:
+            data[name] = str(folder / data[name])
+    if isinstance(data.get("database_url"), str):
+        data["database_url"] = _sqlite_file_under(data["database_url"], folder)
+    if isinstance(data.get("trusted_issuers"), list):
+        data["trusted_issuers"] = [
+            {**issuer, "jwks_file": str(folder / issuer["jwks_file"])}
+            if isinstance(issuer, dict) and isinstance(issuer.get("jwks_file"), str) and issuer["jwks_file"]
+            else issuer
+            for issuer in data["trusted_issuers"]
+        ]
     return data
 
 

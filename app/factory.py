@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cache, db, get_settings, observability, purge
 from .body import StrictRequest
@@ -72,9 +73,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings)
     for warning in unknown_environment_variables():
         log.warning("%s", warning)
-    app = Flask(__package__, instance_path=settings.instance_path or None, instance_relative_config=True)
+    instance_path = os.path.abspath(settings.instance_path) if settings.instance_path else None
+    app = Flask(__package__, instance_path=instance_path, instance_relative_config=True)
     app.request_class = StrictRequest  # every body read by the one strict reader (app/body.py)
+    if settings.trusted_proxies:  # the client's address and scheme as the proxy saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
     os.makedirs(app.instance_path, exist_ok=True)
+    settings = settings.with_paths_from(app.instance_path)  # relative paths: from the instance folder
 
     app.config["UMA_SETTINGS"] = settings
     app.config.update(
@@ -94,7 +99,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         _version(),
         settings.issuer,
         safe_database_url(database_url),
-        os.path.abspath(settings.policy_dir),
+        settings.policy_dir,
     )
     engine = db.init_app(app, database_url)
     lockout.init_app(app, engine)

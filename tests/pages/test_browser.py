@@ -23,9 +23,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.pages.pages_support import CLAIMS_CB, make_sharing
+from tests.support.browser import chromium_executable
 from tests.support.server import unique
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -55,15 +55,11 @@ forbid any scope on name like "private/*"
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package "
-            "(apt-get install chromium; .ci/run installs it)."
-        )
+    executable = chromium_executable()  # installs one where it is missing (tests/support/browser.py)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:

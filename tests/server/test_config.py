@@ -283,3 +283,78 @@ def test_a_database_url_without_its_driver_or_unreadable_is_a_config_error(tmp_p
     with pytest.raises(ConfigError, match=re.escape(needle)) as info:
         create_app({"database_url": url, "instance_path": str(tmp_path)})
     assert str(info.value).startswith("database_url = ") and "s3cret" not in str(info.value)
+
+
+# -- paths: from the config file's folder, else the instance folder, never the working directory --
+
+
+def test_relative_paths_in_the_config_file_are_taken_from_its_folder(tmp_path, monkeypatch):
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    conf = conf_dir / "uma.toml"
+    conf.write_text(
+        'instance_path = "state"\npolicy_dir = "rules"\ndatabase_url = "sqlite:///data/uma.db"\n'
+        '[[trusted_issuers]]\nissuer = "https://idp.example"\njwks_file = "keys/idp.json"\n'
+    )
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_settings(config_file=conf)
+    assert s.instance_path == str(conf_dir / "state")
+    assert s.policy_dir == str(conf_dir / "rules")
+    assert s.database_url == f"sqlite:///{conf_dir / 'data' / 'uma.db'}"
+    assert s.trusted_issuers[0].jwks_file == str(conf_dir / "keys" / "idp.json")
+
+
+def test_absolute_paths_and_server_urls_in_the_config_file_stay_as_written(tmp_path):
+    conf = tmp_path / "uma.toml"
+    conf.write_text(
+        'policy_dir = "/srv/policies"\ndatabase_url = "postgresql+psycopg://u@db/uma"\ninstance_path = "/var/lib/uma"\n'
+    )
+    s = load_settings(config_file=conf)
+    assert (s.policy_dir, s.instance_path) == ("/srv/policies", "/var/lib/uma")
+    assert s.database_url == "postgresql+psycopg://u@db/uma"
+
+
+def test_relative_paths_from_the_environment_are_taken_from_the_instance_folder(tmp_path, monkeypatch):
+    from app import create_app, get_settings
+    from tests.support.server import close_app
+
+    instance = tmp_path / "instance"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UMA_POLICY_DIR", "my-policies")
+    monkeypatch.setenv("UMA_DATABASE_URL", "sqlite:///db/uma.db")
+    (instance / "db").mkdir(parents=True)
+    app = create_app({"instance_path": str(instance), "secret_key": "k"})
+    try:
+        s = get_settings(app)
+        assert s.policy_dir == str(instance / "my-policies")
+        assert s.database_url == f"sqlite:///{instance / 'db' / 'uma.db'}"
+        assert (instance / "db" / "uma.db").exists() and not (tmp_path / "db").exists()
+    finally:
+        close_app(app)
+
+
+def test_the_default_policy_folder_is_in_the_instance_folder(tmp_path, monkeypatch):
+    from app import create_app, get_settings
+    from tests.support.server import close_app
+
+    monkeypatch.chdir(tmp_path)
+    app = create_app({"instance_path": str(tmp_path / "inst"), "secret_key": "k"})
+    try:
+        assert get_settings(app).policy_dir == str(tmp_path / "inst" / "policies")
+    finally:
+        close_app(app)
+
+
+def test_a_relative_instance_path_from_the_environment_is_made_absolute(tmp_path, monkeypatch):
+    from app import create_app
+    from tests.support.server import close_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UMA_INSTANCE_PATH", "inst")
+    app = create_app({"secret_key": "k"})
+    try:
+        assert app.instance_path == str(tmp_path / "inst") and (tmp_path / "inst" / "uma.db").exists()
+    finally:
+        close_app(app)

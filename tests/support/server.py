@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,6 +43,8 @@ from app import create_app
 from app.db import make_engine, upgrade_database
 
 PG_ENV = "UMA_TEST_DATABASE_URL"
+#: The shipped example policies: the live server and ``serve_app`` use them unless told otherwise.
+SHIPPED_POLICIES = str(Path(__file__).resolve().parents[2] / "policies")
 
 
 def _worker() -> str:
@@ -114,6 +117,7 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
             "issuer": url,
             "secret_key": secrets.token_hex(32),
             "instance_path": str(tmp_path_factory.mktemp("instance")),
+            "policy_dir": SHIPPED_POLICIES,
             "rpt_format": "jwt",
             "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
             # Every test's requests come from 127.0.0.1: a limit per address would soon lock them all
@@ -138,7 +142,9 @@ def serve_app(config: dict[str, Any]) -> Iterator[str]:
     dispatch = _Dispatch()
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     url = f"http://127.0.0.1:{server.port}"
-    dispatch.app = create_app({"issuer": url, "secret_key": secrets.token_hex(32), "TESTING": True, **config})
+    dispatch.app = create_app(
+        {"issuer": url, "secret_key": secrets.token_hex(32), "policy_dir": SHIPPED_POLICIES, "TESTING": True, **config}
+    )
     thread = threading.Thread(target=server.serve_forever, name="other-server", daemon=True)
     thread.start()
     try:
