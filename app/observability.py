@@ -33,7 +33,9 @@ answers with its own counts and the library's process metrics.
 
 **Who may read it**: addresses in ``metrics_networks`` (loopback by default), and, when
 ``metrics_token`` is set, only with ``Authorization: Bearer <token>`` (compared in constant time).
-Others get 403 (address) or 401 (token).
+Others get 403 (address) or 401 (token). A request that a proxy forwarded (``X-Forwarded-For``
+or ``Forwarded``) while ``trusted_proxies`` is 0 is refused too: its address is the proxy's
+(loopback when the proxy runs on the same machine), not the client's.
 
 **Request ids**: each request gets one (:func:`app.logs.request_id_for`), held in
 :data:`app.logs.REQUEST_ID` while it is served (so every log line of it carries it) and sent
@@ -165,11 +167,16 @@ class MetricsUnauthorized(ApiError):
 class _Access:
     """Who may read ``/metrics``: the settings ``metrics_networks`` and ``metrics_token``."""
 
-    def __init__(self, networks: list[str], token: str) -> None:
+    def __init__(self, networks: list[str], token: str, trusted_proxies: int) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
         self.token_hash = hash_token(token) if token else None
+        self.trusted_proxies = trusted_proxies
 
-    def check(self, address: str | None, authorization: str) -> None:
+    def check(self, address: str | None, authorization: str, forwarded: bool) -> None:
+        if forwarded and not self.trusted_proxies:
+            # A proxy passed this on, and none is trusted: the address is the proxy's (on this
+            # machine, loopback), not the client's. Closed rather than open to the proxy's world.
+            raise MetricsForbidden("/metrics is not answered through a proxy that is not trusted (trusted_proxies).")
         try:
             ip = ipaddress.ip_address(address or "")
         except ValueError:
@@ -250,7 +257,10 @@ def _counts() -> Any:
 @bp.get("/metrics")
 def metrics() -> Response:
     """The metrics in the Prometheus text format (OpenMetrics when the scraper asks for it)."""
-    current_app.extensions["uma_metrics_access"].check(request.remote_addr, request.headers.get("Authorization", ""))
+    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    current_app.extensions["uma_metrics_access"].check(
+        request.remote_addr, request.headers.get("Authorization", ""), forwarded
+    )
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return Response(encoder(_Scrape(app)), content_type=content_type, headers={"Cache-Control": "no-store"})
@@ -260,6 +270,8 @@ def init_app(app: Flask) -> None:
     """Request ids and durations for every request, and who may read ``/metrics``."""
     settings = app.config["UMA_SETTINGS"]
     disable_created_metrics()  # no `*_created` twin of every counter: half the lines, nothing lost
-    app.extensions["uma_metrics_access"] = _Access(settings.metrics_networks, settings.metrics_token)
+    app.extensions["uma_metrics_access"] = _Access(
+        settings.metrics_networks, settings.metrics_token, settings.trusted_proxies
+    )
     app.before_request(_note_endpoint)
     app.wsgi_app = _Observed(app.wsgi_app)  # type: ignore[method-assign]

@@ -63,9 +63,7 @@ class DatabaseStorage(Storage, MovingWindowSupport):
 
     STORAGE_SCHEME = None  # made from the app's engine (app.identity.lockout), not from a URI
 
-    def __init__(
-        self, engine: Engine, reader: Callable[[], AbstractContextManager[Connection]] | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, reader: Callable[[], AbstractContextManager[Connection]] | None = None) -> None:
         """``reader`` gives the connection the reads use (default: one of ``engine``'s, each time)."""
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise ValueError(f"no database storage for {engine.dialect.name}: set lockout_storage_uri")

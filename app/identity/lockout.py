@@ -156,6 +156,8 @@ class Lockout:
             "client": self._item(settings.lockout_client_attempts, window),
         }
         self.address = self._item(settings.lockout_address_attempts, window)
+        self.trusted_proxies = settings.trusted_proxies
+        self.warned_proxy = False
 
     @staticmethod
     def _item(attempts: int, window: int) -> RateLimitItem | None:
@@ -254,4 +256,11 @@ def guard(kind: str, account: str | None) -> Attempt:
     """An attempt of this request to authenticate as ``account`` (a user name or a client id),
     from its source address; raises :class:`Locked` (429) when either is locked."""
     lockout: Lockout = current_app.extensions["uma_lockout"]
+    if not lockout.warned_proxy and "X-Forwarded-For" in request.headers and not lockout.trusted_proxies:
+        lockout.warned_proxy = True
+        log.warning(
+            "lockout: requests come through a proxy (X-Forwarded-For) but trusted_proxies is 0: every client"
+            " counts as the proxy's address %s, so the limit per address is shared by all; set trusted_proxies",
+            request.remote_addr,
+        )
     return lockout.attempt(kind, account, request.remote_addr)

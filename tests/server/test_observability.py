@@ -154,6 +154,20 @@ def test_metrics_answer_only_the_configured_networks(database_url, tmp_path):
             assert listed.get("/metrics").status_code == 200
 
 
+def test_metrics_are_not_answered_through_a_proxy_that_is_not_trusted(database_url, tmp_path):
+    """nginx on the same machine without trusted_proxies: every request comes from loopback, so
+    a forwarded one is refused; with the proxy trusted, its client's address decides."""
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    config = {"database_url": database_url, "instance_path": str(tmp_path)}
+    with serve_app(config) as url, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get("/metrics", headers=forwarded).status_code == 403
+        assert http.get("/metrics", headers={"Forwarded": "for=203.0.113.9"}).status_code == 403
+        assert http.get("/metrics").status_code == 200
+    with serve_app({**config, "trusted_proxies": 1}) as url, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get("/metrics", headers=forwarded).status_code == 403  # the client is 203.0.113.9
+        assert http.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
+
+
 def test_metrics_need_the_token_when_one_is_set(database_url, tmp_path):
     token = "mt-" + os.urandom(16).hex()
     config = {"database_url": database_url, "instance_path": str(tmp_path), "metrics_token": token}
