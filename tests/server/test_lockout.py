@@ -219,6 +219,28 @@ def test_one_address_is_limited_over_every_name_and_client(database_url, tmp_pat
         assert _metric(http, "uma_lockouts_total", kind="client", scope="address") >= 1
 
 
+@pytest.mark.parametrize("trusted_proxies", [0, 1])
+def test_behind_a_trusted_proxy_the_clients_address_is_counted(database_url, tmp_path, make_user, trusted_proxies):
+    """With the proxy trusted, X-Forwarded-For names the address counted; without, a forged
+    header changes nothing (the TCP peer is counted)."""
+    user = make_user()
+    config = _config(
+        database_url,
+        tmp_path,
+        lockout_account_attempts=0,
+        lockout_address_attempts=2,
+        trusted_proxies=trusted_proxies,
+    )
+    with serve_app(config) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for n in range(2):
+            http.headers["X-Forwarded-For"] = "203.0.113.1"
+            assert _login(http, unique("spray"), f"guess-{n}").status_code == 401
+        http.headers["X-Forwarded-For"] = "203.0.113.2"
+        assert _login(http, user.username, user.password).status_code == (303 if trusted_proxies else 429)
+        http.headers["X-Forwarded-For"] = "203.0.113.1"
+        assert _login(http, user.username, user.password).status_code == 429
+
+
 def test_addresses_are_counted_by_host_and_ipv6_by_its_64():
     assert address_key("203.0.113.7") == "203.0.113.7"
     assert address_key("::ffff:203.0.113.7") == "203.0.113.7"
