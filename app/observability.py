@@ -59,11 +59,18 @@ from prometheus_client.exposition import choose_encoder
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wsgi import ClosingIterator
 
+from .config import ConfigError
 from .errors import ApiError
 from .logs import REQUEST_ID, request_id_for
 from .security import hash_token, tokens_equal
 
 log = logging.getLogger(__name__)
+
+_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _MULTIPROC_DIR and not os.path.isdir(_MULTIPROC_DIR):  # the metrics below open their files there now
+    raise ConfigError(
+        f"PROMETHEUS_MULTIPROC_DIR = {_MULTIPROC_DIR!r} is not a directory: create it, empty, before the server starts"
+    )
 
 #: Values of the ``kind`` label of ``uma_tokens_issued_total``.
 TOKEN_KINDS = ("access_token", "pat", "refresh_token", "rpt", "pct", "permission_ticket")
@@ -247,7 +254,7 @@ class _Scrape:
 
 
 def _counts() -> Any:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if _MULTIPROC_DIR:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         return MultiProcessCollector(None)

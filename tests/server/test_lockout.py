@@ -256,6 +256,24 @@ def test_a_storage_uri_that_cannot_be_used_stops_the_start_without_showing_it(da
     assert "lockout_storage_uri" in str(info.value) and "s3cret" not in str(info.value)
 
 
+def test_counts_that_cannot_be_read_refuse_the_attempt_503(tmp_path):
+    """Closed, not open: without its failure counts the server checks no credential."""
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path}/broken.db"
+    with serve_app(_config(url, tmp_path)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        broken = create_engine(url)
+        with broken.begin() as conn:
+            conn.execute(text("DROP TABLE rate_limit_entries"))
+        broken.dispose()
+        checks = _metric(http, "uma_password_verifications_total")
+        answer = _login(http, "someone", "a-password")
+        assert answer.status_code == 503 and answer.json()["error"] == "temporarily_unavailable"
+        token = http.post("/token", data={"grant_type": "client_credentials"}, auth=("some-client", "s"))
+        assert token.status_code == 503
+        assert _metric(http, "uma_password_verifications_total") == checks
+
+
 # -- the database storage keeps the ``limits`` contract ---------------------------------------
 
 

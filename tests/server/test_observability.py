@@ -182,6 +182,22 @@ def test_metrics_need_the_token_when_one_is_set(database_url, tmp_path):
         assert http.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 403
 
 
+def test_a_missing_multiprocess_directory_stops_the_start_with_a_clear_message(cli_env, tmp_path):
+    missing = tmp_path / "no-such-dir"
+    env = {**os.environ, **cli_env, "PROMETHEUS_MULTIPROC_DIR": str(missing)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(_free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert f"configuration error: PROMETHEUS_MULTIPROC_DIR = '{missing}' is not a directory" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 # -- request ids ----------------------------------------------------------------------------------
 
 
