@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +51,7 @@ def request_id_for(incoming: str | None) -> str:
     """The id of a request: the one it came with (``X-Request-ID``) when well-formed, else a new one."""
     if incoming and _REQUEST_ID_FORM.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class _WithRequestId(logging.Filter):

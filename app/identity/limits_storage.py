@@ -16,23 +16,17 @@ nothing more. A ``lockout_storage_uri`` setting selects any other ``limits`` sto
 
 Expired rows are deleted by the background purge (:mod:`app.purge`); an acquisition also
 drops its own key's expired entries. Each write is its own short transaction on its own
-connection, so a count stays even when the request's transaction rolls back. Reads (the check
-before every authentication) go through ``reader``, which the lockout points at the request's
-own database connection: the check of a successful login or client authentication is then two
-indexed SELECTs and no connection of its own (a connection checked out per read cost
-0.3 ms each, some 8% of a grant's server CPU, ``bench/server.py --quick``).
+connection, so a count stays even when the request's transaction rolls back; so is each read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from limits.storage import MovingWindowSupport, Storage
-from sqlalchemy import Connection, Engine, bindparam, case, delete, func, select
+from sqlalchemy import Engine, bindparam, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,7 +37,9 @@ _ENTRIES: Any = RateLimitEntry.__table__
 #: First half of the PostgreSQL advisory lock (two-int form) serialising one key's acquisitions.
 _PG_LOCK_SPACE = 0x4C4D54  # "LMT"
 _MAX_KEY = 255
-#: The reads, built once (building a statement cost more than running it).
+#: The reads, built once: built at each read, the check before an authentication took 600 µs
+#: of CPU instead of 200, 15% of a client-credentials token request instead of 6%
+#: (bench/request_overhead.py, run with the SELECT written inline).
 _COUNT = select(_COUNTERS.c.count).where(_COUNTERS.c.key == bindparam("key"), _COUNTERS.c.expires_at > bindparam("now"))
 _EXPIRY = select(_COUNTERS.c.expires_at).where(
     _COUNTERS.c.key == bindparam("key"), _COUNTERS.c.expires_at > bindparam("now")
@@ -63,13 +59,11 @@ class DatabaseStorage(Storage, MovingWindowSupport):
 
     STORAGE_SCHEME = None  # made from the app's engine (app.identity.lockout), not from a URI
 
-    def __init__(self, engine: Engine, reader: Callable[[], AbstractContextManager[Connection]] | None = None) -> None:
-        """``reader`` gives the connection the reads use (default: one of ``engine``'s, each time)."""
+    def __init__(self, engine: Engine) -> None:
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise ValueError(f"no database storage for {engine.dialect.name}: set lockout_storage_uri")
         super().__init__(uri=None, wrap_exceptions=True)
         self.engine = engine
-        self.reader = reader or engine.connect
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     @property
@@ -94,13 +88,13 @@ class DatabaseStorage(Storage, MovingWindowSupport):
             return int(conn.execute(stmt).scalar_one())
 
     def get(self, key: str) -> int:
-        with self.reader() as conn:
+        with self.engine.connect() as conn:
             count = conn.execute(_COUNT, {"key": _stored_key(key), "now": time.time()}).scalar_one_or_none()
         return int(count or 0)
 
     def get_expiry(self, key: str) -> float:
         now = time.time()
-        with self.reader() as conn:
+        with self.engine.connect() as conn:
             expires = conn.execute(_EXPIRY, {"key": _stored_key(key), "now": now}).scalar_one_or_none()
         return float(expires) if expires is not None else now
 
@@ -128,7 +122,7 @@ class DatabaseStorage(Storage, MovingWindowSupport):
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         """(time of the oldest event in the window, number of events in it); (now, 0) when none."""
         now = time.time()
-        with self.reader() as conn:
+        with self.engine.connect() as conn:
             oldest, counted = conn.execute(_WINDOW, {"key": _stored_key(key), "since": now - expiry}).one()
         return (float(oldest), int(counted)) if counted else (now, 0)
 

@@ -39,18 +39,16 @@ import ipaddress
 import logging
 import math
 import time
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, request
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import ConfigurationError, StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from ..config import ConfigError, Settings
-from ..db import get_session
 from ..errors import ApiError
 from ..observability import LOCKED_ATTEMPTS, LOCKOUTS, LOGIN_FAILURES
 from .limits_storage import DatabaseStorage
@@ -226,7 +224,7 @@ class Lockout:
 def _storage(settings: Settings, engine: Engine) -> Storage:
     uri = settings.lockout_storage_uri
     if not uri:
-        return DatabaseStorage(engine, reader=lambda: _reader(engine))
+        return DatabaseStorage(engine)
     try:
         storage = storage_from_string(uri, wrap_exceptions=True)
     except ConfigurationError as exc:  # the message may quote the URI, password and all
@@ -236,14 +234,6 @@ def _storage(settings: Settings, engine: Engine) -> Storage:
     if uri.startswith("memory:"):
         log.warning("lockout_storage_uri is memory://: failures are counted per process, not across workers")
     return storage
-
-
-def _reader(engine: Engine) -> AbstractContextManager[Connection]:
-    """The connection the checks read on: in a request, the request's own (no checkout of its
-    own); elsewhere one of the engine's."""
-    if has_request_context():
-        return nullcontext(get_session().connection())
-    return engine.connect()
 
 
 def init_app(app: Flask, engine: Engine) -> Lockout:
