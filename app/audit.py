@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from .models import AuditRecord
+from .observability import count_decision
 
 OUTCOMES = ("permit", "partial", "need_info", "request_submitted", "deny")
 MAX_LIST = 500
@@ -47,6 +48,7 @@ def record_decision(
             )
         )
     session.add_all(rows)
+    count_decision(outcome)
     return rows
 
 

@@ -33,6 +33,7 @@ the type says what is accepted (``Seconds``, ``bool``, ``str``, a ``Literal``,
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -59,7 +60,7 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 RPT_FORMATS = ("jwt", "opaque")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 #: Settings whose values are never shown in an error message or a log line.
-SECRET_SETTINGS = frozenset({"secret_key"})
+SECRET_SETTINGS = frozenset({"secret_key", "metrics_token", "lockout_storage_uri"})
 #: Where the TOML file comes from while :func:`load_settings` builds a Settings (else ``UMA_CONFIG``).
 _config_file: ContextVar[str | None] = ContextVar("uma_config_file", default=None)
 
@@ -91,6 +92,8 @@ def _word_list(value: Any) -> Any:
 Seconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 #: A whole number of seconds, at least one.
 PositiveSeconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+#: A whole number, zero or more.
+Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 #: A whole number, at least one.
 PositiveCount = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
 #: A whole number of bytes, zero or more.
@@ -214,6 +217,22 @@ class Settings(BaseSettings):
     """Level of the server's own log lines (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`); other libraries log from INFO up."""
     log_format: Literal["text", "json", "none"] = "text"
     """Log lines on stderr: `text`, `json` (one object a line), or `none` (leave logging to the host, e.g. gunicorn's `--log-config`)."""
+    lockout_window: PositiveSeconds = 900
+    """Brute-force protection: the window, seconds, in which failed authentications are counted (see `lockout_strategy`)."""
+    lockout_account_attempts: Count = 5
+    """Failed logins for one user name (login page and owner API alike) within `lockout_window` after which its logins are refused with 429 until the oldest failure leaves the window; 0: no limit per user."""
+    lockout_client_attempts: Count = 20
+    """Failed client authentications for one client id (every endpoint) within `lockout_window` after which that client id is refused with 429; 0: no limit per client (its secret is 256 random bits; see the lockout section)."""
+    lockout_address_attempts: Count = 50
+    """Failed authentications of any kind from one source address (an IPv6 /64) within `lockout_window` after which that address is refused with 429; 0: no limit per address."""
+    lockout_strategy: Literal["moving-window", "fixed-window"] = "moving-window"
+    """How failures are counted (the `limits` library's strategies): `moving-window` (at most N in any `lockout_window` seconds) or `fixed-window` (N per window begun at the first failure; cheaper on a storage without moving-window support, e.g. memcached)."""
+    lockout_storage_uri: str = ""
+    """Where failures are counted: empty: this server's database (every process and machine shares it); else a `limits` storage URI shared by all of them, e.g. `redis://cache.internal:6379/0` (install the library's driver); `memory://` counts per process (tests only)."""
+    metrics_networks: WordList = ["127.0.0.0/8", "::1/128"]
+    """Networks (CIDRs) whose addresses may read `/metrics`; loopback only by default."""
+    metrics_token: str = ""
+    """When set, `/metrics` also needs `Authorization: Bearer <this token>` (from an address of `metrics_networks`)."""
 
     @classmethod
     def settings_customise_sources(
@@ -235,6 +254,16 @@ class Settings(BaseSettings):
         if not issuer.startswith(("https://", "http://")) or len(issuer) <= len("https://"):
             raise ValueError("expected an http(s) URL such as https://as.example.org")
         return issuer
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (CIDR) such as 10.0.0.0/8 or 2001:db8::/32") from None
+        return networks
 
     @field_validator("log_level")
     @classmethod
@@ -447,6 +476,8 @@ def _default_text(name: str) -> str:
         return "—"
     if isinstance(default, bool):
         return f"`{str(default).lower()}`"
+    if isinstance(default, list):
+        return ", ".join(f"`{item}`" for item in default)
     if isinstance(default, int) and default >= 86400 and default % 86400 == 0:
         return f"`{default}` ({default // 86400} d)"
     return f"`{default}`"

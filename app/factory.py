@@ -29,7 +29,7 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, get_settings, purge
+from . import cache, db, get_settings, observability, purge
 from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
 from .demo import bp as demo_client
@@ -38,6 +38,7 @@ from .grant import grant_metadata
 from .grant.interaction import bp as claims_interaction
 from .grant.token_grant import UmaTicketGrant
 from .health import bp as health_api
+from .identity import lockout
 from .logs import configure_logging, safe_database_url
 from .oauth.endpoints import ClientConfigurationEndpoint, ClientRegistrationEndpoint, RevocationEndpoint
 from .oauth.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
@@ -45,6 +46,7 @@ from .oauth.metadata import register_metadata
 from .oauth.server import UmaAuthorizationServer
 from .oauth.views import api as oauth_api
 from .oauth.views import bp as oauth_pages
+from .observability import bp as metrics_api
 from .owner_api import bp as owner_api
 from .policies import init_policies
 from .protection.introspection import UmaIntrospectionEndpoint
@@ -102,6 +104,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings.policy_dir,
     )
     engine = db.init_app(app, database_url)
+    lockout.init_app(app, engine)
+    observability.init_app(app)
     cache.init_app(app)
     purge.init_app(app)
     schema_current = db.schema_is_current(engine)
@@ -159,7 +163,7 @@ PAGES = (web_pages, oauth_pages, claims_interaction)
 #: APIs whose callers authenticate each request with credentials of their own (client
 #: credentials, PATs): no ambient credential to forge, so no anti-CSRF token. The owner API
 #: also takes the pages' session, and then asks for the token itself (:mod:`app.owner_api`).
-APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api, health_api)
+APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api, health_api, metrics_api)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -459,3 +459,29 @@ class SigningKey(SQLModel, table=True):
     created_at: int = Field(default_factory=now)
     active: bool = False
     retired_at: int | None = None
+
+
+class RateLimitCounter(SQLModel, table=True):
+    """A fixed-window counter of the ``limits`` storage in the database
+    (:mod:`app.identity.limits_storage`): failed authentications of one account or address.
+    Times are seconds since the epoch with fractions (the window arithmetic of ``limits``)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True, max_length=255)
+    count: int = 0
+    expires_at: float = Field(index=True)
+
+
+class RateLimitEntry(SQLModel, table=True):
+    """One counted event of a moving-window limit (:mod:`app.identity.limits_storage`): a failed
+    authentication at ``at``, counted until ``expires_at``."""
+
+    __tablename__ = "rate_limit_entries"
+    __table_args__ = (Index("ix_rate_limit_entries_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255)
+    at: float
+    expires_at: float = Field(index=True)

@@ -7,6 +7,8 @@ The UMA specifications leave the owner's interface to the AS out of scope (F-08,
 Authentication (each request, one of):
 
 * ``Authorization: Basic`` with the owner's local user name and password (curl, scripts);
+  failures count towards the lockout of the login page (429 with ``Retry-After`` while locked,
+  :mod:`app.identity.lockout`);
 * ``Authorization: Bearer <token>`` with an OAuth access token of scope
   ``uma_owner`` issued to the owner (authorization code + PKCE; for owner apps);
 * the browser session of the owner pages (login at ``/login``); unsafe methods
@@ -45,6 +47,7 @@ from . import owner_service as service
 from .body import json_object, refuse_media_type, text_body
 from .db import get_session, policy_set_version
 from .errors import ApiError, InvalidRequest, NotFound
+from .identity.lockout import guard
 from .models import PendingRequest, PolicyDocument
 from .oauth.tokens import find_access_token
 from .policies import MAX_POLICY_BYTES
@@ -78,9 +81,12 @@ def _basic(value: str) -> str:
     username, sep, password = decoded.partition(":")
     if not sep:
         raise Unauthenticated("Malformed Basic credentials.")
+    attempt = guard("user", username)  # 429 while locked, before the password hash is computed
     user = authenticate(get_session(), username, password)
     if user is None:
+        attempt.failed()
         raise Unauthenticated("Unknown user name or wrong password.")
+    attempt.succeeded()
     return user.username
 
 

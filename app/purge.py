@@ -13,6 +13,8 @@ lock is held for long and requests go on meanwhile):
                             so presenting it again is still seen as reuse (O-47)
 ``pcts``                    expired
 ``browser_sessions``        expired (app/identity/sessions.py)
+``rate_limit_counters``,    failure counts of the lockout past their window
+``rate_limit_entries``      (app/identity/limits_storage.py)
 ``audit_records``           older than ``audit_retention`` seconds (0: kept for ever)
 ==========================  ==========================================================
 
@@ -36,7 +38,17 @@ from sqlalchemy import Engine, and_, delete, exists, or_, select
 from sqlmodel import SQLModel
 
 from .config import Settings
-from .models import AuditRecord, AuthorizationCode, BrowserSession, Pct, PermissionTicket, Rpt, Token
+from .models import (
+    AuditRecord,
+    AuthorizationCode,
+    BrowserSession,
+    Pct,
+    PermissionTicket,
+    RateLimitCounter,
+    RateLimitEntry,
+    Rpt,
+    Token,
+)
 from .security import now
 
 log = logging.getLogger(__name__)
@@ -64,6 +76,8 @@ def expired_conditions(settings: Settings, at: int) -> dict[str, tuple[type[SQLM
         "tokens": (Token, access_and_refresh_expired(Token)),
         "pcts": (Pct, Pct.expires_at < at),
         "browser_sessions": (BrowserSession, BrowserSession.expires_at < at),
+        "rate_limit_counters": (RateLimitCounter, RateLimitCounter.expires_at < at),
+        "rate_limit_entries": (RateLimitEntry, RateLimitEntry.expires_at < at),
     }
     if settings.audit_retention > 0:
         conditions["audit_records"] = (AuditRecord, AuditRecord.created_at < at - settings.audit_retention)

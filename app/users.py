@@ -10,6 +10,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from .models import OAuthClient, User
+from .observability import PASSWORD_VERIFICATIONS
 from .security import dummy_password_check, hash_password, needs_rehash, verify_password
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
@@ -55,6 +56,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     parameters (scrypt, or Argon2 below today's) is replaced by a fresh Argon2id
     hash on success, in its own transaction so the caller's stays untouched.
     """
+    PASSWORD_VERIFICATIONS.inc()  # one hash checked on every path below
     user = get_user(session, username)
     if user is None or not user.is_active:
         dummy_password_check(password)

@@ -55,6 +55,7 @@ from ..config import Settings
 from ..models import OAuthClient, Pct, PendingRequest, PermissionTicket, Resource, Rpt
 from ..oauth.clients import cached_client
 from ..oauth.grants import spend
+from ..observability import count_token
 from ..policies import PolicyStore, get_store
 from ..protection.rpt import granted_now, issue_rpt, policy_bound, registered_resources, token_response
 from ..protection.tickets import issue_ticket
@@ -375,6 +376,7 @@ def _issue_pct(session: Session, settings: Settings, a: Assessment) -> str | Non
             expires_at=issued + settings.pct_lifetime,
         )
     )
+    count_token("pct")
     return raw
 
 

@@ -19,6 +19,7 @@ from joserfc.errors import InvalidClaimError
 
 from .. import get_settings
 from ..db import get_session
+from ..identity.lockout import guard
 from ..models import OAuthClient, Pct, Rpt, Token
 from .clients import (
     GRANT_TYPES,
@@ -284,11 +285,17 @@ class ClientConfigurationEndpoint(_ConfigurationEndpoint):
     def authenticate_token(self, request: Any) -> RegistrationAccessToken:
         scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
         raw = value.strip()
-        client = get_client(get_session(), (flask_request.view_args or {}).get("client_id"))
+        client_id = (flask_request.view_args or {}).get("client_id")
+        attempt = guard("client", client_id) if raw else None  # a token presented is a client's attempt
+        client = get_client(get_session(), client_id)
         if scheme.lower() != "bearer" or not raw or client is None or not check_registration_token(client, raw):
+            if attempt is not None:
+                attempt.failed()
             raise InvalidTokenError(
                 description="Send this client's registration access token: Authorization: Bearer <token>."
             )
+        if attempt is not None:
+            attempt.succeeded()
         return RegistrationAccessToken(client, raw)
 
     def authenticate_client(self, request: Any) -> OAuthClient:

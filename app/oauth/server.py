@@ -16,7 +16,7 @@ from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import JsonPayload, JsonRequest, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from flask import Flask, current_app
 from flask import request as flask_request
 from werkzeug.datastructures import MultiDict
@@ -24,6 +24,7 @@ from werkzeug.datastructures import MultiDict
 from .. import get_settings
 from ..body import BodyError, loads_strict
 from ..db import get_session
+from ..identity.lockout import guard
 from ..models import OAuthClient, Token
 from ..security import hash_token, new_token, now
 from .clients import cached_client
@@ -36,7 +37,7 @@ from .requests import (
     repeated_parameters,
     unsafe_parameters,
 )
-from .tokens import access_lifetime
+from .tokens import access_lifetime, count_issued
 
 #: Endpoints whose parameters come from the query string (RFC 6749 §3.1).
 QUERY_ENDPOINTS = {"oauth.authorize"}
@@ -61,10 +62,9 @@ class SafeJsonPayload(JsonPayload):
         return self._data
 
 
-def authenticate_client_secret_basic(query_client: Any, request: OAuth2Request) -> OAuthClient | None:
-    """HTTP Basic client authentication (RFC 6749 §2.3.1, O-03): id and secret are
-    form-urlencoded before base64. Unlike authlib's version, bytes that are not
-    UTF-8 are a failed authentication, not an exception."""
+def _basic_credentials(request: OAuth2Request) -> tuple[str, str] | None:
+    """(client id, secret) of ``Authorization: Basic`` (RFC 6749 §2.3.1: each form-urlencoded
+    before base64), or None; bytes that are not UTF-8 are no credentials, not an exception."""
     scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -75,10 +75,30 @@ def authenticate_client_secret_basic(query_client: Any, request: OAuth2Request) 
     client_id, sep, secret = decoded.partition(":")
     if not sep:
         return None
-    client = query_client(unquote_plus(client_id))
-    if client is not None and client.check_client_secret(unquote_plus(secret)):
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def authenticate_client_secret_basic(query_client: Any, request: OAuth2Request) -> OAuthClient | None:
+    """HTTP Basic client authentication (RFC 6749 §2.3.1, O-03)."""
+    credentials = _basic_credentials(request)
+    if credentials is None:
+        return None
+    client = query_client(credentials[0])
+    if client is not None and client.check_client_secret(credentials[1]):
         return client
     return None
+
+
+def claimed_client_id(request: OAuth2Request) -> str | None:
+    """The client id a request authenticates as: Basic's, else the body's ``client_id``."""
+    credentials = _basic_credentials(request)
+    if credentials is not None:
+        return credentials[0]
+    try:
+        client_id = request.payload.client_id if request.payload is not None else None
+    except InvalidRequestError:  # a JSON body that is not an object: nothing claimed
+        return None
+    return client_id if isinstance(client_id, str) and client_id else None
 
 
 class UmaAuthorizationServer(AuthorizationServer):
@@ -89,6 +109,23 @@ class UmaAuthorizationServer(AuthorizationServer):
         self.init_app(app, query_client=self._query_client_db, save_token=self._save_token_db)
         self.register_token_generator("default", self._generate_token)
         self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+
+    # -- client authentication ---------------------------------------------------
+    def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> Any:
+        """authlib's client authentication, at every endpoint that uses it (token, revocation,
+        introspection), behind the lockout (O-03; issue 13, point 3): a client id or an address
+        with too many failures is answered 429 before its secret is looked at; a failure counts."""
+        claimed = claimed_client_id(request)
+        if claimed is None:
+            return super().authenticate_client(request, methods, endpoint)
+        attempt = guard("client", claimed)
+        try:
+            client = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            attempt.failed()
+            raise
+        attempt.succeeded()
+        return client
 
     # -- requests ------------------------------------------------------------
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
@@ -176,6 +213,7 @@ class UmaAuthorizationServer(AuthorizationServer):
         )
         session.add(row)
         session.commit()
+        count_issued(row.scope, refresh is not None)
         return row
 
 

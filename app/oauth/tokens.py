@@ -16,7 +16,16 @@ from sqlmodel import Session
 
 from ..config import Settings
 from ..models import PROTECTION_SCOPE, Pct, Rpt, Token
+from ..observability import count_token
 from ..security import hash_token, new_token, now
+
+
+def count_issued(scope: str, with_refresh: bool) -> None:
+    """Count an issued OAuth token in ``uma_tokens_issued_total`` (a PAT when its scope has
+    ``uma_protection``), and its refresh token."""
+    count_token("pat" if PROTECTION_SCOPE in scope_to_list(scope) else "access_token")
+    if with_refresh:
+        count_token("refresh_token")
 
 
 def access_lifetime(settings: Settings, scope: str) -> int:
@@ -53,6 +62,7 @@ def issue_token(
     )
     session.add(row)
     session.flush()
+    count_issued(scope, refresh is not None)
     body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime}
     if scope:
         body["scope"] = scope

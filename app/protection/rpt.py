@@ -35,6 +35,7 @@ from ..config import Settings
 from ..db import policy_set_version_column, remember_policy_set_version
 from ..models import Resource, Rpt
 from ..oauth.keys import ALGORITHM, active_key, private_key, verification_key
+from ..observability import count_token
 from ..security import hash_token, new_token, now
 
 
@@ -156,6 +157,9 @@ def issue_rpt(
     session.add(row)
     if commit:
         session.commit()
+    count_token("rpt")
+    if refresh:
+        count_token("refresh_token")
     return IssuedRpt(token=token, row=row, refresh_token=refresh, expires_in=expires_at - issued)
 
 

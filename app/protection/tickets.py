@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from ..db import policy_set_version_column, remember_policy_set_version
 from ..models import PermissionTicket
+from ..observability import count_token
 from ..security import hash_token, new_token, now
 
 
@@ -64,6 +65,7 @@ def issue_ticket(
     )
     session.add(row)
     session.flush()
+    count_token("permission_ticket")
     return raw, row
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
 
 from ..db import get_session
+from ..identity.lockout import Locked, guard, wait_in_words
 from ..identity.sessions import end_session, session_user, start_session
 from ..models import User
 from ..users import authenticate
@@ -143,20 +144,38 @@ def home() -> Any:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    """Log in with a local account; 303 to ``next`` afterwards (O-54)."""
+    """Log in with a local account; 303 to ``next`` afterwards (O-54). Too many failures for the
+    name or from the address: 429 and ``Retry-After``, the page saying when to try again, and no
+    password checked (:mod:`app.identity.lockout`)."""
     target = safe_next(request.values.get("next"))
-    error = None
+    error, status = None, 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
         username = request.form.get("username", "")
         password = request.form.get("password", "")
-        user = authenticate(get_session(), username, password) if username and password else None
-        if user is not None:
-            login_user(user)
-            return redirect(target, code=303)
-        error = "Unknown user name or wrong password."
-    status = 401 if error else 200
+        error, status = "Unknown user name or wrong password.", 401
+        if username and password:
+            try:
+                attempt = guard("user", username)  # before the password hash is computed
+            except Locked as locked:
+                error, status, headers = _locked_words(locked), 429, dict(locked.headers)
+            else:
+                user = authenticate(get_session(), username, password)
+                if user is not None:
+                    attempt.succeeded()
+                    login_user(user)
+                    return redirect(target, code=303)
+                attempt.failed()
     purpose = "claims" if target.startswith("/uma/claims") else "authorize" if target.startswith("/authorize") else None
-    return render_template("login.html", next=target, error=error, purpose=purpose), status
+    return render_template("login.html", next=target, error=error, purpose=purpose), status, headers
+
+
+def _locked_words(locked: Locked) -> str:
+    """What the login page says while the name or the address is locked (issue 13, point 3)."""
+    return (
+        "Too many failed sign-ins for this user name or from your network. For your protection, "
+        f"sign-in is paused: try again in {wait_in_words(locked.retry_after)}."
+    )
 
 
 @bp.post("/logout")

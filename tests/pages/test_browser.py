@@ -345,3 +345,22 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
     phone.page.goto("/my/policy")
     phone.page.wait_for_selector("#check-status.ok")
     phone.shot("policy-phone")
+
+
+def test_the_login_page_says_in_words_when_sign_in_is_paused(person, make_user, settings):
+    """Issue 13, point 3: after too many wrong passwords for a name, the page (in a real browser)
+    says that sign-in is paused and when to try again; the right password then waits too."""
+    user = make_user()
+    me = person()
+    me.page.goto("/login")
+    for n in range(settings.lockout_account_attempts):
+        me.page.fill("#username", user.username)
+        me.page.fill("#password", f"wrong-{n}")
+        me.page.click("button[type=submit]")
+        expect(me.page.get_by_role("alert")).to_have_text("Unknown user name or wrong password.")
+    me.sign_in(user)
+    alert = me.page.get_by_role("alert")
+    expect(alert).to_contain_text("Too many failed sign-ins")
+    expect(alert).to_contain_text("try again in 15 minutes")
+    assert me.page.url.endswith("/login")
+    me.shot("login-paused")

@@ -232,6 +232,7 @@ def uma(engine, database_url, idp, make_user, make_client, make_rs, pat_for, tmp
             "instance_path": str(tmp_path_factory.mktemp("grant-instance")),
             "rpt_format": "jwt",
             "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
+            "lockout_address_attempts": 0,  # every request comes from 127.0.0.1 (tests/support/server.py)
             "trusted_issuers": [
                 {
                     "issuer": IDP_ISSUER,

@@ -110,6 +110,8 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
             raw, expected = "ERROR", "ERROR"
         elif name == "log_format":
             raw, expected = "json", "json"
+        elif name == "lockout_strategy":
+            raw, expected = "fixed-window", "fixed-window"
         else:
             raw, expected = "from-env", "from-env"
         monkeypatch.setenv(f"UMA_{name.upper()}", raw)
@@ -128,6 +130,9 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
         ({"UMA_ISSUER": "ftp://x"}, "issuer"),
         ({"UMA_LOG_LEVEL": "loud"}, "log_level"),
         ({"UMA_LOG_FORMAT": "xml"}, "log_format"),
+        ({"UMA_LOCKOUT_STRATEGY": "sliding"}, "lockout_strategy"),
+        ({"UMA_LOCKOUT_ACCOUNT_ATTEMPTS": "-1"}, "lockout_account_attempts"),
+        ({"UMA_METRICS_NETWORKS": "10.0.0.0/8,not-a-network"}, "not-a-network"),
         ({"UMA_TRUSTED_ISSUERS": '[{"issuer": "https://idp", "jwks_uri": "u", "algorithms": ["none"]}]'}, "none"),
         ({"UMA_TRUSTED_ISSUERS": '[{"issuer": "https://idp", "jwks_uri": "u", "algorithms": []}]'}, "algorithms"),
         ({"UMA_TRUSTED_ISSUERS": '[{"issuer": "https://idp"}]'}, "jwks_uri or jwks_file"),

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.config import load_settings
-from app.logs import JsonFormatter, configure_logging, safe_database_url
+from app.logs import REQUEST_ID, JsonFormatter, configure_logging, safe_database_url
 from tests.server.test_cli_server import _free_port, _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +57,23 @@ def test_json_lines_have_time_level_logger_message_and_exception():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["level"] == "ERROR" and entry["logger"] == "app.x" and entry["message"] == "failed here"
     assert entry["time"].endswith("+00:00") and "ValueError: boom" in entry["exception"]
+
+
+def test_lines_written_while_a_request_is_served_carry_its_id(restore_logging, monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    for log_format in ("json", "text"):
+        configure_logging(load_settings({"log_format": log_format}))
+        logging.getLogger("app.test").warning("outside a request")
+        token = REQUEST_ID.set("req-7")
+        try:
+            logging.getLogger("app.test").warning("inside a request")
+        finally:
+            REQUEST_ID.reset(token)
+    json_lines, text_lines = stream.getvalue().splitlines()[:2], stream.getvalue().splitlines()[2:]
+    assert "request_id" not in json.loads(json_lines[0]) and json.loads(json_lines[1])["request_id"] == "req-7"
+    assert text_lines[0].endswith(" WARNING app.test: outside a request")
+    assert text_lines[1].endswith(" WARNING app.test [req-7]: inside a request")
 
 
 def test_the_handler_follows_the_settings(restore_logging, monkeypatch):
@@ -185,7 +202,10 @@ def test_uma_serve_logs_start_up_and_requests_and_never_a_secret(
                 http.post("/uma/introspect", data={"token": pat}, headers=bearer)
                 bogus = "bogus-" + os.urandom(12).hex()
                 secrets_sent.append(bogus)
-                assert http.get("/uma/resources", headers={"Authorization": f"Bearer {bogus}"}).status_code == 401
+                refused = http.get(
+                    "/uma/resources", headers={"Authorization": f"Bearer {bogus}", "X-Request-ID": "bogus-bearer"}
+                )
+                assert refused.status_code == 401 and refused.headers["X-Request-ID"] == "bogus-bearer"
                 http.post("/revoke", data={"token": pat}, auth=rs.basic_auth)
         finally:
             proc.terminate()
@@ -201,6 +221,11 @@ def test_uma_serve_logs_start_up_and_requests_and_never_a_secret(
     assert any(m == f"listening on http://127.0.0.1:{port}/ (werkzeug, threaded)" for m in messages)
     requests = [m for m in messages if '"POST /token HTTP/1.1" 200' in m]
     assert requests, "request lines are logged"
+    # the request line of a request carries its id (the one it came with, else a new one)
+    assert any(
+        e.get("request_id") == "bogus-bearer" and '"GET /uma/resources HTTP/1.1" 401' in e["message"] for e in entries
+    )
+    assert all(e.get("request_id") for e in entries if '"POST /token HTTP/1.1"' in e["message"])
     assert any('"GET /uma/claims HTTP/1.1"' in m for m in messages) or not new_ticket
     for secret in filter(None, secrets_sent):
         assert secret not in text, f"a secret reached the log: {secret[:6]}…"

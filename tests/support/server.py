@@ -144,6 +144,9 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
             "policy_dir": SHIPPED_POLICIES,
             "rpt_format": "jwt",
             "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
+            # Every test's requests come from 127.0.0.1: a limit per address would soon lock them all
+            # out (the lockout's own tests serve apps with their limits: tests/server/test_lockout.py).
+            "lockout_address_attempts": 0,
             "TESTING": True,
         }
     )
