@@ -19,6 +19,7 @@
 ``uma_policy_set_serving_version``                the version the answering process decides with
 ``uma_policy_set_rules``                          rules in that set
 ``uma_policy_set_compiled_timestamp_seconds``     when that process compiled it
+``uma_policy_set_compile_seconds``                 how long that compile took
 ``uma_policy_set_error``                          1 while the latest version does not check
 ================================================  ===========================================
 
@@ -214,7 +215,7 @@ class _PolicyCollector:
             return
         try:
             status = store.status()
-            compiled_at = store.current().compiled_at
+            in_use = store.current()
         except SQLAlchemyError:
             log.warning("policy metrics left out of this scrape: the database did not answer", exc_info=True)
             return
@@ -229,7 +230,12 @@ class _PolicyCollector:
             (
                 "uma_policy_set_compiled_timestamp_seconds",
                 "When this process compiled the set it decides with (seconds since the epoch)",
-                compiled_at,
+                in_use.compiled_at,
+            ),
+            (
+                "uma_policy_set_compile_seconds",
+                "How long this process took to build the set it decides with, seconds",
+                in_use.compile_seconds,
             ),
             (
                 "uma_policy_set_error",

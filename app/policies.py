@@ -47,6 +47,7 @@ Compiled before traffic, changed without stalls (issue 11, points 1 and 2):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -128,6 +129,8 @@ class InUse:
     #: the owners an ``ask`` rule can apply to (None: an ask rule of a global file, so everyone)
     asking: frozenset[str | None] = frozenset()
     compiled_at: float = field(default_factory=time.time)
+    #: how long building it took, seconds (the ``uma_policy_set_compile_seconds`` gauge)
+    compile_seconds: float = 0.0
 
     def may_ask(self, owner: str) -> bool:
         """Whether an ``ask`` rule can apply to ``owner``'s resources: only then do the owner's
@@ -219,6 +222,7 @@ class UnitCache:
         ps: policy_lang.PolicySet,
         files: list[policy_lang.Source],
         uploads: list[policy_lang.Source],
+        compile_seconds: float = 0.0,
     ) -> InUse:
         rules = 0
         asking: set[str | None] = set()
@@ -227,7 +231,7 @@ class UnitCache:
             rules += count
             if asks and unit.file is not None:
                 asking.add(None if unit.file.is_global else unit.file.owner)
-        return InUse(version, ps, list(files), list(uploads), rules, frozenset(asking))
+        return InUse(version, ps, list(files), list(uploads), rules, frozenset(asking), compile_seconds=compile_seconds)
 
     def keep_only(self, sources: list[policy_lang.Source]) -> None:
         keep = {(s.name, s.text, s.owner) for s in sources}
@@ -457,6 +461,8 @@ class PolicyStore:
             began = time.perf_counter()
             new, errors = self._compile(version, files, uploads, start)
             took = time.perf_counter() - began
+            if new is not None:
+                new = dataclasses.replace(new, compile_seconds=took)  # what the gauge of /metrics shows
             installed = new is not None and self._install(new, start)
             self._report(version, errors, new if installed else None, took, recorded_error)
             return installed
@@ -744,7 +750,9 @@ class PolicyStore:
     ) -> tuple[PolicyDocument, list[dict[str, Any]]]:
         """Validate and store a new active version of ``owner``'s document and bump the
         policy-set version (same transaction); the set checked goes into use here at once."""
+        began = time.perf_counter()
         warnings, start, ps, own = self._checked(owner, text, name)
+        took = time.perf_counter() - began
         latest = session.execute(
             select(func.max(PolicyDocument.version)).where(PolicyDocument.owner == owner, PolicyDocument.name == name)
         ).scalar_one_or_none()
@@ -759,7 +767,7 @@ class PolicyStore:
         version = bump_policy_set_version(session)
         session.commit()
         uploads = sorted([*(s for s in start.upload_sources if s.name != own.name), own], key=lambda s: s.name)
-        self._changed_here(start, version, ps, uploads)
+        self._changed_here(start, version, ps, uploads, took)
         return doc, warnings
 
     def remove_upload(self, session: Session, owner: str, name: str = "owner.policy") -> bool:
@@ -776,23 +784,31 @@ class PolicyStore:
         version = bump_policy_set_version(session)
         session.commit()
         gone = upload_name(owner, name)
+        began = time.perf_counter()
         try:
             ps = start.policy_set.remove(gone)
         except policy_lang.PolicyError:
             self.wake()  # the rest does not check without it: the background sync reports it
             return True
-        self._changed_here(start, version, ps, [s for s in start.upload_sources if s.name != gone])
+        took = time.perf_counter() - began
+        self._changed_here(start, version, ps, [s for s in start.upload_sources if s.name != gone], took)
         return True
 
     def _changed_here(
-        self, start: InUse, version: int, ps: policy_lang.PolicySet, uploads: list[policy_lang.Source]
+        self,
+        start: InUse,
+        version: int,
+        ps: policy_lang.PolicySet,
+        uploads: list[policy_lang.Source],
+        compile_seconds: float,
     ) -> None:
         """After this process stored a change as ``version``: when the set in use was the
         version just before (so the change is the only difference), the set built for the
         check is exactly the new version's and goes into use now; else the background thread
         compiles the new version."""
         if start is self._in_use and start.version == version - 1:
-            if self._install(self._units.in_use(version, ps, start.file_sources, uploads), start):
+            new = self._units.in_use(version, ps, start.file_sources, uploads, compile_seconds)
+            if self._install(new, start):
                 log.info("policy set version %s in use (an owner's upload, here)", version)
                 return
         self.wake()

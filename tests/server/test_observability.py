@@ -34,6 +34,7 @@ FAMILIES = (
     "uma_policy_set_serving_version",
     "uma_policy_set_rules",
     "uma_policy_set_compiled_timestamp_seconds",
+    "uma_policy_set_compile_seconds",
     "uma_policy_set_error",
 )
 
@@ -138,6 +139,10 @@ def test_the_policy_set_version_and_compile_time(uma):
         > value(before, "uma_policy_set_compiled_timestamp_seconds")
         > 0
     )
+    assert value(after, "uma_policy_set_compile_seconds") == (
+        uma.app.extensions["uma_policies"].current().compile_seconds
+    )
+    assert value(after, "uma_policy_set_compile_seconds") > 0
     assert value(after, "uma_policy_set_error") == 0
 
 
