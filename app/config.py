@@ -48,8 +48,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -485,7 +485,9 @@ def _explain(exc: ValidationError, given: Mapping[str, Any], path: str | None) -
             lines.append(f"{dotted} ({where}): unknown key{_suggest(str(loc[-1]), _nested_fields(loc))}")
             continue
         expected = error["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
-        value = "(hidden)" if name in SECRET_SETTINGS or SECRET_KEYS & set(map(str, loc)) else repr(_masked(error["input"]))
+        value = (
+            "(hidden)" if name in SECRET_SETTINGS or SECRET_KEYS & set(map(str, loc)) else repr(_masked(error["input"]))
+        )
         lines.append(f"{dotted} = {value} ({where}): {expected}")
     return "\n".join(lines)
 

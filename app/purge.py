@@ -13,6 +13,8 @@ lock is held for long and requests go on meanwhile):
                             so presenting it again is still seen as reuse (O-47)
 ``pcts``                    expired
 ``browser_sessions``        expired (app/identity/sessions.py)
+``upstream_sign_ins``       expired: sign-ins at identity providers never finished, and
+                            the claims of a claims interaction never answered
 ``audit_records``           older than ``audit_retention`` seconds (0: kept for ever)
 ==========================  ==========================================================
 
@@ -36,7 +38,16 @@ from sqlalchemy import Engine, and_, delete, exists, or_, select
 from sqlmodel import SQLModel
 
 from .config import Settings
-from .models import AuditRecord, AuthorizationCode, BrowserSession, Pct, PermissionTicket, Rpt, Token
+from .models import (
+    AuditRecord,
+    AuthorizationCode,
+    BrowserSession,
+    Pct,
+    PermissionTicket,
+    Rpt,
+    Token,
+    UpstreamSignIn,
+)
 from .security import now
 
 log = logging.getLogger(__name__)
@@ -64,6 +75,7 @@ def expired_conditions(settings: Settings, at: int) -> dict[str, tuple[type[SQLM
         "tokens": (Token, access_and_refresh_expired(Token)),
         "pcts": (Pct, Pct.expires_at < at),
         "browser_sessions": (BrowserSession, BrowserSession.expires_at < at),
+        "upstream_sign_ins": (UpstreamSignIn, UpstreamSignIn.expires_at < at),
     }
     if settings.audit_retention > 0:
         conditions["audit_records"] = (AuditRecord, AuditRecord.created_at < at - settings.audit_retention)

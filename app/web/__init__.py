@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
 
+from .. import get_settings
 from ..db import get_session
 from ..identity.sessions import end_session, session_user, start_session
 from ..models import User
@@ -146,7 +147,10 @@ def login() -> Any:
     """Log in with a local account; 303 to ``next`` afterwards (O-54)."""
     target = safe_next(request.values.get("next"))
     error = None
-    if request.method == "POST":
+    settings = get_settings()
+    if request.method == "POST" and not settings.password_login:
+        error = "Sign-in with a password is turned off here: use one of the identity providers."
+    elif request.method == "POST":
         username = request.form.get("username", "")
         password = request.form.get("password", "")
         user = authenticate(get_session(), username, password) if username and password else None
@@ -156,7 +160,14 @@ def login() -> Any:
         error = "Unknown user name or wrong password."
     status = 401 if error else 200
     purpose = "claims" if target.startswith("/uma/claims") else "authorize" if target.startswith("/authorize") else None
-    return render_template("login.html", next=target, error=error, purpose=purpose), status
+    return render_template(
+        "login.html",
+        next=target,
+        error=error,
+        purpose=purpose,
+        password_login=settings.password_login,
+        providers=settings.identity_providers,
+    ), status
 
 
 @bp.post("/logout")
@@ -171,4 +182,4 @@ def logout() -> Any:
 
 
 # The pages of the other modules join ``bp`` when they are imported.
-from . import policy_pages, sharing  # noqa: E402, F401
+from . import policy_pages, sharing, upstream  # noqa: E402, F401

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.server.grant_support import *
+from tests.support.server import consent_form
 
 POLICY = 'permit view on type "photo-album" when claims.email == "carol@example.com" and claims.email_verified == true'
 
@@ -76,10 +77,7 @@ def test_need_info_offers_redirect_user_then_interaction_gives_rpt_G_40_G_47(uma
     assert {m["name"] for m in body["required_claims"]} == {"email", "email_verified"}
     page = _login_and_see_consent(browser, _start(browser, flow, body["ticket"]), _carol(uma))
     assert "carol@example.com" in page and "email_verified" in page and flow.client.row.client_name in page
-    r = browser.post(
-        "/uma/claims/consent",
-        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"},
-    )
+    r = browser.post("/uma/claims/consent", data=consent_form(page, remember=True))
     assert r.status_code == 303
     location = r.headers["Location"]
     assert location.startswith(CLAIMS_CB + "?")
@@ -95,10 +93,7 @@ def test_interaction_with_the_initial_ticket_G_44(uma, browser):
     flow = uma.flow(POLICY)
     carol = _carol(uma)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"])), state=None), carol)
-    r = browser.post(
-        "/uma/claims/consent",
-        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"},
-    )
+    r = browser.post("/uma/claims/consent", data=consent_form(page))
     query = _query(r.headers["Location"])
     assert "state" not in query  # G-47: only when the client sent one
     assert flow.token(query["ticket"][0]).status_code == 200
@@ -107,10 +102,7 @@ def test_interaction_with_the_initial_ticket_G_44(uma, browser):
 def test_refusal_redirects_with_access_denied_and_no_ticket_G_48_A4(uma, browser):
     flow = uma.flow(POLICY)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
-    r = browser.post(
-        "/uma/claims/consent",
-        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "refuse"},
-    )
+    r = browser.post("/uma/claims/consent", data=consent_form(page, "refuse"))
     assert r.status_code == 303
     query = _query(r.headers["Location"])
     assert query["error"] == ["access_denied"] and query["state"] == ["st-123"] and "ticket" not in query
@@ -126,7 +118,7 @@ def test_consent_needs_the_csrf_token_G_51(uma, browser):
 def test_interaction_continues_only_once_G_59(uma, browser):
     flow = uma.flow(POLICY)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
-    form = {"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"}
+    form = consent_form(page)
     assert "ticket" in _query(browser.post("/uma/claims/consent", data=form).headers["Location"])
     second = _query(browser.post("/uma/claims/consent", data=form).headers["Location"])
     assert second["error"] == ["invalid_request"] and "ticket" not in second
