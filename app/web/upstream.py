@@ -173,17 +173,17 @@ def upstream_callback(name: str) -> Any:
     if any(len(args.getlist(k)) > 1 for k in ("state", "code", "error", "iss")):
         return failure(provider, "the provider's answer repeats a parameter", 400, *_back_of("login", "/"))
     state = args.get("state", "")
+    error = args.get("error")
+    if not state and error:  # an error answer without state: nothing to take, nothing signed in
+        return _provider_error(provider, error, _back_of("login", "/"))
     if not state or len(state) > 512:
         return failure(provider, "the provider's answer has no state", 400, *_back_of("login", "/"))
     row = _take(provider, state)
     if isinstance(row, str):
         return failure(provider, row, 400, *_back_of("login", "/"))
     back = _back_of(row.purpose, row.next)
-    error = args.get("error")
-    if error == "access_denied":
-        return failure(provider, f"the sign-in was cancelled at {provider.name}", 403, *back)
     if error:
-        return failure(provider, f"{provider.name} answered with the error {error[:64]!r}", 502, *back)
+        return _provider_error(provider, error, back)
     issuer = args.get("iss")
     if issuer is not None and issuer != provider.issuer:  # RFC 9207: another provider's answer
         return failure(provider, "the answer comes from another issuer than this provider (iss)", 400, *back)
@@ -204,6 +204,13 @@ def upstream_callback(name: str) -> Any:
     if row.purpose == "link":
         return _link_signed_in(provider, row, subject, back)
     return _owner_signed_in(provider, row, subject, back)
+
+
+def _provider_error(provider: IdentityProvider, error: str, back: tuple[str, str]) -> Any:
+    """The provider answered with an error (RFC 6749 §4.1.2.1): the person cancelled, or another."""
+    if error == "access_denied":
+        return failure(provider, f"the sign-in was cancelled at {provider.name}", 403, *back)
+    return failure(provider, f"{provider.name} answered with the error {error[:64]!r}", 502, *back)
 
 
 def _owner_signed_in(provider: IdentityProvider, row: UpstreamSignIn, subject: str, back: tuple[str, str]) -> Any:
