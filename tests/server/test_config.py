@@ -21,7 +21,6 @@ from app.config import (
     unknown_environment_variables,
 )
 
-
 #: A minimal identity provider (issue 14).
 PROVIDER = {"name": "Acme ID", "issuer": "https://id.acme.example", "client_id": "uma-as", "client_secret": "s3cr3t"}
 
