@@ -331,12 +331,19 @@ def _fails(r: httpx.Response, status: int, words: str) -> None:
     assert "Sign-in with" in r.text and 'class="btn" href="' in r.text  # says what happened, leads back
 
 
-def test_state_from_another_browser_is_refused_and_the_first_browser_still_finishes_issue14_5(fed, acme):
+def test_state_from_another_browser_is_refused_and_the_first_browser_still_finishes_issue14_5(fed, acme, caplog):
     sub = unique("hal")
     acme.set_user(sub)
     with fed.browser() as mine, fed.browser() as other:
         back = authorize(mine, start(mine, ACME).headers["Location"], sub)
-        _fails(other.get(back), 400, "not belong to a sign-in started in this browser (state mismatch)")
+        with caplog.at_level("WARNING", logger="app.web.upstream"):
+            _fails(other.get(back), 400, "not belong to a sign-in started in this browser (state mismatch)")
+        assert any(
+            r.levelname == "WARNING"
+            and "sign-in with Acme ID failed" in r.getMessage()
+            and "state mismatch" in r.getMessage()
+            for r in caplog.records
+        )
         assert signed_in_as(other) is None
         assert mine.get(back).status_code == 303 and signed_in_as(mine) is not None
 
@@ -769,3 +776,41 @@ def test_password_login_can_be_turned_off_for_provider_sign_in_only_issue14_2(
         server.shutdown()
         thread.join(timeout=10)
         app.extensions["uma_db"].dispose()
+
+
+def test_discovery_is_fetched_when_needed_cached_refreshed_and_the_last_good_copy_kept_issue14_1(
+    engine, database_url, tmp_path
+):
+    from app.config import IdentityProvider
+    from app.identity.providers import Discovery, ProviderUnavailable
+
+    op = OpenIDProvider()
+    config = IdentityProvider(**provider(ACME, op.issuer))
+    discovery_path = "/.well-known/openid-configuration"
+    try:
+        url, app, server, thread = serve(
+            {
+                "database_url": database_url,
+                "instance_path": str(tmp_path / "i"),
+                "identity_providers": [provider(ACME, op.issuer)],
+            }
+        )
+        try:
+            assert op.requested == []  # the server started without asking the provider anything
+            with httpx.Client(base_url=url, timeout=30) as browser:
+                assert start(browser, ACME).status_code == 303
+                assert start(browser, ACME).status_code == 303
+            assert op.requested.count(discovery_path) == 1  # then kept (provider_metadata_lifetime)
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
+            app.extensions["uma_db"].dispose()
+        stale = Discovery(lifetime=0.0, cooldown=0.0)  # every use refreshes
+        first = stale.metadata(config)
+        stale.metadata(config)
+        assert op.requested.count(discovery_path) == 3
+    finally:
+        op.close()
+    assert stale.metadata(config) == first  # the provider is gone: the last good copy serves
+    with pytest.raises(ProviderUnavailable):
+        Discovery(lifetime=3600, cooldown=0.0).metadata(config)  # never fetched: nothing to serve

@@ -11,7 +11,8 @@ What the tests use of it, all through its own HTTP API or state:
   token with that value: how the tests make the provider send a wrong audience, issuer, expiry
   or nonce;
 * :meth:`OpenIDProvider.rotate_key`: the provider replaces its signing key (as a real one
-  rotates); its ID tokens carry no ``kid``, the JWKS one key.
+  rotates); its ID tokens carry no ``kid``, the JWKS one key;
+* ``requested``: the paths it served, in order (what the relying party fetched, and when).
 
 :func:`authorize` plays the person at the provider's page.
 """
@@ -32,7 +33,14 @@ class OpenIDProvider:
         import oidc_provider_mock
 
         self.app = oidc_provider_mock.app(require_nonce=True)
-        self.server = make_server("127.0.0.1", port, self.app, threaded=True)
+        #: The paths the provider was asked for, in order (to see what a relying party fetched).
+        self.requested: list[str] = []
+
+        def recording(environ: Any, start_response: Any) -> Any:
+            self.requested.append(environ.get("PATH_INFO", ""))
+            return self.app(environ, start_response)
+
+        self.server = make_server("127.0.0.1", port, recording, threaded=True)
         self.issuer = f"http://127.0.0.1:{self.server.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="openid-provider", daemon=True)
         self.thread.start()
