@@ -311,13 +311,14 @@ def account() -> Any:
     settings = get_settings()
     linked = federation.identities_of(get_session(), user.id)
     names = {p.issuer: p.name for p in settings.identity_providers}
-    for provider in settings.identity_providers:  # "Link" posts here, then redirects to the provider
+    for provider in settings.identity_providers:
+        # "Link" posts here, then redirects to the provider's authorization endpoint: the form may
+        # lead to its origin (the issuer's, and the endpoint's as discovered, if known already:
+        # rendering the page never waits for a provider).
         allow_form_target(provider.issuer)
-        try:
-            endpoint = discovery().metadata(provider)["authorization_endpoint"]
-        except ProviderError:
-            continue
-        allow_form_target(origin(endpoint))
+        metadata = discovery().cached(provider)
+        if metadata is not None:
+            allow_form_target(origin(metadata["authorization_endpoint"]))
     linked_issuers = {row.issuer for row in linked}
     return render_page(
         "web/account.html",

@@ -264,6 +264,7 @@ def _sign_in_locally(browser: httpx.Client, user: Any) -> None:
 def _link(browser: httpx.Client, name: str, sub: str) -> httpx.Response:
     page = browser.get("/account")
     assert page.status_code == 200 and f"Link {name}" in page.text
+
     r = browser.post(f"/account/link/{name}", data={"csrf_token": csrf_from(page.text)})
     assert r.status_code == 303, r.text
     return browser.get(authorize(browser, r.headers["Location"], sub))
@@ -275,6 +276,9 @@ def test_linking_is_an_explicit_step_of_a_signed_in_owner_then_the_provider_open
     partner.set_user(sub, email="frank@example.com")
     with fed.browser() as browser:
         _sign_in_locally(browser, owner)
+        # "Link" posts here and is redirected to the provider: the page's form-action allows it.
+        form_action = browser.get("/account").headers["Content-Security-Policy"].split("form-action", 1)[1]
+        assert partner.issuer in form_action and fed.acme.issuer in form_action
         r = _link(browser, PARTNER, sub)
         assert r.status_code == 303 and r.headers["Location"] == "/account"
         page = browser.get("/account")
