@@ -6,8 +6,11 @@ Two formats are accepted, both compact JWS verified with pyjwt:
   Connect ID Token), and
 * ``urn:ietf:params:oauth:token-type:jwt`` (any signed JWT).
 
-Only issuers the operator listed in ``trusted_issuers`` are accepted; each
-names its keys (``jwks_uri``, fetched and cached by :class:`jwt.PyJWKClient`,
+Only issuers the operator listed in ``trusted_issuers`` are accepted, and the
+issuers of the ``identity_providers`` (issue 14: keys at the ``jwks_uri`` of
+their discovery document, the audience rule below, their ``claim_mapping``
+applied; a ``trusted_issuers`` entry for the same issuer wins). Each trusted
+issuer names its keys (``jwks_uri``, fetched and cached by :class:`jwt.PyJWKClient`,
 or ``jwks_file``, read with :class:`jwt.PyJWKSet` again whenever the file
 changes), its expected audience and
 its algorithms — a pinned list that never holds ``none``, so neither an
@@ -27,7 +30,12 @@ not in the cached set makes one early fetch (a key just rotated in), at most
 once per ``jwks_refresh_cooldown`` seconds, so a flood of made-up kids does
 not hammer the provider. Both are pyjwt's own ``PyJWKClient`` options
 (``lifespan``, ``cooldown_duration``); its per-key cache (``cache_keys``),
-which never expires, stays off.
+which never expires, stays off. A token without ``kid`` is verified with the
+issuer's only signing key (several keys: refused); when that cached key does not
+verify it, the key set is fetched again once (the provider may have rotated its
+one key), within the same cooldown (:meth:`_KeyCache.may_refresh`).
+:func:`decode_verified` is also how :mod:`app.identity.providers` verifies the ID
+token of a sign-in at an identity provider.
 
 Every verified claim (minus the JWT bookkeeping members) gets a
 ``claim_sources`` entry ``{"issuer", "format"}`` so that a policy's ``claims …

@@ -356,8 +356,3 @@ def account_unlink(identity_id: int) -> Any:
     log.info("account %s unlinked from %s", user.username, row.issuer)
     flash("The link was removed.")
     return redirect(url_for("web.account"), code=303)
-
-
-def providers_for_page() -> list[IdentityProvider]:
-    """The identity providers the login and consent pages offer."""
-    return list(get_settings().identity_providers)
