@@ -76,6 +76,8 @@ class ProviderError(Exception):
     #: unavailable | discovery | refused | id_token
     kind = "refused"
     status = 502
+    #: How a page names the provider's state before the reason (at the start of a sign-in).
+    lead = "cannot be used now"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -84,10 +86,12 @@ class ProviderError(Exception):
 class ProviderUnavailable(ProviderError):
     kind = "unavailable"
     status = 503
+    lead = "is unavailable"
 
 
 class DiscoveryInvalid(ProviderError):
     kind = "discovery"
+    lead = "is not set up correctly"
 
 
 class IdTokenInvalid(ProviderError):

@@ -115,7 +115,7 @@ def begin(provider: IdentityProvider, purpose: str, target: str, user: User | No
     try:
         metadata = discovery().metadata(provider)
     except ProviderError as exc:
-        return failure(provider, f"{provider.name} is unavailable: {exc}", exc.status, *back)
+        return failure(provider, f"{provider.name} {exc.lead}: {exc}", exc.status, *back)
     state = new_token()
     at = now()
     db = get_session()
