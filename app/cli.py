@@ -223,14 +223,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if settings.issuer == Settings.model_fields["issuer"].default:
         overrides["issuer"] = f"http://{args.host}:{args.port}"
+    if args.demo:
+        overrides["demo"] = True
     app = _app(args, auto_migrate=False, **overrides)
     upgrade_database(get_engine(app))
     load_policies(app)
     if args.demo:
-        from .demo import bp as demo_client
         from .demo import seed_demo
 
-        app.register_blueprint(demo_client)  # the demo client's claims redirection page
         with app.app_context():
             print(seed_demo(app), flush=True)
     logging.getLogger("app.cli").info("listening on http://%s:%d/ (werkzeug, threaded)", args.host, args.port)

@@ -291,6 +291,8 @@ class Settings(BaseSettings):
     """Reverse proxies in front of the server whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (that many hops, werkzeug's ProxyFix): the client address used for lockouts and `/metrics` access is then the one the proxy saw; 0: none, the TCP peer (a forged header changes nothing)."""
     cookie_secure: bool | None = None
     """Send cookies with the Secure flag; unset: when the issuer is https."""
+    demo: bool = False
+    """Serve the demo client's claims redirection page at `/demo/claims-callback` (`uma serve --demo` sets it; see `app/demo.py`)."""
     log_level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = "INFO"
     """Level of the server's own log lines (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`); other libraries log from INFO up."""
     log_format: Literal["text", "json", "none"] = "text"

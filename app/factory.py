@@ -32,6 +32,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import cache, db, get_settings, purge
 from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
+from .demo import bp as demo_client
 from .errors import register_error_handlers
 from .grant import grant_metadata
 from .grant.interaction import bp as claims_interaction
@@ -170,6 +171,8 @@ def _register_blueprints(app: Flask) -> None:
     csrf = CSRFProtect(app)
     for blueprint in PAGES:
         app.register_blueprint(blueprint)
+    if get_settings(app).demo:  # `uma serve --demo`: the demo client's claims redirection page
+        app.register_blueprint(demo_client)
     for blueprint in APIS:
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)

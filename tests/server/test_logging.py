@@ -100,7 +100,7 @@ def test_create_app_logs_its_start_up_lines(restore_logging, monkeypatch, tmp_pa
         "UMA_TIKET_LIFETIME is not a setting" in m and e["level"] == "WARNING" for e, m in zip(entries, messages)
     )
     start = next(m for m in messages if m.startswith("uma-as "))
-    assert f"database sqlite:///{tmp_path}/x.db" in start and f"policy folder {ROOT / 'policies'}" in start
+    assert f"database sqlite:///{tmp_path}/x.db" in start and f"policy folder {tmp_path / 'policies'}" in start
     assert any(m.startswith("policy set version ") and " rules from " in m for m in messages)
 
 
