@@ -818,3 +818,20 @@ def test_discovery_is_fetched_when_needed_cached_refreshed_and_the_last_good_cop
     assert stale.metadata(config) == first  # the provider is gone: the last good copy serves
     with pytest.raises(ProviderUnavailable):
         Discovery(lifetime=3600, cooldown=0.0).metadata(config)  # never fetched: nothing to serve
+
+
+def test_deleting_an_account_removes_its_links_so_they_open_nothing_later_issue14_2(fed, partner):
+    from app.admin import delete_user
+
+    owner = fed.uma.user()
+    sub = unique("uma")
+    partner.set_user(sub)
+    with fed.browser() as browser:
+        _sign_in_locally(browser, owner)
+        assert _link(browser, PARTNER, sub).status_code == 303
+    with Session(fed.engine) as s:
+        assert delete_user(s, owner.username)["linked_sign_ins"] == 1
+        s.commit()
+    assert fed.rows(FederatedIdentity, FederatedIdentity.subject == sub) == []
+    with fed.browser() as browser:
+        _fails(sign_in(browser, PARTNER, sub), 403, "no account here is linked")
