@@ -2,8 +2,8 @@
 subject), sign-ins in progress, the party who signed in at the claims interaction, and the
 claim names of each audit record.
 
-Revision ID: 0008_federated_identity
-Revises: 0007_registration_token
+Revision ID: 0009_federated_identity
+Revises: 0008_rate_limits
 Create Date: 2026-12-03 10:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0008_federated_identity"
-down_revision = "0007_registration_token"
+revision = "0009_federated_identity"
+down_revision = "0008_rate_limits"
 branch_labels = None
 depends_on = None
 
