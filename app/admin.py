@@ -35,6 +35,7 @@ from .identity.sessions import end_sessions
 from .models import (
     AuditRecord,
     AuthorizationCode,
+    FederatedIdentity,
     OAuthClient,
     Pct,
     PendingRequest,
@@ -194,7 +195,7 @@ def delete_user(db: Session, username: str) -> dict[str, Any]:
     """Delete an account and everything it owns, so that nothing passes to a later account of
     the same name: its tokens are revoked, RPTs to its resources end, its resource
     registrations, uploaded policies (a new policy-set version), access requests (as owner and
-    as requesting party) and audit trail are deleted. Refused while a client acts for it
+    as requesting party), audit trail and links to upstream accounts are deleted. Refused while a client acts for it
     (``owner``): delete that client first."""
     user = find_user(db, username)
     owned = list(db.execute(select(OAuthClient.client_id).where(OAuthClient.owner == username)).scalars())
@@ -221,6 +222,8 @@ def delete_user(db: Session, username: str) -> dict[str, Any]:
         db, PendingRequest, or_(PendingRequest.owner == username, PendingRequest.requesting_party == username)
     )
     counts["audit_records"] = _delete_where(db, AuditRecord, AuditRecord.owner == username)
+    # Its links to upstream accounts: none may open a later account (which may reuse the id).
+    counts["linked_sign_ins"] = _delete_where(db, FederatedIdentity, FederatedIdentity.user_id == user.id)
     counts["sessions"] = _end_sessions(db, user)
     db.delete(user)
     db.flush()

@@ -3,8 +3,10 @@
 One :class:`~app.models.AuditRecord` per resource of a decided request: when,
 the requesting party, the client, the resource, the requested scopes, the
 outcome (``permit``, ``partial``, ``need_info``, ``request_submitted``,
-``deny``), the rules that made it (the engine's reasons for that resource) and
-the policy-set version in use. Owners read their own with ``GET /owner/audit``.
+``deny``), the rules that made it (the engine's reasons for that resource),
+the policy-set version in use and the names of the claims it was made with.
+A requesting party's consent at the claims interaction is recorded the same
+way, outcome ``claims_released``, with the names of the claims released. Owners read their own with ``GET /owner/audit``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlmodel import Session
 from .models import AuditRecord
 from .observability import count_decision
 
-OUTCOMES = ("permit", "partial", "need_info", "request_submitted", "deny")
+OUTCOMES = ("permit", "partial", "need_info", "request_submitted", "deny", "claims_released")
 MAX_LIST = 500
 
 
@@ -31,8 +33,11 @@ def record_decision(
     outcome: str,
     reasons: list[dict[str, Any]],
     policy_version: int | None,
+    claims: list[str] | None = None,
 ) -> list[AuditRecord]:
-    """Add the records of one decision (the caller commits)."""
+    """Add the records of one decision (the caller commits). ``claims``: the names of the
+    party's claims it was made with; for ``claims_released``, the names the party released
+    at the claims interaction (issue 14: what was shared, never the values)."""
     rows = []
     for resource_id, scopes in requested:
         rows.append(
@@ -45,6 +50,7 @@ def record_decision(
                 outcome=outcome,
                 rules=[r for r in reasons if r.get("resource_id") == resource_id],
                 policy_version=policy_version,
+                claims=sorted(claims or []),
             )
         )
     session.add_all(rows)
@@ -63,6 +69,7 @@ def audit_json(row: AuditRecord) -> dict[str, Any]:
         "outcome": row.outcome,
         "rules": list(row.rules),
         "policy_version": row.policy_version,
+        "claims": list(row.claims),
     }
 
 

@@ -44,7 +44,17 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -61,6 +71,8 @@ RPT_FORMATS = ("jwt", "opaque")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 #: Settings whose values are never shown in an error message or a log line.
 SECRET_SETTINGS = frozenset({"secret_key", "metrics_token", "lockout_storage_uri"})
+#: Keys of a settings table whose values are never shown either (an identity provider's secret).
+SECRET_KEYS = frozenset({"client_secret"})
 #: Where the TOML file comes from while :func:`load_settings` builds a Settings (else ``UMA_CONFIG``).
 _config_file: ContextVar[str | None] = ContextVar("uma_config_file", default=None)
 
@@ -129,6 +141,69 @@ class TrustedIssuer(BaseModel):
         if bool(self.jwks_uri) == bool(self.jwks_file):
             raise ValueError("give exactly one of jwks_uri or jwks_file")
         return self
+
+
+def _scope_list(value: Any) -> Any:
+    """Scopes as a list, or one space-separated string (as OAuth writes them)."""
+    if isinstance(value, str):
+        return value.split()
+    return value
+
+
+#: A display name of an identity provider: also the last part of its URLs (``/login/upstream/NAME``).
+_PROVIDER_NAME = r"^[\w][\w .()+-]{0,63}$"
+
+
+class IdentityProvider(BaseModel):
+    """An upstream OpenID Provider owners and requesting parties may sign in with (issue 14).
+
+    Its metadata is discovered from ``ISSUER/.well-known/openid-configuration``;
+    ``client_id`` (and ``client_secret``, or none for a public client) are this
+    server's registration there; ``scopes`` are asked for (``openid`` is added
+    when missing); ``claim_mapping`` maps a policy claim name to the upstream
+    claim it is read from (other claims keep their names); ``algorithms`` are
+    the ID-token signature algorithms accepted (never ``none``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=_PROVIDER_NAME)]
+    issuer: Annotated[str, Field(min_length=1)]
+    client_id: Annotated[str, Field(min_length=1)]
+    client_secret: SecretStr | None = None
+    scopes: Annotated[list[str], BeforeValidator(_scope_list)] = ["openid", "email", "profile"]
+    create_accounts: bool = False
+    claim_mapping: dict[str, Annotated[str, Field(min_length=1)]] = {}
+    algorithms: Annotated[list[str], Field(min_length=1)] = ["RS256"]
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, issuer: str) -> str:
+        if not issuer.startswith(("https://", "http://")) or "?" in issuer or "#" in issuer:
+            raise ValueError("expected an http(s) URL without query or fragment, e.g. https://accounts.example.com")
+        return issuer
+
+    @field_validator("scopes")
+    @classmethod
+    def _with_openid(cls, scopes: list[str]) -> list[str]:
+        return ["openid", *(s for s in dict.fromkeys(scopes) if s != "openid")]
+
+    @field_validator("algorithms")
+    @classmethod
+    def _never_none(cls, algorithms: list[str]) -> list[str]:
+        if any(a.lower() == "none" or a.upper().startswith("HS") for a in algorithms):
+            raise ValueError("only public-key algorithms (RS256, ES256, PS256, EdDSA, ...): never 'none' or HS*")
+        return algorithms
+
+    @property
+    def is_public(self) -> bool:
+        """No secret: a public client, whose proof is PKCE alone."""
+        return self.client_secret is None or not self.client_secret.get_secret_value()
+
+    @property
+    def secret(self) -> str | None:
+        """The client secret in clear, for the token request; None for a public client."""
+        return None if self.is_public else self.client_secret.get_secret_value()  # type: ignore[union-attr]
 
 
 class Settings(BaseSettings):
@@ -203,10 +278,18 @@ class Settings(BaseSettings):
     """Profile and extension URIs listed in `uma_profiles_supported` (omitted when empty)."""
     trusted_issuers: list[TrustedIssuer] = []
     """Issuers of claim tokens the UMA grant accepts (`[[trusted_issuers]]` tables in TOML, a JSON array in the environment; see below)."""
+    identity_providers: list[IdentityProvider] = []
+    """Upstream OpenID Providers owners and requesting parties may sign in with (`[[identity_providers]]` tables in TOML, a JSON array in the environment; see "Signing in with other identity providers" below); each is also a trusted issuer of pushed ID tokens."""
+    password_login: bool = True
+    """Offer sign-in with a user name and password of this server on the login page; false: only the identity providers (at least one must be configured)."""
+    provider_metadata_lifetime: PositiveSeconds = 3600
+    """How long an identity provider's discovered metadata is used before it is fetched again, seconds (the last good copy keeps serving while the provider is unreachable)."""
+    upstream_sign_in_lifetime: PositiveSeconds = 600
+    """How long a sign-in at an identity provider may take, seconds: its `state` expires then (and is single-use before)."""
     jwks_cache_lifetime: PositiveSeconds = 300
     """How long the keys fetched from a trusted issuer's `jwks_uri` are used before fetching them again, seconds: a key the issuer withdraws stops verifying within this time."""
     jwks_refresh_cooldown: Seconds = 30
-    """Least time between two fetches of an issuer's keys caused by a token with an unknown key id (`kid`), seconds."""
+    """Least time between two fetches of an issuer's keys caused by a token with an unknown key id (`kid`) or, without a `kid`, by a signature its one key does not verify, seconds; also the least time between two attempts to discover an unreachable identity provider."""
     trusted_proxies: Annotated[int, BeforeValidator(_no_bool), Field(ge=0)] = 0
     """Reverse proxies in front of the server whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (that many hops, werkzeug's ProxyFix): the client address used for lockouts and `/metrics` access is then the one the proxy saw; 0: none, the TCP peer (a forged header changes nothing)."""
     cookie_secure: bool | None = None
@@ -271,6 +354,27 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("identity_providers")
+    @classmethod
+    def _each_provider_once(cls, providers: list[IdentityProvider]) -> list[IdentityProvider]:
+        for field_name in ("name", "issuer"):
+            values = [getattr(p, field_name) for p in providers]
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"each provider's {field_name} must differ ({', '.join(twice)} repeated)")
+        return providers
+
+    @field_validator("password_login")
+    @classmethod
+    def _some_way_in(cls, password_login: bool, info: ValidationInfo) -> bool:
+        if not password_login and not info.data.get("identity_providers"):
+            raise ValueError("false needs at least one of identity_providers to sign in with")
+        return password_login
+
+    def identity_provider(self, name: str) -> IdentityProvider | None:
+        """The identity provider of this name, if configured."""
+        return next((p for p in self.identity_providers if p.name == name), None)
 
     @property
     def secure_cookies(self) -> bool:
@@ -412,9 +516,20 @@ def _explain(exc: ValidationError, given: Mapping[str, Any], path: str | None) -
             lines.append(f"{dotted} ({where}): unknown key{_suggest(str(loc[-1]), _nested_fields(loc))}")
             continue
         expected = error["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
-        value = "(hidden)" if name in SECRET_SETTINGS else repr(error["input"])
+        value = (
+            "(hidden)" if name in SECRET_SETTINGS or SECRET_KEYS & set(map(str, loc)) else repr(_masked(error["input"]))
+        )
         lines.append(f"{dotted} = {value} ({where}): {expected}")
     return "\n".join(lines)
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with the members named in :data:`SECRET_KEYS` hidden, however deep."""
+    if isinstance(value, dict):
+        return {k: "(hidden)" if k in SECRET_KEYS else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def _origin(name: str, given: Mapping[str, Any], path: str | None) -> str:

@@ -53,6 +53,52 @@ class User(SQLModel, table=True):
         return self.username
 
 
+class FederatedIdentity(SQLModel, table=True):
+    """An account at an upstream OpenID Provider, keyed by (issuer, subject), that signs in as a
+    local account (issue 14): made when a first sign-in creates the account (the provider's
+    ``create_accounts``), or by the account's owner linking it while signed in. Never by an
+    email address or any other claim."""
+
+    __tablename__ = "federated_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_federated_identities_issuer_subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str = Field(max_length=512)
+    subject: str = Field(max_length=255)
+    user_id: int = Field(index=True)
+    created_at: int = Field(default_factory=now)
+    last_sign_in_at: int | None = None
+
+
+class UpstreamSignIn(SQLModel, table=True):
+    """One sign-in at an upstream OpenID Provider in progress (app/web/upstream.py): the SHA-256
+    of its ``state`` (single-use: ``used_at`` is set atomically; expires at ``expires_at``),
+    what it is for and where it goes next. The PKCE verifier and the nonce are derived from the
+    state and the server's secret key, so nothing secret is stored. A sign-in for a claims
+    interaction keeps the verified claims it produced until the party consents or refuses,
+    found by the SHA-256 of a handle held in that browser's session."""
+
+    __tablename__ = "upstream_sign_ins"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state_hash: str = Field(unique=True, index=True, max_length=64)
+    provider: str = Field(max_length=64)
+    #: login | link | claims
+    purpose: str = Field(max_length=16)
+    #: The local account that asked to link (purpose ``link``).
+    user_id: int | None = None
+    #: Where the browser goes afterwards: a local path (login, link) or the interaction handle (claims).
+    next: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: int = Field(default_factory=now)
+    expires_at: int = Field(index=True)
+    used_at: int | None = None
+    #: Purpose ``claims``, once verified: the handle's SHA-256, the party and the mapped claims.
+    result_hash: str | None = Field(default=None, unique=True, index=True, max_length=64)
+    subject: str | None = Field(default=None, max_length=255)
+    claims: dict[str, Any] = _json_dict()
+    claim_sources: dict[str, Any] = _json_dict()
+
+
 class BrowserSession(SQLModel, table=True):
     """A logged-in browser session (app/identity/sessions.py): the cookie carries the id, this
     row its SHA-256, so logout, a password change or ``end_sessions`` end it in every process."""
@@ -308,6 +354,9 @@ class PermissionTicket(SQLModel, table=True):
     continued_at: int | None = None
     #: The PCT whose claims joined this authorization process (carried to successor tickets).
     pct_id: int | None = None
+    #: The requesting party who signed in at the claims interaction (a local user name, or
+    #: ``issuer#subject`` after an upstream sign-in): who asks, without releasing a claim for it.
+    signed_in_party: str | None = Field(default=None, max_length=255)
 
 
 class Rpt(SQLModel, table=True):
@@ -415,6 +464,9 @@ class AuditRecord(SQLModel, table=True):
     #: The rules that decided (policy engine reasons).
     rules: list[dict[str, Any]] = _json_list()
     policy_version: int | None = None
+    #: Names of the requesting party's claims: those the decision was made with, or, for a
+    #: consent at the claims interaction (outcome ``claims_released``), those the party released.
+    claims: list[str] = _json_list()
 
 
 class PolicyDocument(SQLModel, table=True):

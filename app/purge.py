@@ -15,6 +15,8 @@ lock is held for long and requests go on meanwhile):
 ``browser_sessions``        expired (app/identity/sessions.py)
 ``rate_limit_counters``,    failure counts of the lockout past their window
 ``rate_limit_entries``      (app/identity/limits_storage.py)
+``upstream_sign_ins``       expired: sign-ins at identity providers never finished, and
+                            the claims of a claims interaction never answered
 ``audit_records``           older than ``audit_retention`` seconds (0: kept for ever)
 ==========================  ==========================================================
 
@@ -48,6 +50,7 @@ from .models import (
     RateLimitEntry,
     Rpt,
     Token,
+    UpstreamSignIn,
 )
 from .security import now
 
@@ -78,6 +81,7 @@ def expired_conditions(settings: Settings, at: int) -> dict[str, tuple[type[SQLM
         "browser_sessions": (BrowserSession, BrowserSession.expires_at < at),
         "rate_limit_counters": (RateLimitCounter, RateLimitCounter.expires_at < at),
         "rate_limit_entries": (RateLimitEntry, RateLimitEntry.expires_at < at),
+        "upstream_sign_ins": (UpstreamSignIn, UpstreamSignIn.expires_at < at),
     }
     if settings.audit_retention > 0:
         conditions["audit_records"] = (AuditRecord, AuditRecord.created_at < at - settings.audit_retention)

@@ -14,6 +14,9 @@ from .observability import PASSWORD_VERIFICATIONS
 from .security import dummy_password_check, hash_password, needs_rehash, verify_password
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
+#: The ``password_hash`` of an account without password (one an identity provider created):
+#: no password verifies against it.
+NO_PASSWORD = "!"
 
 
 class UserError(ValueError):
@@ -58,7 +61,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     """
     PASSWORD_VERIFICATIONS.inc()  # one hash checked on every path below
     user = get_user(session, username)
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or user.password_hash == NO_PASSWORD:
         dummy_password_check(password)
         return None
     if not verify_password(password, user.password_hash):

@@ -60,7 +60,7 @@ from ..policies import PolicyStore, get_store
 from ..protection.rpt import granted_now, issue_rpt, policy_bound, registered_resources, token_response
 from ..protection.tickets import issue_ticket
 from ..security import hash_token, new_token, now
-from .claim_tokens import describe_trusted
+from .claim_tokens import ID_TOKEN_FORMAT, describe_trusted, trusted_provider_issuers
 from .errors import NeedInfo, RequestDenied, RequestSubmitted, invalid_grant, invalid_scope
 
 log = logging.getLogger(__name__)
@@ -86,23 +86,34 @@ def client_attributes(client: OAuthClient) -> dict[str, Any]:
     return data
 
 
-def requesting_party_of(claims: dict[str, Any], sources: dict[str, Any], as_issuer: str, client_id: str) -> str:
+def requesting_party_of(
+    claims: dict[str, Any], sources: dict[str, Any], as_issuer: str, client_id: str, signed_in: str | None = None
+) -> str:
     """A stable subject for the requesting party.
 
     ``sub`` (qualified by its issuer unless it is this AS, whose ``sub`` is the
-    local user name), else the email, else — no person known — the client
-    itself (``client:<id>``). Long values are hashed to fit the columns.
+    local user name), else the party who signed in at the claims interaction
+    (``signed_in``: who asks is known without releasing a claim for it), else
+    the email, else — no person known — the client itself (``client:<id>``).
+    Long values are hashed to fit the columns.
     """
-    value: str | None = None
-    for name, prefix in (("sub", ""), ("email", "email:")):
-        claim = claims.get(name)
-        if isinstance(claim, str) and claim:
-            source = sources.get(name) if isinstance(sources.get(name), dict) else {}
-            issuer = source.get("issuer")
-            value = f"{prefix}{claim}" if issuer in (None, as_issuer) else f"{issuer}#{prefix}{claim}"
-            break
-    if value is None:
-        value = f"client:{client_id}"
+    claim = claims.get("sub")
+    if isinstance(claim, str) and claim:
+        source = sources.get("sub") if isinstance(sources.get("sub"), dict) else {}
+        return party_name(source.get("issuer"), claim, as_issuer)
+    if signed_in:
+        return signed_in
+    claim = claims.get("email")
+    if isinstance(claim, str) and claim:
+        source = sources.get("email") if isinstance(sources.get("email"), dict) else {}
+        return party_name(source.get("issuer"), "email:" + claim, as_issuer)
+    return party_name(None, f"client:{client_id}", as_issuer)
+
+
+def party_name(issuer: str | None, subject: str, as_issuer: str) -> str:
+    """``subject`` qualified by its issuer (``issuer#subject``) unless the issuer is this AS; a
+    value longer than the columns' 255 characters becomes its SHA-256."""
+    value = subject if issuer in (None, as_issuer) else f"{issuer}#{subject}"
     if len(value) > 255:
         value = "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     return value
@@ -254,12 +265,17 @@ def _epoch(value: str | None) -> int | None:
 
 
 def _can_interact(settings: Settings, client: OAuthClient, required: list[dict[str, Any]]) -> bool:
-    """The claims interaction endpoint gathers claims this AS issues (its local users' claims)."""
+    """The claims interaction endpoint gathers claims this AS issues (its local users' claims)
+    and the ID-token claims of the identity providers a requesting party can sign in with there."""
     if not client.claims_redirect_uris:
         return False
+    providers = set(trusted_provider_issuers(settings))
     for member in required:
         issuers = member.get("issuer")
-        if issuers and settings.issuer not in issuers:
+        if not issuers or settings.issuer in issuers:
+            continue
+        formats = member.get("claim_token_format")
+        if not providers.intersection(issuers) or (formats and ID_TOKEN_FORMAT not in formats):
             return False
     return True
 
@@ -359,9 +375,22 @@ def _upgrade_source(a: Assessment) -> Rpt | None:
     return old
 
 
+def rememberable(claims: dict[str, Any], sources: dict[str, Any]) -> dict[str, Any]:
+    """The claims a PCT may keep: all but those released at the claims interaction without the
+    party's agreement that this server remember them for the client (G-67; source
+    ``"remember": false``, :mod:`.interaction`)."""
+    return {
+        name: value
+        for name, value in claims.items()
+        if not (isinstance(sources.get(name), dict) and sources[name].get("remember") is False)
+    }
+
+
 def _issue_pct(session: Session, settings: Settings, a: Assessment) -> str | None:
-    """A PCT when this process gathered claims its PCT (if any) did not already hold (G-29, G-64)."""
-    if not a.claims or (a.pct_claims is not None and a.pct_claims == a.claims):
+    """A PCT when this process gathered claims that may be remembered and that its PCT (if any)
+    did not already hold (G-29, G-64, G-67)."""
+    kept = rememberable(a.claims, a.claim_sources)
+    if not kept or (a.pct_claims is not None and a.pct_claims == kept):
         return None
     raw = new_token()
     issued = now()
@@ -370,8 +399,8 @@ def _issue_pct(session: Session, settings: Settings, a: Assessment) -> str | Non
             pct_hash=hash_token(raw),
             client_id=a.client.client_id,
             subject=a.requesting_party,
-            claims=dict(a.claims),
-            claim_sources=dict(a.claim_sources),
+            claims=kept,
+            claim_sources={name: a.claim_sources[name] for name in kept if name in a.claim_sources},
             created_at=issued,
             expires_at=issued + settings.pct_lifetime,
         )
@@ -403,6 +432,7 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
         outcome=outcome,
         reasons=decision.reasons,
         policy_version=version,
+        claims=list(a.claims),
     )
     if all(not scopes for _, scopes in a.requested):
         session.commit()

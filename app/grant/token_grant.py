@@ -168,7 +168,13 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
             pct_id=pct_row.id if pct_row is not None else None,
             old_rpt=old_rpt,
             claim_token_problem=problem,
-            requesting_party=requesting_party_of(claims, sources, settings.issuer, client.client_id),
+            requesting_party=requesting_party_of(
+                claims,
+                sources,
+                settings.issuer,
+                client.client_id,
+                ticket.signed_in_party or (pct_row.subject if pct_row is not None else None),
+            ),
         )
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:

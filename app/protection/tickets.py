@@ -34,14 +34,17 @@ def issue_ticket(
     requesting_party: str | None = None,
     claims: dict[str, Any] | None = None,
     claim_sources: dict[str, Any] | None = None,
+    signed_in_party: str | None = None,
 ) -> tuple[str, PermissionTicket]:
     """Create a ticket; returns ``(raw_ticket, row)``. The caller commits.
 
     With ``predecessor`` the new ticket inherits owner, RS, permissions, bound
     client, requesting party and accumulated claims, overridden by the
-    arguments given (ticket rotation, §1.5 of the digest).
+    arguments given (ticket rotation, §1.5 of the digest), and the party who signed in at
+    the claims interaction.
     """
     if predecessor is not None:
+        signed_in_party = signed_in_party or predecessor.signed_in_party
         client_id = client_id or predecessor.client_id
         requesting_party = requesting_party or predecessor.requesting_party
         claims = {**predecessor.claims, **(claims or {})}
@@ -60,6 +63,7 @@ def issue_ticket(
         claims=dict(claims or {}),
         claim_sources=dict(claim_sources or {}),
         predecessor_id=predecessor.id if predecessor is not None else None,
+        signed_in_party=signed_in_party,
         created_at=issued,
         expires_at=issued + lifetime,
     )

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
 
+from .. import get_settings
 from ..db import get_session
 from ..identity.lockout import Locked, guard, wait_in_words
 from ..identity.sessions import end_session, session_user, start_session
@@ -150,7 +151,10 @@ def login() -> Any:
     target = safe_next(request.values.get("next"))
     error, status = None, 200
     headers: dict[str, str] = {}
-    if request.method == "POST":
+    settings = get_settings()
+    if request.method == "POST" and not settings.password_login:
+        error, status = "Sign-in with a password is turned off here: use one of the identity providers.", 401
+    elif request.method == "POST":
         username = request.form.get("username", "")
         password = request.form.get("password", "")
         error, status = "Unknown user name or wrong password.", 401
@@ -167,7 +171,18 @@ def login() -> Any:
                     return redirect(target, code=303)
                 attempt.failed()
     purpose = "claims" if target.startswith("/uma/claims") else "authorize" if target.startswith("/authorize") else None
-    return render_template("login.html", next=target, error=error, purpose=purpose), status, headers
+    return (
+        render_template(
+            "login.html",
+            next=target,
+            error=error,
+            purpose=purpose,
+            password_login=settings.password_login,
+            providers=settings.identity_providers,
+        ),
+        status,
+        headers,
+    )
 
 
 def _locked_words(locked: Locked) -> str:
@@ -190,4 +205,4 @@ def logout() -> Any:
 
 
 # The pages of the other modules join ``bp`` when they are imported.
-from . import policy_pages, sharing  # noqa: E402, F401
+from . import policy_pages, sharing, upstream  # noqa: E402, F401

@@ -1,7 +1,7 @@
 """The pages in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
-The main path of every page: PAT consent, claims interaction, a policy edit with an
-error then a fix, an approval that lets a polling client through, a revocation that
+The main path of every page: PAT consent, claims interaction (also signing in at an upstream
+OpenID Provider), a policy edit with an error then a fix, an approval that lets a polling client through, a revocation that
 stops a token, history, "try a request", and the layout on a phone. Screenshots go
 to a temporary folder, or to ``UMA_SCREENSHOTS_DIR`` when set (docs/screenshots is
 made that way, see docs/pages.md).
@@ -24,7 +24,8 @@ from playwright.sync_api import expect
 
 from tests.pages.pages_support import CLAIMS_CB, make_sharing
 from tests.support.browser import chromium_executable
-from tests.support.server import unique
+from tests.support.oidc_provider import OpenIDProvider
+from tests.support.server import serve_app, unique
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -364,3 +365,59 @@ def test_the_login_page_says_in_words_when_sign_in_is_paused(person, make_user, 
     expect(alert).to_contain_text("try again in 15 minutes")
     assert me.page.url.endswith("/login")
     me.shot("login-paused")
+
+
+def test_requesting_party_signs_in_with_an_identity_provider_in_the_browser_issue14(
+    chromium, shots, world, database_url, tmp_path
+):
+    """Issue 14 in Chromium: the requesting party signs in at a real OpenID Provider from the claims
+    interaction, sees only the claims the owner's rule needs, lets the server remember them, and
+    the client gets its RPT and a PCT."""
+    op = OpenIDProvider()
+    try:
+        sub = unique("dana")
+        op.set_user(sub, email="dana@example.com", email_verified=True, phone_number="+1 555 0100")
+        w = world(
+            f'claims email, email_verified from "{op.issuer}" as id_token\n'
+            'permit view on type "photo-album" when claims.email == "dana@example.com" and claims.email_verified == true\n'
+        )
+        need = w.token(w.ticket("summer-2026", ["view"])).json()
+        assert need["error"] == "need_info"
+        acme = {"name": "Acme ID", "issuer": op.issuer, "client_id": "uma-as", "client_secret": "rp-secret"}
+        config = {"database_url": database_url, "instance_path": str(tmp_path / "i"), "identity_providers": [acme]}
+        with serve_app(config) as url:
+            party = Person(chromium, url, shots)
+            try:
+                party.page.goto(
+                    "/uma/claims?"
+                    + urlencode(
+                        {
+                            "client_id": w.client.client_id,
+                            "ticket": need["ticket"],
+                            "claims_redirect_uri": CLAIMS_CB,
+                            "state": "s-14",
+                        }
+                    )
+                )
+                party.page.click("text=Sign in with Acme ID")
+                party.page.wait_for_url(op.issuer + "/oauth2/authorize?*")
+                party.page.fill("input[name=sub]", sub)
+                party.page.click("button:has-text('Authorize')")
+                party.page.wait_for_selector("text=Signed in with Acme ID as")
+                assert party.page.is_checked("input[name=claim][value=email]")
+                assert party.page.is_checked("input[name=claim][value=email_verified]")
+                assert not party.page.is_visible("text=+1 555 0100")  # not needed: not shown, not shared
+                party.shot("claims-interaction-upstream")
+                party.page.check("input[name=remember]")
+                party.page.click("button[value=allow]")
+                party.page.wait_for_url(CLAIMS_CB + "?*")
+                back = parse_qs(urlsplit(party.landed[-1]).query)
+                assert back["state"] == ["s-14"]
+                assert not party.problems, party.problems
+            finally:
+                party.close()
+        granted = w.token(back["ticket"][0])
+        assert granted.status_code == 200, granted.text
+        assert granted.json()["pct"]
+    finally:
+        op.close()

@@ -523,7 +523,7 @@ def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, mak
     w = world('permit view on type "photo-album" when claims.email == "dave@example.com"')
     first = w.token(w.ticket("summer-2026", ["view"])).json()
     assert first["error"] == "need_info"
-    dave = make_user(claims={"email": "dave@example.com"})
+    dave = make_user(claims={"email": "dave@example.com", "phone_number": "+1 555 0199"})
     sign_in(browser, dave)
     start = browser.get(
         "/uma/claims",
@@ -539,5 +539,8 @@ def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, mak
     with httpx.Client(base_url=str(browser.base_url), follow_redirects=True) as anonymous:
         login = anonymous.get(start.headers["location"])
         assert login.url.path == "/login" and "which of your details their sharing rules need" in login.text
-    assert '<tr class="needed"><td><code>email</code></td><td>dave@example.com</td></tr>' in page.text
+    # Only what the decision needs (issue 14 point 4): email, ticked, not the account's phone number.
+    assert 'name="claim" value="email" checked' in page.text and "dave@example.com" in page.text
+    assert "+1 555 0199" not in page.text and "phone_number" not in page.text
+    assert "sees none of them" in page.text and 'name="remember" value="yes">' in page.text
     assert '<span class="chip">view</span>' in page.text and w.client.row.client_name in page.text

@@ -5,6 +5,7 @@ from the model."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -19,6 +20,9 @@ from app.config import (
     load_settings,
     unknown_environment_variables,
 )
+
+#: A minimal identity provider (issue 14).
+PROVIDER = {"name": "Acme ID", "issuer": "https://id.acme.example", "client_id": "uma-as", "client_secret": "s3cr3t"}
 
 
 @pytest.fixture(autouse=True)
@@ -114,9 +118,12 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
             raw, expected = "fixed-window", "fixed-window"
         else:
             raw, expected = "from-env", "from-env"
+        if name == "password_login":  # off only with an identity provider to sign in with instead
+            monkeypatch.setenv("UMA_IDENTITY_PROVIDERS", json.dumps([PROVIDER]))
         monkeypatch.setenv(f"UMA_{name.upper()}", raw)
         assert getattr(load_settings(), name) == expected, name
         monkeypatch.delenv(f"UMA_{name.upper()}")
+        monkeypatch.delenv("UMA_IDENTITY_PROVIDERS", raising=False)
 
 
 @pytest.mark.parametrize(
@@ -358,3 +365,65 @@ def test_a_relative_instance_path_from_the_environment_is_made_absolute(tmp_path
         assert app.instance_path == str(tmp_path / "inst") and (tmp_path / "inst" / "uma.db").exists()
     finally:
         close_app(app)
+
+
+# -- identity providers (issue 14) ------------------------------------------------
+
+
+def test_identity_providers_from_toml_with_defaults(tmp_path):
+    cfg = tmp_path / "uma.toml"
+    cfg.write_text(
+        "[[identity_providers]]\n"
+        'name = "Acme ID"\nissuer = "https://id.acme.example"\nclient_id = "uma-as"\nclient_secret = "s3cr3t"\n'
+        'scopes = "email profile"\nclaim_mapping = { email = "email", groups = "roles" }\n'
+        "[[identity_providers]]\n"
+        'name = "Public"\nissuer = "https://public.example"\nclient_id = "uma-public"\n'
+        'scopes = ["openid", "email"]\ncreate_accounts = true\n'
+    )
+    s = load_settings(config_file=cfg)
+    acme, public = s.identity_providers
+    assert acme.scopes == ["openid", "email", "profile"]  # a space-separated string; openid added
+    assert acme.claim_mapping == {"email": "email", "groups": "roles"}
+    assert acme.create_accounts is False and acme.algorithms == ["RS256"]
+    assert acme.secret == "s3cr3t" and not acme.is_public and "s3cr3t" not in repr(acme)
+    assert public.is_public and public.secret is None and public.scopes == ["openid", "email"]
+    assert public.create_accounts is True
+    assert s.identity_provider("Public") is public and s.identity_provider("nope") is None
+
+
+def test_identity_providers_from_the_environment(monkeypatch):
+    monkeypatch.setenv("UMA_IDENTITY_PROVIDERS", json.dumps([PROVIDER]))
+    assert load_settings().identity_providers[0].issuer == "https://id.acme.example"
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"algorithms": ["none"]}, "never 'none'"),
+        ({"algorithms": ["HS256"]}, "never 'none' or HS*"),
+        ({"issuer": "id.acme.example"}, "expected an http(s) URL"),
+        ({"name": "a/b"}, "identity_providers[0].name"),
+        ({"client_id": ""}, "identity_providers[0].client_id"),
+        ({"claim_mapping": {"email": ""}}, "identity_providers[0].claim_mapping.email"),
+        ({"tenant": "x"}, "identity_providers[0].tenant (create_app): unknown key"),
+    ],
+)
+def test_bad_identity_provider_is_refused_and_its_secret_never_shown(change, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings({"identity_providers": [{**PROVIDER, **change}]})
+    assert expected in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+def test_each_identity_provider_once():
+    twice = [PROVIDER, {**PROVIDER, "issuer": "https://other.example"}]
+    with pytest.raises(ConfigError, match="each provider's name must differ") as info:
+        load_settings({"identity_providers": twice})
+    assert "s3cr3t" not in str(info.value)
+    with pytest.raises(ConfigError, match="each provider's issuer must differ"):
+        load_settings({"identity_providers": [PROVIDER, {**PROVIDER, "name": "Other"}]})
+
+
+def test_password_login_off_needs_an_identity_provider():
+    with pytest.raises(ConfigError, match="password_login = False .*needs at least one of identity_providers"):
+        load_settings({"password_login": False})
+    assert load_settings({"password_login": False, "identity_providers": [PROVIDER]}).password_login is False

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.server import csrf_from
+from tests.support.server import consent_form, csrf_from
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,8 +129,7 @@ def _claims_interaction_as_bob(address: str) -> str:
         consent = browser.get(consent_url)
         assert consent.status_code == 200 and "bob@example.com" in consent.text
         form = re.search(r'<form[^>]*action="([^"]*)"', consent.text)
-        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', consent.text))
-        r = browser.post(consent_url.join(form.group(1).replace("&amp;", "&")), data={**fields, "decision": "allow"})
+        r = browser.post(consent_url.join(form.group(1).replace("&amp;", "&")), data=consent_form(consent.text))
         assert r.status_code == 303, r.text
         return r.headers["Location"]
 

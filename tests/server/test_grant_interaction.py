@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.server.grant_support import *
+from tests.support.server import consent_form
 
 POLICY = 'permit view on type "photo-album" when claims.email == "carol@example.com" and claims.email_verified == true'
 
@@ -76,10 +77,7 @@ def test_need_info_offers_redirect_user_then_interaction_gives_rpt_G_40_G_47(uma
     assert {m["name"] for m in body["required_claims"]} == {"email", "email_verified"}
     page = _login_and_see_consent(browser, _start(browser, flow, body["ticket"]), _carol(uma))
     assert "carol@example.com" in page and "email_verified" in page and flow.client.row.client_name in page
-    r = browser.post(
-        "/uma/claims/consent",
-        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"},
-    )
+    r = browser.post("/uma/claims/consent", data=consent_form(page, remember=True))
     assert r.status_code == 303
     location = r.headers["Location"]
     assert location.startswith(CLAIMS_CB + "?")
@@ -95,10 +93,7 @@ def test_interaction_with_the_initial_ticket_G_44(uma, browser):
     flow = uma.flow(POLICY)
     carol = _carol(uma)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"])), state=None), carol)
-    r = browser.post(
-        "/uma/claims/consent",
-        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"},
-    )
+    r = browser.post("/uma/claims/consent", data=consent_form(page))
     query = _query(r.headers["Location"])
     assert "state" not in query  # G-47: only when the client sent one
     assert flow.token(query["ticket"][0]).status_code == 200
@@ -107,10 +102,7 @@ def test_interaction_with_the_initial_ticket_G_44(uma, browser):
 def test_refusal_redirects_with_access_denied_and_no_ticket_G_48_A4(uma, browser):
     flow = uma.flow(POLICY)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
-    r = browser.post(
-        "/uma/claims/consent",
-        data={"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "refuse"},
-    )
+    r = browser.post("/uma/claims/consent", data=consent_form(page, "refuse"))
     assert r.status_code == 303
     query = _query(r.headers["Location"])
     assert query["error"] == ["access_denied"] and query["state"] == ["st-123"] and "ticket" not in query
@@ -126,7 +118,7 @@ def test_consent_needs_the_csrf_token_G_51(uma, browser):
 def test_interaction_continues_only_once_G_59(uma, browser):
     flow = uma.flow(POLICY)
     page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
-    form = {"csrf_token": _csrf(page), "interaction": _field(page, "interaction"), "decision": "allow"}
+    form = consent_form(page)
     assert "ticket" in _query(browser.post("/uma/claims/consent", data=form).headers["Location"])
     second = _query(browser.post("/uma/claims/consent", data=form).headers["Location"])
     assert second["error"] == ["invalid_request"] and "ticket" not in second
@@ -201,3 +193,44 @@ def test_tampered_interaction_handle_is_an_error_page(uma, browser):
     )
     r = browser.get("/uma/claims/consent", params={"interaction": "forged.handle"})
     assert r.status_code == 400 and "Location" not in r.headers
+
+
+def test_only_the_claims_the_decision_needs_are_released_and_the_party_is_still_known_issue14_4(uma, browser):
+    """Data minimisation: the account's other claims stay here; the RPT is decided from the
+    released ones; the owner still learns who asked (the account's name), without a claim for it."""
+    flow = uma.flow('ask view on type "photo-album" when claims.email ends with "@example.com"')
+    body = flow.token(flow.ticket(("album", ["view"]))).json()
+    assert [m["name"] for m in body["required_claims"]] == ["email"]
+    erin = uma.user(claims={"email": "erin@example.com", "email_verified": True, "phone_number": "+1 555 0142"})
+    page = _login_and_see_consent(browser, _start(browser, flow, body["ticket"]), erin)
+    assert 'name="claim" value="email" checked' in page
+    assert "email_verified" not in page and "+1 555 0142" not in page
+    r = browser.post("/uma/claims/consent", data=consent_form(page))
+    submitted = flow.token(_query(r.headers["Location"])["ticket"][0])
+    assert submitted.status_code == 403 and submitted.json()["error"] == "request_submitted"
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.models import AuditRecord, PendingRequest
+
+    with uma.app.app_context(), Session(get_engine()) as s:
+        pending = s.execute(select(PendingRequest).where(PendingRequest.owner == flow.owner.username)).scalar_one()
+        released = s.execute(
+            select(AuditRecord).where(
+                AuditRecord.owner == flow.owner.username, AuditRecord.outcome == "claims_released"
+            )
+        ).scalar_one()
+    assert pending.requesting_party == erin.username
+    assert released.claims == ["email"] and released.requesting_party == erin.username
+    owner_view = uma.http.get("/owner/audit", auth=(flow.owner.username, flow.owner.password)).json()
+    assert any(r["outcome"] == "claims_released" and r["claims"] == ["email"] for r in owner_view["records"])
+
+
+def test_no_pct_unless_the_party_agrees_G_67(uma, browser):
+    flow = uma.flow(POLICY)
+    body = flow.token(flow.ticket(("album", ["view"]))).json()
+    page = _login_and_see_consent(browser, _start(browser, flow, body["ticket"]), _carol(uma))
+    r = browser.post("/uma/claims/consent", data=consent_form(page))
+    granted = flow.token(_query(r.headers["Location"])["ticket"][0])
+    assert granted.status_code == 200 and "pct" not in granted.json()

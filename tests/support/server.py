@@ -328,6 +328,22 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+_HIDDEN_RE = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+_CHECKED_RE = re.compile(r'<input type="checkbox"[^>]* name="claim" value="([^"]+)" checked>')
+
+
+def consent_form(html: str, decision: str = "allow", *, remember: bool = False, claims: Any = None) -> dict[str, Any]:
+    """What a browser posts from the claims-interaction consent page: its hidden fields, the
+    claim boxes ticked (as the page ticks them, or only ``claims``), the remember box, the button."""
+    form: dict[str, Any] = {name: value.replace("&amp;", "&") for name, value in _HIDDEN_RE.findall(html)}
+    ticked = _CHECKED_RE.findall(html)
+    form["claim"] = [c for c in ticked if claims is None or c in claims]
+    if remember:
+        form["remember"] = "yes"
+    form["decision"] = decision
+    return form
+
+
 @pytest.fixture(scope="session")
 def login():
     """``login(http, user)``: log ``user`` in through the login form (GET, read CSRF, POST)."""
