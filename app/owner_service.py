@@ -26,10 +26,10 @@ from sqlmodel import Session
 
 from policy_lang import RequestError, explain, who_can_data
 
-from . import audit
+from . import audit, sharing
 from .errors import ApiError, InvalidRequest, NotFound
 from .grant.bridge import iso_now, load_approvals, policy_request, resource_attributes
-from .models import AuditRecord, OAuthClient, PendingRequest, PolicyDocument, Resource, Rpt
+from .models import AuditRecord, OAuthClient, PendingRequest, PolicyDocument, Resource, Rpt, User
 from .oauth.clients import get_client
 from .policies import MAX_POLICY_BYTES, UPLOAD_PREFIX, PolicyRejected, get_store, upload_name
 from .protection.rpt import active_rpts, revoke_rpt
@@ -360,6 +360,83 @@ def _visible(diagnostics: list[dict[str, Any]], owner: str) -> list[dict[str, An
             }
         out.append(d)
     return out
+
+
+# -- sharing from the pages (issue 15): changes of the owner's text, shown then saved ----------
+
+
+def known_people(db: Session, limit: int = 500) -> list[str]:
+    """Suggestions for the share form: the user names and email addresses of active accounts."""
+    out: list[str] = []
+    for user in db.execute(select(User).where(User.is_active.is_(True)).order_by(User.username).limit(limit)).scalars():
+        out.append(user.username)
+        email = (user.claims or {}).get("email")
+        if isinstance(email, str) and email:
+            out.append(email)
+    return list(dict.fromkeys(out))
+
+
+def policy_text(db: Session, owner: str) -> tuple[str, int]:
+    """The owner's uploaded text in use (empty without one) and its version (0 without one)."""
+    doc = active_document(db, owner)
+    return (doc.text, doc.version) if doc is not None else ("", 0)
+
+
+def shares(db: Session, owner: str, resource: Resource) -> dict[str, Any]:
+    """The shares of ``resource`` read back from the owner's text, the rules naming it that the
+    form cannot represent (shown as text), and the version they were read from."""
+    text, version = policy_text(db, owner)
+    return {
+        "shares": sharing.read_shares(text, resource.id),
+        "other_rules": sharing.other_rules(text, resource.id),
+        "version": version,
+    }
+
+
+def share_change(db: Session, owner: str, resource: Resource, form: dict[str, Any]) -> dict[str, Any]:
+    """The owner's text with a new share rule (not saved): ``{"old", "new", "rule", "version",
+    "diff"}``; :class:`InvalidRequest` for input that makes no share (a share is a rule of the owner's text,
+     checked like any upload when saved)."""
+    scopes = [s for s in form.get("scopes", []) if isinstance(s, str)]
+    unknown = [s for s in scopes if s not in resource.resource_scopes]
+    if unknown:
+        raise InvalidRequest(f"Scope {unknown[0][:64]} is not registered for this resource.")
+    person = str(form.get("person") or "").strip()
+    who = str(form.get("who") or "auto")
+    if who == "auto":
+        who = "email" if "@" in person else "username"
+    claim = sharing.IDENTIFIERS.get(who) if who != "claim" else str(form.get("claim") or "").strip()
+    if claim is None:
+        raise InvalidRequest("Choose how the person is named: user name, email or another claim.")
+    until = str(form.get("until") or "").strip() or None
+    duration = str(form.get("duration") or "").strip() or None
+    effect = "ask" if form.get("ask") else "permit"
+    try:
+        rule = sharing.share_rule(resource.id, scopes, claim, [person], effect, duration, until)
+    except sharing.ShareError as exc:
+        raise InvalidRequest(str(exc)) from None
+    old, version = policy_text(db, owner)
+    new = sharing.add_share(old, rule)
+    return {"old": old, "new": new, "rule": rule, "version": version, "diff": sharing.text_diff(old, new)}
+
+
+def unshare_change(db: Session, owner: str, resource: Resource, line: int, claim: str, person: str) -> dict[str, Any]:
+    """The owner's text without one person's share (the rule removed, or narrowed to the
+    others it names); not saved. :class:`NotFound` when that share is no longer there."""
+    old, version = policy_text(db, owner)
+    try:
+        new = sharing.stop_sharing(old, resource.id, line, claim, person)
+    except sharing.ShareError as exc:
+        raise NotFound(str(exc)) from None
+    return {"old": old, "new": new, "rule": None, "version": version, "diff": sharing.text_diff(old, new)}
+
+
+def save_change(db: Session, owner: str, base_version: int, text: str) -> tuple[PolicyDocument, list[dict[str, Any]]]:
+    """Save a change shown to the owner as a new version (:func:`save_policy`, checked like any
+    upload) only while the text it was made from is still the one in use, else :class:`Conflict`."""
+    if policy_text(db, owner)[1] != base_version:
+        raise Conflict("Your policy changed since this change was shown; look at it again.")
+    return save_policy(db, owner, text)
 
 
 # -- the audit trail ------------------------------------------------------------------------

@@ -1,0 +1,196 @@
+"""Sharing without writing code (issue 15) over real HTTP: the share form on a resource's
+page makes a rule of the owner's text, shown as a diff before it is saved as a new version;
+the page reads the shares back and stops them again, one new version each."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+import pytest
+
+from app import sharing
+from tests.pages.pages_support import csrf_of, make_sharing, sign_in
+
+BASE = 'permit view on type "photo-album" when client.id == "{client}"\n'
+
+
+@pytest.fixture()
+def browser(live_server):
+    with httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture()
+def world(http, make_user, make_client, pat_for):
+    def _make(policy: str | None = BASE, **kw):
+        return make_sharing(http, make_user, make_client, pat_for, policy, **kw)
+
+    return _make
+
+
+def _hidden(page: str) -> dict[str, list[str]]:
+    """The confirm form's fields (what the browser would post back)."""
+    form = page[page.index('name="confirm"') - 200 :]
+    out: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form):
+        out.setdefault(name, []).append(html.unescape(value))
+    return out
+
+
+def _policy(w) -> dict:
+    r = w.api("GET", "/owner/policy")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_share_shows_the_rule_as_a_diff_then_saves_it_as_a_new_version(browser, world, make_user):
+    w = world()
+    make_user(claims={"email": "bob@example.com"})
+    rid = w.resources["summer-2026"]
+    csrf = sign_in(browser, w.owner)
+    page = browser.get(f"/my/resources/{rid}").text
+    assert 'list="known-people"' in page and '<option value="bob@example.com">' in page  # suggestions
+    before = _policy(w)
+    form = {"csrf_token": csrf, "person": "bob@example.com", "who": "auto", "scopes": ["view", "download"]}
+    preview = browser.post(f"/my/resources/{rid}/share", data={**form, "duration": "7d"})
+    assert preview.status_code == 200, preview.text
+    rule = f'permit view, download\n  on resource "{rid}"\n  when claims.email == "bob@example.com"\n  for 7d'
+    assert html.escape(rule, quote=True) in preview.text or rule.replace('"', "&#34;") in preview.text
+    assert 'class="diff-add">+permit view, download<' in preview.text
+    assert _policy(w)["version"] == before["version"]  # shown, not saved
+    fields = _hidden(preview.text)
+    assert fields["confirm"] == ["1"] and fields["version"] == [str(before["version"])]
+    saved = browser.post(f"/my/resources/{rid}/share", data=fields)
+    assert saved.status_code == 303
+    after = _policy(w)
+    assert after["version"] == before["version"] + 1
+    assert after["text"] == before["text"].rstrip("\n") + "\n\n" + rule + "\n"  # appended, the rest untouched
+    page = browser.get(f"/my/resources/{rid}").text
+    assert (
+        "Saved as version" in page and "<strong>bob@example.com</strong>" in page and "for 7d after the grant" in page
+    )
+    assert "Stop sharing" in page
+
+
+def test_share_by_user_name_until_a_date_with_approval_reads_back(browser, world):
+    w = world()
+    rid = w.resources["summer-2026"]
+    csrf = sign_in(browser, w.owner)
+    form = {"csrf_token": csrf, "person": "bob", "who": "auto", "scopes": ["print"], "until": "2031-01-31", "ask": "1"}
+    fields = _hidden(browser.post(f"/my/resources/{rid}/share", data=form).text)
+    assert browser.post(f"/my/resources/{rid}/share", data=fields).status_code == 303
+    assert f'ask print\n  on resource "{rid}"\n  when claims.sub == "bob"\n  until 2031-01-31\n' in _policy(w)["text"]
+    shares = sharing.read_shares(_policy(w)["text"], rid)
+    assert [(s.effect, s.scopes, s.claim, s.person, s.expiry) for s in shares] == [
+        ("ask", ("print",), "sub", "bob", "until 2031-01-31")
+    ]
+    page = browser.get(f"/my/resources/{rid}").text
+    assert "asks you first" in page and "until 2031-01-31" in page
+
+
+def test_stop_sharing_removes_the_rule_or_narrows_a_list_as_new_versions(browser, world):
+    policy = BASE + (
+        'permit view on resource "{rid}" when claims.email in ["bob@example.com", "carol@example.com"]\n'
+        'permit download on resource "{rid}" when claims.email == "dave@example.com" for 2w\n'
+        'permit view on resource "{rid}" when claims.email ends with "@acme.example"\n'
+    )
+    w = world()
+    rid = w.resources["summer-2026"]
+    assert w.put_policy(policy.replace("{client}", w.client.client_id).replace("{rid}", rid)).status_code == 200
+    csrf = sign_in(browser, w.owner)
+    page = browser.get(f"/my/resources/{rid}").text
+    for who in ("bob@example.com", "carol@example.com", "dave@example.com"):
+        assert f"<strong>{who}</strong>" in page
+    # the rule the form cannot represent is shown as text, with no stop button of its own
+    assert 'class="source other-rule">permit view on resource' in page and "ends with" in page
+    v = _policy(w)["version"]
+
+    narrow = {"csrf_token": csrf, "line": "2", "claim": "email", "person": "bob@example.com"}
+    preview = browser.post(f"/my/resources/{rid}/unshare", data=narrow)
+    assert preview.status_code == 200 and 'class="diff-del">-permit view on resource' in preview.text
+    assert browser.post(f"/my/resources/{rid}/unshare", data=_hidden(preview.text)).status_code == 303
+    text = _policy(w)["text"]
+    assert _policy(w)["version"] == v + 1
+    assert f'permit view\n  on resource "{rid}"\n  when claims.email == "carol@example.com"\n' in text
+    assert "bob@example.com" not in text and "dave@example.com" in text and "@acme.example" in text
+
+    line = [s.line for s in sharing.read_shares(text, rid) if s.person == "dave@example.com"]
+    assert line == [5]  # the narrowed rule now takes three lines
+    remove = {"csrf_token": csrf, "line": "5", "claim": "email", "person": "dave@example.com"}
+    preview = browser.post(f"/my/resources/{rid}/unshare", data=remove)
+    assert browser.post(f"/my/resources/{rid}/unshare", data=_hidden(preview.text)).status_code == 303
+    text = _policy(w)["text"]
+    assert "dave@example.com" not in text and "carol@example.com" in text and "@acme.example" in text
+    assert text.startswith(BASE.replace("{client}", w.client.client_id))  # the rest exactly as written
+
+
+def test_a_change_shown_on_an_older_version_is_not_saved(browser, world):
+    w = world()
+    rid = w.resources["summer-2026"]
+    csrf = sign_in(browser, w.owner)
+    form = {"csrf_token": csrf, "person": "bob@example.com", "scopes": ["view"]}
+    fields = _hidden(browser.post(f"/my/resources/{rid}/share", data=form).text)
+    assert w.put_policy(BASE.replace("{client}", "other")).status_code == 200  # changed meanwhile
+    v = _policy(w)["version"]
+    r = browser.post(f"/my/resources/{rid}/share", data=fields)
+    assert r.status_code == 303
+    assert _policy(w)["version"] == v and "bob@example.com" not in _policy(w)["text"]
+    assert "Your policy changed since this change was shown" in html.unescape(browser.get(r.headers["location"]).text)
+    gone = {
+        "csrf_token": csrf,
+        "line": "9",
+        "claim": "email",
+        "person": "bob@example.com",
+        "confirm": "1",
+        "version": "1",
+    }
+    assert browser.post(f"/my/resources/{rid}/unshare", data=gone).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"scopes": []}, "at least one scope"),
+        ({"scopes": ["delete"]}, "not registered"),
+        ({"person": ""}, "Name the person"),
+        ({"duration": "7 days"}, "A duration is a number and a unit"),
+        ({"until": "next week"}, "An end date reads"),
+        ({"duration": "7d", "until": "2031-01-01"}, "not both"),
+        ({"who": "claim", "claim": "bad name"}, "A claim name is"),
+        ({"who": "nobody"}, "Choose how the person is named"),
+        ({"person": "x\x00y"}, "Name the person"),
+    ],
+)
+def test_share_input_that_makes_no_rule_is_refused_and_nothing_changes(signed_owner, bad, words):
+    browser, w, csrf = signed_owner
+    rid = w.resources["summer-2026"]
+    v = _policy(w)["version"]
+    form = {"csrf_token": csrf, "person": "bob@example.com", "who": "auto", "scopes": ["view"], **bad}
+    r = browser.post(f"/my/resources/{rid}/share", data={**form, "confirm": "1", "version": str(v)})
+    assert r.status_code == 303
+    assert words in html.unescape(browser.get(r.headers["location"]).text)
+    assert _policy(w)["version"] == v
+
+
+@pytest.fixture(scope="module")
+def signed_owner(live_server, make_user, make_client, pat_for):
+    with httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=False) as http:
+        w = make_sharing(http, make_user, make_client, pat_for, BASE)
+        with httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=False) as browser:
+            yield browser, w, sign_in(browser, w.owner)
+
+
+@pytest.mark.parametrize("path", ["share", "unshare"])
+def test_share_forms_need_the_csrf_token_and_the_owners_resource_O_12(signed_owner, world, path):
+    browser, w, csrf = signed_owner
+    rid = w.resources["summer-2026"]
+    data = {"person": "bob@example.com", "scopes": ["view"], "line": "1", "claim": "email"}
+    assert browser.post(f"/my/resources/{rid}/{path}", data=data).status_code == 400
+    assert browser.post(f"/my/resources/{rid}/{path}", data={**data, "csrf_token": "x"}).status_code == 400
+    other = world()  # another owner's resource is not found, like one that does not exist
+    r = browser.post(f"/my/resources/{other.resources['summer-2026']}/{path}", data={**data, "csrf_token": csrf})
+    assert r.status_code == 404
+    assert browser.post(f"/my/resources/{'x' * 80}/{path}", data={**data, "csrf_token": csrf}).status_code == 404
+    assert csrf_of(browser.get("/").text)
