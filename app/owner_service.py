@@ -16,6 +16,7 @@ trail; "try a request" (the engine's decision and explanation, nothing recorded)
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from policy_lang import RequestError, explain, who_can_data
+from policy_lang import RequestError, Source, explain, parse_source, who_can_data
 
 from . import audit, sharing
 from .errors import ApiError, InvalidRequest, NotFound
@@ -203,12 +204,37 @@ def client_names(db: Session, ids: Iterable[str | None]) -> dict[str, str]:
 
 
 def who_can(resource: Resource) -> OrderedDict[str, list[dict[str, Any]]]:
-    """Per scope, the rules of the set in use that can decide it (the engine's who-can)."""
-    policy_set = get_store().current().policy_set
+    """Per scope, the rules of the whole set in use (the operator's files included) that can
+    decide it (the engine's who-can). Each entry also says whose rule it is: ``origin`` is
+    ``"yours"`` (the owner's uploaded text), ``"operator"`` (a policy file of the operator,
+    read-only for the owner, its ``source`` text shown) or ``None`` (the default deny)."""
+    in_use = get_store().current()
+    files = {s.name: s for s in in_use.file_sources}
+    mine = upload_name(resource.owner).rsplit("/", 1)[0] + "/"
     by_scope: OrderedDict[str, list[dict[str, Any]]] = OrderedDict((s, []) for s in resource.resource_scopes)
-    for entry in who_can_data(policy_set, resource_attributes(resource), list(resource.resource_scopes)):
+    for entry in who_can_data(in_use.policy_set, resource_attributes(resource), list(resource.resource_scopes)):
+        file, _, line = (entry.get("rule") or "").rpartition(":")
+        entry["origin"], entry["source"] = None, None
+        if file.startswith(mine):
+            entry["origin"] = "yours"
+        elif file in files and line.isdigit():
+            entry["origin"] = "operator"
+            entry["source"] = _rule_source(files[file].name, files[file].text, int(line))
         by_scope.setdefault(entry["scope"], []).append(entry)
     return by_scope
+
+
+@functools.lru_cache(maxsize=64)
+def _rule_spans(name: str, text: str) -> dict[int, int]:
+    """First line → last line of each rule of an operator's file (read once per text)."""
+    parsed = parse_source(Source(name, text))
+    return {r.pos.line: r.pos.end_line for r in parsed.file.rules} if parsed.file is not None else {}
+
+
+def _rule_source(name: str, text: str, line: int) -> str:
+    """The text of the rule starting at ``line`` of an operator's file."""
+    end = _rule_spans(name, text).get(line, line)
+    return "\n".join(text.splitlines()[line - 1 : end])
 
 
 def grants(db: Session, owner: str, resource_id: str | None = None) -> list[dict[str, Any]]:

@@ -56,6 +56,7 @@ def resource(resource_id: str) -> Any:
     db = get_session()
     user = owner()
     row = service.find_resource(db, user.username, resource_id)
+    who_can = service.who_can(row)
     grants = service.grants(db, user.username, row.id)
     approvals = service.approvals(db, user.username, row.id)
     names = service.client_names(
@@ -65,7 +66,8 @@ def resource(resource_id: str) -> Any:
         "web/resource.html",
         user=user,
         resource=row,
-        who_can=service.who_can(row),
+        who_can=who_can,
+        can_get=any(e["effect"] in ("permit", "ask") and not e["expired"] for es in who_can.values() for e in es),
         grants=grants,
         approvals=approvals,
         names=names,

@@ -312,7 +312,7 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
     expect(me.page.locator("article.resource-card")).to_have_count(3)
     me.shot("resources")
     me.page.click("text=summer-2026")
-    me.page.wait_for_selector("text=Who can use it now")
+    me.page.wait_for_selector("text=Who can get access")
     assert me.page.is_visible("text=Revoke this token")
     me.shot("resource")
 

@@ -194,3 +194,34 @@ def test_share_forms_need_the_csrf_token_and_the_owners_resource_O_12(signed_own
     assert r.status_code == 404
     assert browser.post(f"/my/resources/{'x' * 80}/{path}", data={**data, "csrf_token": csrf}).status_code == 404
     assert csrf_of(browser.get("/").text)
+
+
+# -- point 2: who has access, truthfully -----------------------------------------------------
+
+
+def test_access_list_marks_each_rule_as_the_owners_or_the_operators_issue15(browser, world):
+    w = world('permit view on type "photo-album" when claims.email == "bob@example.com"\n')
+    rid = w.resources["summer-2026"]
+    sign_in(browser, w.owner)
+    page = browser.get(f"/my/resources/{rid}").text
+    who = page[page.index('id="who-can"') : page.index('id="shared-with"')]
+    # the owner's permit: its line of the owner's text, marked as the owner's
+    assert 'href="/my/policy#L1"' in who and "your rule" in who
+    # the operator's guardrail from policies/global.policy: shown with its text, read-only
+    assert "the operator's rule (read-only)" in who
+    assert (
+        'class="source operator-rule">forbid any scope\n  on any resource\n  when client.id in blocked-clients</pre>'
+        in who
+    )
+    # badges say what the rule does; nothing is "granted" while nobody holds a token
+    assert ">can get it<" in who and "Can get it when" in who and ">granted<" not in page and "Granted" not in page
+    assert "Nobody holds access to this resource right now" in page
+    assert "The rules above let people get it when they ask." in page
+
+
+def test_access_list_says_when_no_rule_lets_anyone_get_it(browser, world):
+    w = world('permit view on type "other" when claims.email == "bob@example.com"\n')
+    sign_in(browser, w.owner)
+    page = browser.get(f"/my/resources/{w.resources['summer-2026']}").text
+    assert "Nobody else: no rule grants it (default deny)." in page
+    assert "No rule lets anyone get it." in page and ">can get it<" not in page
