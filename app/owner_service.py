@@ -465,6 +465,135 @@ def save_change(db: Session, owner: str, base_version: int, text: str) -> tuple[
     return save_policy(db, owner, text)
 
 
+# -- shared with me (issue 15 point 3): the same engine, from the requesting party's side -----
+
+#: Most resources "shared with me" decides per page view (each is one engine decision; a
+#: server with more lists the first ones by owner and name, and the page says so).
+SHARED_SCAN_LIMIT = 2000
+#: What the requesting party's page calls a request made there (no application in between).
+PAGE_CLIENT = ""
+
+
+def _party_request(db: Session, user: User, resources: list[Resource]) -> Any:
+    """The engine's decision on every scope of ``resources`` for the signed-in person: their
+    account's claims as a local sign-in gives them (``sub`` = user name, from this server), no
+    application (rules on ``client`` do not match), the owners' answers to their requests."""
+    from . import get_settings
+
+    claims = dict(user.claims or {})
+    claims["sub"] = user.username
+    sources = {name: {"issuer": get_settings().issuer} for name in claims}
+    client = OAuthClient(client_id=PAGE_CLIENT, client_name="")
+    answers: dict[str, list[dict[str, str]]] = {}
+    for owner_name in sorted({r.owner for r in resources}):
+        ids = [r.id for r in resources if r.owner == owner_name]
+        answers.update(load_approvals(db, owner_name, user.username, ids))
+    request = policy_request(
+        [(r, list(r.resource_scopes)) for r in resources], client, claims, sources, answers, iso_now()
+    )
+    return get_store().current().policy_set.decide(request)
+
+
+def shared_with_me(db: Session, user: User) -> dict[str, Any]:
+    """Others' resources the person can reach (the who-can analysis inverted: every resource
+    decided for their claims): ``reachable`` (``scopes`` they would get now, and until when),
+    ``askable`` (``ask``: scopes the owner would be asked for), ``requests`` (theirs, any status),
+    ``truncated`` when more resources exist than one page view decides."""
+    rows = list(
+        db.execute(
+            select(Resource)
+            .where(Resource.owner != user.username)
+            .order_by(Resource.owner, Resource.name, Resource.id)
+            .limit(SHARED_SCAN_LIMIT + 1)
+        ).scalars()
+    )
+    truncated = len(rows) > SHARED_SCAN_LIMIT
+    rows = [r for r in rows[:SHARED_SCAN_LIMIT] if r.resource_scopes]
+    by_id = {r.id: r for r in rows}
+    per: dict[str, dict[str, Any]] = {}
+    if rows:
+        for res in _party_request(db, user, rows).results:
+            if res.outcome not in ("granted", "submitted"):
+                continue
+            entry = per.setdefault(
+                res.resource_id, {"resource": by_id[res.resource_id], "scopes": [], "ask": [], "until": None}
+            )
+            entry["scopes" if res.outcome == "granted" else "ask"].append(res.scope)
+            if res.outcome == "granted" and res.expires_at is not None:
+                at = int(res.expires_at.timestamp())
+                entry["until"] = at if entry["until"] is None else min(entry["until"], at)
+    requests = list(
+        db.execute(
+            select(PendingRequest)
+            .where(PendingRequest.requesting_party == user.username)
+            .order_by(PendingRequest.id.desc())
+            .limit(100)
+        ).scalars()
+    )
+    return {
+        "reachable": [e for e in per.values() if e["scopes"]],
+        "askable": [e for e in per.values() if e["ask"]],
+        "requests": requests,
+        "request_resources": {
+            r.id: r
+            for r in db.execute(select(Resource).where(Resource.id.in_({q.resource_id for q in requests}))).scalars()
+        }
+        if requests
+        else {},
+        "truncated": truncated,
+    }
+
+
+def reachable_resource(db: Session, user: User, resource_id: str) -> tuple[Resource, list[str], list[str]]:
+    """Another owner's resource the person was sent a link to, with the scopes they would get
+    and those they may ask for; :class:`NotFound` when neither (a resource they cannot reach
+    is not shown: its name stays the owner's business)."""
+    row = db.get(Resource, resource_id) if len(resource_id) <= 64 and storable(resource_id) else None
+    if row is None or row.owner == user.username or not row.resource_scopes:
+        raise NotFound("No such resource, or nothing of it is shared with you.")
+    results = _party_request(db, user, [row]).results
+    get = [r.scope for r in results if r.outcome == "granted"]
+    ask = [r.scope for r in results if r.outcome == "submitted"]
+    if not get and not ask:
+        raise NotFound("No such resource, or nothing of it is shared with you.")
+    return row, get, ask
+
+
+def request_access(
+    db: Session, user: User, resource: Resource, scopes: list[str], askable: list[str]
+) -> PendingRequest:
+    """A request from the person's own page for ``scopes`` the owner's ``ask`` rules let them ask
+    for: pending until the owner answers on the requests page (G-42); the answer then counts
+    for the person's applications as for any request. One pending request per resource."""
+    wanted = list(dict.fromkeys(s for s in scopes if isinstance(s, str)))
+    if not wanted or any(s not in askable for s in wanted):
+        raise InvalidRequest("Choose among the scopes you may ask for.")
+    open_row = (
+        db.execute(
+            select(PendingRequest).where(
+                PendingRequest.requesting_party == user.username,
+                PendingRequest.resource_id == resource.id,
+                PendingRequest.status == "pending",
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if open_row is not None:
+        raise Conflict("You already asked for this resource; the owner has not answered yet.")
+    row = PendingRequest(
+        owner=resource.owner,
+        requesting_party=user.username,
+        client_id=PAGE_CLIENT,
+        rs_client_id=resource.rs_client_id,
+        resource_id=resource.id,
+        scopes_requested=wanted,
+    )
+    db.add(row)
+    db.commit()
+    return row
+
+
 # -- the audit trail ------------------------------------------------------------------------
 
 

@@ -225,3 +225,66 @@ def test_access_list_says_when_no_rule_lets_anyone_get_it(browser, world):
     page = browser.get(f"/my/resources/{w.resources['summer-2026']}").text
     assert "Nobody else: no rule grants it (default deny)." in page
     assert "No rule lets anyone get it." in page and ">can get it<" not in page
+
+
+# -- point 3: shared with me ----------------------------------------------------------------
+
+
+def test_shared_with_me_lists_what_others_rules_give_and_the_requests_issue15_G_42(browser, world, make_user):
+    bob = make_user(claims={"email": "bob-" + make_user.__name__ + "@example.com"})
+    email = bob.claims["email"]
+    w = world(
+        BASE
+        + f'permit view on type "photo-album" when claims.email == "{email}" for 7d\n'
+        + f'ask download on type "photo-album" when claims.sub == "{bob.username}"\n',
+        resources={"summer-2026": ["view", "download"], "winter": ["print"]},
+    )
+    csrf = sign_in(browser, bob)
+    page = html.unescape(browser.get("/shared").text)
+    assert "Shared with me" in page
+    reachable = re.findall(r'<tr class="reachable">(.*?)</tr>', page, re.S)
+    assert len(reachable) == 1 and "summer-2026" in reachable[0] and w.owner.username in reachable[0]
+    assert '<span class="chip">view</span>' in reachable[0] and "if you ask now" in reachable[0]  # for 7d
+    assert "winter" not in page  # nothing of it is shared with bob
+    askable = re.findall(r'<li class="askable">(.*?)</li>', page, re.S)
+    assert len(askable) == 1 and '<span class="chip">download</span>' in askable[0]
+
+    # the link the owner sends: bob asks there, the owner sees it, approves; bob's page says so
+    rid = w.resources["summer-2026"]
+    link = browser.get(f"/shared/{rid}")
+    assert link.status_code == 200 and 'value="download" checked' in link.text
+    assert browser.post(f"/shared/{rid}/request", data={"csrf_token": csrf, "scopes": ["view"]}).status_code == 303
+    assert w.api("GET", "/owner/requests").json()["requests"] == []  # view is not askable: refused
+    r = browser.post(f"/shared/{rid}/request", data={"csrf_token": csrf, "scopes": ["download"]})
+    assert r.status_code == 303 and r.headers["location"] == "/shared"
+    again = browser.post(f"/shared/{rid}/request", data={"csrf_token": csrf, "scopes": ["download"]})
+    assert "You already asked" in html.unescape(browser.get(again.headers["location"]).text)
+    pending = w.api("GET", "/owner/requests").json()["requests"]
+    assert [(p["requesting_party"], p["scopes_requested"]) for p in pending] == [(bob.username, ["download"])]
+    mine = re.findall(r'<tr class="my-request">(.*?)</tr>', browser.get("/shared").text, re.S)
+    assert len(mine) == 1 and '<span class="badge pending">pending</span>' in mine[0]
+
+    with httpx.Client(base_url=str(browser.base_url), follow_redirects=False) as owner_browser:
+        owner_csrf = sign_in(owner_browser, w.owner)
+        assert "asked on their Shared with me page" in owner_browser.get("/my/requests").text
+        r = owner_browser.post(f"/my/requests/{pending[0]['id']}/approve", data={"csrf_token": owner_csrf})
+        assert r.status_code == 303
+    mine = re.findall(r'<tr class="my-request">(.*?)</tr>', browser.get("/shared").text, re.S)
+    assert '<span class="badge approved">approved</span>' in mine[0]
+    # approved, download is now something bob can get (the owner's answer counts in the decision)
+    reachable = re.findall(r'<tr class="reachable">(.*?)</tr>', browser.get("/shared").text, re.S)
+    assert '<span class="chip">download</span>' in reachable[0]
+
+
+def test_a_link_to_a_resource_nothing_is_shared_of_is_not_found(browser, world, make_user):
+    w = world(BASE)
+    carol = make_user()
+    csrf = sign_in(browser, carol)
+    rid = w.resources["summer-2026"]
+    assert browser.get(f"/shared/{rid}").status_code == 404  # not even its name is shown
+    assert browser.post(f"/shared/{rid}/request", data={"csrf_token": csrf, "scopes": ["view"]}).status_code == 404
+    assert browser.get(f"/shared/{'x' * 80}").status_code == 404
+    assert browser.get("/shared/a%00b").status_code == 404
+    assert browser.post(f"/shared/{rid}/request", data={"scopes": ["view"]}).status_code == 400  # CSRF
+    with httpx.Client(base_url=str(browser.base_url), follow_redirects=False) as anonymous:
+        assert anonymous.get("/shared").headers["location"].startswith("/login?next=/shared")
