@@ -616,6 +616,68 @@ def audit_records(
     return audit.list_records(db, owner, resource_id=resource_id, outcome=outcome, limit=limit, before_id=before_id)
 
 
+#: Policy versions the owner's actions are read from (each one parsed for its shares).
+ACTION_VERSIONS = 200
+
+
+def owner_actions(db: Session, owner: str, resource_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The owner's own actions, newest first (issue 15 point 5): each policy version saved, the
+    shares it added and stopped (read from the text of consecutive versions, :mod:`app.sharing`),
+    and each answer to a request (approved, denied: an approval withdrawn reads as denied).
+    ``{"at", "kind": "version"|"share"|"unshare"|"approved"|"denied", ...}``."""
+    out: list[dict[str, Any]] = []
+    versions = list(reversed(policy_versions(db, owner)[:ACTION_VERSIONS]))
+    before: set[Any] = set()
+    for i, doc in enumerate(versions):
+        now_shares = {
+            (s.resource_id, s.effect, s.scopes, s.claim, s.person, s.expiry)
+            for s in sharing.read_shares(doc.text, None)
+        }
+        if resource_id is None:
+            previous = versions[i - 1].version if i else None
+            out.append({"at": doc.created_at, "kind": "version", "version": doc.version, "previous": previous})
+        if i or doc.version == 1:  # an older version cut off leaves nothing to compare with
+            for kind, changed in (("share", now_shares - before), ("unshare", before - now_shares)):
+                for rid, effect, scopes, claim, person, expiry in sorted(changed):
+                    if resource_id is None or rid == resource_id:
+                        out.append(
+                            {
+                                "at": doc.created_at,
+                                "kind": kind,
+                                "version": doc.version,
+                                "resource_id": rid,
+                                "effect": effect,
+                                "scopes": list(scopes),
+                                "claim": claim,
+                                "person": person,
+                                "expiry": expiry,
+                            }
+                        )
+        before = now_shares
+    query = select(PendingRequest).where(PendingRequest.owner == owner, PendingRequest.decided_at.is_not(None))
+    if resource_id is not None:
+        query = query.where(PendingRequest.resource_id == resource_id)
+    for row in db.execute(query.order_by(PendingRequest.decided_at.desc()).limit(limit)).scalars():
+        out.append(
+            {
+                "at": row.decided_at,
+                "kind": row.status,
+                "resource_id": row.resource_id,
+                "person": row.requesting_party,
+                "client_id": row.client_id,
+                "scopes": list(row.scopes_approved or row.scopes_requested),
+            }
+        )
+    out.sort(key=lambda a: (a["at"], a.get("version") or 0), reverse=True)
+    return out[:limit]
+
+
+def version_diff(db: Session, owner: str, old: int, new: int) -> dict[str, Any]:
+    """The line diff between two versions of the owner's text (any two, either order)."""
+    a, b = find_version(db, owner, old), find_version(db, owner, new)
+    return {"old": a, "new": b, "diff": sharing.text_diff(a.text, b.text)}
+
+
 # -- try a request ----------------------------------------------------------------------------
 
 #: What the owner's answer to an ``ask`` would be, in "try a request".

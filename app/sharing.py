@@ -46,6 +46,7 @@ class ShareError(ValueError):
 class Share:
     """One person's share read from a rule (``line``..``end_line`` of the text)."""
 
+    resource_id: str
     effect: str
     scopes: tuple[str, ...]
     claim: str
@@ -127,14 +128,15 @@ def add_share(text: str, rule: str) -> str:
     return f"{body}\n\n{rule}\n" if body else f"{rule}\n"
 
 
-def _share_of(rule: Any, resource_id: str) -> list[Share]:
-    """The shares one parsed rule is, or [] when the form cannot represent it."""
+def _share_of(rule: Any, resource_id: str | None) -> list[Share]:
+    """The shares one parsed rule is (of ``resource_id``, or of any resource with None), or []
+    when the form cannot represent it."""
     target, cond = rule.target, rule.when
     if (
         rule.effect not in EFFECTS
         or rule.scopes is None
         or target.kind != "id"
-        or target.resource_id != resource_id
+        or (resource_id is not None and target.resource_id != resource_id)
         or rule.unless is not None
         or type(cond).__name__ != "Compare"
         or type(cond.left).__name__ != "ClaimRef"
@@ -156,6 +158,7 @@ def _share_of(rule: Any, resource_id: str) -> list[Share]:
         expiry = f"{rule.expiry.kind} {rule.expiry.text}"
     return [
         Share(
+            resource_id=target.resource_id,
             effect=rule.effect,
             scopes=tuple(rule.scopes),
             claim=cond.left.name,
@@ -169,8 +172,9 @@ def _share_of(rule: Any, resource_id: str) -> list[Share]:
     ]
 
 
-def read_shares(text: str | None, resource_id: str) -> list[Share]:
-    """Every person's share of ``resource_id`` in ``text``, in the order of the text."""
+def read_shares(text: str | None, resource_id: str | None) -> list[Share]:
+    """Every person's share of ``resource_id`` (None: of every resource) in ``text``, in the
+    order of the text."""
     pf = _parsed(text) if text else None
     if pf is None:
         return []

@@ -14,7 +14,7 @@ POST   /my/approvals/<request id>/revoke        withdraw an approval (its RPTs l
 GET    /my/requests                             pending ask requests, recent answers
 POST   /my/requests/<id>/approve                approve all or some scopes (form ``scopes``)
 POST   /my/requests/<id>/deny                   refuse
-GET    /my/history?resource_id=&outcome=&before= the owner's audit trail
+GET    /my/history?resource_id=&outcome=&show=  the owner's audit trail and own actions
 =====  ======================================  =============================================
 """
 
@@ -232,12 +232,15 @@ def deny_request(request_id: int) -> Any:
 
 #: Records shown on one page of the history.
 PAGE_SIZE = 50
+#: What the history shows: decisions and the owner's own actions, or one of them.
+SHOW = ("all", "decisions", "actions")
 
 
 @bp.get("/my/history")
 @login_required
 def history() -> Any:
-    """The owner's audit trail, newest first; filters by resource and outcome, 50 per page."""
+    """The owner's audit trail, newest first; filters by resource and outcome, 50 per page;
+    beside it the owner's own actions (policy versions, shares, answers; issue 15 point 5)."""
     db = get_session()
     user = owner()
     resource_id = request.args.get("resource_id") or None
@@ -245,8 +248,20 @@ def history() -> Any:
     before = request.args.get("before")  # a link of this page; anything else starts at the newest
     digits = before is not None and before.isascii() and before.isdigit() and len(before) <= 10
     before_id = int(before) if digits and int(before) <= service.MAX_ID else None  # type: ignore[arg-type]
-    records = service.audit_records(
-        db, user.username, resource_id=resource_id, outcome=outcome, limit=PAGE_SIZE + 1, before_id=before_id
+    show = request.args.get("show") or "all"
+    if show not in SHOW:
+        raise InvalidRequest("show must be all, decisions or actions.")
+    records = (
+        service.audit_records(
+            db, user.username, resource_id=resource_id, outcome=outcome, limit=PAGE_SIZE + 1, before_id=before_id
+        )
+        if show != "actions"
+        else []
+    )
+    actions = (
+        service.owner_actions(db, user.username, resource_id=resource_id)
+        if show != "decisions" and before_id is None and outcome is None
+        else []
     )
     return render_page(
         "web/history.html",
@@ -257,6 +272,11 @@ def history() -> Any:
         resource_id=resource_id,
         outcome=outcome,
         all_resources=service.list_resources(db, user.username),
-        resources=service.resources_by_id(db, user.username, (r.resource_id for r in records)),
-        names=service.client_names(db, (r.client_id for r in records)),
+        resources=service.resources_by_id(
+            db, user.username, [*(r.resource_id for r in records), *(a.get("resource_id") for a in actions)]
+        ),
+        names=service.client_names(db, [*(r.client_id for r in records), *(a.get("client_id") for a in actions)]),
+        actions=actions,
+        show=show,
+        versions=service.policy_versions(db, user.username),
     )

@@ -288,3 +288,61 @@ def test_a_link_to_a_resource_nothing_is_shared_of_is_not_found(browser, world, 
     assert browser.post(f"/shared/{rid}/request", data={"scopes": ["view"]}).status_code == 400  # CSRF
     with httpx.Client(base_url=str(browser.base_url), follow_redirects=False) as anonymous:
         assert anonymous.get("/shared").headers["location"].startswith("/login?next=/shared")
+
+
+# -- point 5: a history people can read -----------------------------------------------------
+
+
+def test_history_shows_the_owners_actions_beside_decisions_with_names_issue15(browser, world, make_user):
+    w = world('ask view on type "photo-album" when client.id == "{client}"\n', client_name="Photo app")
+    rid = w.resources["summer-2026"]
+    csrf = sign_in(browser, w.owner)
+    form = {"csrf_token": csrf, "person": "bob@example.com", "scopes": ["view"], "duration": "7d"}
+    browser.post(f"/my/resources/{rid}/share", data=_hidden(browser.post(f"/my/resources/{rid}/share", data=form).text))
+    text = _policy(w)["text"]
+    line = sharing.read_shares(text, rid)[0].line
+    stop = {"csrf_token": csrf, "line": str(line), "claim": "email", "person": "bob@example.com"}
+    browser.post(
+        f"/my/resources/{rid}/unshare", data=_hidden(browser.post(f"/my/resources/{rid}/unshare", data=stop).text)
+    )
+    r = w.token(w.ticket("summer-2026", ["view"]))  # a decision: request_submitted, then refused
+    assert r.json()["error"] == "request_submitted"
+    pending = w.api("GET", "/owner/requests").json()["requests"][0]
+    assert browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf}).status_code == 303
+    v = _policy(w)["version"]
+    assert v == 3  # uploaded, shared, stopped
+
+    page = html.unescape(browser.get("/my/history").text)
+    actions = page[page.index('id="my-actions"') : page.index("</section>", page.index('id="my-actions"'))]
+    flat = re.sub(r"<[^>]+>", " ", actions)
+    flat = re.sub(r"\s+", " ", flat)
+    assert "Shared summer-2026 with bob@example.com view for 7d (version 2)" in flat
+    assert "Stopped sharing summer-2026 with bob@example.com view (version 3)" in flat
+    assert "Refused someone using Photo app view on summer-2026 asked via Photo app" in flat
+    assert "Saved version 3 of your policy" in flat and 'href="/my/policy/diff?from=2&to=3"' in actions
+    assert "request submitted" in page and "via Photo app" in page  # the decisions are still there
+    assert w.client.client_id not in flat  # the client by name, not by id
+
+    only_actions = browser.get("/my/history", params={"show": "actions"}).text
+    assert 'id="my-actions"' in only_actions and 'class="badge request_submitted"' not in only_actions
+    only_decisions = browser.get("/my/history", params={"show": "decisions"}).text
+    assert 'id="my-actions"' not in only_decisions and 'class="badge request_submitted"' in only_decisions
+    assert browser.get("/my/history", params={"show": "x"}).status_code == 400
+    per_resource = html.unescape(browser.get("/my/history", params={"resource_id": rid, "show": "actions"}).text)
+    assert "Shared <strong>summer-2026</strong> with <strong>bob@example.com</strong>" in per_resource
+    assert "Saved version" not in per_resource  # versions are not one resource's
+
+    diff = browser.get("/my/policy/diff", params={"from": "1", "to": "3"})
+    assert diff.status_code == 200 and "The two versions have the same text." in diff.text  # shared, then stopped
+    diff = html.unescape(browser.get("/my/policy/diff", params={"from": "1", "to": "2"}).text)
+    assert '<span class="diff-add">+  when claims.email == "bob@example.com"</span>' in diff
+    reverse = html.unescape(browser.get("/my/policy/diff", params={"from": "2", "to": "1"}).text)
+    assert '<span class="diff-del">-  when claims.email == "bob@example.com"</span>' in reverse
+    for bad in ({"from": "1"}, {"from": "x", "to": "1"}, {"from": "1", "to": "-1"}):
+        assert browser.get("/my/policy/diff", params=bad).status_code == 400
+    assert browser.get("/my/policy/diff", params={"from": "1", "to": "99"}).status_code == 404
+    other = world()
+    assert other.api("GET", "/owner/policy").status_code == 200
+    sign_in(browser, other.owner)  # another owner sees none of this
+    assert "bob@example.com" not in browser.get("/my/history").text
+    assert browser.get("/my/policy/diff", params={"from": "1", "to": "3"}).status_code == 404
