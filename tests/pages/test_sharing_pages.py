@@ -346,3 +346,28 @@ def test_history_shows_the_owners_actions_beside_decisions_with_names_issue15(br
     sign_in(browser, other.owner)  # another owner sees none of this
     assert "bob@example.com" not in browser.get("/my/history").text
     assert browser.get("/my/policy/diff", params={"from": "1", "to": "3"}).status_code == 404
+
+
+# -- point 4 (the part that exists): the pending count on every page ------------------------
+
+
+def test_the_pending_count_shows_on_every_owner_page_including_the_new_ones_G_42(browser, world):
+    w = world('ask view on type "photo-album" when client.id == "{client}"\n')
+    assert w.token(w.ticket("summer-2026", ["view"])).json()["error"] == "request_submitted"
+    sign_in(browser, w.owner)
+    rid = w.resources["summer-2026"]
+    for path in (
+        "/",
+        "/my/resources",
+        f"/my/resources/{rid}",
+        "/my/policy",
+        "/my/policy/diff?from=1&to=1",
+        "/my/requests",
+        "/my/history",
+        "/my/try",
+        "/shared",
+        "/account",
+    ):
+        page = browser.get(path)
+        assert page.status_code == 200, path
+        assert '<span class="count" aria-label="1 pending">1</span>' in page.text, path
