@@ -16,6 +16,7 @@ trail; "try a request" (the engine's decision and explanation, nothing recorded)
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -24,12 +25,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from policy_lang import RequestError, explain, who_can_data
+from policy_lang import RequestError, Source, explain, parse_source, who_can_data
 
-from . import audit
+from . import audit, sharing
 from .errors import ApiError, InvalidRequest, NotFound
 from .grant.bridge import iso_now, load_approvals, policy_request, resource_attributes
-from .models import AuditRecord, OAuthClient, PendingRequest, PolicyDocument, Resource, Rpt
+from .models import AuditRecord, OAuthClient, PendingRequest, PolicyDocument, Resource, Rpt, User
 from .oauth.clients import get_client
 from .policies import MAX_POLICY_BYTES, UPLOAD_PREFIX, PolicyRejected, get_store, upload_name
 from .protection.rpt import active_rpts, revoke_rpt
@@ -203,12 +204,37 @@ def client_names(db: Session, ids: Iterable[str | None]) -> dict[str, str]:
 
 
 def who_can(resource: Resource) -> OrderedDict[str, list[dict[str, Any]]]:
-    """Per scope, the rules of the set in use that can decide it (the engine's who-can)."""
-    policy_set = get_store().current().policy_set
+    """Per scope, the rules of the whole set in use (the operator's files included) that can
+    decide it (the engine's who-can). Each entry also says whose rule it is: ``origin`` is
+    ``"yours"`` (the owner's uploaded text), ``"operator"`` (a policy file of the operator,
+    read-only for the owner, its ``source`` text shown) or ``None`` (the default deny)."""
+    in_use = get_store().current()
+    files = {s.name: s for s in in_use.file_sources}
+    mine = upload_name(resource.owner).rsplit("/", 1)[0] + "/"
     by_scope: OrderedDict[str, list[dict[str, Any]]] = OrderedDict((s, []) for s in resource.resource_scopes)
-    for entry in who_can_data(policy_set, resource_attributes(resource), list(resource.resource_scopes)):
+    for entry in who_can_data(in_use.policy_set, resource_attributes(resource), list(resource.resource_scopes)):
+        file, _, line = (entry.get("rule") or "").rpartition(":")
+        entry["origin"], entry["source"] = None, None
+        if file.startswith(mine):
+            entry["origin"] = "yours"
+        elif file in files and line.isdigit():
+            entry["origin"] = "operator"
+            entry["source"] = _rule_source(files[file].name, files[file].text, int(line))
         by_scope.setdefault(entry["scope"], []).append(entry)
     return by_scope
+
+
+@functools.lru_cache(maxsize=64)
+def _rule_spans(name: str, text: str) -> dict[int, int]:
+    """First line → last line of each rule of an operator's file (read once per text)."""
+    parsed = parse_source(Source(name, text))
+    return {r.pos.line: r.pos.end_line for r in parsed.file.rules} if parsed.file is not None else {}
+
+
+def _rule_source(name: str, text: str, line: int) -> str:
+    """The text of the rule starting at ``line`` of an operator's file."""
+    end = _rule_spans(name, text).get(line, line)
+    return "\n".join(text.splitlines()[line - 1 : end])
 
 
 def grants(db: Session, owner: str, resource_id: str | None = None) -> list[dict[str, Any]]:
@@ -362,6 +388,212 @@ def _visible(diagnostics: list[dict[str, Any]], owner: str) -> list[dict[str, An
     return out
 
 
+# -- sharing from the pages (issue 15): changes of the owner's text, shown then saved ----------
+
+
+def known_people(db: Session, limit: int = 500) -> list[str]:
+    """Suggestions for the share form: the user names and email addresses of active accounts."""
+    out: list[str] = []
+    for user in db.execute(select(User).where(User.is_active.is_(True)).order_by(User.username).limit(limit)).scalars():
+        out.append(user.username)
+        email = (user.claims or {}).get("email")
+        if isinstance(email, str) and email:
+            out.append(email)
+    return list(dict.fromkeys(out))
+
+
+def policy_text(db: Session, owner: str) -> tuple[str, int]:
+    """The owner's uploaded text in use (empty without one) and its version (0 without one)."""
+    doc = active_document(db, owner)
+    return (doc.text, doc.version) if doc is not None else ("", 0)
+
+
+def shares(db: Session, owner: str, resource: Resource) -> dict[str, Any]:
+    """The shares of ``resource`` read back from the owner's text, the rules naming it that the
+    form cannot represent (shown as text), and the version they were read from."""
+    text, version = policy_text(db, owner)
+    return {
+        "shares": sharing.read_shares(text, resource.id),
+        "other_rules": sharing.other_rules(text, resource.id),
+        "version": version,
+    }
+
+
+def share_change(db: Session, owner: str, resource: Resource, form: dict[str, Any]) -> dict[str, Any]:
+    """The owner's text with a new share rule (not saved): ``{"old", "new", "rule", "version",
+    "diff"}``; :class:`InvalidRequest` for input that makes no share (a share is a rule of the owner's text,
+     checked like any upload when saved)."""
+    scopes = [s for s in form.get("scopes", []) if isinstance(s, str)]
+    unknown = [s for s in scopes if s not in resource.resource_scopes]
+    if unknown:
+        raise InvalidRequest(f"Scope {unknown[0][:64]} is not registered for this resource.")
+    person = str(form.get("person") or "").strip()
+    who = str(form.get("who") or "auto")
+    if who == "auto":
+        who = "email" if "@" in person else "username"
+    claim = sharing.IDENTIFIERS.get(who) if who != "claim" else str(form.get("claim") or "").strip()
+    if claim is None:
+        raise InvalidRequest("Choose how the person is named: user name, email or another claim.")
+    until = str(form.get("until") or "").strip() or None
+    duration = str(form.get("duration") or "").strip() or None
+    effect = "ask" if form.get("ask") else "permit"
+    try:
+        rule = sharing.share_rule(resource.id, scopes, claim, [person], effect, duration, until)
+    except sharing.ShareError as exc:
+        raise InvalidRequest(str(exc)) from None
+    old, version = policy_text(db, owner)
+    new = sharing.add_share(old, rule)
+    return {"old": old, "new": new, "rule": rule, "version": version, "diff": sharing.text_diff(old, new)}
+
+
+def unshare_change(db: Session, owner: str, resource: Resource, line: int, claim: str, person: str) -> dict[str, Any]:
+    """The owner's text without one person's share (the rule removed, or narrowed to the
+    others it names); not saved. :class:`NotFound` when that share is no longer there."""
+    old, version = policy_text(db, owner)
+    try:
+        new = sharing.stop_sharing(old, resource.id, line, claim, person)
+    except sharing.ShareError as exc:
+        raise NotFound(str(exc)) from None
+    return {"old": old, "new": new, "rule": None, "version": version, "diff": sharing.text_diff(old, new)}
+
+
+def save_change(db: Session, owner: str, base_version: int, text: str) -> tuple[PolicyDocument, list[dict[str, Any]]]:
+    """Save a change shown to the owner as a new version (:func:`save_policy`, checked like any
+    upload) only while the text it was made from is still the one in use, else :class:`Conflict`."""
+    if policy_text(db, owner)[1] != base_version:
+        raise Conflict("Your policy changed since this change was shown; look at it again.")
+    return save_policy(db, owner, text)
+
+
+# -- shared with me (issue 15 point 3): the same engine, from the requesting party's side -----
+
+#: Most resources "shared with me" decides per page view (each is one engine decision; a
+#: server with more lists the first ones by owner and name, and the page says so).
+SHARED_SCAN_LIMIT = 2000
+#: What the requesting party's page calls a request made there (no application in between).
+PAGE_CLIENT = ""
+
+
+def _party_request(db: Session, user: User, resources: list[Resource]) -> Any:
+    """The engine's decision on every scope of ``resources`` for the signed-in person: their
+    account's claims as a local sign-in gives them (``sub`` = user name, from this server), no
+    application (rules on ``client`` do not match), the owners' answers to their requests."""
+    from . import get_settings
+
+    claims = dict(user.claims or {})
+    claims["sub"] = user.username
+    sources = {name: {"issuer": get_settings().issuer} for name in claims}
+    client = OAuthClient(client_id=PAGE_CLIENT, client_name="")
+    answers: dict[str, list[dict[str, str]]] = {}
+    for owner_name in sorted({r.owner for r in resources}):
+        ids = [r.id for r in resources if r.owner == owner_name]
+        answers.update(load_approvals(db, owner_name, user.username, ids))
+    request = policy_request(
+        [(r, list(r.resource_scopes)) for r in resources], client, claims, sources, answers, iso_now()
+    )
+    return get_store().current().policy_set.decide(request)
+
+
+def shared_with_me(db: Session, user: User) -> dict[str, Any]:
+    """Others' resources the person can reach (the who-can analysis inverted: every resource
+    decided for their claims): ``reachable`` (``scopes`` they would get now, and until when),
+    ``askable`` (``ask``: scopes the owner would be asked for), ``requests`` (theirs, any status),
+    ``truncated`` when more resources exist than one page view decides."""
+    rows = list(
+        db.execute(
+            select(Resource)
+            .where(Resource.owner != user.username)
+            .order_by(Resource.owner, Resource.name, Resource.id)
+            .limit(SHARED_SCAN_LIMIT + 1)
+        ).scalars()
+    )
+    truncated = len(rows) > SHARED_SCAN_LIMIT
+    rows = [r for r in rows[:SHARED_SCAN_LIMIT] if r.resource_scopes]
+    by_id = {r.id: r for r in rows}
+    per: dict[str, dict[str, Any]] = {}
+    if rows:
+        for res in _party_request(db, user, rows).results:
+            if res.outcome not in ("granted", "submitted"):
+                continue
+            entry = per.setdefault(
+                res.resource_id, {"resource": by_id[res.resource_id], "scopes": [], "ask": [], "until": None}
+            )
+            entry["scopes" if res.outcome == "granted" else "ask"].append(res.scope)
+            if res.outcome == "granted" and res.expires_at is not None:
+                at = int(res.expires_at.timestamp())
+                entry["until"] = at if entry["until"] is None else min(entry["until"], at)
+    requests = list(
+        db.execute(
+            select(PendingRequest)
+            .where(PendingRequest.requesting_party == user.username)
+            .order_by(PendingRequest.id.desc())
+            .limit(100)
+        ).scalars()
+    )
+    return {
+        "reachable": [e for e in per.values() if e["scopes"]],
+        "askable": [e for e in per.values() if e["ask"]],
+        "requests": requests,
+        "request_resources": {
+            r.id: r
+            for r in db.execute(select(Resource).where(Resource.id.in_({q.resource_id for q in requests}))).scalars()
+        }
+        if requests
+        else {},
+        "truncated": truncated,
+    }
+
+
+def reachable_resource(db: Session, user: User, resource_id: str) -> tuple[Resource, list[str], list[str]]:
+    """Another owner's resource the person was sent a link to, with the scopes they would get
+    and those they may ask for; :class:`NotFound` when neither (a resource they cannot reach
+    is not shown: its name stays the owner's business)."""
+    row = db.get(Resource, resource_id) if len(resource_id) <= 64 and storable(resource_id) else None
+    if row is None or row.owner == user.username or not row.resource_scopes:
+        raise NotFound("No such resource, or nothing of it is shared with you.")
+    results = _party_request(db, user, [row]).results
+    get = [r.scope for r in results if r.outcome == "granted"]
+    ask = [r.scope for r in results if r.outcome == "submitted"]
+    if not get and not ask:
+        raise NotFound("No such resource, or nothing of it is shared with you.")
+    return row, get, ask
+
+
+def request_access(
+    db: Session, user: User, resource: Resource, scopes: list[str], askable: list[str]
+) -> PendingRequest:
+    """A request from the person's own page for ``scopes`` the owner's ``ask`` rules let them ask
+    for: pending until the owner answers on the requests page (G-42); the answer then counts
+    for the person's applications as for any request. One pending request per resource."""
+    wanted = list(dict.fromkeys(s for s in scopes if isinstance(s, str)))
+    if not wanted or any(s not in askable for s in wanted):
+        raise InvalidRequest("Choose among the scopes you may ask for.")
+    open_row = (
+        db.execute(
+            select(PendingRequest).where(
+                PendingRequest.requesting_party == user.username,
+                PendingRequest.resource_id == resource.id,
+                PendingRequest.status == "pending",
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if open_row is not None:
+        raise Conflict("You already asked for this resource; the owner has not answered yet.")
+    row = PendingRequest(
+        owner=resource.owner,
+        requesting_party=user.username,
+        client_id=PAGE_CLIENT,
+        rs_client_id=resource.rs_client_id,
+        resource_id=resource.id,
+        scopes_requested=wanted,
+    )
+    db.add(row)
+    db.commit()
+    return row
+
+
 # -- the audit trail ------------------------------------------------------------------------
 
 
@@ -382,6 +614,68 @@ def audit_records(
     if before_id is not None and not 0 <= before_id <= MAX_ID:
         raise InvalidRequest("before is not a record id.")
     return audit.list_records(db, owner, resource_id=resource_id, outcome=outcome, limit=limit, before_id=before_id)
+
+
+#: Policy versions the owner's actions are read from (each one parsed for its shares).
+ACTION_VERSIONS = 200
+
+
+def owner_actions(db: Session, owner: str, resource_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The owner's own actions, newest first (issue 15 point 5): each policy version saved, the
+    shares it added and stopped (read from the text of consecutive versions, :mod:`app.sharing`),
+    and each answer to a request (approved, denied: an approval withdrawn reads as denied).
+    ``{"at", "kind": "version"|"share"|"unshare"|"approved"|"denied", ...}``."""
+    out: list[dict[str, Any]] = []
+    versions = list(reversed(policy_versions(db, owner)[:ACTION_VERSIONS]))
+    before: set[Any] = set()
+    for i, doc in enumerate(versions):
+        now_shares = {
+            (s.resource_id, s.effect, s.scopes, s.claim, s.person, s.expiry)
+            for s in sharing.read_shares(doc.text, None)
+        }
+        if resource_id is None:
+            previous = versions[i - 1].version if i else None
+            out.append({"at": doc.created_at, "kind": "version", "version": doc.version, "previous": previous})
+        if i or doc.version == 1:  # an older version cut off leaves nothing to compare with
+            for kind, changed in (("share", now_shares - before), ("unshare", before - now_shares)):
+                for rid, effect, scopes, claim, person, expiry in sorted(changed):
+                    if resource_id is None or rid == resource_id:
+                        out.append(
+                            {
+                                "at": doc.created_at,
+                                "kind": kind,
+                                "version": doc.version,
+                                "resource_id": rid,
+                                "effect": effect,
+                                "scopes": list(scopes),
+                                "claim": claim,
+                                "person": person,
+                                "expiry": expiry,
+                            }
+                        )
+        before = now_shares
+    query = select(PendingRequest).where(PendingRequest.owner == owner, PendingRequest.decided_at.is_not(None))
+    if resource_id is not None:
+        query = query.where(PendingRequest.resource_id == resource_id)
+    for row in db.execute(query.order_by(PendingRequest.decided_at.desc()).limit(limit)).scalars():
+        out.append(
+            {
+                "at": row.decided_at,
+                "kind": row.status,
+                "resource_id": row.resource_id,
+                "person": row.requesting_party,
+                "client_id": row.client_id,
+                "scopes": list(row.scopes_approved or row.scopes_requested),
+            }
+        )
+    out.sort(key=lambda a: (a["at"], a.get("version") or 0), reverse=True)
+    return out[:limit]
+
+
+def version_diff(db: Session, owner: str, old: int, new: int) -> dict[str, Any]:
+    """The line diff between two versions of the owner's text (any two, either order)."""
+    a, b = find_version(db, owner, old), find_version(db, owner, new)
+    return {"old": a, "new": b, "diff": sharing.text_diff(a.text, b.text)}
 
 
 # -- try a request ----------------------------------------------------------------------------

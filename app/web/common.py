@@ -73,6 +73,18 @@ def claims_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def party(value: str | None, names: dict[str, str]) -> str:
+    """A requesting party as people read it: a person's name as recorded, or for a party known
+    only by its application (``client:<id>``, :func:`app.grant.bridge.requesting_party_of`)
+    "someone using" the application's name (issue 15 point 5)."""
+    if not value:
+        return "the requesting party"
+    if value.startswith("client:"):
+        client_id = value.removeprefix("client:")
+        return f"someone using {names.get(client_id, client_id)}"
+    return value
+
+
 def query_link(path: str, **params: Any) -> str:
     parts = [f"{quote(k)}={quote(str(v), safe='')}" for k, v in params.items() if v not in (None, "")]
     return path + ("?" + "&".join(parts) if parts else "")
@@ -83,3 +95,4 @@ def init_filters(app: Any) -> None:
     app.jinja_env.filters["claim_text"] = claims_text
     app.jinja_env.globals["rule_link"] = rule_link
     app.jinja_env.globals["query_link"] = query_link
+    app.jinja_env.globals["party"] = party

@@ -146,6 +146,19 @@ def policy_version(number: int) -> Any:
     return render_page("web/policy_version.html", user=user, doc=doc, lines=doc.text.split("\n"))
 
 
+@bp.get("/my/policy/diff")
+@login_required
+def policy_diff() -> Any:
+    """The line diff between any two versions of the owner's text (``from``, ``to``)."""
+    user = owner()
+    numbers = [request.args.get("from", ""), request.args.get("to", "")]
+    if not all(n.isascii() and n.isdigit() and 0 < len(n) <= 10 for n in numbers):
+        raise InvalidRequest("Choose two versions to compare.")
+    db = get_session()
+    change = service.version_diff(db, user.username, int(numbers[0]), int(numbers[1]))
+    return render_page("web/policy_diff.html", user=user, versions=service.policy_versions(db, user.username), **change)
+
+
 @bp.post("/my/policy/versions/<int:number>/restore")
 @login_required
 def restore_policy_version(number: int) -> Any:

@@ -312,7 +312,7 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
     expect(me.page.locator("article.resource-card")).to_have_count(3)
     me.shot("resources")
     me.page.click("text=summer-2026")
-    me.page.wait_for_selector("text=Who can use it now")
+    me.page.wait_for_selector("text=Who can get access")
     assert me.page.is_visible("text=Revoke this token")
     me.shot("resource")
 
@@ -421,3 +421,56 @@ def test_requesting_party_signs_in_with_an_identity_provider_in_the_browser_issu
         assert granted.json()["pct"]
     finally:
         op.close()
+
+
+def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(person, world, make_user):
+    w = world('permit print on type "photo-album" when client.id == "{client}"\n')
+    rid = w.resources["summer-2026"]
+    bob = make_user(username=unique("bob"), claims={"email": "bob@example.com", "email_verified": True})
+
+    # The owner shares with Bob from the resource's page: the rule shown as a diff, then saved.
+    me = person()
+    me.open_signed_in(f"/my/resources/{rid}", w.owner)
+    assert me.page.locator("#known-people option[value='bob@example.com']").count() == 1  # a suggestion
+    me.page.fill("input[name=person]", "bob@example.com")
+    me.page.check("input[name=scopes][value=download]")
+    me.page.fill("input[name=duration]", "7d")
+    me.shot("share-form")
+    me.page.click("#share-submit")
+    me.page.wait_for_selector("#share-diff")
+    expect(me.page.locator("#share-diff .diff-add").first).to_have_text("+")
+    expect(me.page.locator("#share-rule")).to_have_text(
+        f'permit view, download\n  on resource "{rid}"\n  when claims.email == "bob@example.com"\n  for 7d'
+    )
+    me.shot("share-diff")
+    me.page.click("#confirm-change")
+    me.page.wait_for_selector("text=Saved as version")
+    shared = me.page.locator(".shares li", has_text="bob@example.com")
+    expect(shared).to_contain_text("for 7d after the grant")
+    me.shot("shared-with")
+
+    # The rule works: Bob's client gets an RPT for view after Bob gives his email.
+    need = w.token(w.ticket("summer-2026", ["view"])).json()
+    assert need["error"] == "need_info"
+    party = person()
+    party.page.goto(
+        "/uma/claims?"
+        + urlencode(
+            {"client_id": w.client.client_id, "ticket": need["ticket"], "claims_redirect_uri": CLAIMS_CB, "state": "s"}
+        )
+    )
+    party.sign_in(bob)
+    party.page.click("button[value=allow]")
+    party.page.wait_for_url(CLAIMS_CB + "?*")
+    granted = w.token(parse_qs(urlsplit(party.landed[-1]).query)["ticket"][0])
+    assert granted.status_code == 200, granted.text
+    assert w.introspect(granted.json()["access_token"])["active"] is True
+
+    # Stop sharing: the diff takes the rule out; saved, the page shows no share, the text no rule.
+    shared.locator("button", has_text="Stop sharing").click()
+    me.page.wait_for_selector("#share-diff .diff-del")
+    me.page.click("#confirm-change")
+    me.page.wait_for_selector("text=Stopped sharing")
+    expect(me.page.locator("#shared-with + p.empty")).to_be_visible()
+    text = w.api("GET", "/owner/policy").json()["text"]
+    assert "bob@example.com" not in text and text.startswith("permit print")
