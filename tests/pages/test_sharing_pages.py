@@ -12,6 +12,7 @@ import pytest
 
 from app import sharing
 from tests.pages.pages_support import csrf_of, make_sharing, sign_in
+from tests.support.server import unique
 
 BASE = 'permit view on type "photo-album" when client.id == "{client}"\n'
 
@@ -231,7 +232,7 @@ def test_access_list_says_when_no_rule_lets_anyone_get_it(browser, world):
 
 
 def test_shared_with_me_lists_what_others_rules_give_and_the_requests_issue15_G_42(browser, world, make_user):
-    bob = make_user(claims={"email": "bob-" + make_user.__name__ + "@example.com"})
+    bob = make_user(claims={"email": unique("bob") + "@example.com"})  # no other test's share names it
     email = bob.claims["email"]
     w = world(
         BASE
