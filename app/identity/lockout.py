@@ -156,8 +156,8 @@ class Lockout:
         self.address = self._item(settings.lockout_address_attempts, window)
         self.trusted_proxies = settings.trusted_proxies
         self.warned_proxy = False
-        # Client keys (its id's, its address's) read as having no failure at all, and until when
-        # (monotonic) that reading is reused: the common case, a client authenticating rightly
+        # Client keys read as not locked (a client id with no failure at all, an address under
+        # its limit), and until when (monotonic) that reading is reused: the common case, a client authenticating rightly
         # again and again, then costs no statement (the grant stays at 3 statements and 1 commit, issue 11 point 3). A
         # failure in this process drops its keys at once, and every failure, in any process, is
         # counted and checked in the store; only a right secret may pass in another process for
@@ -194,11 +194,10 @@ class Lockout:
                 stats = self.limiter.get_window_stats(limit.item, *limit.ids)
                 if stats.remaining <= 0:
                     retry_after = max(retry_after, math.ceil(stats.reset_time - time.time()), 1)
-                elif stats.remaining >= limit.item.amount:
-                    if cacheable:
-                        self._remember_clean(limit.ids, now)
-                elif limit.scope == "account":
-                    had_failures = True
+                elif limit.scope == "account" and stats.remaining < limit.item.amount:
+                    had_failures = True  # read again next time: a success forgets them
+                elif cacheable:  # an account with no failure, or an address that is not locked
+                    self._remember_clean(limit.ids, now)
         except StorageError as exc:
             raise self._unavailable(exc) from None
         if retry_after:
