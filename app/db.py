@@ -17,7 +17,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -31,13 +31,20 @@ from sqlmodel import Session
 from .models import PolicySetVersion
 from .security import now
 
+if TYPE_CHECKING:
+    from .config import SqliteSynchronous
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Arbitrary constant naming the PostgreSQL advisory lock taken while migrating.
 _PG_MIGRATION_LOCK = 0x554D41  # "UMA"
 
 
-def make_engine(url: str, *, pool_size: int = 5, pool_recycle: int = 1800) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+def make_engine(
+    url: str, *, pool_size: int = 5, pool_recycle: int = 1800, sqlite_synchronous: SqliteSynchronous = "normal"
+) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and ``synchronous``
+    as the setting ``sqlite_synchronous`` says (``normal``: a commit does not wait for the disk,
+    the WAL is synced at checkpoints; ``full``: every commit is synced).
 
     A server database (PostgreSQL) gets a pool of ``pool_size`` connections (as many
     again in overflow) that are replaced after ``pool_recycle`` seconds, and no
@@ -53,7 +60,7 @@ def make_engine(url: str, *, pool_size: int = 5, pool_recycle: int = 1800) -> En
     from .logs import safe_database_url
 
     try:
-        return _make_engine(url, pool_size, pool_recycle)
+        return _make_engine(url, pool_size, pool_recycle, sqlite_synchronous)
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"database_url = {safe_database_url(url)!r}: its driver (Python package {exc.name!r}) is not installed;"
@@ -68,7 +75,7 @@ def make_engine(url: str, *, pool_size: int = 5, pool_recycle: int = 1800) -> En
         ) from None
 
 
-def _make_engine(url: str, pool_size: int, pool_recycle: int) -> Engine:
+def _make_engine(url: str, pool_size: int, pool_recycle: int, sqlite_synchronous: SqliteSynchronous) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -78,6 +85,7 @@ def _make_engine(url: str, pool_size: int, pool_recycle: int) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous.upper()}")
             cur.close()
 
         OneWriter().install(engine)
@@ -145,7 +153,12 @@ class OneWriter:
 
 def init_app(app: Flask, url: str) -> Engine:
     settings = app.config["UMA_SETTINGS"]
-    engine = make_engine(url, pool_size=settings.database_pool_size, pool_recycle=settings.database_pool_recycle)
+    engine = make_engine(
+        url,
+        pool_size=settings.database_pool_size,
+        pool_recycle=settings.database_pool_recycle,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
     app.extensions["uma_db"] = engine
     # A process forked from this one (gunicorn's workers of a preloaded app) must not use the
     # connections this one opened: the child starts with an empty pool, leaving them to the parent.

@@ -117,7 +117,7 @@ def test_expired_rpt_and_rpt_past_a_permission_bound_are_inactive_O_21(http, app
         ],
     )
     # The earliest bound of its permissions caps the RPT (test_live_access.py: time-bounded grants).
-    assert mixed.row.expires_at <= now() - 10
+    assert mixed.row["expires_at"] <= now() - 10
     assert introspect(http, pat, mixed.token) == {"active": False}
 
 
@@ -135,7 +135,7 @@ def test_deregistered_resources_and_dropped_scopes_disappear_F_30_F_42(http, app
     assert http.put(f"/uma/resources/{a}", headers=pat.headers, json={"resource_scopes": ["view"]}).status_code == 200
     assert http.delete(f"/uma/resources/{b}", headers=pat.headers).status_code == 204
     assert introspect(http, pat, issued.token)["permissions"] == [
-        {"resource_id": a, "resource_scopes": ["view"], "iat": issued.row.issued_at, "exp": issued.row.expires_at}
+        {"resource_id": a, "resource_scopes": ["view"], "iat": issued.row["issued_at"], "exp": issued.row["expires_at"]}
     ]
     assert http.delete(f"/uma/resources/{a}", headers=pat.headers).status_code == 204
     assert introspect(http, pat, issued.token) == {"active": False}
@@ -166,7 +166,7 @@ def test_introspect_rpt_function_for_both_formats(app, engine, settings, pat, um
         )
         with app.app_context(), Session(engine) as session:
             info = introspect_rpt(issued.token, rs_client_id=pat.rs.client_id, session=session, settings=s)
-            assert info["active"] is True and info["jti"] == issued.row.jti
+            assert info["active"] is True and info["jti"] == issued.row["jti"]
             assert introspect_rpt("nope", session=session, settings=s) is None
 
 

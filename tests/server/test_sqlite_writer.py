@@ -9,7 +9,7 @@ import time
 
 from sqlalchemy import event, text
 
-from app.db import make_engine
+from app.db import get_engine, make_engine
 
 
 def _engine(tmp_path, busy_timeout_ms: int):
@@ -30,6 +30,20 @@ def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path):
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
     engine.dispose()
+
+
+def test_sqlite_synchronous_follows_the_setting(tmp_path):
+    """``sqlite_synchronous``: ``normal`` by default (a commit does not wait for the disk), ``full`` on request."""
+    from app import create_app
+
+    for configured, pragma in ((None, 1), ("full", 2), ("normal", 1)):
+        config = {"database_url": f"sqlite:///{tmp_path}/sync-{configured}.db", "instance_path": str(tmp_path)}
+        if configured is not None:
+            config["sqlite_synchronous"] = configured
+        engine = get_engine(create_app(config))
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == pragma
+        engine.dispose()
 
 
 def test_a_second_writer_thread_waits_for_the_first_instead_of_failing(tmp_path):
