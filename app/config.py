@@ -229,8 +229,8 @@ class Settings(BaseSettings):
     """Connections a process keeps open to a server database (PostgreSQL), and as many again in overflow under load; not used with SQLite."""
     database_pool_recycle: PositiveSeconds = 1800
     """Seconds after which a pooled connection is replaced (keep it below any idle timeout of the database or a proxy in between); no per-request ping."""
-    sqlite_synchronous: SqliteSynchronous = "normal"
-    """SQLite only: `normal` (a commit does not wait for the disk; with WAL the database stays consistent, and only a power loss or an operating-system crash can undo the last commits), or `full` (every commit waits for the disk: no commit is ever lost, and on a busy server each write holds the one write lock several milliseconds longer, see docs/benchmarks.md)."""
+    sqlite_synchronous: SqliteSynchronous = "full"
+    """SQLite only: `full` (every commit waits for the disk: no commit is ever lost, not even a spent ticket) or `normal` (a commit does not wait for the disk; with WAL the database stays consistent, and only a power loss or an operating-system crash can undo the last commits, so a spent ticket could be spent again after such a crash; on a busy server about twice the grants a second, docs/benchmarks.md)."""
     row_cache_lifetime: Seconds = 2
     """Seconds a process reuses the client, signing-key and resource rows it read: a change made in another process counts there within this delay (at once in the process that made it); 0: read them at every request."""
     auto_migrate: bool = True

@@ -33,10 +33,10 @@ def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path):
 
 
 def test_sqlite_synchronous_follows_the_setting(tmp_path):
-    """``sqlite_synchronous``: ``normal`` by default (a commit does not wait for the disk), ``full`` on request."""
+    """``sqlite_synchronous``: ``full`` by default (no commit lost), ``normal`` on request."""
     from app import create_app
 
-    for configured, pragma in ((None, 1), ("full", 2), ("normal", 1)):
+    for configured, pragma in ((None, 2), ("full", 2), ("normal", 1)):
         config = {"database_url": f"sqlite:///{tmp_path}/sync-{configured}.db", "instance_path": str(tmp_path)}
         if configured is not None:
             config["sqlite_synchronous"] = configured
