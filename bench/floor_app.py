@@ -45,7 +45,7 @@ def make_engine(url: str) -> Any:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA synchronous=NORMAL")  # the app's default (setting sqlite_synchronous)
+            cur.execute("PRAGMA synchronous=FULL")  # the app's default (setting sqlite_synchronous)
             cur.close()
 
         return engine
