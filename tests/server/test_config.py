@@ -114,6 +114,8 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
             raw, expected = "ERROR", "ERROR"
         elif name == "log_format":
             raw, expected = "json", "json"
+        elif name == "sqlite_synchronous":
+            raw, expected = "normal", "normal"
         elif name == "lockout_strategy":
             raw, expected = "fixed-window", "fixed-window"
         else:
