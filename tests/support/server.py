@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from werkzeug.serving import make_server
 
@@ -70,9 +71,22 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        _drop_schema(admin, schema)
         admin.dispose()
+
+
+def _drop_schema(admin: Any, schema: str) -> None:
+    """Drop a test schema; an app some test left running may still read it from a background
+    thread, and PostgreSQL then ends one side of the deadlock: try again."""
+    for attempt in range(5):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
 
 
 @pytest.fixture()
@@ -91,9 +105,22 @@ def fresh_database_url(tmp_path: Any) -> Iterator[str]:
     try:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        _drop_schema(admin, schema)
         admin.dispose()
+
+
+def _drop_schema(admin: Any, schema: str) -> None:
+    """Drop a test schema; an app some test left running may still read it from a background
+    thread, and PostgreSQL then ends one side of the deadlock: try again."""
+    for attempt in range(5):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
 
 
 @pytest.fixture(scope="session")
@@ -157,6 +184,7 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        close_app(dispatch.app)  # its policy and purge threads stop before the schema is dropped
 
 
 @contextmanager
