@@ -804,14 +804,16 @@ class PolicyStore:
     ) -> None:
         """After this process stored a change as ``version``: when the set in use was the
         version just before (so the change is the only difference), the set built for the
-        check is exactly the new version's and goes into use now; else the background thread
-        compiles the new version."""
+        check is exactly the new version's and goes into use now; else the new version is compiled here (the changed units) before the
+        owner's request returns."""
         if start is self._in_use and start.version == version - 1:
             new = self._units.in_use(version, ps, start.file_sources, uploads, compile_seconds)
             if self._install(new, start):
                 log.info("policy set version %s in use (an owner's upload, here)", version)
                 return
-        self.wake()
+        # Another change came in between: bring this process up to the stored version now, so
+        # that the owner's next request here sees the change (only the changed units compile).
+        self.sync(scan=False)
 
 
 def init_policies(app: Flask) -> PolicyStore:
