@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .check import check_parsed
-from .compile import CRule, Ctx, Plan, TargetIndex, rule_condition
+from .compile import CRule, Ctx, Plan, TargetIndex, Tests, rule_condition
 from .diagnostics import Diagnostic, PolicyError, sort_diagnostics
 from .eval import Decision, ScopeTrace, assemble, check_request, decide_scope, plain_request
 from .syntax import ParsedSource, Source, parse_source, read_sources
@@ -95,10 +95,12 @@ class Unit:
         """The order of units in reports: the global units first, then by name."""
         return (self.key != GLOBAL, self.name)
 
-    def compiled(self) -> _Compiled:
+    def compiled(self, tests: Tests | None = None) -> _Compiled:
+        """The unit's rules compiled (the first time: with ``tests``, the simple tests
+        of the build that first uses the unit, shared with its other units)."""
         if self._compiled is None:  # (two threads may both compile: the results are equal)
             assert self.parsed.file is not None
-            self._compiled = _Compiled(self.parsed.file)
+            self._compiled = _Compiled(self.parsed.file, {} if tests is None else tests)
         return self._compiled
 
 
@@ -123,13 +125,13 @@ class _Compiled:
 
     __slots__ = ("rules", "groups", "declared")
 
-    def __init__(self, pf: A.PolicyFile) -> None:
+    def __init__(self, pf: A.PolicyFile, tests: Tests) -> None:
         self.groups: dict[str, Any] = {g.name: literal_value(g.members) for g in pf.groups}
         owner = None if pf.is_global else pf.owner
         rules = []
         for order, rule in enumerate(pf.rules):
             scopes = frozenset(rule.scopes) if rule.scopes is not None else None
-            cond = rule_condition(rule, self.groups)
+            cond = rule_condition(rule, self.groups, tests)
             rules.append(CRule(rule.effect, scopes, cond, rule, rule.ref, owner, rule.target, order=order))
         self.rules: tuple[CRule, ...] = tuple(rules)
         self.declared: Declared = {n: (c.issuer, c.format) for c in pf.claims for n in c.names}
@@ -142,12 +144,18 @@ class _Key:
 
     __slots__ = ("units", "index", "declared", "diagnostics", "plans")
 
-    def __init__(self, units: Iterable[Unit], globals_declared: Declared, diagnostics: tuple[Diagnostic, ...]):
+    def __init__(
+        self,
+        units: Iterable[Unit],
+        globals_declared: Declared,
+        diagnostics: tuple[Diagnostic, ...],
+        tests: Tests | None = None,
+    ):
         self.units = tuple(sorted(units, key=Unit.sort_key))
         self.index = TargetIndex()
         declared: Declared = {}
         for unit in self.units:
-            compiled = unit.compiled()
+            compiled = unit.compiled(tests)
             for cr in compiled.rules:
                 self.index.add(cr)
             for name, decl in compiled.declared.items():
@@ -261,9 +269,10 @@ class PolicySet:
         def diags_of(us: list[Unit]) -> tuple[Diagnostic, ...]:
             return tuple(d for u in us for d in by_file[u.name])
 
-        self._global = _Key(global_units, {}, diags_of(global_units))
+        tests: Tests = {}  # one table of simple tests for every unit compiled here
+        self._global = _Key(global_units, {}, diags_of(global_units), tests)
         self._nobody = _Key((), self._global.declared, ())
-        self._keys = {k: _Key(us, self._global.declared, diags_of(us)) for k, us in by_key.items()}
+        self._keys = {k: _Key(us, self._global.declared, diags_of(us), tests) for k, us in by_key.items()}
         self._reads = _global_reads(self._global, units)
         self._cache = {}
 
