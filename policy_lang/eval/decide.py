@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..compile import CRule, Ctx, Plan
+from ..compile import CRule, Ctx
+from ..compile.index import Weighed
 from ..values import Err, Unknown, format_uri
 
 GRANTED, DENIED, NEED, SUBMITTED = "granted", "denied", "need_info", "submitted"
@@ -120,7 +121,7 @@ _NONE_MISSING: frozenset[str] = frozenset()
 
 
 def decide_scope(
-    plan: Plan,
+    weighed: Weighed,
     scope: str,
     ctx: Ctx,
     approval: str | None,
@@ -128,11 +129,12 @@ def decide_scope(
     owner: str | None = None,
     seen: list[tuple[CRule, Any]] | None = None,
 ) -> ScopeResult:
-    """One scope of one resource, steps 1 to 6. With ``seen`` (a list), every rule
+    """One scope of one resource, steps 1 to 6, over the rules ``weighed`` for it
+    (:meth:`policy_lang.PolicySet.weighed`). With ``seen`` (a list), every rule
     weighed is appended to it with its condition's value: the trace."""
-    # (the plan's cache read inline, and the lists and sets below made only when
-    # a rule needs them: this runs once per requested scope)
-    forbids, permits, asks = plan.by_scope.get(scope) or plan.for_scope(scope)
+    # (the lists and sets below are made only when a rule needs them: this runs once
+    # per requested scope)
+    forbids, permits, asks = weighed
     errors: list[tuple[CRule, Err]] = []
     forbid_missing: set[str] | None = None
     forbid_rules: list[CRule] | None = None
