@@ -31,6 +31,7 @@ import sys
 sys.path.insert(0, {bench!r})
 import policy_model as pm
 import policy_lang
+assert policy_lang.__file__.startswith({tree!r}), policy_lang.__file__
 n, what, count = {n}, {what!r}, {count}
 policy_lang.loads('owner "warm-up"\\n', name="warm-up.policy")
 model = pm.build_model(n)
@@ -52,11 +53,15 @@ else:
 def instructions(tree: str, n: int, what: str, count: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "cg.out")
-        script = SCRIPT.format(bench=HERE, n=n, what=what, count=count)
+        script = SCRIPT.format(bench=HERE, tree=os.path.join(os.path.abspath(tree), ""), n=n, what=what, count=count)
         env = {**os.environ, "PYTHONPATH": tree, "PYTHONHASHSEED": "0"}
+        # -P, and a directory without a policy_lang: with ``-c`` Python puts the current
+        # directory first on sys.path, and from a checkout's root that would import the
+        # checkout's policy_lang whatever PYTHONPATH says (both "trees" the same one)
         done = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", script],
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-P", "-c", script],
             env=env,
+            cwd=tmp,
             capture_output=True,
             text=True,
             check=False,
