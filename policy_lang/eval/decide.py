@@ -291,11 +291,31 @@ def iso(t: datetime | None) -> str | None:
 def assemble(results: list[ScopeResult], declared_for: Callable[[str | None], dict[str, tuple[str, str]]]) -> Decision:
     """Scope results → the request-level decision (section 3, 'From scope results
     to the UMA answer') and its JSON members."""
-    if len(results) == 1 and results[0].outcome != NEED and not results[0].errors:
-        # one scope of one resource, the usual request: without this shortcut a decision
-        # executes 44 % more instructions (38,656 → 55,749 for the three-clause rule,
-        # bench/policy_instructions.py, 3 December 2026)
-        return assemble_one(results[0])
+    if len(results) == 1:
+        res = results[0]
+        if res.outcome != NEED and not res.errors:
+            # one scope of one resource, the usual request: its answer without the
+            # bookkeeping of several results (written out here, not a call to a helper of
+            # its own: 2.5 % fewer instructions per decision, 39,009 → 38,020 mixed at 100
+            # rules, bench/policy_instructions.py)
+            rid, scope, rule = res.resource_id, res.scope, res.rule
+            reasons = [
+                {
+                    "resource_id": rid,
+                    "scope": scope,
+                    "effect": rule.effect if rule is not None else "deny",
+                    "rule": rule.ref if rule is not None else None,
+                }
+            ]
+            if res.outcome == GRANTED:
+                exp = res.expires_at
+                grant = {"resource_id": rid, "scopes": [scope], "expires_at": iso(exp) if exp is not None else None}
+                return Decision("permit", [grant], [], [], [], reasons, [], results)
+            if res.outcome == SUBMITTED:
+                return Decision(
+                    "request_submitted", [], [], [{"resource_id": rid, "scopes": [scope]}], [], reasons, [], results
+                )
+            return Decision("deny", [], [{"resource_id": rid, "scopes": [scope]}], [], [], reasons, [], results)
     granted: dict[str, list[str]] = {}
     denied: dict[str, list[str]] = {}
     submitted: dict[str, list[str]] = {}
@@ -389,27 +409,3 @@ def _reasons(res: ScopeResult) -> list[dict[str, Any]]:
             "rule": res.rule.ref if res.rule else None,
         }
     ]
-
-
-def assemble_one(res: ScopeResult) -> Decision:
-    """The common case, one scope of one resource, without the bookkeeping."""
-    rid = res.resource_id
-    rule = res.rule
-    reasons = [
-        {
-            "resource_id": rid,
-            "scope": res.scope,
-            "effect": rule.effect if rule is not None else "deny",
-            "rule": rule.ref if rule is not None else None,
-        }
-    ]
-    outcome = res.outcome
-    if outcome == GRANTED:
-        exp = res.expires_at
-        granted = [{"resource_id": rid, "scopes": [res.scope], "expires_at": iso(exp) if exp is not None else None}]
-        return Decision("permit", granted, [], [], [], reasons, [], [res])
-    if outcome == SUBMITTED:
-        return Decision(
-            "request_submitted", [], [], [{"resource_id": rid, "scopes": [res.scope]}], [], reasons, [], [res]
-        )
-    return Decision("deny", [], [{"resource_id": rid, "scopes": [res.scope]}], [], [], reasons, [], [res])
