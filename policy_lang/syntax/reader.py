@@ -500,28 +500,30 @@ def _too_deep(items: list[Any]) -> A.Pos | None:
     """Where the first node nested deeper than MAX_DEPTH starts, if any.
 
     Depth counts each expression node and each list (parentheses add none); a
-    condition's outermost node is at depth 1."""
+    condition's outermost node is at depth 1. The nodes are visited in reading
+    order, depth first, without recursion (one loop: this walks every condition
+    of every file a load reads)."""
     roots: list[A.Expr] = []
     for item in items:
         cls = item.__class__
         if cls is A.Rule:
-            roots += [e for e in (item.when, item.unless) if e is not None]
+            if item.when is not None:
+                roots.append(item.when)
+            if item.unless is not None:
+                roots.append(item.unless)
         elif cls is A.GroupDecl:
             roots.append(item.members)
-    for root in roots:
-        for node, depth in _depth_first(root):
-            if depth > MAX_DEPTH:
-                return node.pos
-    return None
-
-
-def _depth_first(root: A.Expr) -> Iterator[tuple[A.Expr, int]]:
-    """Every node under ``root`` with its depth (root at 1), in reading order, without recursion."""
-    stack = [(root, 1)]
+    stack = [(root, 1) for root in reversed(roots)]
     while stack:
         node, depth = stack.pop()
-        yield node, depth
-        stack += [(c, depth + 1) for c in reversed(children(node))]
+        if depth > MAX_DEPTH:
+            return node.pos
+        below = children(node)
+        if below:
+            depth += 1
+            for child in reversed(below):
+                stack.append((child, depth))
+    return None
 
 
 # ------------------------------------------------------------------ whole words
