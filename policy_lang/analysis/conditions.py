@@ -198,7 +198,7 @@ class _Simplify(Visitor[Any]):
                 items.append(s)
         if not items:
             return True
-        return items[0] if len(items) == 1 else A.And(tuple(items), node.pos)
+        return items[0] if len(items) == 1 else A.And(tuple(items), node.span)
 
     def visit_Or(self, node: A.Or) -> Any:
         items = []
@@ -210,13 +210,13 @@ class _Simplify(Visitor[Any]):
                 items.append(s)
         if not items:
             return False
-        return items[0] if len(items) == 1 else A.Or(tuple(items), node.pos)
+        return items[0] if len(items) == 1 else A.Or(tuple(items), node.span)
 
     def visit_Not(self, node: A.Not) -> Any:
         s = self.visit(node.item)
         if s is True or s is False:
             return not s
-        return A.Not(s, node.pos)
+        return A.Not(s, node.span)
 
     def visit_Literal(self, node: A.Literal) -> Any:
         return self.fold(node) if node.kind == "bool" else node
