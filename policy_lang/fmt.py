@@ -208,14 +208,9 @@ def _wrap(node: A.Expr, ok: bool) -> str:
 def operand_in(parent: A.Expr, child: A.Expr) -> str:
     """``child`` printed inside ``parent``, parenthesised only where needed to
     read back the same tree."""
-    lv = _LEVEL.visit(child)
-    if isinstance(parent, A.Or):
-        return _wrap(child, lv > _OR)
-    if isinstance(parent, A.And):
-        return _wrap(child, lv > _AND)
-    if isinstance(parent, A.Not):
-        return _wrap(child, lv >= _NOT)
-    return _wrap(child, lv == _ATOM)  # comparison operands, has
+    inner, outer = _LEVEL.visit(child), _LEVEL.visit(parent)
+    # bare when the child binds more tightly than its parent, and under a not, a not
+    return _wrap(child, inner > outer or inner == outer == _NOT)
 
 
 def expr(node: A.Expr) -> str:

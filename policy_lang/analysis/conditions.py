@@ -12,6 +12,7 @@ from ..compile import Ctx, compile_cond
 from ..eval import iso
 from ..policyset import PolicySet
 from ..syntax import ast as A
+from ..syntax.visitor import Visitor
 from ..values import literal_value
 
 # ================================================================== rendering expressions
@@ -53,51 +54,77 @@ def _bare(value: Any) -> str:
 def expr_text(node: Any, groups: dict[str, tuple[Any, ...]] | None = None) -> str:
     """A condition as policy text. With ``groups``, a group reference shows its
     members too: ``family [bob@example.com, carol@example.com]``."""
-    return _text(node, groups, 0)
+    return _Text(groups).at(node, 0)
 
 
 # precedence: or 1, and 2, not 3, comparisons and operands 4
-def _text(node: Any, groups: dict[str, Any] | None, outer: int) -> str:
-    if isinstance(node, A.Or):
-        s = " or ".join(_text(x, groups, 1) for x in node.items)
-        return f"({s})" if outer > 1 else s
-    if isinstance(node, A.And):
-        s = " and ".join(_text(x, groups, 2) for x in node.items)
-        return f"({s})" if outer > 2 else s
-    if isinstance(node, A.Not):
+class _Text(Visitor[str]):
+    """:func:`expr_text`: each node spelt inside a parent of precedence ``outer``
+    (:meth:`at`), parenthesised where it binds less tightly."""
+
+    def __init__(self, groups: dict[str, Any] | None) -> None:
+        self.groups = groups
+        self.outer = 0
+
+    def at(self, node: Any, outer: int) -> str:
+        saved, self.outer = self.outer, outer
+        try:
+            return self.visit(node)
+        finally:
+            self.outer = saved
+
+    def visit_Or(self, node: A.Or) -> str:
+        s = " or ".join(self.at(x, 1) for x in node.items)
+        return f"({s})" if self.outer > 1 else s
+
+    def visit_And(self, node: A.And) -> str:
+        s = " and ".join(self.at(x, 2) for x in node.items)
+        return f"({s})" if self.outer > 2 else s
+
+    def visit_Not(self, node: A.Not) -> str:
         inner = node.item
         if isinstance(inner, (A.Compare, A.Has, A.And, A.Or)):
-            return f"not ({_text(inner, groups, 0)})"
-        return "not " + _text(inner, groups, 3)
-    if isinstance(node, A.Compare):
-        s = f"{_text(node.left, groups, 5)} {node.op} {_text(node.right, groups, 5)}"
-        return f"({s})" if outer > 4 else s
-    if isinstance(node, A.Has):
-        s = "has " + _text(node.ref, groups, 5)
-        return f"({s})" if outer > 4 else s
-    if isinstance(node, A.Truthy):
-        return _text(node.operand, groups, outer)
-    if isinstance(node, A.Literal):
+            return f"not ({self.at(inner, 0)})"
+        return "not " + self.at(inner, 3)
+
+    def visit_Compare(self, node: A.Compare) -> str:
+        s = f"{self.at(node.left, 5)} {node.op} {self.at(node.right, 5)}"
+        return f"({s})" if self.outer > 4 else s
+
+    def visit_Has(self, node: A.Has) -> str:
+        s = "has " + self.at(node.ref, 5)
+        return f"({s})" if self.outer > 4 else s
+
+    def visit_Truthy(self, node: A.Truthy) -> str:
+        return self.visit(node.operand)
+
+    def visit_Literal(self, node: A.Literal) -> str:
         if node.kind == "list":
-            return "[" + ", ".join(_text(x, groups, 0) for x in node.value) + "]"
+            return "[" + ", ".join(self.at(x, 0) for x in node.value) + "]"
         return _literal_text(node.value, node.kind, node.text)
-    if isinstance(node, A.ClaimRef):
+
+    def visit_ClaimRef(self, node: A.ClaimRef) -> str:
         if node.quoted:
             return f"claims[{json.dumps(node.name, ensure_ascii=False)}]"
         return "claims." + ".".join(node.path)
-    if isinstance(node, A.AttrRef):
+
+    def visit_AttrRef(self, node: A.AttrRef) -> str:
         return f"{node.entity}.{node.name}"
-    if isinstance(node, A.NowRef):
+
+    def visit_NowRef(self, node: A.NowRef) -> str:
         return "now"
-    if isinstance(node, A.GroupRef):
-        if groups is None or node.name not in groups:
+
+    def visit_GroupRef(self, node: A.GroupRef) -> str:
+        if self.groups is None or node.name not in self.groups:
             return node.name
-        members = list(groups[node.name])
+        members = list(self.groups[node.name])
         shown = ", ".join(_bare(m) for m in members[:_MAX_GROUP_SHOWN])
         if len(members) > _MAX_GROUP_SHOWN:
             shown += f", … {len(members) - _MAX_GROUP_SHOWN} more"
         return f"{node.name} [{shown}]"
-    return str(node)
+
+    def generic_visit(self, node: Any) -> str:
+        return str(node)
 
 
 def rule_groups(ps: PolicySet) -> dict[str, dict[str, tuple[Any, ...]]]:
@@ -110,65 +137,102 @@ def rule_groups(ps: PolicySet) -> dict[str, dict[str, tuple[Any, ...]]]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _static(node: Any) -> bool:
+class _Static(Visitor[bool]):
     """Does this node read only literals, groups and the resource's attributes?"""
-    if isinstance(node, (A.Literal, A.GroupRef)):
+
+    def visit_Literal(self, node: A.Literal) -> bool:
         return True
-    if isinstance(node, A.AttrRef):
+
+    def visit_GroupRef(self, node: A.GroupRef) -> bool:
+        return True
+
+    def visit_AttrRef(self, node: A.AttrRef) -> bool:
         return node.entity == "resource"
-    if isinstance(node, A.Compare):
-        return _static(node.left) and _static(node.right)
-    if isinstance(node, A.Has):
-        return _static(node.ref)
-    if isinstance(node, A.Truthy):
-        return _static(node.operand)
-    if isinstance(node, (A.And, A.Or)):
-        return all(_static(x) for x in node.items)
-    if isinstance(node, A.Not):
-        return _static(node.item)
-    return False
+
+    def visit_Compare(self, node: A.Compare) -> bool:
+        return self.visit(node.left) and self.visit(node.right)
+
+    def visit_Has(self, node: A.Has) -> bool:
+        return self.visit(node.ref)
+
+    def visit_Truthy(self, node: A.Truthy) -> bool:
+        return self.visit(node.operand)
+
+    def visit_And(self, node: A.And) -> bool:
+        return all(self.visit(x) for x in node.items)
+
+    def visit_Or(self, node: A.Or) -> bool:
+        return all(self.visit(x) for x in node.items)
+
+    def visit_Not(self, node: A.Not) -> bool:
+        return self.visit(node.item)
+
+    def generic_visit(self, node: Any) -> bool:
+        return False  # claims, client attributes, now
+
+
+_STATIC = _Static()
 
 
 def simplify(node: Any, resource: dict[str, Any], groups: dict[str, tuple[Any, ...]]) -> Any:
     """Fold what the resource alone decides: → True, False or a residual condition."""
     if node is None:
         return True
-    if isinstance(node, A.And):
+    return _Simplify(resource, groups).visit(node)
+
+
+class _Simplify(Visitor[Any]):
+    """:func:`simplify` of one condition for one resource."""
+
+    def __init__(self, resource: dict[str, Any], groups: dict[str, tuple[Any, ...]]) -> None:
+        self.resource = resource
+        self.groups = groups
+
+    def visit_And(self, node: A.And) -> Any:
         items = []
         for x in node.items:
-            s = simplify(x, resource, groups)
+            s = self.visit(x)
             if s is False:
                 return False
             if s is not True:
                 items.append(s)
         if not items:
             return True
-        return items[0] if len(items) == 1 else A.And(tuple(items), node.pos)
-    if isinstance(node, A.Or):
+        return items[0] if len(items) == 1 else A.And(tuple(items), node.span)
+
+    def visit_Or(self, node: A.Or) -> Any:
         items = []
         for x in node.items:
-            s = simplify(x, resource, groups)
+            s = self.visit(x)
             if s is True:
                 return True
             if s is not False:
                 items.append(s)
         if not items:
             return False
-        return items[0] if len(items) == 1 else A.Or(tuple(items), node.pos)
-    if isinstance(node, A.Not):
-        s = simplify(node.item, resource, groups)
+        return items[0] if len(items) == 1 else A.Or(tuple(items), node.span)
+
+    def visit_Not(self, node: A.Not) -> Any:
+        s = self.visit(node.item)
         if s is True or s is False:
             return not s
-        return A.Not(s, node.pos)
-    if (
-        _static(node)
-        and not isinstance(node, (A.Literal, A.GroupRef))
-        or (isinstance(node, A.Literal) and node.kind == "bool")
-    ):
-        r = compile_cond(node, groups)(Ctx({}, {}, resource, _EPOCH))
+        return A.Not(s, node.span)
+
+    def visit_Literal(self, node: A.Literal) -> Any:
+        return self.fold(node) if node.kind == "bool" else node
+
+    def visit_GroupRef(self, node: A.GroupRef) -> Any:
+        return node
+
+    def generic_visit(self, node: Any) -> Any:
+        return self.fold(node) if _STATIC.visit(node) else node
+
+    def fold(self, node: Any) -> Any:
+        """The node's value for this resource, if that alone decides it."""
+        r = compile_cond(node, self.groups)(Ctx({}, {}, self.resource, _EPOCH))
         if r is True or r is False:
             return r
-    return node
+        return node
 
 
 # ================================================================== what a condition reads
@@ -185,23 +249,46 @@ def read_by(node: Any, out: Reads) -> Reads:
     """Add the claims, client attributes and ``now`` that ``node`` reads to ``out``."""
     if node is None or node is True or node is False:
         return out
-    if isinstance(node, A.ClaimRef):
-        out.claims.add(node.name if node.quoted else ".".join(node.path))
-    elif isinstance(node, A.AttrRef):
-        if node.entity == "client":
-            out.client.add(node.name)
-    elif isinstance(node, A.NowRef):
-        out.now = True
-    elif isinstance(node, (A.And, A.Or)):
-        for x in node.items:
-            read_by(x, out)
-    elif isinstance(node, A.Not):
-        read_by(node.item, out)
-    elif isinstance(node, A.Compare):
-        read_by(node.left, out)
-        read_by(node.right, out)
-    elif isinstance(node, A.Has):
-        read_by(node.ref, out)
-    elif isinstance(node, A.Truthy):
-        read_by(node.operand, out)
+    _ReadBy(out).visit(node)
     return out
+
+
+class _ReadBy(Visitor[None]):
+    """:func:`read_by`: what one condition reads, added to ``out``."""
+
+    def __init__(self, out: Reads) -> None:
+        self.out = out
+
+    def visit_ClaimRef(self, node: A.ClaimRef) -> None:
+        self.out.claims.add(node.name if node.quoted else ".".join(node.path))
+
+    def visit_AttrRef(self, node: A.AttrRef) -> None:
+        if node.entity == "client":
+            self.out.client.add(node.name)
+
+    def visit_NowRef(self, node: A.NowRef) -> None:
+        self.out.now = True
+
+    def visit_And(self, node: A.And) -> None:
+        for x in node.items:
+            self.visit(x)
+
+    def visit_Or(self, node: A.Or) -> None:
+        for x in node.items:
+            self.visit(x)
+
+    def visit_Not(self, node: A.Not) -> None:
+        self.visit(node.item)
+
+    def visit_Compare(self, node: A.Compare) -> None:
+        self.visit(node.left)
+        self.visit(node.right)
+
+    def visit_Has(self, node: A.Has) -> None:
+        self.visit(node.ref)
+
+    def visit_Truthy(self, node: A.Truthy) -> None:
+        self.visit(node.operand)
+
+    def generic_visit(self, node: Any) -> None:
+        return None  # literals and groups read nothing

@@ -26,6 +26,7 @@ from ..compile import CRule, Ctx, compile_cond, compile_operand
 from ..eval import EXPIRED, STEPS, ScopeResult, expired, iso
 from ..policyset import PolicySet
 from ..syntax import ast as A
+from ..syntax.visitor import Visitor
 from ..values import ABSENT, Err, Missing, Unknown
 
 __all__ = ["STEPS", "explain", "render_explanation", "value_json", "value_text"]
@@ -82,47 +83,85 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
-_REFS = (A.ClaimRef, A.AttrRef, A.NowRef)
+class _Kind(Visitor[str]):
+    """What kind of condition node: ``and``, ``or``, ``not``, the operator of a
+    comparison, ``has``, or ``truth`` for a bare operand used as a condition."""
 
-
-def _kind(node: Any) -> str:
-    if isinstance(node, A.And):
+    def visit_And(self, node: A.And) -> str:
         return "and"
-    if isinstance(node, A.Or):
+
+    def visit_Or(self, node: A.Or) -> str:
         return "or"
-    if isinstance(node, A.Not):
+
+    def visit_Not(self, node: A.Not) -> str:
         return "not"
-    if isinstance(node, A.Compare):
+
+    def visit_Compare(self, node: A.Compare) -> str:
         return node.op
-    if isinstance(node, A.Has):
+
+    def visit_Has(self, node: A.Has) -> str:
         return "has"
-    return "truth"  # a bare operand used as a condition
+
+    def generic_visit(self, node: Any) -> str:
+        return "truth"
+
+
+_KIND = _Kind()
 
 
 def node_json(node: Any, groups: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
     """One condition node, its value (the engine's closure for this node) and its parts."""
-    out: dict[str, Any] = {"text": fmt.expr(node), "kind": _kind(node), **value_json(compile_cond(node, groups)(ctx))}
-    if isinstance(node, (A.And, A.Or)):
-        out["parts"] = [node_json(x, groups, ctx) for x in node.items]
-    elif isinstance(node, A.Not):
-        out["parts"] = [node_json(node.item, groups, ctx)]
-    else:
+    return _NodeJson(groups, ctx).visit(node)
+
+
+class _NodeJson(Visitor[dict[str, Any]]):
+    """:func:`node_json`: a condition node with its value, its operands' values
+    (claims, attributes, ``now``) and its parts (sub-conditions), in one context."""
+
+    def __init__(self, groups: dict[str, Any], ctx: Ctx) -> None:
+        self.groups = groups
+        self.ctx = ctx
+
+    def node(self, node: Any) -> dict[str, Any]:
+        return {
+            "text": fmt.expr(node),
+            "kind": _KIND.visit(node),
+            **value_json(compile_cond(node, self.groups)(self.ctx)),
+        }
+
+    def visit_And(self, node: A.And) -> dict[str, Any]:
+        return {**self.node(node), "parts": [self.visit(x) for x in node.items]}
+
+    def visit_Or(self, node: A.Or) -> dict[str, Any]:
+        return {**self.node(node), "parts": [self.visit(x) for x in node.items]}
+
+    def visit_Not(self, node: A.Not) -> dict[str, Any]:
+        return {**self.node(node), "parts": [self.visit(node.item)]}
+
+    def visit_Compare(self, node: A.Compare) -> dict[str, Any]:
+        return self.leaf(node, (node.left, node.right))
+
+    def visit_Has(self, node: A.Has) -> dict[str, Any]:
+        return self.leaf(node, (node.ref,))
+
+    def visit_Truthy(self, node: A.Truthy) -> dict[str, Any]:
+        return self.leaf(node, (node.operand,))
+
+    def generic_visit(self, node: Any) -> dict[str, Any]:
+        return self.leaf(node, (node,))  # a bare operand used as a condition
+
+    def leaf(self, node: Any, operands: tuple[Any, ...]) -> dict[str, Any]:
+        """A comparison, ``has`` or bare operand: the values its references read."""
+        out = self.node(node)
         refs = []
-        operands: tuple[Any, ...]
-        if isinstance(node, A.Compare):
-            operands = (node.left, node.right)
-        elif isinstance(node, A.Has):
-            operands = (node.ref,)
-        else:
-            operands = (node,)
         for x in operands:
-            if isinstance(x, _REFS):
-                refs.append({"text": fmt.expr(x), "is": _show(compile_operand(x, groups)(ctx))})
+            if isinstance(x, (A.ClaimRef, A.AttrRef, A.NowRef)):
+                refs.append({"text": fmt.expr(x), "is": _show(compile_operand(x, self.groups)(self.ctx))})
             elif not isinstance(x, (A.Literal, A.GroupRef)):  # a parenthesised condition
-                out.setdefault("parts", []).append(node_json(x, groups, ctx))
+                out.setdefault("parts", []).append(self.visit(x))
         if refs:
             out["operands"] = refs
-    return out
+        return out
 
 
 # ------------------------------------------------------------------ one scope

@@ -15,6 +15,7 @@ from ..eval import iso
 from ..policyset import PolicySet
 from ..syntax import ast as A
 from ..syntax import walk
+from ..syntax.visitor import Visitor
 from ..values import Glob, literal_value
 from .conditions import rule_groups
 
@@ -71,24 +72,44 @@ def _synth_name(pattern: str, star: str) -> str:
     return "".join(out)
 
 
-def _slot_of(node: Any) -> tuple[Any, ...] | None:
-    if isinstance(node, A.ClaimRef):
+class _Slot(Visitor["tuple[Any, ...] | None"]):
+    """The slot of a request an operand reads (``("claims", name, …)``,
+    ``("client", name)``, ``("resource", "description")``, ``("now",)``), or None."""
+
+    def visit_ClaimRef(self, node: A.ClaimRef) -> tuple[Any, ...] | None:
         return ("claims",) + ((node.name,) if node.quoted else tuple(node.path))
-    if isinstance(node, A.AttrRef) and node.entity == "client":
-        return ("client", node.name)
-    if isinstance(node, A.AttrRef) and node.entity == "resource" and node.name == "description":
-        return ("resource", node.name)  # the other attributes come from the targets
-    if isinstance(node, A.NowRef):
+
+    def visit_AttrRef(self, node: A.AttrRef) -> tuple[Any, ...] | None:
+        if node.entity == "client":
+            return ("client", node.name)
+        if node.name == "description":
+            return ("resource", node.name)  # the other attributes come from the targets
+        return None
+
+    def visit_NowRef(self, node: A.NowRef) -> tuple[Any, ...] | None:
         return ("now",)
-    return None
+
+    def generic_visit(self, node: Any) -> tuple[Any, ...] | None:
+        return None
 
 
-def _const(node: Any, groups: dict[str, Any]) -> Any:
-    if isinstance(node, A.Literal):
+_slot_of = _Slot().visit
+
+
+class _Const(Visitor[Any]):
+    """The value of a constant operand (a literal, a group's members), or ABSENT."""
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        self.groups = groups
+
+    def visit_Literal(self, node: A.Literal) -> Any:
         return literal_value(node)
-    if isinstance(node, A.GroupRef):
-        return tuple(groups.get(node.name, ()))
-    return ABSENT
+
+    def visit_GroupRef(self, node: A.GroupRef) -> Any:
+        return tuple(self.groups.get(node.name, ()))
+
+    def generic_visit(self, node: Any) -> Any:
+        return ABSENT
 
 
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
@@ -142,25 +163,33 @@ def _values_for(op: str, v: Any, ref_on_left: bool) -> list[Any]:
     return [v, _other(v)]
 
 
-def _collect(node: Any, groups: dict[str, Any], slots: dict[tuple[Any, ...], list[Any]]) -> None:
-    """Candidate values for every slot a condition reads."""
-    if node is None:
-        return
-    if isinstance(node, (A.And, A.Or)):
+class _Collect(Visitor[None]):
+    """Candidate values for every slot a condition reads, added to ``slots``."""
+
+    def __init__(self, groups: dict[str, Any], slots: dict[tuple[Any, ...], list[Any]]) -> None:
+        self.const = _Const(groups)
+        self.slots = slots
+
+    def visit_And(self, node: A.And) -> None:
         for x in node.items:
-            _collect(x, groups, slots)
-        return
-    if isinstance(node, A.Not):
-        _collect(node.item, groups, slots)
-        return
-    if isinstance(node, A.Has):
+            self.visit(x)
+
+    def visit_Or(self, node: A.Or) -> None:
+        for x in node.items:
+            self.visit(x)
+
+    def visit_Not(self, node: A.Not) -> None:
+        self.visit(node.item)
+
+    def visit_Has(self, node: A.Has) -> None:
         s = _slot_of(node.ref)
         if s is not None:
-            slots.setdefault(s, []).append("present")
-        return
-    if isinstance(node, A.Compare):
+            self.slots.setdefault(s, []).append("present")
+
+    def visit_Compare(self, node: A.Compare) -> None:
+        slots = self.slots
         ls, rs = _slot_of(node.left), _slot_of(node.right)
-        lc, rc = _const(node.left, groups), _const(node.right, groups)
+        lc, rc = self.const.visit(node.left), self.const.visit(node.right)
         claim_vs_now = ls is not None and rs is not None and ("now",) in (ls, rs) and "claims" in (ls[0], rs[0])
         if claim_vs_now:
             # a claim compared with now: timestamps either side of the base time
@@ -177,17 +206,24 @@ def _collect(node: Any, groups: dict[str, Any], slots: dict[tuple[Any, ...], lis
                 if s is not None:
                     slots.setdefault(s, []).append(OTHER)
                 elif not isinstance(side, (A.Literal, A.GroupRef, A.AttrRef)):
-                    _collect(side, groups, slots)
-        return
-    s = _slot_of(node.operand if isinstance(node, A.Truthy) else node)
-    if s is not None:
-        slots.setdefault(s, []).extend([True, False])
+                    self.visit(side)
+
+    def visit_Truthy(self, node: A.Truthy) -> None:
+        self.generic_visit(node.operand)
+
+    def generic_visit(self, node: Any) -> None:
+        """A bare operand used as a condition: true and false."""
+        s = _slot_of(node)
+        if s is not None:
+            self.slots.setdefault(s, []).extend([True, False])
 
 
 def _rule_slots(cr: CRule, groups: dict[str, Any]) -> dict[tuple[Any, ...], list[Any]]:
     slots: dict[tuple[Any, ...], list[Any]] = {}
-    _collect(cr.rule.when, groups, slots)
-    _collect(cr.rule.unless, groups, slots)
+    collect = _Collect(groups, slots)
+    for cond in (cr.rule.when, cr.rule.unless):
+        if cond is not None:
+            collect.visit(cond)
     e = cr.rule.expiry
     if e is not None and e.kind == "until" and e.until is not None:
         slots.setdefault(("now",), []).extend([e.until - timedelta(days=1), e.until + timedelta(days=1)])

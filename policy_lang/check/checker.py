@@ -627,21 +627,7 @@ class _FileCheck(Visitor[None]):
 
     def kind(self, node: A.Expr) -> str | None:
         """The static kind of an operand (None: known only at run time, as a claim's)."""
-        if isinstance(node, A.Literal):
-            return node.kind
-        if isinstance(node, A.AttrRef):
-            if node.entity == "resource":
-                if node.name == "scopes":
-                    return LIST
-                return STRING if node.name in RESOURCE_ATTRS else None
-            return STRING if node.name in CLIENT_STRINGS else None
-        if isinstance(node, A.NowRef):
-            return TIMESTAMP
-        if isinstance(node, A.GroupRef):
-            return LIST
-        if isinstance(node, _CONDITIONS):
-            return BOOL
-        return None  # a claim
+        return _STATIC_KIND.visit(node)
 
     def items(self, node: A.Expr) -> list[A.Literal] | None:
         """The literal items of a list literal or a declared group."""
@@ -863,6 +849,35 @@ def _has_wildcard(pattern: str) -> bool:
             return True
         i += 1
     return False
+
+
+class _StaticKind(Visitor["str | None"]):
+    """The static kind of an operand (None: known only at run time, as a claim's)."""
+
+    def visit_Literal(self, node: A.Literal) -> str | None:
+        return node.kind
+
+    def visit_AttrRef(self, node: A.AttrRef) -> str | None:
+        if node.entity == "resource":
+            if node.name == "scopes":
+                return LIST
+            return STRING if node.name in RESOURCE_ATTRS else None
+        return STRING if node.name in CLIENT_STRINGS else None
+
+    def visit_NowRef(self, node: A.NowRef) -> str | None:
+        return TIMESTAMP
+
+    def visit_GroupRef(self, node: A.GroupRef) -> str | None:
+        return LIST
+
+    def visit_ClaimRef(self, node: A.ClaimRef) -> str | None:
+        return None
+
+    def generic_visit(self, node: Any) -> str | None:
+        return BOOL  # a condition (and, or, not, a comparison, has) used as a value
+
+
+_STATIC_KIND = _StaticKind()
 
 
 class _Const(Visitor["bool | None"]):

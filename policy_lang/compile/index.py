@@ -8,7 +8,7 @@ owners' or other resources' rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from .. import values as V
@@ -29,7 +29,6 @@ class CRule:
     target: A.Target
     glob: V.Glob | None = None
     order: int = 0  # the rule's position in its unit
-    declared: dict[str, tuple[str, str]] = field(default_factory=dict)
     until: datetime | None = None  # the rule stops applying after this instant
     timed: bool = False  # has a for/until bound (read on every decision)
 

@@ -100,11 +100,11 @@ def parse_duration(text: str) -> timedelta:
 class _Part:
     """An intermediate result (a scope list, a when clause, …) with its span."""
 
-    __slots__ = ("value", "pos")
+    __slots__ = ("value", "span")
 
-    def __init__(self, value: Any, pos: A.Pos):
+    def __init__(self, value: Any, span: A.Span):
         self.value = value
-        self.pos = pos
+        self.span = span
 
 
 class _Paren(_Part):
@@ -121,22 +121,23 @@ _CTX = threading.local()  # the file being read by this thread: name, text, owne
 # knows which of the two are tokens and which nodes (or parts): one helper per case.
 
 
-def _tt(first: Any, last: Any) -> A.Pos:
-    return A.Pos(_CTX.file, first.line, first.column, last.end_line, last.end_column)
+def _tt(first: Any, last: Any) -> A.Span:
+    return (_CTX.file, first.line, first.column, last.end_line, last.end_column)
 
 
-def _tn(first: Any, last: Any) -> A.Pos:
-    p = last.pos
-    return A.Pos(_CTX.file, first.line, first.column, p.end_line, p.end_column)
+def _tn(first: Any, last: Any) -> A.Span:
+    _, _, _, end_line, end_column = last.span
+    return (_CTX.file, first.line, first.column, end_line, end_column)
 
 
-def _nn(first: Any, last: Any) -> A.Pos:
-    p, q = first.pos, last.pos
-    return A.Pos(_CTX.file, p.line, p.column, q.end_line, q.end_column)
+def _nn(first: Any, last: Any) -> A.Span:
+    _, line, column, _, _ = first.span
+    _, _, _, end_line, end_column = last.span
+    return (_CTX.file, line, column, end_line, end_column)
 
 
-def _tok_pos(tok: Any) -> A.Pos:
-    return A.Pos(_CTX.file, tok.line, tok.column, tok.end_line, tok.end_column)
+def _tok_span(tok: Any) -> A.Span:
+    return (_CTX.file, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
 def _bare(x: Any) -> Any:
@@ -185,7 +186,7 @@ class _Build:
 
     def global_header(self, ch: list[Any]) -> Any:
         _CTX.owner = None
-        return ("global", None, _tok_pos(ch[0]))
+        return ("global", None, _tok_span(ch[0]))
 
     def group_decl(self, ch: list[Any]) -> Any:  # group NAME = [ … ]
         return A.GroupDecl(ch[1].value, ch[3], _tn(ch[0], ch[3]))
@@ -193,14 +194,14 @@ class _Build:
     def claim_name(self, ch: list[Any]) -> Any:
         tok = ch[0]
         if tok.type == "STRING":
-            return _Part((_string(tok), True), _tok_pos(tok))
-        return _Part((tok.value, False), _tok_pos(tok))
+            return _Part((_string(tok), True), _tok_span(tok))
+        return _Part((tok.value, False), _tok_span(tok))
 
     def token_format(self, ch: list[Any]) -> Any:
         tok = ch[0]
         if tok.type == "STRING":
-            return _Part((_string(tok), True), _tok_pos(tok))
-        return _Part((tok.value, False), _tok_pos(tok))
+            return _Part((_string(tok), True), _tok_span(tok))
+        return _Part((tok.value, False), _tok_span(tok))
 
     def claims_decl(self, ch: list[Any]) -> Any:  # claims a, b from "issuer" as format
         names = [c.value for c in ch[1:-4:2]]
@@ -212,7 +213,7 @@ class _Build:
     def scope_name(self, ch: list[Any]) -> Any:
         tok = ch[0]
         value = _string(tok) if tok.type == "STRING" else tok.value
-        return _Part(value, _tok_pos(tok))
+        return _Part(value, _tok_span(tok))
 
     def type_decl(self, ch: list[Any]) -> Any:  # type "t" has scopes a, b
         return A.TypeDecl(_string(ch[1]), tuple(s.value for s in ch[4::2]), _tn(ch[0], ch[-1]))
@@ -238,28 +239,28 @@ class _Build:
 
     def scope_list(self, ch: list[Any]) -> Any:
         items = ch[::2]
-        return _Part((tuple(s.value for s in items), tuple(s.pos for s in items)), _nn(ch[0], ch[-1]))
+        return _Part((tuple(s.value for s in items), tuple(s.span for s in items)), _nn(ch[0], ch[-1]))
 
     def target_any(self, ch: list[Any]) -> Any:
-        return A.Target("any", pos=_tt(ch[0], ch[1]))
+        return A.Target("any", span=_tt(ch[0], ch[1]))
 
     def target_id(self, ch: list[Any]) -> Any:
-        return A.Target("id", resource_id=_string(ch[1]), pos=_tt(ch[0], ch[1]))
+        return A.Target("id", resource_id=_string(ch[1]), span=_tt(ch[0], ch[1]))
 
     def target_type(self, ch: list[Any]) -> Any:
         type_ = _string(ch[1])
         if len(ch) == 2:
-            return A.Target("type", type=type_, pos=_tt(ch[0], ch[1]))
+            return A.Target("type", type=type_, span=_tt(ch[0], ch[1]))
         kind, value = ch[2].value
         if kind == "name":
-            return A.Target("type_name", type=type_, name=value, pos=_tn(ch[0], ch[2]))
-        return A.Target("type_name_like", type=type_, pattern=value, pos=_tn(ch[0], ch[2]))
+            return A.Target("type_name", type=type_, name=value, span=_tn(ch[0], ch[2]))
+        return A.Target("type_name_like", type=type_, pattern=value, span=_tn(ch[0], ch[2]))
 
     def target_name(self, ch: list[Any]) -> Any:
         kind, value = ch[0].value
         if kind == "name":
-            return A.Target("name", name=value, pos=ch[0].pos)
-        return A.Target("name_like", pattern=value, pos=ch[0].pos)
+            return A.Target("name", name=value, span=ch[0].span)
+        return A.Target("name_like", pattern=value, span=ch[0].span)
 
     def name_exact(self, ch: list[Any]) -> Any:
         return _Part(("name", _string(ch[1])), _tt(ch[0], ch[1]))
@@ -332,7 +333,7 @@ class _Build:
     def claim_path(self, ch: list[Any]) -> Any:  # one token: claims.a.b
         tok = ch[0]
         names = tuple(tok.value.split(".")[1:])
-        return A.ClaimRef(names[0], names, False, _tok_pos(tok))
+        return A.ClaimRef(names[0], names, False, _tok_span(tok))
 
     def claim_ref(self, ch: list[Any]) -> Any:  # claims . a . b, spaced out
         names = tuple(t.value for t in ch[2::2])
@@ -343,37 +344,37 @@ class _Build:
         return A.ClaimRef(name, (name,), True, _tt(ch[0], ch[3]))
 
     def client_attr(self, ch: list[Any]) -> Any:  # one token: client.id
-        return A.AttrRef("client", ch[0].value[7:], _tok_pos(ch[0]))
+        return A.AttrRef("client", ch[0].value[7:], _tok_span(ch[0]))
 
     def client_ref(self, ch: list[Any]) -> Any:
         return A.AttrRef("client", ch[2].value, _tt(ch[0], ch[2]))
 
     def resource_attr(self, ch: list[Any]) -> Any:  # one token: resource.type
-        return A.AttrRef("resource", ch[0].value[9:], _tok_pos(ch[0]))
+        return A.AttrRef("resource", ch[0].value[9:], _tok_span(ch[0]))
 
     def resource_ref(self, ch: list[Any]) -> Any:
         return A.AttrRef("resource", ch[2].value, _tt(ch[0], ch[2]))
 
     def now_ref(self, ch: list[Any]) -> Any:
-        return A.NowRef(_tok_pos(ch[0]))
+        return A.NowRef(_tok_span(ch[0]))
 
     def group_ref(self, ch: list[Any]) -> Any:
-        return A.GroupRef(ch[0].value, _tok_pos(ch[0]))
+        return A.GroupRef(ch[0].value, _tok_span(ch[0]))
 
     def string(self, ch: list[Any]) -> Any:
         tok = ch[0]
-        return A.Literal(_string(tok), "string", _tok_pos(tok), tok.value)
+        return A.Literal(_string(tok), "string", _tok_span(tok), tok.value)
 
     def number(self, ch: list[Any]) -> Any:
         text = ch[0].value
         value = float(text) if "." in text else int(text)
-        return A.Literal(value, "number", _tok_pos(ch[0]), text)
+        return A.Literal(value, "number", _tok_span(ch[0]), text)
 
     def true(self, ch: list[Any]) -> Any:
-        return A.Literal(True, "bool", _tok_pos(ch[0]), "true")
+        return A.Literal(True, "bool", _tok_span(ch[0]), "true")
 
     def false(self, ch: list[Any]) -> Any:
-        return A.Literal(False, "bool", _tok_pos(ch[0]), "false")
+        return A.Literal(False, "bool", _tok_span(ch[0]), "false")
 
     def timestamp(self, ch: list[Any]) -> Any:
         tok = ch[0]
@@ -382,7 +383,7 @@ class _Build:
         except ValueError as e:
             _diag("E103", f"'{tok.value}' is not a valid timestamp", tok, _ts_hint(e))
             value = datetime(1970, 1, 1, tzinfo=UTC)
-        return A.Literal(value, "timestamp", _tok_pos(tok), tok.value)
+        return A.Literal(value, "timestamp", _tok_span(tok), tok.value)
 
     def duration(self, ch: list[Any]) -> Any:
         tok = ch[0]
@@ -391,7 +392,7 @@ class _Build:
         except ValueError as e:
             _diag("E104", f"'{tok.value}' is not a duration", tok, str(e))
             value = timedelta(0)
-        return A.Literal(value, "duration", _tok_pos(tok), tok.value)
+        return A.Literal(value, "duration", _tok_span(tok), tok.value)
 
     def list_lit(self, ch: list[Any]) -> Any:
         return A.Literal(tuple(c for c in ch if c.__class__ is A.Literal), "list", _tt(ch[0], ch[-1]))
@@ -454,8 +455,8 @@ def parse(
         header = items.pop(0)
     pf = A.PolicyFile(file, None, False, None, [], [], [], items, comments=comments)
     if header:
-        kind, value, pos = header
-        pf.header_pos = pos
+        kind, value, span = header
+        pf.header_pos = A.Pos(*span)
         if kind == "global":
             pf.is_global = True
         else:
@@ -500,28 +501,30 @@ def _too_deep(items: list[Any]) -> A.Pos | None:
     """Where the first node nested deeper than MAX_DEPTH starts, if any.
 
     Depth counts each expression node and each list (parentheses add none); a
-    condition's outermost node is at depth 1."""
+    condition's outermost node is at depth 1. The nodes are visited in reading
+    order, depth first, without recursion (one loop: this walks every condition
+    of every file a load reads)."""
     roots: list[A.Expr] = []
     for item in items:
         cls = item.__class__
         if cls is A.Rule:
-            roots += [e for e in (item.when, item.unless) if e is not None]
+            if item.when is not None:
+                roots.append(item.when)
+            if item.unless is not None:
+                roots.append(item.unless)
         elif cls is A.GroupDecl:
             roots.append(item.members)
-    for root in roots:
-        for node, depth in _depth_first(root):
-            if depth > MAX_DEPTH:
-                return node.pos
-    return None
-
-
-def _depth_first(root: A.Expr) -> Iterator[tuple[A.Expr, int]]:
-    """Every node under ``root`` with its depth (root at 1), in reading order, without recursion."""
-    stack = [(root, 1)]
+    stack = [(root, 1) for root in reversed(roots)]
     while stack:
         node, depth = stack.pop()
-        yield node, depth
-        stack += [(c, depth + 1) for c in reversed(children(node))]
+        if depth > MAX_DEPTH:
+            return node.pos
+        below = children(node)
+        if below:
+            depth += 1
+            for child in reversed(below):
+                stack.append((child, depth))
+    return None
 
 
 # ------------------------------------------------------------------ whole words

@@ -80,20 +80,21 @@ class Visitor(Generic[R]):
     """Dispatch on the class of a node: ``visit(node)`` → ``visit_<Class>(node)``,
     or ``generic_visit(node)`` when the subclass defines no method for that class."""
 
-    _methods: dict[type, str]
+    _methods: dict[type, Callable[[Any, Any], R]]  # node class → the subclass's visit_<Class>
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._methods = {
-            node_cls: f"visit_{node_cls.__name__}"
-            for node_cls in _NODE_CLASSES
-            if callable(getattr(cls, f"visit_{node_cls.__name__}", None))
-        }
+        cls._methods = {}
+        for node_cls in _NODE_CLASSES:
+            method = getattr(cls, f"visit_{node_cls.__name__}", None)
+            if callable(method):
+                cls._methods[node_cls] = method
 
     def visit(self, node: Any) -> R:
-        name = self._methods.get(node.__class__)
-        method: Callable[[Any], R] = getattr(self, name) if name is not None else self.generic_visit
-        return method(node)
+        method = self._methods.get(node.__class__)
+        if method is None:
+            return self.generic_visit(node)
+        return method(self, node)
 
     def generic_visit(self, node: Any) -> R:
         raise TypeError(f"{type(self).__name__} does not visit {type(node).__name__}")
