@@ -102,8 +102,13 @@ def test_version_bump_is_seen_by_a_second_app_instance(uma, database_url, tmp_pa
         + __import__("base64").b64encode(f"{owner.username}:{owner.password}".encode()).decode()
     }
     try:
-        before = client.get("/policies/status", headers=auth).json
-        assert before["serving_version"] == before["version"]
+        # Other tests' apps on this database may have moved the version: wait until this one serves it.
+        before = wait_for(
+            lambda: (
+                (st := client.get("/policies/status", headers=auth).json)["serving_version"] == st["version"] and st
+            ),
+            "the second instance to serve the stored version",
+        )
         assert uma.put_policy(owner, GOOD).status_code == 200
         # The second instance's background thread (started by its first request) compiles the
         # new version; it converges within the reload interval plus the compile.
