@@ -21,6 +21,10 @@ from ..models import PermissionTicket
 from ..observability import count_token
 from ..security import hash_token, new_token, now
 
+#: A ticket's stored values: the ORM object, or the read-only row :func:`redeem_ticket` returns
+#: (the same names as attributes).
+TicketValues = PermissionTicket | Row[Any]
+
 
 def issue_ticket(
     session: Session,
@@ -29,7 +33,7 @@ def issue_ticket(
     rs_client_id: str,
     permissions: list[dict[str, Any]],
     lifetime: int,
-    predecessor: PermissionTicket | None = None,
+    predecessor: TicketValues | None = None,
     client_id: str | None = None,
     requesting_party: str | None = None,
     claims: dict[str, Any] | None = None,
