@@ -388,11 +388,21 @@ def test_approving_a_scope_that_was_not_requested_changes_nothing(browser, world
     assert w.api("GET", "/owner/requests").json()["requests"][0]["status"] == "pending"
 
 
-def test_denying_sends_the_polling_client_request_denied_G_41(browser, world):
+def test_denying_asks_for_confirmation_then_sends_the_polling_client_request_denied_G_41(browser, world):
+    """Issue 15 point 6: Deny first shows what would be refused (no script needed); only the
+    confirmation (``confirm=1``) refuses."""
     w = world(ASK_POLICY)
     ticket, pending = _submitted(w)
     csrf = sign_in(browser, w.owner)
-    assert browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf}).status_code == 303
+    asked = browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Refuse the request of" in asked.text and 'id="confirm-deny"' in asked.text
+    assert 'name="confirm" value="1"' in asked.text
+    assert w.api("GET", "/owner/requests").json()["requests"][0]["status"] == "pending"  # nothing refused yet
+    still = w.token(ticket).json()
+    assert still["error"] == "request_submitted"
+    ticket = still["ticket"]  # each answer carries the ticket to poll with next
+    confirmed = browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf, "confirm": "1"})
+    assert confirmed.status_code == 303
     poll = w.token(ticket)
     assert poll.status_code == 403 and poll.json()["error"] == "request_denied"
     assert "No request is waiting" in browser.get("/my/requests").text
