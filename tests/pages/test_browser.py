@@ -182,6 +182,8 @@ def test_pat_consent_in_the_browser_O_09_F_06(person, make_user, make_rs, http):
     assert consent.value.headers["content-security-policy"].endswith("form-action 'self' https://rs.example.net")
     me.page.wait_for_selector("text=Photo storage")
     assert me.page.is_visible("text=protecting your resources with this server")
+    # issue 15 point 6: the heading says what Allow gives
+    expect(me.page.locator("h1")).to_have_text("Let Photo storage protect your resources with this server?")
     me.shot("pat-consent")
     me.page.click("button[value=approve]")
     me.page.wait_for_url(RS_CALLBACK + "?*")
