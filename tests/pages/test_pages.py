@@ -529,6 +529,33 @@ def test_try_a_request_shows_the_decision_and_why_without_recording_it(browser, 
     assert w.api("GET", "/owner/requests").json()["requests"] == []
 
 
+def test_try_a_request_offers_the_clients_and_people_that_asked_by_name_issue15(browser, world, make_user):
+    """Issue 15 point 6: the client and the person are chosen by name; the form sends their ids."""
+    w = world(
+        'permit print on type "photo-album" when client.id == "{client}"\n'
+        'ask view on type "photo-album" when claims.email ends with "@example.com"\n',
+        client_name="Print shop",
+    )
+    rid = w.resources["summer-2026"]
+    cid = w.client.client_id
+    assert w.token(w.ticket("summer-2026", ["print"])).status_code == 200  # the client asked once
+    csrf = sign_in(browser, w.owner)
+    page = browser.get("/my/try").text
+    assert f'<option value="{cid}">Print shop ({cid})</option>' in page
+    assert f'<option value="client:{cid}">someone using Print shop</option>' in page
+    form = {"csrf_token": csrf, "resource_id": rid, "scopes": "print", "claims": "", "answer": "none"}
+    chosen = browser.post("/my/try", data={**form, "client_id": cid})
+    assert chosen.status_code == 200 and '<span class="badge permit">permit</span>' in chosen.text
+    assert f'<option value="{cid}" selected>Print shop' in chosen.text  # the choice stays picked
+    other = browser.post("/my/try", data={**form, "client_id": cid, "client_other": "someone-else"})
+    assert '<span class="badge deny">deny</span>' in other.text and 'value="someone-else"' in other.text
+    # Another owner's clients and people are not offered.
+    stranger = make_user()
+    with httpx.Client(base_url=str(browser.base_url), timeout=30) as theirs:
+        sign_in(theirs, stranger)
+        assert cid not in theirs.get("/my/try").text
+
+
 def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, make_user):
     w = world('permit view on type "photo-album" when claims.email == "dave@example.com"')
     first = w.token(w.ticket("summer-2026", ["view"])).json()
