@@ -581,3 +581,13 @@ def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, mak
     assert "+1 555 0199" not in page.text and "phone_number" not in page.text
     assert "sees none of them" in page.text and 'name="remember" value="yes">' in page.text
     assert '<span class="chip">view</span>' in page.text and w.client.row.client_name in page.text
+
+
+def test_every_page_links_the_favicon_and_it_is_served_as_svg_issue15(browser):
+    """Issue 15 point 6: an SVG favicon, linked from the base template, served as image/svg+xml."""
+    page = browser.get("/login").text
+    assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in page
+    icon = browser.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].split(";")[0] == "image/svg+xml"
+    assert icon.text.lstrip().startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in icon.text
