@@ -38,6 +38,15 @@ CHROMIUM_ARGS = [
 RS_CALLBACK = "https://rs.example.net/cb"
 DESKTOP = {"width": 1000, "height": 720}
 PHONE = {"width": 390, "height": 844}
+#: The sizes the flows of issue 15 run at (point 7): a laptop and a phone.
+SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": PHONE}
+
+#: Every link of the navigation, as a list of failures: cut off, hidden, or outside the viewport.
+NAV_PROBLEMS = """() => [...document.querySelectorAll('nav.nav a')].flatMap(a => {
+  const r = a.getBoundingClientRect();
+  const hidden = r.width === 0 || r.height === 0 || getComputedStyle(a).visibility === 'hidden';
+  return hidden || r.left < 0 || r.right > window.innerWidth ? [a.textContent.trim()] : [];
+})"""
 
 OWNER_POLICY = """# Family may see and download my albums.
 group family = ["bob@example.com", "carol@example.com"]
@@ -117,6 +126,19 @@ class Person:
 
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+    def fits(self) -> None:
+        """The page fits its viewport (issue 15 point 6): nothing scrolls sideways, and every link
+        of the navigation is shown whole inside the viewport (none cut off or scrolled away)."""
+        self.page.wait_for_load_state()
+        where = self.page.url
+        assert self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+            f"{where} scrolls sideways"
+        )
+        nav = self.page.locator("nav.nav a")
+        if nav.count():
+            assert nav.count() == 7, where
+            assert self.page.evaluate(NAV_PROBLEMS) == [], f"{where}: navigation links outside the viewport"
 
     def close(self) -> None:
         self.context.close()
@@ -339,12 +361,11 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
 
     phone = person(PHONE)
     phone.open_signed_in(f"/my/resources/{w.resources['summer-2026']}", w.owner)
-    fits = phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    assert fits, "the resource page scrolls sideways on a phone"
+    phone.fits()
     phone.shot("resource-phone")
-    for path in ("/my/history", "/my/policy", "/my/try", "/"):
+    for path in ("/my/resources", "/my/history", "/my/policy", "/my/try", "/my/requests", "/shared", "/account", "/"):
         phone.page.goto(path)
-        assert phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        phone.fits()
     phone.page.goto("/my/policy")
     phone.page.wait_for_selector("#check-status.ok")
     phone.shot("policy-phone")
@@ -425,7 +446,13 @@ def test_requesting_party_signs_in_with_an_identity_provider_in_the_browser_issu
         op.close()
 
 
-def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(person, world, make_user):
+def test_share_then_an_rpt_over_http_then_stop_sharing_makes_the_same_rpt_inactive_issue15_G_61(
+    person, world, make_user
+):
+    """Issue 15 point 7, end to end: the owner shares with Bob on the resource's page (the rule
+    shown as a diff, then saved: it is in the owner's text); Bob's client gets an RPT with the UMA
+    grant over HTTP and it introspects active; the owner stops sharing on the page; the same RPT
+    introspects inactive at once (live access, issue 10: introspection decides it again)."""
     w = world('permit print on type "photo-album" when client.id == "{client}"\n')
     rid = w.resources["summer-2026"]
     bob = make_user(username=unique("bob"), claims={"email": "bob@example.com", "email_verified": True})
@@ -466,7 +493,11 @@ def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(
     party.page.wait_for_url(CLAIMS_CB + "?*")
     granted = w.token(parse_qs(urlsplit(party.landed[-1]).query)["ticket"][0])
     assert granted.status_code == 200, granted.text
-    assert w.introspect(granted.json()["access_token"])["active"] is True
+    rpt = granted.json()["access_token"]
+    active = w.introspect(rpt)
+    assert active["active"] is True
+    assert [p["resource_scopes"] for p in active["permissions"] if p["resource_id"] == rid] == [["view"]]
+    assert 'when claims.email == "bob@example.com"' in w.api("GET", "/owner/policy").json()["text"]
 
     # Stop sharing: the diff takes the rule out; saved, the page shows no share, the text no rule.
     shared.locator("button", has_text="Stop sharing").click()
@@ -476,3 +507,4 @@ def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(
     expect(me.page.locator("#shared-with + p.empty")).to_be_visible()
     text = w.api("GET", "/owner/policy").json()["text"]
     assert "bob@example.com" not in text and text.startswith("permit print")
+    assert w.introspect(rpt) == {"active": False}  # the same token: the rule that gave it is gone
