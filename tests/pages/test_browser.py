@@ -508,3 +508,117 @@ def test_share_then_an_rpt_over_http_then_stop_sharing_makes_the_same_rpt_inacti
     text = w.api("GET", "/owner/policy").json()["text"]
     assert "bob@example.com" not in text and text.startswith("permit print")
     assert w.introspect(rpt) == {"active": False}  # the same token: the rule that gave it is gone
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_the_sharing_pages_of_issue15_work_at_desktop_and_phone_size(person, world, make_user, size):
+    """Issue 15 point 7: the flows of sharing without writing code in Chromium at a laptop's and
+    a phone's size, every page fitting its screen: a person asks for access on their Shared with
+    me page; the owner refuses it (after confirming); shares another resource from its page (the
+    diff first) and stops again; reads it back in History (filters, the version diff); tries a
+    request, picking the client and the person by name. Screenshots: ``NAME.png`` on the
+    desktop, ``NAME-phone.png`` on the phone (docs/pages.md)."""
+    viewport = SIZES[size]
+    suffix = "" if size == "desktop" else "-phone"
+    w = world(
+        'ask view on type "photo-album" when claims.email ends with "@example.com"\n'
+        'permit print on type "photo-album" when client.id == "{client}"\n',
+        resources={"summer-2026": ["view", "download", "print"], "garden-2025": ["view", "download"]},
+    )
+    summer, garden = w.resources["summer-2026"], w.resources["garden-2025"]
+    assert w.token(w.ticket("summer-2026", ["print"])).status_code == 200  # Photo app asked once
+    bob = make_user(username=unique("bob"), claims={"email": "bob@example.com", "email_verified": True})
+    carol = make_user(username=unique("carol"), claims={"email": "carol@example.com"})
+
+    # Bob, sent the link, asks for access on his Shared with me page.
+    party = person(viewport)
+    party.open_signed_in("/shared", bob)
+    party.fits()
+    # (other tests' owners ask-share their albums with any @example.com too: pick this owner's)
+    party.page.locator("li.askable", has_text=w.owner.username).filter(has_text="summer-2026").locator("a").click()
+    party.page.wait_for_selector("#request-access")
+    party.fits()
+    party.page.click("#request-access")
+    party.page.wait_for_selector("text=the answer shows here")
+    expect(party.page.locator("tr.my-request", has_text="summer-2026")).to_contain_text("pending")
+    party.fits()
+    party.shot("shared-with-me" + suffix)
+
+    # The owner refuses it: Deny first shows what would be refused, then refuses.
+    me = person(viewport)
+    me.open_signed_in("/my/requests", w.owner)
+    me.fits()
+    card = me.page.locator("article", has_text=bob.username)
+    card.get_by_role("button", name="Deny").click()
+    me.page.wait_for_selector("#deny-confirm")
+    expect(me.page.locator("h1")).to_have_text(f"Refuse the request of {bob.username}?")
+    me.fits()
+    me.shot("deny-confirm" + suffix)
+    assert w.api("GET", "/owner/requests").json()["requests"][0]["status"] == "pending"
+    me.page.click("#confirm-deny")
+    me.page.wait_for_selector(f"text=Refused the request of {bob.username}")
+    assert w.api("GET", "/owner/requests?status=all").json()["requests"][0]["status"] == "denied"
+    party.page.reload()
+    expect(party.page.locator("tr.my-request", has_text="summer-2026")).to_contain_text("denied")
+
+    # Share garden-2025 with Carol from its page: who has access, the form, the diff, saved.
+    me.page.goto(f"/my/resources/{garden}")
+    expect(me.page.locator("#who-can")).to_be_visible()
+    me.fits()
+    me.page.fill("input[name=person]", carol.username)
+    me.page.check("input[name=scopes][value=download]")
+    me.page.click("#share-submit")
+    me.page.wait_for_selector("#share-diff .diff-add")
+    me.fits()
+    me.page.click("#confirm-change")
+    me.page.wait_for_selector("text=Saved as version")
+    shared = me.page.locator(".shares li", has_text=carol.username)
+    expect(shared).to_be_visible()
+    me.fits()
+    if size == "phone":
+        me.shot("shared-with-phone")
+    assert f'claims.sub == "{carol.username}"' in w.api("GET", "/owner/policy").json()["text"]
+    shared.get_by_role("button", name="Stop sharing").click()
+    me.page.wait_for_selector("#share-diff .diff-del")
+    me.fits()
+    me.page.click("#confirm-change")
+    me.page.wait_for_selector("text=Stopped sharing")
+    assert carol.username not in w.api("GET", "/owner/policy").json()["text"]
+
+    # History: my actions (the share, its end, the refusal), filtered; the version diff.
+    me.page.click("nav >> text=History")
+    me.page.wait_for_url(re.compile(r"/my/history$"))
+    me.page.select_option("#f-resource", garden)
+    me.page.select_option("#f-show", "actions")
+    me.page.get_by_role("button", name="Filter").click()
+    me.page.wait_for_url(re.compile(r"show=actions"))
+    expect(me.page.locator("li.action-share", has_text=carol.username)).to_have_count(1)
+    expect(me.page.locator("li.action-unshare", has_text=carol.username)).to_have_count(1)
+    expect(me.page.locator("li.action-denied")).to_have_count(0)  # the refusal was on summer-2026
+    me.fits()
+    me.page.goto("/my/history?show=actions")
+    expect(me.page.locator("li.action-denied", has_text=bob.username)).to_have_count(1)
+    me.fits()
+    me.shot("history-actions" + suffix)
+    me.page.locator("li.action-version").first.get_by_role("link", name="what changed").click()
+    me.page.wait_for_selector("#version-diff .diff-del")
+    me.fits()
+    me.shot("policy-diff" + suffix)
+
+    # Try a request: the client and the person picked by name, the ids sent.
+    me.page.click("nav >> text=Try a request")
+    me.page.wait_for_url(re.compile(r"/my/try$"))
+    me.page.select_option("#t-resource", summer)
+    me.page.fill("#t-scopes", "print view")
+    me.page.select_option("#t-client", label=f"Photo app ({w.client.client_id})")
+    me.page.select_option("#t-party", label=bob.username)
+    me.page.get_by_role("button", name="Decide").click()
+    me.page.wait_for_selector("#result .decision")
+    expect(me.page.locator("#result .explain-scope", has_text="print")).to_contain_text("permit")
+    expect(me.page.locator("#t-client option:checked")).to_have_text(f"Photo app ({w.client.client_id})")
+    me.fits()
+    me.shot("try-by-name" + suffix)
+
+    for path in ("/", "/my/resources", f"/my/resources/{summer}", "/my/policy", "/account"):
+        me.page.goto(path)
+        me.fits()
