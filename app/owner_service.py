@@ -698,9 +698,9 @@ def try_choices(db: Session, owner: str) -> dict[str, Any]:
     seen_parties: dict[str, None] = {}
     for model in (AuditRecord, PendingRequest, Rpt):
         rows = db.execute(
-            select(model.client_id, model.requesting_party)  # type: ignore[attr-defined]
-            .where(model.owner == owner)  # type: ignore[attr-defined]
-            .order_by(model.id.desc())  # type: ignore[attr-defined]
+            select(model.client_id, model.requesting_party)
+            .where(model.owner == owner)
+            .order_by(model.id.desc())
             .limit(TRY_CHOICES_SCAN)
         )
         for client_id, requesting_party in rows:
