@@ -481,7 +481,7 @@ def test_share_then_an_rpt_over_http_then_stop_sharing_makes_the_same_rpt_inacti
     # The rule works: Bob's client gets an RPT for view after Bob gives his email.
     need = w.token(w.ticket("summer-2026", ["view"])).json()
     assert need["error"] == "need_info"
-    party = person()
+    party = person(PHONE)  # Bob, on his phone
     party.page.goto(
         "/uma/claims?"
         + urlencode(
@@ -489,6 +489,11 @@ def test_share_then_an_rpt_over_http_then_stop_sharing_makes_the_same_rpt_inacti
         )
     )
     party.sign_in(bob)
+    expect(party.page.locator("#consent-heading")).to_have_text(
+        f"Share your email with {w.owner.username}'s sharing rules?"
+    )
+    party.fits()
+    party.shot("claims-interaction-phone")
     party.page.click("button[value=allow]")
     party.page.wait_for_url(CLAIMS_CB + "?*")
     granted = w.token(parse_qs(urlsplit(party.landed[-1]).query)["ticket"][0])
