@@ -684,6 +684,35 @@ def version_diff(db: Session, owner: str, old: int, new: int) -> dict[str, Any]:
 ANSWERS = ("none", "approved", "denied")
 
 
+#: How many of the owner's latest decisions, requests and tokens "try a request" reads for its choices.
+TRY_CHOICES_SCAN = 500
+
+
+def try_choices(db: Session, owner: str) -> dict[str, Any]:
+    """What "try a request" offers by name (issue 15 point 6): the clients and the requesting
+    parties that have asked for the owner's resources (latest decisions, requests, tokens).
+    ``clients``: ``(id, display name)`` sorted by name; ``parties``: ids; ``names``: the display
+    names of the clients involved (a party known only by its application is ``client:<id>``).
+    The form still sends the ids."""
+    seen_clients: dict[str, None] = {}
+    seen_parties: dict[str, None] = {}
+    for model in (AuditRecord, PendingRequest, Rpt):
+        rows = db.execute(
+            select(model.client_id, model.requesting_party)
+            .where(model.owner == owner)
+            .order_by(model.id.desc())
+            .limit(TRY_CHOICES_SCAN)
+        )
+        for client_id, requesting_party in rows:
+            if client_id:
+                seen_clients.setdefault(client_id)
+            if requesting_party:
+                seen_parties.setdefault(requesting_party)
+    names = client_names(db, [*seen_clients, *(p.removeprefix("client:") for p in seen_parties)])
+    clients = sorted(((c, names.get(c, c)) for c in seen_clients), key=lambda pair: (pair[1].lower(), pair[0]))
+    return {"clients": clients, "parties": sorted(seen_parties, key=str.lower), "names": names}
+
+
 def try_request(
     db: Session,
     owner: str,
