@@ -171,6 +171,7 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
             "policy_dir": SHIPPED_POLICIES,
             "rpt_format": "jwt",
             "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
+            "notification_interval": 0,  # tests/server/test_notifications.py serves the apps that send
             # Every test's requests come from 127.0.0.1: a limit per address would soon lock them all
             # out (the lockout's own tests serve apps with their limits: tests/server/test_lockout.py).
             "lockout_address_attempts": 0,
@@ -195,7 +196,16 @@ def serve_app(config: dict[str, Any]) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     url = f"http://127.0.0.1:{server.port}"
     dispatch.app = create_app(
-        {"issuer": url, "secret_key": secrets.token_hex(32), "policy_dir": SHIPPED_POLICIES, "TESTING": True, **config}
+        {
+            "issuer": url,
+            "secret_key": secrets.token_hex(32),
+            "policy_dir": SHIPPED_POLICIES,
+            "TESTING": True,
+            # Only the apps of tests/server/test_notifications.py send notifications: another app, with
+            # another secret key, could not sign for their webhooks.
+            "notification_interval": 0,
+            **config,
+        }
     )
     thread = threading.Thread(target=server.serve_forever, name="other-server", daemon=True)
     thread.start()
@@ -222,9 +232,9 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> 
 
 
 def close_app(app: Any) -> None:
-    """Stop an app's purge and policy threads and close its database connections (a test's extra
+    """Stop an app's purge, notification and policy threads and close its database connections (a test's extra
     app must not keep PostgreSQL connections, nor an inotify watch, until the end of the session)."""
-    for name in ("uma_purger", "uma_policies"):
+    for name in ("uma_purger", "uma_policies", "uma_notifier"):
         running = app.extensions.get(name)
         if running is not None:
             running.stop()
