@@ -162,7 +162,9 @@ def _room_for_one(db: Session, owner: str) -> None:
         raise InvalidRequest(f"You have {MAX_TARGETS} places to be notified at already; remove one first.")
 
 
-def add_webhook(db: Session, owner: str, url: str, settings: Settings, secret_key: str) -> tuple[NotificationTarget, str]:
+def add_webhook(
+    db: Session, owner: str, url: str, settings: Settings, secret_key: str
+) -> tuple[NotificationTarget, str]:
     """Register a webhook; returns it and its signing secret (shown to the owner once)."""
     url = check_webhook_url(url, settings.notification_allow_http_loopback)
     _room_for_one(db, owner)
@@ -278,7 +280,9 @@ def _send_webhook(target: NotificationTarget, row: NotificationDelivery, setting
     secret = unseal(target.secret_sealed or "", secret_key)
     if secret is None:
         # Not final: another process may hold the right key (every process must share one).
-        raise DeliveryFailed("this process cannot read the webhook's secret: is its secret_key the same as the others'?")
+        raise DeliveryFailed(
+            "this process cannot read the webhook's secret: is its secret_key the same as the others'?"
+        )
     body = row.body.encode()
     at = now()
     headers = {
