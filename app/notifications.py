@@ -216,7 +216,11 @@ def deliveries(db: Session, owner: str, limit: int = SHOWN) -> list[Notification
 def event_body(db: Session, row: PendingRequest, issuer: str) -> dict[str, Any]:
     """What a notification of a pending request says (the webhook's JSON; the email's text)."""
     resource = db.get(Resource, row.resource_id)
-    client = db.get(OAuthClient, row.client_id) if row.client_id else None
+    client = (
+        db.execute(select(OAuthClient).where(OAuthClient.client_id == row.client_id)).scalars().first()
+        if row.client_id
+        else None
+    )
     return {
         "type": PENDING,
         "id": secrets.token_hex(16),
