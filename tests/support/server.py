@@ -47,6 +47,11 @@ from app import create_app
 from app.db import make_engine, upgrade_database
 
 PG_ENV = "UMA_TEST_DATABASE_URL"
+# Only the apps of tests/server/test_notifications.py send notifications (they say so in their
+# settings): every other test app, each with a secret key of its own, could not sign for their
+# webhooks, and would count failed attempts on their deliveries. Also for `uma` and gunicorn
+# processes that tests start (they inherit the environment).
+os.environ.setdefault("UMA_NOTIFICATION_INTERVAL", "0")
 #: The shipped example policies: the live server and ``serve_app`` use them unless told otherwise.
 SHIPPED_POLICIES = str(Path(__file__).resolve().parents[2] / "policies")
 
@@ -171,7 +176,6 @@ def live_server(engine, database_url: str, tmp_path_factory: pytest.TempPathFact
             "policy_dir": SHIPPED_POLICIES,
             "rpt_format": "jwt",
             "purge_interval": 0,  # tests/server/test_purge.py purges; a background purge mid-test would not be seen
-            "notification_interval": 0,  # tests/server/test_notifications.py serves the apps that send
             # Every test's requests come from 127.0.0.1: a limit per address would soon lock them all
             # out (the lockout's own tests serve apps with their limits: tests/server/test_lockout.py).
             "lockout_address_attempts": 0,
@@ -196,16 +200,7 @@ def serve_app(config: dict[str, Any]) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, dispatch, threaded=True)
     url = f"http://127.0.0.1:{server.port}"
     dispatch.app = create_app(
-        {
-            "issuer": url,
-            "secret_key": secrets.token_hex(32),
-            "policy_dir": SHIPPED_POLICIES,
-            "TESTING": True,
-            # Only the apps of tests/server/test_notifications.py send notifications: another app, with
-            # another secret key, could not sign for their webhooks.
-            "notification_interval": 0,
-            **config,
-        }
+        {"issuer": url, "secret_key": secrets.token_hex(32), "policy_dir": SHIPPED_POLICIES, "TESTING": True, **config}
     )
     thread = threading.Thread(target=server.serve_forever, name="other-server", daemon=True)
     thread.start()
