@@ -331,6 +331,8 @@ class Settings(BaseSettings):
     """Longest wait between two attempts at a notification, seconds."""
     notification_allow_http_loopback: bool = False
     """Let owners register `http://` webhooks on a loopback address (127.0.0.0/8, ::1, localhost): for development and tests; other webhooks must be `https://`."""
+    notification_allow_private_networks: bool = False
+    """Let webhooks be called at private, link-local, loopback and other non-public addresses (a literal one in the URL is refused when registered, a name resolving to one when called): for webhooks inside the operator's own network; off, an owner cannot make the server call its neighbours."""
     smtp_host: str = ""
     """SMTP server that sends owners' notification emails; empty: owners can register webhooks only."""
     smtp_port: Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=65535)] = 587

@@ -46,6 +46,7 @@ import random
 import re
 import secrets
 import smtplib
+import socket
 import ssl
 import threading
 from email.message import EmailMessage
@@ -114,16 +115,33 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
+    literal = _literal_ip(host)
+    return host.lower() in _LOOPBACK_NAMES or (literal is not None and ipaddress.ip_address(literal).is_loopback)
+
+
+def address_allowed(address: str, settings: Settings) -> bool:
+    """Whether a webhook may be called at this IP address: a public one; a loopback one where
+    ``notification_allow_http_loopback``; a private or reserved one (this network, the cloud's
+    metadata service, …) only where ``notification_allow_private_networks``."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.is_loopback:
+        return settings.notification_allow_http_loopback or settings.notification_allow_private_networks
+    if ip.is_global:
         return True
+    return settings.notification_allow_private_networks and not (ip.is_unspecified or ip.is_multicast)
+
+
+def _literal_ip(host: str) -> str | None:
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
-        return False
+        return None
 
 
-def check_webhook_url(url: str, allow_http_loopback: bool) -> str:
-    """A webhook URL fit to be called, or :class:`InvalidRequest` saying why."""
+def check_webhook_url(url: str, settings: Settings) -> str:
+    """A webhook URL fit to be called, or :class:`InvalidRequest` saying why (a host name is
+    resolved only when called: :func:`_check_resolved`)."""
+    allow_http_loopback = settings.notification_allow_http_loopback
     url = url.strip()
     if not url or len(url) > 2048 or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise InvalidRequest("Give the webhook's URL (at most 2048 characters, no spaces).")
@@ -135,16 +153,17 @@ def check_webhook_url(url: str, allow_http_loopback: bool) -> str:
         raise InvalidRequest("That is not a URL.") from None
     if not host or parts.username is not None or parts.password is not None or parts.fragment:
         raise InvalidRequest("A webhook URL names a host, and no user, password or #fragment.")
-    if parts.scheme == "https":
-        return url
-    if parts.scheme == "http" and allow_http_loopback and _is_loopback(host):
-        return url
-    raise InvalidRequest("A webhook URL must start with https://.")
+    if not (parts.scheme == "https" or (parts.scheme == "http" and allow_http_loopback and _is_loopback(host))):
+        raise InvalidRequest("A webhook URL must start with https://.")
+    literal = _literal_ip(host)
+    if literal is not None and not address_allowed(literal, settings):
+        raise InvalidRequest("A webhook cannot be called at a private or reserved address on this server.")
+    return url
 
 
 def check_email(address: str) -> str:
     address = address.strip()
-    if not _EMAIL_RE.fullmatch(address):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in address) or not _EMAIL_RE.fullmatch(address):
         raise InvalidRequest("That is not an email address.")
     return address
 
@@ -166,7 +185,7 @@ def add_webhook(
     db: Session, owner: str, url: str, settings: Settings, secret_key: str
 ) -> tuple[NotificationTarget, str]:
     """Register a webhook; returns it and its signing secret (shown to the owner once)."""
-    url = check_webhook_url(url, settings.notification_allow_http_loopback)
+    url = check_webhook_url(url, settings)
     _room_for_one(db, owner)
     secret = "whsec_" + secrets.token_urlsafe(32)
     row = NotificationTarget(owner=owner, kind="webhook", address=url, secret_sealed=seal(secret, secret_key))
@@ -287,6 +306,7 @@ def _send_webhook(target: NotificationTarget, row: NotificationDelivery, setting
         raise DeliveryFailed(
             "this process cannot read the webhook's secret: is its secret_key the same as the others'?"
         )
+    _check_resolved(target.address, settings)
     body = row.body.encode()
     at = now()
     headers = {
@@ -312,6 +332,23 @@ def _send_webhook(target: NotificationTarget, row: NotificationDelivery, setting
     if not 200 <= status < 300:
         raise DeliveryFailed(f"the receiver answered HTTP {status}", status)
     return status
+
+
+def _check_resolved(url: str, settings: Settings) -> None:
+    """Refuse to call a webhook whose host name resolves to an address it may not be called at
+    (:func:`address_allowed`). The connection resolves the name again: a name that changes its
+    address in between (DNS rebinding) is not stopped here; firewall the server's outgoing
+    traffic where that matters."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise DeliveryFailed(f"cannot resolve {host}: {exc}") from None
+    for info in infos:
+        address = str(info[4][0])
+        if not address_allowed(address, settings):
+            raise DeliveryFailed(f"{host} resolves to {address}, a private or reserved address: not called")
 
 
 def email_text(body: dict[str, Any]) -> tuple[str, str]:

@@ -30,7 +30,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.models import NotificationDelivery, NotificationTarget, OwnerAction
-from app.notifications import deliver_due, retry_delay, seal
+from app.notifications import DeliveryFailed, _check_resolved, deliver_due, retry_delay, seal
 from tests.server.grant_support import ID_TOKEN, IDP_AUDIENCE, IDP_ISSUER, Uma, idp  # noqa: F401
 from tests.support.server import close_app, csrf_from, unique, wait_for
 
@@ -319,6 +319,10 @@ def test_webhook_urls_must_be_https_and_http_only_to_loopback_where_allowed(noti
         r = browser.post("/my/notifications/webhook", data={"csrf_token": csrf, "url": bad})
         assert r.status_code == 303, bad
         assert 'id="webhook-secret"' not in browser.get("/my/notifications").text
+    for private in ("https://10.0.0.1/x", "https://169.254.169.254/latest", "https://[fe80::1]/", "https://0.0.0.0/"):
+        r = browser.post("/my/notifications/webhook", data={"csrf_token": csrf, "url": private})
+        assert r.status_code == 303, private
+        assert "private or reserved address" in browser.get("/my/notifications").text, private
     assert _add_webhook(browser, csrf, "http://127.0.0.1:9/hook").startswith("whsec_")
     # The shared live server keeps the default: no http at all, not even to loopback.
     shared, shared_csrf = _signed_in(live_server.url, user)
@@ -489,3 +493,13 @@ def test_revocations_are_in_the_owners_history_with_their_time(notifying, idp, e
     assert "Refused" not in page.split('id="my-actions"')[1]
     # One resource's history has them too.
     assert "Revoked the access token of" in browser.get("/my/history", params={"resource_id": resource}).text
+
+
+def test_a_webhook_name_resolving_to_a_private_address_is_not_called(settings, notifying):
+    """Registered by name, checked when called: the shared live server's settings allow neither
+    loopback nor private networks, the notifying app's allow loopback."""
+    with pytest.raises(DeliveryFailed, match="resolves to .*private or reserved address"):
+        _check_resolved("https://localhost:9/hook", settings)
+    _check_resolved("https://localhost:9/hook", notifying.app.config["UMA_SETTINGS"])  # loopback allowed there
+    with pytest.raises(DeliveryFailed, match="cannot resolve"):
+        _check_resolved("https://no-such-host.invalid/hook", settings)
