@@ -503,3 +503,25 @@ def test_a_webhook_name_resolving_to_a_private_address_is_not_called(settings, n
     _check_resolved("https://localhost:9/hook", notifying.app.config["UMA_SETTINGS"])  # loopback allowed there
     with pytest.raises(DeliveryFailed, match="cannot resolve"):
         _check_resolved("https://no-such-host.invalid/hook", settings)
+
+
+def test_the_owner_api_registers_lists_and_removes_targets(notifying, make_user):
+    owner, other = make_user(), make_user()
+    with httpx.Client(base_url=notifying.url, timeout=30) as api:
+        auth = (owner.username, owner.password)
+        r = api.post("/owner/notifications/webhooks", json={"url": "https://api-hook.hooks.test/x"}, auth=auth)
+        assert r.status_code == 201, r.text
+        created = r.json()
+        assert created["kind"] == "webhook" and created["secret"].startswith("whsec_")
+        assert api.post("/owner/notifications/emails", json={"address": "me@owner.test"}, auth=auth).status_code == 201
+        listed = api.get("/owner/notifications", auth=auth).json()
+        assert [t["address"] for t in listed["targets"]] == ["https://api-hook.hooks.test/x", "me@owner.test"]
+        assert "secret" not in json.dumps(listed) and created["secret"] not in json.dumps(listed)
+        for bad in ({"url": "http://api-hook.hooks.test/x"}, {"url": 3}, {}):
+            r = api.post("/owner/notifications/webhooks", json=bad, auth=auth)
+            assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad
+        other_auth = (other.username, other.password)
+        assert api.delete(f"/owner/notifications/{created['id']}", auth=other_auth).status_code == 404
+        assert api.get("/owner/notifications", auth=other_auth).json() == {"targets": [], "deliveries": []}
+        assert api.delete(f"/owner/notifications/{created['id']}", auth=auth).status_code == 200
+        assert [t["kind"] for t in api.get("/owner/notifications", auth=auth).json()["targets"]] == ["email"]
