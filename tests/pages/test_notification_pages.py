@@ -84,7 +84,17 @@ def test_pending_count_delivery_status_and_approving_from_the_link_after_sign_in
             assert submitted.status_code == 403 and submitted.json()["error"] == "request_submitted"
 
             # The pending count is on every owner page.
-            for path in ("/", "/my/resources", "/my/policy", "/my/history", "/my/notifications", "/shared"):
+            for path in (
+                "/",
+                "/my/resources",
+                "/my/policy",
+                "/my/requests",
+                "/my/history",
+                "/my/try",
+                "/my/notifications",
+                "/shared",
+                "/account",
+            ):
                 me.page.goto(path)
                 count = me.page.locator("nav .count")
                 assert count.inner_text() == "1", path
