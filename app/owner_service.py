@@ -273,9 +273,8 @@ def revoke_grant(db: Session, owner: str, rpt_id: int) -> Rpt:
         raise NotFound("No such grant.")
     if not row.revoked:
         # What stops working, for the owner's history (the RPT row is purged once it expired).
-        live = [
-            {"resource_id": p["resource_id"], "scopes": list(p["resource_scopes"])} for p in live_permissions(db, row)
-        ]
+        held = live_permissions(db, row) or row.permissions  # what it gave, else what it was issued
+        live = [{"resource_id": p["resource_id"], "scopes": list(p["resource_scopes"])} for p in held]
         db.add(
             OwnerAction(
                 owner=owner,
