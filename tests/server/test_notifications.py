@@ -525,3 +525,58 @@ def test_the_owner_api_registers_lists_and_removes_targets(notifying, make_user)
         assert api.get("/owner/notifications", auth=other_auth).json() == {"targets": [], "deliveries": []}
         assert api.delete(f"/owner/notifications/{created['id']}", auth=auth).status_code == 200
         assert [t["kind"] for t in api.get("/owner/notifications", auth=auth).json()["targets"]] == ["email"]
+
+
+def test_a_lease_left_by_a_sender_that_stopped_runs_out_and_the_notification_is_sent(
+    notifying, httpserver, engine, make_user
+):
+    """A process that died mid-way leaves its lease: the row waits while the lease lives (another
+    sender has it), then any sender takes it; an outcome is written only under the sender's lease."""
+    receiver = Receiver(httpserver, [200])
+    owner = make_user().username
+    secret_key = notifying.app.config["SECRET_KEY"]
+    settings = notifying.app.config["UMA_SETTINGS"]
+    at = int(time.time())
+    with Session(engine) as db:
+        target = NotificationTarget(
+            owner=owner, kind="webhook", address=receiver.url, secret_sealed=seal("whsec_y", secret_key)
+        )
+        db.add(target)
+        db.flush()
+        held = NotificationDelivery(
+            target_id=target.id,
+            owner=owner,
+            kind="webhook",
+            event="test",
+            body="{}",
+            lease_until=at + 3600,
+            lease_id="alive",
+        )
+        left = NotificationDelivery(
+            target_id=target.id,
+            owner=owner,
+            kind="webhook",
+            event="test",
+            body="{}",
+            lease_until=at - 1,
+            lease_id="dead",
+        )
+        db.add_all([held, left])
+        db.commit()
+        held_id, left_id = held.id, left.id
+    deliver_due(engine, settings, secret_key)
+    rows = {
+        d.id: d
+        for d in wait_for(
+            lambda: [d for d in _deliveries(engine, owner) if d.status == "delivered"] and _deliveries(engine, owner),
+            "the left row",
+        )
+    }
+    assert rows[left_id].status == "delivered" and rows[left_id].lease_id is None
+    assert rows[held_id].status == "pending" and rows[held_id].attempts == 0 and rows[held_id].lease_id == "alive"
+    assert [h["X-Uma-Delivery"] for h, _ in receiver.calls] == [str(left_id)]
+    # The sender whose lease ran out comes back: what it writes is not recorded.
+    from app.notifications import _record
+
+    _record(engine, held_id, "someone-else", {"status": "failed", "attempts": 1})
+    assert {d.id: d for d in _deliveries(engine, owner)}[held_id].status == "pending"
