@@ -29,7 +29,7 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, get_settings, observability, purge
+from . import cache, db, get_settings, notifications, observability, purge
 from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
 from .demo import bp as demo_client
@@ -108,6 +108,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     observability.init_app(app)
     cache.init_app(app)
     purge.init_app(app)
+    notifications.init_app(app)
     schema_current = db.schema_is_current(engine)
     if settings.auto_migrate and not schema_current:
         db.upgrade_database(engine)
