@@ -29,7 +29,7 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, get_settings, observability, purge
+from . import cache, db, get_settings, keycloak_compat, observability, purge
 from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
 from .demo import bp as demo_client
@@ -148,6 +148,8 @@ def _build_authorization_server(app: Flask) -> UmaAuthorizationServer:
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(RefreshTokenGrant)
+    if keycloak_compat.enabled(app):  # Keycloak's grant extensions, at the realm's token endpoint only
+        keycloak_compat.register_grant(server)
     server.register_grant(UmaTicketGrant)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(ClientRegistrationEndpoint(server))
@@ -177,7 +179,10 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     if get_settings(app).demo:  # `uma serve --demo`: the demo client's claims redirection page
         app.register_blueprint(demo_client)
-    for blueprint in APIS:
+    apis = list(APIS)
+    if keycloak_compat.enabled(app):  # Keycloak's layout beside the standard one (issue 16)
+        apis += keycloak_compat.blueprints()
+    for blueprint in apis:
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
 

@@ -1,0 +1,285 @@
+"""Keycloak's layout and grant extensions (issue 16), driven by the real clients, unchanged:
+``python-keycloak``'s ``KeycloakUMA`` / ``KeycloakOpenID`` against a served app with
+``keycloak_compat = true`` on the session's database (the standard live server, on the same
+database, has it off and shows the same data through ``/uma/...``)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from keycloak import KeycloakOpenID, KeycloakOpenIDConnection, KeycloakUMA
+from keycloak.exceptions import KeycloakPostError
+from keycloak.uma_permissions import UMAPermission
+
+from tests.server.grant_support import ID_TOKEN, IDP_AUDIENCE, IDP_ISSUER, UMA_GRANT, idp  # noqa: F401
+from tests.support.server import serve_app, unique
+
+REALM = "uma"
+
+
+@pytest.fixture(scope="module")
+def kc(database_url, idp, tmp_path_factory) -> Iterator[str]:  # noqa: F811
+    """An app serving Keycloak's layout (realm ``uma``) on the session's database."""
+    config = {
+        "database_url": database_url,
+        "instance_path": str(tmp_path_factory.mktemp("kc-instance")),
+        "keycloak_compat": True,
+        "rpt_format": "jwt",
+        "purge_interval": 0,
+        "lockout_address_attempts": 0,
+        "trusted_issuers": [
+            {"issuer": IDP_ISSUER, "jwks_file": str(idp.jwks_file), "audience": IDP_AUDIENCE, "algorithms": ["RS256"]}
+        ],
+    }
+    with serve_app(config) as url:
+        yield url
+
+
+class Realm:
+    """One owner, a Keycloak-style resource server client (confidential, client credentials and
+    the UMA grant; its client-credentials PATs are the owner's), a requesting party."""
+
+    def __init__(self, url: str, make_user, make_client, pat_for) -> None:
+        self.url = url
+        self.owner = make_user()
+        self.bob = make_user(claims={"email": unique("bob") + "@example.org"})
+        self.rs = make_client(
+            owner=self.owner.username,
+            grant_types=["client_credentials", UMA_GRANT, "refresh_token"],
+            scope="uma_protection",
+            token_endpoint_auth_method="client_secret_post",
+        )
+        self.connection = KeycloakOpenIDConnection(
+            server_url=url, realm_name=REALM, client_id=self.rs.client_id, client_secret_key=self.rs.client_secret
+        )
+        self.uma = KeycloakUMA(connection=self.connection)
+        self.openid = KeycloakOpenID(
+            server_url=url, realm_name=REALM, client_id=self.rs.client_id, client_secret_key=self.rs.client_secret
+        )
+        # An access token this AS issued to the RS's client for bob (as a sign-in at the client would give).
+        self.bob_token = pat_for(self.bob.username, self.rs, scope="").token
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    def put_policy(self, text: str) -> None:
+        r = self.http.put(
+            "/owner/policy",
+            content=text.encode(),
+            auth=(self.owner.username, self.owner.password),
+            headers={"Content-Type": "text/plain"},
+        )
+        assert r.status_code == 200, r.text
+
+    def album(self, **extra: Any) -> dict[str, Any]:
+        body = {"name": unique("album"), "type": "photo-album", "resource_scopes": ["view", "edit"], **extra}
+        return self.uma.resource_set_create(body)
+
+
+@pytest.fixture()
+def realm(kc, make_user, make_client, pat_for) -> Iterator[Realm]:
+    r = Realm(kc, make_user, make_client, pat_for)
+    yield r
+    r.http.close()
+
+
+def test_realm_discovery_points_into_the_realm_G04(kc) -> None:
+    """The realm's uma2- and openid-configuration, and RFC 8414's inserted well-known URL."""
+    base = f"{kc}/realms/{REALM}"
+    with httpx.Client(base_url=kc) as http:
+        docs = [
+            http.get(f"/realms/{REALM}/.well-known/uma2-configuration"),
+            http.get(f"/realms/{REALM}/.well-known/openid-configuration"),
+            http.get(f"/.well-known/oauth-authorization-server/realms/{REALM}"),
+        ]
+        assert http.get("/realms/other/.well-known/uma2-configuration").status_code == 404
+        standard = http.get("/.well-known/uma2-configuration").json()
+    for r in docs:
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["issuer"] == base
+        assert doc["token_endpoint"] == base + "/protocol/openid-connect/token"
+        assert doc["introspection_endpoint"] == base + "/protocol/openid-connect/token/introspect"
+        assert doc["jwks_uri"] == base + "/protocol/openid-connect/certs"
+        assert doc["resource_registration_endpoint"] == base + "/authz/protection/resource_set"
+        assert doc["permission_endpoint"] == base + "/authz/protection/permission"
+        assert doc["policy_endpoint"] == base + "/authz/protection/uma-policy"
+    assert standard["issuer"] == kc and standard["token_endpoint"] == kc + "/token"
+
+
+def test_realm_urls_are_404_when_disabled(http) -> None:
+    """The standard live server (keycloak_compat off): none of the realm's URLs exists."""
+    for path in (
+        f"/realms/{REALM}/.well-known/uma2-configuration",
+        f"/.well-known/oauth-authorization-server/realms/{REALM}",
+        f"/realms/{REALM}/protocol/openid-connect/certs",
+    ):
+        assert http.get(path).status_code == 404, path
+    assert (
+        http.post(f"/realms/{REALM}/protocol/openid-connect/token", data={"grant_type": UMA_GRANT}).status_code == 404
+    )
+    assert http.post(f"/realms/{REALM}/authz/protection/resource_set", json={}).status_code == 404
+
+
+def test_openid_scope_gets_a_pat_only_on_the_realm_F03(realm, http) -> None:
+    """python-keycloak asks client credentials with ``scope=openid``: a PAT at the realm, refused
+    (invalid_scope) at the standard token endpoint, which is unchanged."""
+    token = realm.openid.token(grant_type="client_credentials")
+    assert "uma_protection" in token["scope"].split()
+    r = http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "openid"},
+        auth=(realm.rs.client_id, realm.rs.client_secret),
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+
+
+def test_keycloak_uma_resource_crud_same_data_F22_F26(realm, http) -> None:
+    """Create 201 (representation with _id), read, update 204, list with Keycloak's filters,
+    delete 204 — and the standard surface sees the same resource."""
+    created = realm.album(uris=["/albums/7"], attributes={"colour": ["red"]})
+    rid = created["_id"]
+    assert created["name"].startswith("album-")
+    pat = realm.connection.token["access_token"]
+    standard = http.get(f"/uma/resources/{rid}", headers={"Authorization": f"Bearer {pat}"})
+    assert standard.status_code == 200 and standard.json()["resource_scopes"] == ["view", "edit"]
+    assert standard.json()["uris"] == ["/albums/7"]
+
+    read = realm.uma.resource_set_read(rid)
+    assert read["_id"] == rid and [s["name"] for s in read["resource_scopes"]] == ["view", "edit"]
+    assert read["owner"]["name"] == realm.owner.username
+
+    other = realm.album(type="document", uris=["/docs/{id}"])
+    assert realm.uma.resource_set_update(rid, {**read, "name": read["name"] + "-renamed"}) == {}
+    assert realm.uma.resource_set_read(rid)["name"] == read["name"] + "-renamed"
+
+    ids = realm.uma.resource_set_list_ids
+    assert set(ids()) == {rid, other["_id"]}
+    assert ids(name=read["name"] + "-renamed", exact_name=True) == [rid]
+    assert ids(name=read["name"], exact_name=True) == []
+    assert ids(name="RENAMED") == [rid]  # a part of the name, any case
+    assert ids(uri="/albums/7") == [rid]
+    assert ids(uri="/docs/42") == []
+    assert ids(uri="/docs/42", matchingUri=True) == [other["_id"]]
+    assert ids(resource_type="document") == [other["_id"]]
+    assert ids(scope="edit", resource_type="photo-album") == [rid]
+    assert set(ids(owner=realm.owner.username)) == {rid, other["_id"]}
+    assert ids(owner="someone-else") == []
+    first, rest = ids(maximum=1), ids(first=1)
+    assert len(first) == 1 and len(rest) == 1 and set(first + rest) == {rid, other["_id"]}
+    assert {r["_id"] for r in realm.uma.resource_set_list()} == {rid, other["_id"]}
+
+    assert realm.uma.resource_set_delete(rid) == {}
+    assert http.get(f"/uma/resources/{rid}", headers={"Authorization": f"Bearer {pat}"}).status_code == 404
+    with pytest.raises(Exception, match="404"):
+        realm.uma.resource_set_read(rid)
+
+
+def test_resource_of_another_owner_is_refused(realm) -> None:
+    """A resource server cannot register a resource for someone its PAT does not act for."""
+    with pytest.raises(KeycloakPostError) as info:
+        realm.uma.resource_set_create({"name": "x", "resource_scopes": ["view"], "owner": "someone-else"})
+    assert info.value.response_code == 400
+
+
+def test_ticket_then_standard_grant_with_a_pushed_claim_token_G15_G16(realm, idp) -> None:  # noqa: F811
+    """KeycloakUMA asks a ticket (by resource name); the client redeems it at the realm's token
+    endpoint with a claim token; the policy decides as on the standard surface."""
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when claims.email == "bob@example.org"')
+    ticket = realm.uma.permission_ticket_create([UMAPermission(resource=album["name"], scope="view")])["ticket"]
+    rpt = realm.openid.token(
+        grant_type=UMA_GRANT,
+        ticket=ticket,
+        claim_token=idp.token(sub="bob-idp", email="bob@example.org"),
+        claim_token_format=ID_TOKEN,
+    )
+    # The resource server introspects with its PAT as the bearer (Keycloak's requesting_party_token hint).
+    pat = realm.connection.token["access_token"]
+    info = realm.openid.introspect(pat, rpt=rpt["access_token"], token_type_hint="requesting_party_token")
+    assert info["active"] is True and info["permissions"][0]["resource_id"] == album["_id"]
+    decoded = realm.openid.decode_token(rpt["access_token"], validate=False)
+    assert [p["resource_id"] for p in decoded["permissions"]] == [album["_id"]]
+    assert decoded["permissions"][0]["resource_scopes"] == ["view"]
+
+    ticket = realm.uma.permission_ticket_create([UMAPermission(resource=album["name"], scope="view")])["ticket"]
+    with pytest.raises(KeycloakPostError) as info_denied:
+        realm.openid.token(
+            grant_type=UMA_GRANT,
+            ticket=ticket,
+            claim_token=idp.token(sub="eve", email="eve@example.org"),
+            claim_token_format=ID_TOKEN,
+        )
+    assert info_denied.value.response_code == 403
+
+
+def test_permissions_check_and_has_uma_access_by_bearer_token(realm) -> None:
+    """``permission=<resource>#<scope>`` without a ticket, the party named by its bearer token,
+    ``response_mode=decision`` and ``permissions``; same policy, same decision."""
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when claims.sub == "{realm.bob.username}"')
+    view = UMAPermission(resource=album["name"], scope="view")
+    edit = UMAPermission(resource=album["name"], scope="edit")
+    assert realm.uma.permissions_check(realm.bob_token, [view]) is True
+    assert realm.uma.permissions_check(realm.bob_token, [edit]) is False
+    assert realm.uma.permissions_check(realm.bob_token, [UMAPermission(resource=album["_id"], scope="view")]) is True
+
+    granted = realm.openid.uma_permissions(realm.bob_token, f"{album['name']}#view")
+    assert granted == [{"rsid": album["_id"], "rsname": album["name"], "scopes": ["view"]}]
+    assert realm.openid.has_uma_access(realm.bob_token, f"{album['name']}#view").is_authorized
+    refused = realm.openid.has_uma_access(realm.bob_token, f"{album['name']}#edit")
+    assert refused.is_logged_in and not refused.is_authorized
+    unknown = realm.openid.has_uma_access("not-a-token-" + secrets.token_hex(8), f"{album['name']}#view")
+    assert not unknown.is_logged_in and not unknown.is_authorized
+
+
+def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
+    """``permission`` + ``audience`` with no ``response_mode``: an RPT, as Keycloak answers."""
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when claims.sub == "{realm.bob.username}"')
+    r = realm.http.post(
+        f"/realms/{REALM}/protocol/openid-connect/token",
+        data={"grant_type": UMA_GRANT, "permission": f"{album['_id']}#view", "audience": realm.rs.client_id},
+        headers={"Authorization": f"Bearer {realm.bob_token}"},
+    )
+    assert r.status_code == 200, r.text
+    rpt = r.json()["access_token"]
+    assert realm.openid.decode_token(rpt, validate=False)["permissions"][0]["resource_scopes"] == ["view"]
+
+
+def test_ticketless_errors_are_clear(realm) -> None:
+    album = realm.album()
+    url = f"/realms/{REALM}/protocol/openid-connect/token"
+    bearer = {"Authorization": f"Bearer {realm.bob_token}"}
+    r = realm.http.post(
+        url,
+        data={"grant_type": UMA_GRANT, "permission": "nothing#view", "audience": realm.rs.client_id},
+        headers=bearer,
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_resource"
+    r = realm.http.post(
+        url,
+        data={"grant_type": UMA_GRANT, "permission": f"{album['_id']}#fly", "audience": realm.rs.client_id},
+        headers=bearer,
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+    r = realm.http.post(url, data={"grant_type": UMA_GRANT, "permission": f"{album['_id']}#view"}, headers=bearer)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    r = realm.http.post(url, data={"grant_type": UMA_GRANT, "response_mode": "nope", "permission": "x"}, headers=bearer)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    r = realm.http.post(
+        url, data={"grant_type": UMA_GRANT, "permission": "x"}, headers={"Authorization": "Bearer nope"}
+    )
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+
+
+def test_client_secret_post_at_the_standard_introspection_O20(realm, http) -> None:
+    """Client credentials in the form (as Keycloak's clients send them) authenticate at
+    ``/uma/introspect`` too: the client learns about its own token."""
+    r = http.post(
+        "/uma/introspect",
+        data={"client_id": realm.rs.client_id, "client_secret": realm.rs.client_secret, "token": realm.bob_token},
+    )
+    assert r.status_code == 200 and r.json()["active"] is True and r.json()["sub"] == realm.bob.username
