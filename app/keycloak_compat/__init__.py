@@ -31,9 +31,10 @@ def register_grant(server: Any) -> None:
 
 
 def blueprints() -> list[Any]:
+    from .uma_policy import bp as policy_api
     from .views import bp as realm_api
 
-    return [realm_api]
+    return [realm_api, policy_api]
 
 
 def enabled(app: Flask) -> bool:

@@ -51,7 +51,7 @@ def realm_url(settings: Settings, path: str = "") -> str:
 
 
 @bp.url_value_preprocessor
-def _known_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
+def known_realm(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """Only the configured realm exists; any other is 404 (as an unknown realm is at Keycloak)."""
     if values is not None and values.pop("realm", get_settings().keycloak_realm) != get_settings().keycloak_realm:
         raise NotFound("No such realm.")

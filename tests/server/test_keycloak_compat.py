@@ -73,6 +73,11 @@ class Realm:
         )
         assert r.status_code == 200, r.text
 
+    def owner_text(self) -> str:
+        r = self.http.get("/owner/policy", auth=(self.owner.username, self.owner.password))
+        assert r.status_code == 200, r.text
+        return r.json()["text"]
+
     def album(self, **extra: Any) -> dict[str, Any]:
         body = {"name": unique("album"), "type": "photo-album", "resource_scopes": ["view", "edit"], **extra}
         return self.uma.resource_set_create(body)
@@ -283,3 +288,59 @@ def test_client_secret_post_at_the_standard_introspection_O20(realm, http) -> No
         data={"client_id": realm.rs.client_id, "client_secret": realm.rs.client_secret, "token": realm.bob_token},
     )
     assert r.status_code == 200 and r.json()["active"] is True and r.json()["sub"] == realm.bob.username
+
+
+def test_uma_policy_endpoint_writes_rules_in_the_owners_text(realm) -> None:
+    """KeycloakUMA's policy calls: each policy is a labelled share rule of the owner's text, a
+    new version each time; the grant decides with it."""
+    album = realm.album()
+    realm.put_policy(
+        '# the owner\'s own rule stays as written\npermit edit on resource "elsewhere" when claims.sub == "x"\n'
+    )
+    carol = unique("carol")
+    created = realm.uma.policy_resource_create(
+        album["_id"],
+        {"name": "Family", "description": "my family may view", "scopes": ["view"], "users": [realm.bob.username]},
+    )
+    pid = created["id"]
+    assert created["name"] == "Family" and created["scopes"] == ["view"] and created["users"] == [realm.bob.username]
+    text = realm.owner_text()
+    assert f"# label: uma-policy-{pid}" in text and 'permit edit on resource "elsewhere"' in text
+    assert realm.uma.permissions_check(realm.bob_token, [UMAPermission(resource=album["_id"], scope="view")]) is True
+
+    listed = realm.uma.policy_query(resource=album["_id"])
+    assert [p["id"] for p in listed] == [pid]
+    assert realm.uma.policy_query(name="famil") == listed
+    assert realm.uma.policy_query(resource=album["_id"], scope="edit") == []
+
+    assert (
+        realm.uma.policy_update(
+            pid, {"name": "Family", "scopes": ["view", "edit"], "users": [realm.bob.username, carol]}
+        )
+        == b""
+    )
+    [updated] = realm.uma.policy_query(resource=album["_id"])
+    assert updated["scopes"] == ["view", "edit"] and updated["users"] == [realm.bob.username, carol]
+    assert realm.uma.permissions_check(realm.bob_token, [UMAPermission(resource=album["_id"], scope="edit")]) is True
+
+    assert realm.uma.policy_delete(pid) == {}
+    assert realm.uma.policy_query(resource=album["_id"]) == []
+    text = realm.owner_text()
+    assert "uma-policy" not in text and 'permit edit on resource "elsewhere"' in text
+    assert realm.uma.permissions_check(realm.bob_token, [UMAPermission(resource=album["_id"], scope="view")]) is False
+
+
+def test_uma_policy_refuses_what_has_no_share_form(realm) -> None:
+    album = realm.album()
+    for body in (
+        {"name": "x", "scopes": ["view"], "roles": ["manager"]},
+        {"name": "x", "scopes": ["view"]},
+        {"name": "x", "scopes": ["fly"], "users": ["bob"]},
+        {"name": "two\nlines", "scopes": ["view"], "users": ["bob"]},
+    ):
+        with pytest.raises(KeycloakPostError) as info:
+            realm.uma.policy_resource_create(album["_id"], body)
+        assert info.value.response_code == 400, body
+    with pytest.raises(KeycloakPostError) as info:
+        realm.uma.policy_resource_create("no-such-resource", {"scopes": ["view"], "users": ["bob"]})
+    assert info.value.response_code == 404
