@@ -344,3 +344,42 @@ def test_uma_policy_refuses_what_has_no_share_form(realm) -> None:
     with pytest.raises(KeycloakPostError) as info:
         realm.uma.policy_resource_create("no-such-resource", {"scopes": ["view"], "users": ["bob"]})
     assert info.value.response_code == 404
+
+
+def test_requests_oauthlib_uma_bearer_mode_G14(realm, monkeypatch) -> None:
+    """``requests-oauthlib-uma``'s UMA2Session, as shipped: the resource server answers 401 with
+    an UMA challenge naming the realm; the session gets an RPT at the realm's token endpoint with
+    the user's access token as its Bearer credential, and the retried request succeeds."""
+    from requests_oauthlib_uma import UMA2Session
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request as WsgiRequest
+    from werkzeug.wrappers import Response as WsgiResponse
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the test servers speak plain HTTP on 127.0.0.1
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when claims.sub == "{realm.bob.username}"')
+    pat = realm.connection.token["access_token"]
+
+    @WsgiRequest.application
+    def resource_server(req: WsgiRequest) -> WsgiResponse:
+        rpt = req.headers.get("Authorization", "").removeprefix("Bearer ")
+        info = realm.openid.introspect(pat, rpt=rpt, token_type_hint="requesting_party_token") if rpt else {}
+        if any(p["resource_id"] == album["_id"] and "view" in p["resource_scopes"] for p in info.get("permissions", [])):
+            return WsgiResponse("the album")
+        ticket = realm.uma.permission_ticket_create([UMAPermission(resource=album["name"], scope="view")])["ticket"]
+        challenge = f'UMA realm="{REALM}", as_uri="{realm.url}/realms/{REALM}", ticket="{ticket}"'
+        return WsgiResponse("", status=401, headers={"WWW-Authenticate": challenge})
+
+    server = make_server("127.0.0.1", 0, resource_server, threaded=True)
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        session = UMA2Session(client_id=realm.rs.client_id, token={"access_token": realm.bob_token, "token_type": "Bearer"})
+        r = session.get(f"http://127.0.0.1:{server.port}/album")
+        assert r.status_code == 200 and r.text == "the album"
+        assert session.token["access_token"] != realm.bob_token  # now the RPT
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
