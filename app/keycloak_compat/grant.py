@@ -16,7 +16,7 @@ send on top:
   before the answer (never delivered);
 * ``submit_request``: accepted; whether an owner is asked is the owner's policy's choice
   (``ask`` rules), with or without it;
-* a refusal is Keycloak's ``403 {"error": "access_denied", "error_description": "not_authorized"}``.
+* a refusal is Keycloak's ``403 {"error": "access_denied", "error_description": "request_denied"}``.
 
 Other errors are the standard grant's.
 """
@@ -34,6 +34,7 @@ from sqlalchemy import or_, select
 
 from .. import get_settings
 from ..db import get_session
+from ..grant.claim_tokens import JWT_FORMAT, ClaimTokenError, verify_claim_token
 from ..grant.errors import RequestDenied, invalid_request, invalid_scope, safe_text
 from ..grant.token_grant import MAX_PARAM_CHARS, UmaTicketGrant
 from ..models import Resource, Token
@@ -110,11 +111,13 @@ class KeycloakUmaGrant(UmaTicketGrant):
         if mode is not None and mode not in RESPONSE_MODES:
             raise invalid_request("'response_mode' is decision or permissions.")
         self.response_mode = mode
-        self.bearer = self._bearer_token()
+        self.bearer, bearer_jwt = self._bearer_token()
         client = self._client()
         if not client.check_grant_type(self.GRANT_TYPE):
             raise UnauthorizedClientError(description="The client is not registered for the UMA grant.")
         self.request.client = client
+        # Verified now, before the ticket is redeemed (a trusted issuer's keys may be fetched over HTTP).
+        self.party = self._party(client, bearer_jwt)
         raw_ticket = data.get("ticket")
         if not raw_ticket:
             raw_ticket = self._ticket_for_permissions(client, data.get("audience"))
@@ -122,18 +125,27 @@ class KeycloakUmaGrant(UmaTicketGrant):
 
     # -- who asks ----------------------------------------------------------------------
 
-    def _bearer_token(self) -> Token | None:
+    def _bearer_token(self) -> tuple[Token | None, str | None]:
+        """``(token, None)`` for an access token of this AS; ``(None, jwt)`` for a JWT to verify as
+        a trusted issuer's; ``(None, None)`` without a bearer credential."""
         scheme, _, value = self.request.headers.get("Authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer":
-            return None
+            return None, None
         value = value.strip()
-        token = find_access_token(get_session(), value) if 0 < len(value) <= MAX_PARAM_CHARS else None
-        if token is None or token.is_expired() or token.is_revoked():
-            raise InvalidBearer(description="The bearer token is unknown, expired or revoked.")
-        return token
+        if not 0 < len(value) <= MAX_PARAM_CHARS:
+            raise InvalidBearer(description="The bearer token is malformed.")
+        token = find_access_token(get_session(), value)
+        if token is not None:
+            if token.is_expired() or token.is_revoked():
+                raise InvalidBearer(description="The bearer token is expired or revoked.")
+            return token, None
+        if value.count(".") == 2:
+            return None, value
+        raise InvalidBearer(description="The bearer token is unknown, expired or revoked.")
 
     def _client(self) -> Any:
-        """Client credentials when the request has them; else the bearer token's client."""
+        """Client credentials when the request has them (with a trusted issuer's JWT as the bearer,
+        always: in the form, ``client_secret_post``); else the bearer token's client."""
         if self.bearer is None or "client_id" in self.request.payload.data:
             return self.authenticate_token_endpoint_client()
         client = cached_client(get_session(), self.bearer.client_id)
@@ -141,16 +153,26 @@ class KeycloakUmaGrant(UmaTicketGrant):
             raise InvalidClientError(description="The bearer token's client no longer exists.", status_code=401)
         return client
 
-    def party_claims(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The bearer token's user's claims (this AS is their issuer); none for a client's own token."""
+    def _party(self, client: Any, bearer_jwt: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The requesting party's verified claims: the bearer token's user's account (this AS is
+        their issuer), or a trusted issuer's JWT (as a pushed ``claim_token`` of format jwt)."""
+        settings = get_settings()
+        if bearer_jwt is not None:
+            try:
+                verified = verify_claim_token(bearer_jwt, JWT_FORMAT, settings=settings, client_id=client.client_id)
+            except ClaimTokenError as exc:
+                raise InvalidBearer(description=safe_text(f"The bearer token was refused: {exc}.")) from None
+            return dict(verified.claims), dict(verified.claim_sources)
         if self.bearer is None or not self.bearer.subject:
             return {}, {}
         user = active_user(self.bearer.subject)
         if user is None:
             raise InvalidBearer(description="The bearer token's user no longer exists or is disabled.")
         claims = {**(user.claims or {}), "sub": user.username}
-        issuer = get_settings().issuer
-        return claims, {name: {"issuer": issuer} for name in claims}
+        return claims, {name: {"issuer": settings.issuer} for name in claims}
+
+    def party_claims(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.party
 
     # -- permission=… without a ticket ---------------------------------------------------
 
@@ -203,13 +225,13 @@ class KeycloakUmaGrant(UmaTicketGrant):
         try:
             status, body, headers = super().create_token_response()
         except RequestDenied:
-            raise AccessDenied(description="not_authorized") from None
+            raise AccessDenied(description="request_denied") from None
         if self.response_mode is None:
             return status, body, headers
         session = get_session()
         row = find_rpt(session, body["access_token"])
         if row is None:  # issued in this very transaction: never absent
-            raise AccessDenied(description="not_authorized")
+            raise AccessDenied(description="request_denied")
         permissions = list(row.permissions)
         revoke_rpt(session, row)  # decided and audited like any RPT, never delivered
         if self.response_mode == "decision":

@@ -364,7 +364,9 @@ def test_requests_oauthlib_uma_bearer_mode_G14(realm, monkeypatch) -> None:
     def resource_server(req: WsgiRequest) -> WsgiResponse:
         rpt = req.headers.get("Authorization", "").removeprefix("Bearer ")
         info = realm.openid.introspect(pat, rpt=rpt, token_type_hint="requesting_party_token") if rpt else {}
-        if any(p["resource_id"] == album["_id"] and "view" in p["resource_scopes"] for p in info.get("permissions", [])):
+        if any(
+            p["resource_id"] == album["_id"] and "view" in p["resource_scopes"] for p in info.get("permissions", [])
+        ):
             return WsgiResponse("the album")
         ticket = realm.uma.permission_ticket_create([UMAPermission(resource=album["name"], scope="view")])["ticket"]
         challenge = f'UMA realm="{REALM}", as_uri="{realm.url}/realms/{REALM}", ticket="{ticket}"'
@@ -376,10 +378,71 @@ def test_requests_oauthlib_uma_bearer_mode_G14(realm, monkeypatch) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        session = UMA2Session(client_id=realm.rs.client_id, token={"access_token": realm.bob_token, "token_type": "Bearer"})
+        session = UMA2Session(
+            client_id=realm.rs.client_id, token={"access_token": realm.bob_token, "token_type": "Bearer"}
+        )
         r = session.get(f"http://127.0.0.1:{server.port}/album")
         assert r.status_code == 200 and r.text == "the album"
         assert session.token["access_token"] != realm.bob_token  # now the RPT
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_bearer_jwt_of_a_trusted_issuer_names_the_party(realm, idp) -> None:  # noqa: F811
+    """A trusted issuer's JWT as the bearer (the client authenticating in the form): its claims
+    are the party's, verified as a pushed claim token would be; an untrusted one is 401."""
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when claims.email == "dora@example.org"')
+    url = f"/realms/{REALM}/protocol/openid-connect/token"
+    form = {
+        "grant_type": UMA_GRANT,
+        "permission": f"{album['_id']}#view",
+        "audience": realm.rs.client_id,
+        "response_mode": "decision",
+        "client_id": realm.rs.client_id,
+        "client_secret": realm.rs.client_secret,
+    }
+    jwt_of = idp.token(sub="dora", email="dora@example.org")
+    r = realm.http.post(url, data=form, headers={"Authorization": f"Bearer {jwt_of}"})
+    assert r.status_code == 200 and r.json() == {"result": True}, r.text
+    other = idp.token(sub="eve", email="eve@example.org")
+    r = realm.http.post(url, data=form, headers={"Authorization": f"Bearer {other}"})
+    assert r.status_code == 403 and r.json() == {"error": "access_denied", "error_description": "request_denied"}
+    forged = idp.token(sub="dora", email="dora@example.org", issuer="https://not-trusted.example")
+    r = realm.http.post(url, data=form, headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+
+
+def test_parse_permissions_reads_keycloaks_forms() -> None:
+    from app.keycloak_compat.grant import parse_permissions
+
+    assert parse_permissions(["A#x", "B", "C#y,z"]) == [("A", ["x"]), ("B", []), ("C", ["y", "z"])]
+    assert parse_permissions(["Resource A#Scope A, Scope B", "r2#s"]) == [
+        ("Resource A", ["Scope A", "Scope B"]),
+        ("r2", ["s"]),
+    ]
+    assert parse_permissions(["a#x,b#y"]) == [("a", ["x"]), ("b", ["y"])]
+    with pytest.raises(Exception, match="resource"):
+        parse_permissions(["#x"])
+    with pytest.raises(Exception):
+        parse_permissions([])
+
+
+def test_submit_request_reaches_the_owner_through_an_ask_rule_G42(realm) -> None:
+    """``submit_request=true`` without a ticket: the owner's ``ask`` rule puts the request before
+    the owner (UMA's request_submitted, with the ticket to poll with); the owner's approval
+    then grants it to the same party."""
+    album = realm.album()
+    realm.put_policy(f'ask view on resource "{album["_id"]}" when claims.sub == "{realm.bob.username}"')
+    url = f"/realms/{REALM}/protocol/openid-connect/token"
+    bearer = {"Authorization": f"Bearer {realm.bob_token}"}
+    form = {"grant_type": UMA_GRANT, "permission": f"{album['_id']}#view", "audience": realm.rs.client_id}
+    r = realm.http.post(url, data={**form, "submit_request": "true"}, headers=bearer)
+    assert r.status_code == 403 and r.json()["error"] == "request_submitted" and r.json()["ticket"]
+    owner = (realm.owner.username, realm.owner.password)
+    pending = realm.http.get("/owner/requests", auth=owner).json()["requests"]
+    assert [(p["resource_id"], p["requesting_party"]) for p in pending] == [(album["_id"], realm.bob.username)]
+    assert realm.http.post(f"/owner/requests/{pending[0]['id']}/approve", auth=owner, json={}).status_code == 200
+    r = realm.http.post(url, data={**form, "response_mode": "decision"}, headers=bearer)
+    assert r.status_code == 200 and r.json() == {"result": True}, r.text
