@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from keycloak import KeycloakOpenID, KeycloakOpenIDConnection, KeycloakUMA
-from keycloak.exceptions import KeycloakPostError
+from keycloak.exceptions import KeycloakGetError, KeycloakPostError
 from keycloak.uma_permissions import UMAPermission
 
 from tests.server.grant_support import ID_TOKEN, IDP_AUDIENCE, IDP_ISSUER, UMA_GRANT, idp  # noqa: F401
@@ -178,8 +178,9 @@ def test_keycloak_uma_resource_crud_same_data_F22_F26(realm, http) -> None:
 
     assert realm.uma.resource_set_delete(rid) == {}
     assert http.get(f"/uma/resources/{rid}", headers={"Authorization": f"Bearer {pat}"}).status_code == 404
-    with pytest.raises(Exception, match="404"):
+    with pytest.raises(KeycloakGetError) as gone:
         realm.uma.resource_set_read(rid)
+    assert gone.value.response_code == 404
 
 
 def test_resource_of_another_owner_is_refused(realm) -> None:
@@ -415,6 +416,8 @@ def test_bearer_jwt_of_a_trusted_issuer_names_the_party(realm, idp) -> None:  # 
 
 
 def test_parse_permissions_reads_keycloaks_forms() -> None:
+    from authlib.oauth2.rfc6749.errors import InvalidRequestError
+
     from app.keycloak_compat.grant import parse_permissions
 
     assert parse_permissions(["A#x", "B", "C#y,z"]) == [("A", ["x"]), ("B", []), ("C", ["y", "z"])]
@@ -423,9 +426,9 @@ def test_parse_permissions_reads_keycloaks_forms() -> None:
         ("r2", ["s"]),
     ]
     assert parse_permissions(["a#x,b#y"]) == [("a", ["x"]), ("b", ["y"])]
-    with pytest.raises(Exception, match="resource"):
+    with pytest.raises(InvalidRequestError, match="resource"):
         parse_permissions(["#x"])
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidRequestError, match="ticket"):
         parse_permissions([])
 
 
