@@ -12,30 +12,8 @@ one policy engine (docs/keycloak-migration.md says what maps one to one and what
 * :mod:`.resources` — Keycloak's resource representation and list filters;
 * :mod:`.uma_policy` — the ``uma-policy`` endpoint: a policy is a rule of the owner's text.
 
-Registered by :func:`app.factory.create_app` only when enabled: otherwise none of these URLs
+Registered by name in :func:`app.factory.create_app` only when enabled: otherwise none of these URLs
 exists (404) and the standard surface is exactly as without this package.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from flask import Flask
-
-from .grant import KeycloakUmaGrant
-
-
-def register_grant(server: Any) -> None:
-    """Before the standard UMA grant, so the realm's token endpoint picks this one."""
-    server.register_grant(KeycloakUmaGrant)
-
-
-def blueprints() -> list[Any]:
-    from .uma_policy import bp as policy_api
-    from .views import bp as realm_api
-
-    return [realm_api, policy_api]
-
-
-def enabled(app: Flask) -> bool:
-    return bool(app.config["UMA_SETTINGS"].keycloak_compat)

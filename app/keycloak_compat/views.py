@@ -38,9 +38,8 @@ from ..protection.permissions import request_permission
 from ..protection.resources import delete_resource as standard_delete
 from ..protection.resources import find_resource, register_resource, replace_resource, resources_of
 from . import resources as kc
-from .grant import BLUEPRINT
 
-bp = Blueprint(BLUEPRINT, __name__)
+bp = Blueprint("keycloak", __name__)  # the name the grant recognises its token endpoint by (BLUEPRINT)
 
 REALM = "/realms/<realm>"
 PROTECTION = REALM + "/authz/protection"
