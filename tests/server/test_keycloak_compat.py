@@ -5,7 +5,9 @@ database, has it off and shows the same data through ``/uma/...``)."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,7 @@ from keycloak.exceptions import KeycloakGetError, KeycloakPostError
 from keycloak.uma_permissions import UMAPermission
 
 from tests.server.grant_support import ID_TOKEN, IDP_AUDIENCE, IDP_ISSUER, UMA_GRANT, idp  # noqa: F401
-from tests.support.server import serve_app, unique
+from tests.support.server import serve_app, unique, wait_for
 
 REALM = "uma"
 
@@ -449,3 +451,117 @@ def test_submit_request_reaches_the_owner_through_an_ask_rule_G42(realm) -> None
     assert realm.http.post(f"/owner/requests/{pending[0]['id']}/approve", auth=owner, json={}).status_code == 200
     r = realm.http.post(url, data={**form, "response_mode": "decision"}, headers=bearer)
     assert r.status_code == 200 and r.json() == {"result": True}, r.text
+
+
+def _realm_export(client_id: str, alice: str, bob: str) -> tuple[dict[str, Any], str, str]:
+    """A realm export as Keycloak writes it (the parts the import reads), with fresh resource ids."""
+    album_id, default_id = str(uuid.uuid4()), str(uuid.uuid4())
+    settings = {
+        "resources": [
+            {
+                "_id": album_id,
+                "name": "Alice Album",
+                "type": "album",
+                "owner": {"id": str(uuid.uuid4()), "name": alice},
+                "ownerManagedAccess": True,
+                "uris": ["/album/1"],
+                "scopes": [{"name": "view"}, {"name": "delete"}],
+            },
+            {
+                "_id": default_id,
+                "name": "Default Resource",
+                "owner": {"id": str(uuid.uuid4()), "name": client_id},
+                "uris": ["/*"],
+                "scopes": [{"name": "view"}],
+            },
+        ],
+        "policies": [
+            {"name": "Only Bob", "type": "user", "logic": "POSITIVE", "config": {"users": json.dumps([bob])}},
+            {"name": "Admins", "type": "role", "logic": "POSITIVE", "config": {"roles": '[{"id":"admin"}]'}},
+            {
+                "name": "Album view",
+                "type": "scope",
+                "decisionStrategy": "AFFIRMATIVE",
+                "config": {
+                    "resources": '["Alice Album"]',
+                    "scopes": '["view"]',
+                    "applyPolicies": '["Only Bob", "Admins"]',
+                },
+            },
+            {
+                "name": "Default Permission",
+                "type": "resource",
+                "config": {"resources": '["Default Resource"]', "applyPolicies": '["Admins"]'},
+            },
+        ],
+    }
+    export = {"realm": "photoz", "clients": [{"clientId": client_id, "authorizationSettings": settings}]}
+    return export, album_id, default_id
+
+
+def test_keycloak_import_moves_resources_and_permissions(
+    kc, cli_env, capsys, tmp_path, make_user, make_client, pat_for, engine
+) -> None:
+    """``uma keycloak import``: the dry run prints the plan; ``--apply`` registers the resources
+    under their Keycloak ids and appends the translatable permissions to the owner's text as
+    rules; what has no faithful translation is listed, not written. The grant then decides with
+    them (python-keycloak's permissions_check against the realm)."""
+    from sqlmodel import Session
+
+    from app.cli import main
+    from app.models import Resource
+
+    alice, bob = make_user(), make_user()
+    rs = make_client(owner=alice.username, grant_types=["client_credentials", UMA_GRANT], scope="uma_protection")
+    export, album_id, default_id = _realm_export("photoz", alice.username, bob.username)
+    path = tmp_path / "realm-export.json"
+    path.write_text(json.dumps(export))
+
+    assert main(["keycloak", "import", str(path), "--client", "photoz", "--rs", rs.client_id]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["owner"]) for r in dry["resources"]] == [(album_id, alice.username), (default_id, rs.client_id)]
+    assert "applied" not in dry and list(dry["rules"]) == [alice.username]
+    assert {s["reason"] for s in dry["skipped"]} == {
+        "a role policy has no faithful translation; write it as a rule by hand"
+    }
+    with Session(engine) as session:
+        assert session.get(Resource, album_id) is None  # a dry run changes nothing
+
+    assert main(["keycloak", "import", str(path), "--client", "photoz", "--rs", rs.client_id, "--apply"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["applied"]["created"] == [album_id, default_id]
+    with Session(engine) as session:
+        album = session.get(Resource, album_id)
+        assert album is not None and (album.owner, album.rs_client_id) == (alice.username, rs.client_id)
+        assert album.resource_scopes == ["view", "delete"] and album.extra["uris"] == ["/album/1"]
+
+    connection = KeycloakOpenIDConnection(
+        server_url=kc, realm_name=REALM, client_id=rs.client_id, client_secret_key=rs.client_secret
+    )
+    uma = KeycloakUMA(connection=connection)
+    bob_token = pat_for(bob.username, rs, scope="").token
+    view = UMAPermission(resource="Alice Album", scope="view")
+    assert wait_for(lambda: uma.permissions_check(bob_token, [view]), "the imported rule in use")
+    assert uma.permissions_check(bob_token, [UMAPermission(resource="Alice Album", scope="delete")]) is False
+
+    # Again: the resources are there already (reported, not changed).
+    assert main(["keycloak", "import", str(path), "--client", "photoz", "--rs", rs.client_id, "--apply"]) == 0
+    again = json.loads(capsys.readouterr().out)["applied"]
+    assert again["created"] == [] and again["already_registered"] == [album_id, default_id]
+    assert again["policy_versions"] == {}  # the rule is in alice's text already: no new version
+    with Session(engine) as session:
+        from app.owner_service import policy_text
+
+        text, _version = policy_text(session, alice.username)
+    assert text.count(f'on resource "{album_id}"') == 1 and "# Imported from Keycloak: Album view / Only Bob" in text
+
+
+def test_keycloak_import_refuses_what_is_not_a_realm_export(cli_env, capsys, tmp_path) -> None:
+    from app.cli import main
+
+    path = tmp_path / "x.json"
+    path.write_text('{"realm": "r"}')
+    assert main(["keycloak", "import", str(path), "--client", "c", "--rs", "c"]) == 2
+    assert "not a realm export" in capsys.readouterr().err
+    path.write_text("{not json")
+    assert main(["keycloak", "import", str(path), "--client", "c", "--rs", "c"]) == 2
