@@ -35,7 +35,7 @@ from sqlalchemy import or_, select
 from .. import get_settings
 from ..db import get_session
 from ..grant.claim_tokens import JWT_FORMAT, ClaimTokenError, verify_claim_token
-from ..grant.errors import RequestDenied, invalid_request, invalid_scope, safe_text
+from ..grant.errors import RequestDenied, invalid_grant, invalid_request, invalid_scope, safe_text
 from ..grant.token_grant import MAX_PARAM_CHARS, UmaTicketGrant
 from ..models import Resource, Token
 from ..oauth.clients import cached_client
@@ -147,7 +147,11 @@ class KeycloakUmaGrant(UmaTicketGrant):
         """Client credentials when the request has them (with a trusted issuer's JWT as the bearer,
         always: in the form, ``client_secret_post``); else the bearer token's client."""
         if self.bearer is None or "client_id" in self.request.payload.data:
-            return self.authenticate_token_endpoint_client()
+            client = self.authenticate_token_endpoint_client()
+            if self.bearer is not None and self.bearer.client_id != client.client_id:
+                # A token names its user to the client it was issued to, not to every client.
+                raise invalid_grant("The bearer token was issued to another client.")
+            return client
         client = cached_client(get_session(), self.bearer.client_id)
         if client is None:
             raise InvalidClientError(description="The bearer token's client no longer exists.", status_code=401)

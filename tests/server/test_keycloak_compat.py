@@ -239,6 +239,9 @@ def test_permissions_check_and_has_uma_access_by_bearer_token(realm) -> None:
     assert realm.openid.has_uma_access(realm.bob_token, f"{album['name']}#view").is_authorized
     refused = realm.openid.has_uma_access(realm.bob_token, f"{album['name']}#edit")
     assert refused.is_logged_in and not refused.is_authorized
+    # Two permissions (python-keycloak repeats the parameter): the policy grants one, so not both.
+    both = realm.openid.has_uma_access(realm.bob_token, {f"{album['name']}#view", f"{album['name']}#edit"})
+    assert not both.is_authorized and both.missing_permissions == {f"{album['name']}#edit"}
     unknown = realm.openid.has_uma_access("not-a-token-" + secrets.token_hex(8), f"{album['name']}#view")
     assert not unknown.is_logged_in and not unknown.is_authorized
 
@@ -565,3 +568,52 @@ def test_keycloak_import_refuses_what_is_not_a_realm_export(cli_env, capsys, tmp
     assert "not a realm export" in capsys.readouterr().err
     path.write_text("{not json")
     assert main(["keycloak", "import", str(path), "--client", "c", "--rs", "c"]) == 2
+
+
+def test_bearer_token_of_another_client_is_refused(realm, make_client) -> None:
+    """With client credentials in the request, the bearer token must have been issued to that
+    client: a token names its user to its own client only."""
+    album = realm.album()
+    other = make_client(grant_types=[UMA_GRANT], token_endpoint_auth_method="client_secret_post")
+    r = realm.http.post(
+        f"/realms/{REALM}/protocol/openid-connect/token",
+        data={
+            "grant_type": UMA_GRANT,
+            "permission": f"{album['_id']}#view",
+            "audience": realm.rs.client_id,
+            "client_id": other.client_id,
+            "client_secret": other.client_secret,
+        },
+        headers={"Authorization": f"Bearer {realm.bob_token}"},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_bad_input_is_a_clear_4xx_never_a_500(realm) -> None:
+    album = realm.album()
+    pat = {"Authorization": f"Bearer {realm.connection.token['access_token']}"}
+    base = f"/realms/{REALM}/authz/protection"
+    cases = [
+        realm.http.get(f"{base}/resource_set", params={"first": "abc"}, headers=pat),
+        realm.http.get(f"{base}/resource_set", params={"first": "-1"}, headers=pat),
+        realm.http.post(f"{base}/resource_set", json=["not", "an", "object"], headers=pat),
+        realm.http.post(f"{base}/resource_set", json={"name": "x", "resource_scopes": [{"nom": 1}]}, headers=pat),
+        realm.http.put(
+            f"{base}/resource_set/{album['_id']}", content=b"{", headers={**pat, "Content-Type": "application/json"}
+        ),
+        realm.http.post(f"{base}/uma-policy/{album['_id']}", json="text", headers=pat),
+        realm.http.post(f"{base}/uma-policy/{album['_id']}", json={"users": "bob"}, headers=pat),
+        realm.http.put(f"{base}/uma-policy/0123456789abcdef", json={"users": ["bob"]}, headers=pat),
+        realm.http.get(f"{base}/uma-policy", params={"max": "x"}, headers=pat),
+        realm.http.post(f"{base}/permission", json={"resource_id": album["_id"]}, headers=pat),
+        realm.http.post(f"/realms/{REALM}/protocol/openid-connect/token", data={"grant_type": UMA_GRANT}),
+        realm.http.post(
+            f"/realms/{REALM}/protocol/openid-connect/token",
+            data={"grant_type": UMA_GRANT, "permission": "a\\x00b", "audience": "a" * 300},
+            headers={"Authorization": f"Bearer {realm.bob_token}"},
+        ),
+    ]
+    for r in cases:
+        assert 400 <= r.status_code < 500, (r.request.method, r.request.url, r.status_code, r.text)
+        assert r.json().get("error"), r.text
+    assert realm.http.get(f"{base}/resource_set", headers={}).status_code == 401
