@@ -316,6 +316,9 @@ def test_uma_policy_endpoint_writes_rules_in_the_owners_text(realm) -> None:
 
     listed = realm.uma.policy_query(resource=album["_id"])
     assert [p["id"] for p in listed] == [pid]
+    pat = {"Authorization": f"Bearer {realm.connection.token['access_token']}"}
+    one = realm.http.get(f"/realms/{REALM}/authz/protection/uma-policy/{pid}", headers=pat)
+    assert one.status_code == 200 and one.json() == listed[0] and one.json()["resources"] == [album["_id"]]
     assert realm.uma.policy_query(name="famil") == listed
     assert realm.uma.policy_query(resource=album["_id"], scope="edit") == []
 
