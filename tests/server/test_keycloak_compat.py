@@ -128,6 +128,8 @@ def test_realm_urls_are_404_when_disabled(http) -> None:
         http.post(f"/realms/{REALM}/protocol/openid-connect/token", data={"grant_type": UMA_GRANT}).status_code == 404
     )
     assert http.post(f"/realms/{REALM}/authz/protection/resource_set", json={}).status_code == 404
+    assert http.get(f"/realms/{REALM}/authz/protection/uma-policy").status_code == 404
+    assert http.post(f"/realms/{REALM}/authz/protection/permission", json={}).status_code == 404
 
 
 def test_openid_scope_gets_a_pat_only_on_the_realm_F03(realm, http) -> None:
