@@ -1,5 +1,6 @@
 """The realm's URLs: thin adapters over the standard endpoints and services.
 
+    GET  /realms/{realm}                                    Keycloak's realm document (its ``public_key``)
     GET  /realms/{realm}/.well-known/uma2-configuration     the realm's discovery document
     GET  /realms/{realm}/.well-known/openid-configuration   the same document
     GET  /.well-known/oauth-authorization-server/realms/{realm}   (RFC 8414 §3.1: inserted well-known)
@@ -18,8 +19,10 @@ data: a resource registered here is the one ``/uma/resources`` shows, and the ot
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.datastructures import MultiDict
 
@@ -28,6 +31,7 @@ from ..body import json_body
 from ..config import Settings
 from ..db import get_session
 from ..errors import NO_STORE, NotFound
+from ..oauth.keys import active_key, private_key
 from ..oauth.metadata import server_metadata
 from ..oauth.requests import Payload
 from ..oauth.server import get_server
@@ -70,6 +74,24 @@ def realm_metadata(settings: Settings) -> dict[str, Any]:
         policy_endpoint=realm_url(settings, "/authz/protection/uma-policy"),
     )
     return data
+
+
+@bp.get(REALM)
+def realm_info() -> Any:
+    """Keycloak's realm document: ``public_key`` is the active signing key (base64 DER, as
+    Keycloak's clients read it to verify tokens without the JWKS)."""
+    settings = get_settings()
+    public = private_key(active_key(get_session())).public_key()
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return jsonify(
+        {
+            "realm": settings.keycloak_realm,
+            "public_key": base64.b64encode(der).decode("ascii"),
+            "token-service": realm_url(settings, "/protocol/openid-connect"),
+            "account-service": settings.url("/account"),
+            "tokens-not-before": 0,
+        }
+    )
 
 
 @bp.get(REALM + "/.well-known/uma2-configuration")

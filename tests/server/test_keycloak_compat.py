@@ -122,6 +122,7 @@ def test_realm_urls_are_404_when_disabled(http) -> None:
         f"/realms/{REALM}/.well-known/uma2-configuration",
         f"/.well-known/oauth-authorization-server/realms/{REALM}",
         f"/realms/{REALM}/protocol/openid-connect/certs",
+        f"/realms/{REALM}",
     ):
         assert http.get(path).status_code == 404, path
     assert (
@@ -210,7 +211,12 @@ def test_ticket_then_standard_grant_with_a_pushed_claim_token_G15_G16(realm, idp
     pat = realm.connection.token["access_token"]
     info = realm.openid.introspect(pat, rpt=rpt["access_token"], token_type_hint="requesting_party_token")
     assert info["active"] is True and info["permissions"][0]["resource_id"] == album["_id"]
-    decoded = realm.openid.decode_token(rpt["access_token"], validate=False)
+    decoded = realm.openid.decode_token(rpt["access_token"])  # verified with the realm's certs
+    # ... and with the realm document's public_key, as older Keycloak clients do.
+    from jwcrypto import jwk
+
+    pem = f"-----BEGIN PUBLIC KEY-----\n{realm.openid.public_key()}\n-----END PUBLIC KEY-----"
+    assert realm.openid.decode_token(rpt["access_token"], key=jwk.JWK.from_pem(pem.encode()))["permissions"]
     assert [p["resource_id"] for p in decoded["permissions"]] == [album["_id"]]
     assert decoded["permissions"][0]["resource_scopes"] == ["view"]
 
