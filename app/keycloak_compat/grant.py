@@ -6,7 +6,9 @@ send on top:
 
 * ``Authorization: Bearer <access token>`` issued by this AS: the token's user is the
   requesting party (their account's claims, ``sub`` = user name, as if released at the claims
-  interaction); without client credentials in the request, the token's client is the client;
+  interaction); without client credentials in the request, the token's client is the client,
+  with them it must be that client's token; a trusted issuer's JWT as the bearer: its verified
+  claims (as a pushed claim token of format jwt), the client authenticating in the form;
 * ``permission=<resource>#<scope>`` (repeatable; ``resource`` alone means all its scopes;
   ``r#a,b`` two scopes; a resource is named by id or by name) with ``audience=<resource server
   client id>`` and no ``ticket``: the grant issues the ticket itself, as the resource server
