@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import floor_app  # noqa: E402
-import server  # noqa: E402  (bench/server.py: the seed, the tickets)
+import floor_app
+import server
 
 
 def per_request_ms(call: Callable[[], None], batch: int) -> float:
@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     for number in range(1, args.rounds + 1):
         grant_ms = sorted(per_request_ms(grant, args.batch) for _ in range(args.batches))[args.batches // 4]
         floor_ms = sorted(per_request_ms(floor, args.batch) for _ in range(args.batches))[args.batches // 4]
-        print(f"round {number}: grant {grant_ms:.2f} ms  floor {floor_ms:.2f} ms  grant/floor {grant_ms / floor_ms:.2f}")
+        print(
+            f"round {number}: grant {grant_ms:.2f} ms  floor {floor_ms:.2f} ms  grant/floor {grant_ms / floor_ms:.2f}"
+        )
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
