@@ -304,13 +304,20 @@ def test_client_secret_post_at_the_standard_introspection_O20(realm, http) -> No
     assert r.status_code == 200 and r.json()["active"] is True and r.json()["sub"] == realm.bob.username
 
 
-def test_uma_policy_endpoint_writes_rules_in_the_owners_text(realm) -> None:
+def test_uma_policy_endpoint_writes_rules_in_the_owners_text(realm, engine) -> None:
     """KeycloakUMA's policy calls: each policy is a labelled share rule of the owner's text, a
-    new version each time; the grant decides with it."""
+    new version each time, shown as a share on the owner's sharing page; the grant decides with it."""
+    from sqlmodel import Session
+
+    from app import owner_service
+    from app.models import Resource
+
     album = realm.album()
     realm.put_policy(
         '# the owner\'s own rule stays as written\npermit edit on resource "elsewhere" when claims.sub == "x"\n'
     )
+    owner = (realm.owner.username, realm.owner.password)
+    versions = len(realm.http.get("/owner/policy/versions", auth=owner).json()["versions"])
     carol = unique("carol")
     created = realm.uma.policy_resource_create(
         album["_id"],
@@ -321,6 +328,11 @@ def test_uma_policy_endpoint_writes_rules_in_the_owners_text(realm) -> None:
     text = realm.owner_text()
     assert f"# label: uma-policy-{pid}" in text and 'permit edit on resource "elsewhere"' in text
     assert realm.uma.permissions_check(realm.bob_token, [UMAPermission(resource=album["_id"], scope="view")]) is True
+    assert len(realm.http.get("/owner/policy/versions", auth=owner).json()["versions"]) == versions + 1
+    with Session(engine) as session:  # what the owner's sharing page shows (app/web/sharing.py)
+        resource = session.get(Resource, album["_id"])
+        shown = owner_service.shares(session, realm.owner.username, resource)["shares"]
+    assert [(s.person, s.scopes) for s in shown] == [(realm.bob.username, ("view",))]
 
     listed = realm.uma.policy_query(resource=album["_id"])
     assert [p["id"] for p in listed] == [pid]
