@@ -279,6 +279,10 @@ class Settings(BaseSettings):
     """Template for `user_access_policy_uri` in registration answers (`{issuer}`, `{id}`); empty: not sent."""
     uma_profiles_supported: WordList = []
     """Profile and extension URIs listed in `uma_profiles_supported` (omitted when empty)."""
+    keycloak_compat: bool = False
+    """Serve Keycloak's layout beside the standard one (`/realms/{realm}/...`: discovery, token, introspection, certs, `authz/protection/resource_set`, `permission`, `uma-policy`) and Keycloak's extensions to the UMA grant there, so Keycloak's UMA clients work unchanged (docs/keycloak-migration.md); false: those URLs are 404."""
+    keycloak_realm: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "uma"
+    """The realm name in the paths of the Keycloak layout (`keycloak_compat`)."""
     trusted_issuers: list[TrustedIssuer] = []
     """Issuers of claim tokens the UMA grant accepts (`[[trusted_issuers]]` tables in TOML, a JSON array in the environment; see below)."""
     identity_providers: list[IdentityProvider] = []
