@@ -48,11 +48,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -433,6 +435,12 @@ class PolicyStore:
         return in_use is not None and database == "reachable", details
 
     # -- bringing the set in use to the stored version ---------------------------
+    def load(self) -> bool:
+        """The start-up compile: :meth:`sync` before traffic, with the cyclic garbage collector's
+        oldest generation held off meanwhile (see :func:`oldest_generation_held`)."""
+        with oldest_generation_held():
+            return self.sync()
+
     def sync(self, *, scan: bool = True) -> bool:
         """Check the files (when ``scan``) and the stored version once; compile what changed and
         put the new set in use. Returns whether a new set went into use. Called at start (before
@@ -814,6 +822,43 @@ class PolicyStore:
         # Another change came in between: bring this process up to the stored version now, so
         # that the owner's next request here sees the change (only the changed units compile).
         self.sync(scan=False)
+
+
+@contextlib.contextmanager
+def oldest_generation_held() -> Iterator[None]:
+    """No full collection of the cyclic garbage collector inside; its thresholds as they were after.
+
+    The start-up compile makes about 16 objects per rule that stay (1.6 million at 100,000
+    rules), and CPython runs a full collection each time the objects that survived since the last
+    one reach a quarter of those it kept then: a dozen full collections over a growing heap while
+    the set builds, which cost the compile as much as the compile itself. Inside, the young
+    generations are collected as usual (the compile's own cyclic garbage, about two objects per
+    rule, goes at once) but the oldest is not. At 100,000 rules (bench files, one process, load
+    average 2.5 on 2 cores): 12.8 s wall / 9.4 s CPU with the collector as it is, 7.1 s / 5.7 s held
+    off, 5.5 s / 5.3 s with the collector off entirely (which would leave 200,000 garbage objects).
+
+    The library (``policy_lang``) leaves the interpreter's state alone; this is the application's
+    choice, for its start-up compile only. With gunicorn, the master freezes what it built next
+    (``app/gunicorn_conf.py``); ``uma serve`` does the same (:func:`freeze_after_start`)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], thresholds[1], 1_000_000_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def freeze_after_start() -> None:
+    """Move every object made so far (the app, the policy set compiled at start) out of the cyclic
+    collector's reach (:func:`gc.freeze`): the collections of a serving process then walk only
+    what it made since, so none of them holds the interpreter for a walk of the whole set (0.6 s
+    at 100,000 rules) while requests wait, and none writes to (so copies) the pages that gunicorn's
+    workers share with the master. For a serving process only (gunicorn's master, ``uma serve``):
+    frozen objects are never collected, so a process that builds many apps (the tests) must not.
+    Without a full collection first: the start-up compile leaves little cyclic garbage (a few
+    thousand objects at 100,000 rules), and a collection would add 0.6 s to the start.
+    """
+    gc.freeze()
 
 
 def init_policies(app: Flask) -> PolicyStore:
