@@ -68,6 +68,7 @@ import policy_lang
 
 from .db import bump_policy_set_version, get_engine, policy_set_version
 from .models import PolicyDocument, PolicySetVersion
+from .policy_cache import ParsedCache
 from .security import now
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ class UnitCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: where texts are read from while set (the start-up compile): :mod:`app.policy_cache`
+        self.disk: ParsedCache | None = None
         self._entries: dict[tuple[str, str, str | None], policy_lang.Unit] = {}
         self._facts: dict[policy_lang.Unit, tuple[int, bool]] = {}
 
@@ -179,7 +182,8 @@ class UnitCache:
         with self._lock:
             hit = self._entries.get(key)
         if hit is None:
-            hit = policy_lang.compile_unit(src)
+            disk = self.disk
+            hit = policy_lang.Unit(disk.parsed(src)) if disk is not None else policy_lang.compile_unit(src)
             with self._lock:
                 self._entries[key] = hit
         return hit
@@ -368,8 +372,10 @@ class PolicyStore:
     Requests read :meth:`current` (or :meth:`latest`), which never compiles nor takes a lock
     that compiling holds; :meth:`sync` (at start, then the background thread) does the rest."""
 
-    def __init__(self, engine: Engine, policy_dir: str, interval: float):
+    def __init__(self, engine: Engine, policy_dir: str, interval: float, cache_dir: str | None = None):
         self.engine = engine
+        #: where the start-up compile keeps the texts it read (None: nowhere)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self.policy_dir = Path(policy_dir)
         self.interval = max(0.0, float(interval))
         self._in_use: InUse | None = None
@@ -437,9 +443,21 @@ class PolicyStore:
     # -- bringing the set in use to the stored version ---------------------------
     def load(self) -> bool:
         """The start-up compile: :meth:`sync` before traffic, with the cyclic garbage collector's
-        oldest generation held off meanwhile (see :func:`oldest_generation_held`)."""
+        oldest generation held off meanwhile (see :func:`oldest_generation_held`) and the texts
+        read from the cache of earlier starts where they did not change (:mod:`app.policy_cache`;
+        written again after a set that checked)."""
+        disk = ParsedCache(self.cache_dir) if self.cache_dir is not None else None
         with oldest_generation_held():
-            return self.sync()
+            self._units.disk = disk
+            try:
+                installed = self.sync()
+            finally:
+                self._units.disk = None
+            if disk is not None and installed:
+                disk.write()
+        if disk is not None:
+            log.info("policy cache %s: %d texts read from it, %d read afresh", disk.folder, disk.hits, disk.misses)
+        return installed
 
     def sync(self, *, scan: bool = True) -> bool:
         """Check the files (when ``scan``) and the stored version once; compile what changed and
@@ -863,7 +881,10 @@ def freeze_after_start() -> None:
 
 def init_policies(app: Flask) -> PolicyStore:
     settings = app.config["UMA_SETTINGS"]
-    store = PolicyStore(get_engine(app), os.path.abspath(settings.policy_dir), settings.policy_reload_interval)
+    cache = os.path.join(app.instance_path, "policy-cache") if settings.policy_cache else None
+    store = PolicyStore(
+        get_engine(app), os.path.abspath(settings.policy_dir), settings.policy_reload_interval, cache_dir=cache
+    )
     app.extensions["uma_policies"] = store
     app.before_request(store.start)
     return store
