@@ -52,6 +52,7 @@ import gc
 import hashlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -208,7 +209,7 @@ class UnitCache:
         if start is not None:
             wanted = {s.name: s for s in sources}
             gone = [n for n in start.units if n not in wanted]
-            changed = [s for n, s in wanted.items() if n not in start.units or start.units[n].source != s]
+            changed = [s for n, s in wanted.items() if n not in start.units or _differ(start.units[n].source, s)]
             try:
                 ps = start
                 for name in gone:
@@ -245,6 +246,13 @@ class UnitCache:
             self._entries = {k: v for k, v in self._entries.items() if k in keep}
             kept = set(self._entries.values())
             self._facts = {u: f for u, f in self._facts.items() if u in kept}
+
+
+def _differ(a: policy_lang.Source, b: policy_lang.Source) -> bool:
+    """Whether two texts differ; the file scan keeps the same object for an unchanged file, so a
+    change compares 1,001 texts by identity rather than by value (4 ms of the 20 ms a change costs
+    at 100,000 rules)."""
+    return a is not b and a != b
 
 
 @dataclass(frozen=True)
@@ -648,7 +656,8 @@ class PolicyStore:
                 self._settle()
             due = time.monotonic() - self._scanned_at >= RESCAN_WHEN_WATCHED
             try:
-                self.sync(scan=self._observer is None or touched or due)
+                with switching_often():
+                    self.sync(scan=self._observer is None or touched or due)
                 if self._observer is not None and self._files.root != self._watched:
                     # The folder is a symlink that now points elsewhere: watch there, and scan
                     # once more for what changed before the new watch began.
@@ -864,6 +873,32 @@ def oldest_generation_held() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
+
+
+#: The interpreter's switch interval while the background thread compiles a change (seconds).
+SWITCH_INTERVAL_WHILE_SYNCING = 0.001
+
+
+@contextlib.contextmanager
+def switching_often() -> Iterator[None]:
+    """CPython's switch interval at :data:`SWITCH_INTERVAL_WHILE_SYNCING` inside, as it was after.
+
+    While the background thread compiles a change (about 20 ms of CPU at 100,000 rules: the stat
+    scan of 1,001 files, reading, checking and compiling one unit of 100 rules), a request of the
+    same process takes the interpreter's lock back after each of its own waits (a socket, the
+    database), and with the default interval of 5 ms it may wait up to 5 ms each time behind the
+    compiling thread: about ten such waits made a request 50 to 100 ms slow during a change. At
+    1 ms a wait costs at most 1 ms. Measured in one process (100,000 rules, a thread standing
+    for a request: ten short I/O waits with 0.1 ms of work after each; six changes per row, load
+    average 8.5 to 9.6 on 2 cores, alternated): worst latency during the change 25 to 170 ms
+    (median of the worst 67 ms) at 5 ms, 10 to 74 ms (median 40 ms; one outlier at 386 ms, with a
+    baseline of 144 ms in that row) at 1 ms."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_WHILE_SYNCING)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def freeze_after_start() -> None:
