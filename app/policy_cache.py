@@ -45,10 +45,11 @@ _MAGIC = b"uma-policy-cache 1\n"
 
 
 def library_tag() -> str:
-    """SHA-256 of the code of ``policy_lang`` (every ``.py`` file under it, by path) and the
-    Python version: what a cached reading depends on besides its text."""
+    """SHA-256 of the code of ``policy_lang`` (every ``.py`` file under it, by path), of this
+    module (which writes and reads the files) and the Python version: what a cached reading
+    depends on besides its text."""
     root = Path(policy_lang.__file__).parent
-    h = hashlib.sha256(sys.version.encode() + b"\0")
+    h = hashlib.sha256(sys.version.encode() + b"\0" + Path(__file__).read_bytes() + b"\0")
     for path in sorted(root.rglob("*.py")):
         h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
