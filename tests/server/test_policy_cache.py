@@ -201,3 +201,43 @@ def test_without_the_setting_nothing_is_written(fresh_database_url, tmp_path):
         assert not (tmp_path / "instance" / "policy-cache").exists()
     finally:
         close_app(app)
+
+
+# -- the interpreter's state around the start-up compile and the background sync -------------
+
+
+def test_the_start_up_compile_leaves_the_garbage_collector_as_it_found_it(fresh_database_url, tmp_path):
+    import gc
+
+    from app.policies import oldest_generation_held
+
+    before, enabled = gc.get_threshold(), gc.isenabled()
+    try:
+        with oldest_generation_held():
+            assert gc.get_threshold()[:2] == before[:2]  # the young generations run as usual
+            assert gc.get_threshold()[2] > before[2]
+            raise RuntimeError("a compile that fails")
+    except RuntimeError:
+        pass
+    assert gc.get_threshold() == before
+    app = _app(fresh_database_url, tmp_path)
+    try:
+        assert app.extensions["uma_policies"].current().rules == 6
+        assert (gc.get_threshold(), gc.isenabled()) == (before, enabled)
+    finally:
+        close_app(app)
+
+
+def test_the_background_sync_switches_often_and_restores_the_interval():
+    import sys
+
+    from app.policies import SWITCH_INTERVAL_WHILE_SYNCING, switching_often
+
+    before = sys.getswitchinterval()
+    try:
+        with switching_often():
+            assert sys.getswitchinterval() == SWITCH_INTERVAL_WHILE_SYNCING
+            raise RuntimeError("a sync that fails")
+    except RuntimeError:
+        pass
+    assert sys.getswitchinterval() == before
