@@ -6,9 +6,9 @@
   it forks the workers; the workers share that memory copy-on-write instead of each
   compiling its own (N workers used to compile N times and hold N copies).
 * ``when_ready`` (in the master, after the app is built, before the first fork):
-  :func:`gc.freeze` (:func:`app.policies.freeze_after_start`) moves every object made so far out of the garbage collector's
-  reach, so that the workers' collections do not write to (and so copy) the pages of
-  the shared policy set.
+  :func:`gc.freeze` (:func:`app.policies.freeze_after_start`) moves every object made so
+  far out of the garbage collector's reach, so that the workers' collections do not write
+  to (and so copy) the pages of the shared policy set.
 * ``post_worker_init`` (in each worker, before it serves): the worker takes in what
   changed since the master compiled (a worker started later, after a crash or with
   ``max_requests``, may be forked from an older set) and starts its background thread
