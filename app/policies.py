@@ -52,10 +52,11 @@ import gc
 import hashlib
 import logging
 import os
+import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,15 +277,23 @@ class PolicyFiles:
     def sources(self) -> list[policy_lang.Source]:
         return [entry.source for entry in self._seen.values()]
 
-    def scan(self) -> bool:
-        """Look at every file; returns whether every changed file read consistently (False: one
-        was being written, and its last text is kept until the next scan)."""
+    def scan(self, only: Collection[str] | None = None) -> bool:
+        """Look at every file, or (``only``) at these paths alone, which inotify named: the files
+        written, created, moved or removed since the last scan. Returns whether every changed
+        file read consistently (False: one was being written, and its last text is kept until
+        the next scan)."""
         # The real folder once per scan: a symlinked folder swapped during the scan is read
         # entirely before or entirely after.
-        root = self.root = os.path.realpath(self.folder)
-        seen: dict[str, _Seen] = {}
+        root = os.path.realpath(self.folder)
+        if only is not None and root == self.root:
+            seen = dict(self._seen)
+            found = self._named(root, only, seen)
+        else:
+            self.root = root
+            seen = {}
+            found = self._files(root)
         settled = True
-        for path, rel, st in self._files(root):
+        for path, rel, st in found:
             key = f"{self.folder.name}/{rel}"  # "policies/alice.policy": the same on every machine
             old = self._seen.get(key)
             signature: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -311,6 +320,35 @@ class PolicyFiles:
         self._seen = dict(sorted(seen.items()))
         self.digest = self._digest(self._seen)
         return settled
+
+    def _named(
+        self, root: str, paths: Collection[str], seen: dict[str, _Seen]
+    ) -> list[tuple[str, str, os.stat_result]]:
+        """(path, path relative to ``root``, stat) of those of ``paths`` that are policy files
+        the full scan would take; the others that were policy files leave ``seen`` (removed, or
+        moved away). The same choice of files as :meth:`_files`: no name starting with a dot on
+        the way, ``*.policy``, a regular file (a symlink to one included)."""
+        out: list[tuple[str, str, os.stat_result]] = []
+        for path in sorted(set(paths)):
+            rel = os.path.relpath(path, root)
+            parts = rel.split(os.sep)
+            if rel.startswith("..") or any(part.startswith(".") for part in parts) or not rel.endswith(".policy"):
+                continue
+            rel = "/".join(parts)
+            try:
+                st = os.stat(path)
+                folder = root
+                for part in parts[:-1]:  # the full scan does not enter a symlinked folder
+                    folder = os.path.join(folder, part)
+                    if os.path.islink(folder):
+                        raise FileNotFoundError(path)
+                if not stat.S_ISREG(st.st_mode):
+                    raise FileNotFoundError(path)
+            except OSError:
+                seen.pop(f"{self.folder.name}/{rel}", None)
+                continue
+            out.append((path, rel, st))
+        return out
 
     @staticmethod
     def _files(root: str) -> list[tuple[str, str, os.stat_result]]:
@@ -406,6 +444,9 @@ class PolicyStore:
         self._sync_lock = threading.Lock()  # one sync at a time; never taken by a request
         self._wake = threading.Event()
         self._touched = threading.Event()  # a file changed since the last scan (inotify)
+        self._named_lock = threading.Lock()
+        self._named: set[str] = set()  # the paths inotify named since the last scan
+        self._scan_all = True  # an event the named paths do not describe: a folder, the link
         self._stopped = threading.Event()
 
     # -- what requests read ----------------------------------------------------
@@ -467,16 +508,24 @@ class PolicyStore:
             log.info("policy cache %s: %d texts read from it, %d read afresh", disk.folder, disk.hits, disk.misses)
         return installed
 
-    def sync(self, *, scan: bool = True) -> bool:
-        """Check the files (when ``scan``) and the stored version once; compile what changed and
-        put the new set in use. Returns whether a new set went into use. Called at start (before
-        traffic) and by the background thread; never by a request."""
+    def sync(self, *, scan: bool = True, named: bool = False) -> bool:
+        """Check the files (when ``scan``: every file, or with ``named`` only those inotify named
+        since the last scan, unless an event said more) and the stored version once; compile what
+        changed and put the new set in use. Returns whether a new set went into use. Called at
+        start (before traffic) and by the background thread; never by a request."""
         with self._sync_lock:
             if scan or not self._scanned:
-                if not self._files.scan():
-                    self._touched.set()  # a file was being written: scan again soon
+                with self._named_lock:
+                    paths, whole = self._named, self._scan_all or not named or not self._scanned
+                    self._named, self._scan_all = set(), False
+                if not self._files.scan(None if whole else paths):
+                    with self._named_lock:
+                        self._scan_all = True  # a file was being written: scan again soon
+                    self._touched.set()
                     self._wake.set()
-                self._scanned, self._scanned_at = True, time.monotonic()
+                self._scanned = True
+                if whole:
+                    self._scanned_at = time.monotonic()
             files = self._files.sources()
             start = self._in_use
             with Session(self.engine, expire_on_commit=False) as session:
@@ -629,6 +678,15 @@ class PolicyStore:
                 self.sync()
             threading.Thread(target=self._run, name="uma-policies", daemon=True).start()
 
+    def noticed(self, *paths: str, everything: bool = False) -> None:
+        """inotify saw these files change (or, ``everything``, a change the named files do not
+        describe): the background thread's next scan looks at them (or at every file)."""
+        with self._named_lock:
+            self._named.update(paths)
+            self._scan_all = self._scan_all or everything
+        self._touched.set()
+        self._wake.set()
+
     def wake(self) -> None:
         """Have the background thread check now (no wait here)."""
         self._wake.set()
@@ -657,7 +715,8 @@ class PolicyStore:
             due = time.monotonic() - self._scanned_at >= RESCAN_WHEN_WATCHED
             try:
                 with switching_often():
-                    self.sync(scan=self._observer is None or touched or due)
+                    watched = self._observer is not None
+                    self.sync(scan=not watched or touched or due, named=watched and not due)
                 if self._observer is not None and self._files.root != self._watched:
                     # The folder is a symlink that now points elsewhere: watch there, and scan
                     # once more for what changed before the new watch began.
@@ -693,11 +752,21 @@ class PolicyStore:
         changes = {EVENT_TYPE_CLOSED, EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED}
         store = self
 
+        folders = {EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MOVED}
+
         class Touched(FileSystemEventHandler):
+            def __init__(self, whole: bool = False):
+                self.whole = whole  # the events of the symlink's parent: the scan looks at everything
+
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type in changes:  # not the scan's own reads (opened, closed_no_write)
-                    store._touched.set()
-                    store._wake.set()
+                if event.event_type not in changes:  # not the scan's own reads (opened, closed_no_write)
+                    return
+                if self.whole or event.is_directory and event.event_type in folders:
+                    store.noticed(everything=True)  # a folder came, went or moved: every file again
+                elif not event.is_directory:  # (a folder's own change: its files' events tell)
+                    store.noticed(*(os.fsdecode(p) for p in (event.src_path, event.dest_path) if p))
+                else:
+                    store.noticed()
 
         old, self._observer, self._watched = self._observer, None, None
         if old is not None:
@@ -711,12 +780,14 @@ class PolicyStore:
             observer.daemon = True
             observer.schedule(Touched(), root, recursive=True)
             if self.policy_dir.is_symlink():  # a symlinked folder swapped for another changes its parent
-                observer.schedule(Touched(), str(self.policy_dir.parent), recursive=False)
+                observer.schedule(Touched(whole=True), str(self.policy_dir.parent), recursive=False)
             observer.start()
         except (OSError, RuntimeError) as exc:
             log.info("policy folder %s not watched (%s): its files are checked every %s s", root, exc, self._period())
             return
         self._observer, self._watched = observer, root
+        with self._named_lock:
+            self._scan_all = True  # what changed before the watch began: every file, at the next scan
 
     # -- status ----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
