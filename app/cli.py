@@ -240,7 +240,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .db import get_engine, upgrade_database
     from .factory import load_policies
-    from .policies import get_store
+    from .policies import freeze_after_start, get_store
 
     overrides: dict[str, Any] = {}
     if settings.issuer == Settings.model_fields["issuer"].default:
@@ -256,6 +256,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with app.app_context():
             print(seed_demo(app), flush=True)
     _log_policies(app)
+    freeze_after_start()  # the set compiled at start out of the collector's walks (as gunicorn's master)
     get_store(app).start()  # watch the policies from now on, not from the first request
     logging.getLogger("app.cli").info("listening on http://%s:%d/ (werkzeug, threaded)", args.host, args.port)
     run_simple(args.host, args.port, app, threaded=True, request_handler=_request_log_handler())

@@ -243,6 +243,8 @@ class Settings(BaseSettings):
     """Directory of operator policy files (`*.policy`), read recursively; a relative path is taken from the folder of the TOML file that sets it, else from the instance folder (default: `policies` there)."""
     policy_reload_interval: Seconds = 2
     """Seconds between a process's background checks of the policy-set version in the database (and of the policy files, unless inotify watches them); every process decides with a new version within this delay plus the time to compile the change; 0: every 0.1 s."""
+    policy_cache: bool = True
+    """Keep the policy texts read at start in the instance folder (`policy-cache/`, private files keyed by the text and the policy library's code) so that the next start reads only the texts that changed; safe to delete."""
     rpt_format: Literal["jwt", "opaque"] = "jwt"
     """`jwt` (signed with the active key, verifiable with `/jwks`) or `opaque`."""
     ticket_lifetime: PositiveSeconds = 300

@@ -136,7 +136,7 @@ def load_policies(app: Flask) -> None:
     if store is None or app.extensions.get("uma_policies_loaded"):
         return
     app.extensions["uma_policies_loaded"] = True
-    store.sync()
+    store.load()
 
 
 def _version() -> str:

@@ -6,9 +6,9 @@
   it forks the workers; the workers share that memory copy-on-write instead of each
   compiling its own (N workers used to compile N times and hold N copies).
 * ``when_ready`` (in the master, after the app is built, before the first fork):
-  :func:`gc.freeze` moves every object made so far out of the garbage collector's
-  reach, so that the workers' collections do not write to (and so copy) the pages of
-  the shared policy set.
+  :func:`gc.freeze` (:func:`app.policies.freeze_after_start`) moves every object made so
+  far out of the garbage collector's reach, so that the workers' collections do not write
+  to (and so copy) the pages of the shared policy set.
 * ``post_worker_init`` (in each worker, before it serves): the worker takes in what
   changed since the master compiled (a worker started later, after a crash or with
   ``max_requests``, may be forked from an older set) and starts its background thread
@@ -21,14 +21,15 @@ own can take these with ``from app.gunicorn_conf import *``.
 
 from __future__ import annotations
 
-import gc
 from typing import Any
+
+from app.policies import freeze_after_start
 
 preload_app = True
 
 
 def when_ready(server: Any) -> None:
-    gc.freeze()
+    freeze_after_start()
 
 
 def post_worker_init(worker: Any) -> None:

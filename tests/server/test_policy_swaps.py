@@ -455,3 +455,76 @@ def test_uma_serve_logs_its_policy_folder_files_and_rules_and_warns_when_there_a
     text = serve(full)
     assert f"policies: 4 rules from 2 policy files in {full} and 0 owner uploads" in text
     assert "WARNING app." not in text
+
+
+# -- the files inotify names: the scan looks at them alone -------------------------------------
+
+
+def _owner_text(owner: str, rules: int = 1) -> str:
+    return f'owner "{owner}"\n' + "".join(f'permit view on resource "{owner}-{i}"\n' for i in range(rules))
+
+
+def test_a_scan_of_the_named_files_sees_what_a_full_scan_sees(tmp_path):
+    """``PolicyFiles.scan(only=paths)`` (the paths inotify named) ends where a full scan of the
+    folder ends: files written, created, renamed, removed; names the full scan skips (dot files
+    and folders, other suffixes, folders) skipped alike."""
+    from app.policies import PolicyFiles
+
+    folder = tmp_path / "policies"
+    (folder / "sub").mkdir(parents=True)
+    for name in ["a.policy", "b.policy", "sub/c.policy", "d.policy"]:
+        (folder / name).write_text(_owner_text(name.split("/")[-1][0]))
+    files = PolicyFiles(folder)
+    files.scan()
+    touched = []
+    (folder / "a.policy").write_text(_owner_text("a", 2))  # written
+    (folder / "b.policy").unlink()  # removed
+    (folder / "d.policy").rename(folder / "sub" / "e.policy")  # moved
+    (folder / "sub" / "f.policy").write_text(_owner_text("f"))  # created
+    (folder / ".hidden").mkdir()
+    (folder / ".hidden" / "g.policy").write_text(_owner_text("g"))  # skipped: a dot folder
+    (folder / "notes.txt").write_text("not a policy")  # skipped: another suffix
+    (folder / ".h.policy").write_text(_owner_text("h"))  # skipped: a dot file
+    touched = ["a.policy", "b.policy", "d.policy", "sub/e.policy", "sub/f.policy", ".hidden/g.policy"]
+    touched += ["notes.txt", ".h.policy", "sub", "gone/x.policy"]
+    assert files.scan(only=[str(folder / t) for t in touched])
+    full = PolicyFiles(folder)
+    full.scan()
+    assert [(s.name, s.text) for s in files.sources()] == [(s.name, s.text) for s in full.sources()]
+    assert files.digest == full.digest
+    assert [s.name for s in files.sources()] == [
+        "policies/a.policy",
+        "policies/sub/c.policy",
+        "policies/sub/e.policy",
+        "policies/sub/f.policy",
+    ]
+
+
+def test_files_written_moved_and_removed_are_in_use_in_a_served_app_G_61(fresh_database_url, tmp_path):
+    """The background thread takes in files written, renamed over, removed, and a new folder of
+    files (a folder's event: every file scanned), whichever events inotify sends."""
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    for owner in ["ann", "ben", "cat"]:
+        (folder / f"{owner}.policy").write_text(_owner_text(owner))
+    config = _config(fresh_database_url, tmp_path, folder)
+    with _served(config) as (_url, app):
+        store = app.extensions["uma_policies"]
+        store.start()
+
+        def names() -> list[str]:
+            return [s.name for s in store.current().file_sources]
+
+        assert store.current().rules == 3
+        _write(folder / "ann.policy", _owner_text("ann", 3))  # written atomically
+        wait_for(lambda: store.current().rules == 5, "ann's new rules in use")
+        (folder / "ben.policy").unlink()
+        wait_for(lambda: "policies/ben.policy" not in names(), "ben's file gone")
+        (folder / "new").mkdir()
+        (folder / "new" / "dan.policy").write_text(_owner_text("dan", 2))
+        wait_for(lambda: "policies/new/dan.policy" in names(), "a file in a new folder")
+        (folder / "cat.policy").rename(folder / "new" / "cat.policy")
+        wait_for(
+            lambda: "policies/new/cat.policy" in names() and "policies/cat.policy" not in names(), "cat's file moved"
+        )
+        assert store.current().rules == 3 + 2 + 1
