@@ -222,6 +222,10 @@ class Assessment:
     #: Set when a pushed claim token was refused: the answer is need_info whatever the decision.
     claim_token_problem: str | None = None
     requesting_party: str = ""
+    #: Decide only (the Keycloak surface's ``response_mode``): a permit or partial answers
+    #: ``(200, {"permissions": granted})`` with the ticket spent and the decision audited, and
+    #: issues nothing (no RPT, refresh token or PCT; a presented ``rpt`` is not upgraded).
+    decide_only: bool = False
 
 
 def load_resources(session: Session, ticket: TicketValues) -> dict[str, Resource]:
@@ -472,6 +476,9 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             for g in decision.granted
             if g["scopes"]
         ]
+        if a.decide_only:
+            session.commit()  # the ticket spent and the audit record, nothing issued
+            return 200, {"permissions": granted}
         claims, claim_sources = a.claims, a.claim_sources
         upgraded = None
         old = _upgrade_source(a)

@@ -14,8 +14,8 @@ send on top:
   client id>`` and no ``ticket``: the grant issues the ticket itself, as the resource server
   would at the permission endpoint, and decides it like any other;
 * ``response_mode=decision`` → ``{"result": true}``; ``response_mode=permissions`` →
-  ``[{"rsid", "rsname", "scopes"}]``: the decision of the standard grant, whose RPT is revoked
-  before the answer (never delivered);
+  ``[{"rsid", "rsname", "scopes"}]``: the decision of the standard grant (same policy, audit
+  record, spent ticket), which then issues no token at all (``Assessment.decide_only``);
 * ``submit_request``: accepted; whether an owner is asked is the owner's policy's choice
   (``ask`` rules), with or without it;
 * a refusal is Keycloak's ``403 {"error": "access_denied", "error_description": "request_denied"}``.
@@ -44,7 +44,6 @@ from ..oauth.clients import cached_client
 from ..oauth.grants import active_user
 from ..oauth.tokens import find_access_token
 from ..protection.permissions import MAX_PERMISSIONS
-from ..protection.rpt import find_rpt, revoke_rpt
 from ..protection.tickets import issue_ticket
 
 BLUEPRINT = "keycloak"
@@ -228,32 +227,29 @@ class KeycloakUmaGrant(UmaTicketGrant):
     # -- the answer ----------------------------------------------------------------------
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:
+        # With a response_mode the standard grant decides only: same decision, audit record and
+        # spent ticket, no token (:attr:`app.grant.bridge.Assessment.decide_only`).
+        self.request.uma_assessment.decide_only = self.response_mode is not None
         try:
             status, body, headers = super().create_token_response()
         except RequestDenied:
             raise AccessDenied(description="request_denied") from None
         if self.response_mode is None:
             return status, body, headers
-        session = get_session()
-        row = find_rpt(session, body["access_token"])
-        if row is None:  # issued in this very transaction: never absent
-            raise AccessDenied(description="request_denied")
-        permissions = list(row.permissions)
-        revoke_rpt(session, row)  # decided and audited like any RPT, never delivered
         if self.response_mode == "decision":
             return 200, {"result": True}, headers
-        names = {
-            r.id: r.name
-            for r in session.execute(
-                select(Resource).where(Resource.id.in_([p["resource_id"] for p in permissions]))
-            ).scalars()
-        }
-        listed = [
+        return 200, json.dumps(self._keycloak_permissions(body["permissions"])), headers  # type: ignore[return-value]  # authlib sends a str as it is
+
+    @staticmethod
+    def _keycloak_permissions(granted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """UMA's granted permissions in Keycloak's shape: ``[{"rsid", "rsname", "scopes"}]``."""
+        ids = [p["resource_id"] for p in granted]
+        names = {r.id: r.name for r in get_session().execute(select(Resource).where(Resource.id.in_(ids))).scalars()}
+        return [
             {
                 "rsid": p["resource_id"],
                 "rsname": names.get(p["resource_id"]) or p["resource_id"],
                 "scopes": p["resource_scopes"],
             }
-            for p in permissions
+            for p in granted
         ]
-        return 200, json.dumps(listed), headers  # type: ignore[return-value]  # authlib sends a str as it is

@@ -254,6 +254,36 @@ def test_permissions_check_and_has_uma_access_by_bearer_token(realm) -> None:
     assert not unknown.is_logged_in and not unknown.is_authorized
 
 
+def test_response_modes_decide_without_issuing_a_token(realm, engine) -> None:
+    """``response_mode=decision|permissions`` decide only: each check is audited and spends its
+    ticket like any grant, and no RPT (nor refresh token) is written for them."""
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from app.models import AuditRecord, PermissionTicket, Rpt
+
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when claims.sub == "{realm.bob.username}"')
+    view = UMAPermission(resource=album["_id"], scope="view")
+    edit = UMAPermission(resource=album["_id"], scope="edit")
+    assert realm.uma.permissions_check(realm.bob_token, [view]) is True
+    assert realm.uma.permissions_check(realm.bob_token, [edit]) is False
+    granted = realm.openid.uma_permissions(realm.bob_token, f"{album['_id']}#view")
+    assert granted == [{"rsid": album["_id"], "rsname": album["name"], "scopes": ["view"]}]
+    owner = realm.owner.username
+    with Session(engine) as session:
+
+        def count(model: Any, *where: Any) -> int:
+            return session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+        assert count(Rpt, Rpt.owner == owner) == 0
+        assert count(PermissionTicket, PermissionTicket.owner == owner, PermissionTicket.consumed.is_(True)) == 3
+        outcomes = sorted(
+            session.execute(select(AuditRecord.outcome).where(AuditRecord.owner == owner)).scalars().all()
+        )
+    assert outcomes == ["deny", "permit", "permit"]
+
+
 def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
     """``permission`` + ``audience`` with no ``response_mode``: an RPT, as Keycloak answers."""
     album = realm.album()
