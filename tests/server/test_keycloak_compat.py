@@ -389,10 +389,58 @@ def test_uma_policy_endpoint_writes_rules_in_the_owners_text(realm, engine) -> N
     assert realm.uma.permissions_check(realm.bob_token, [UMAPermission(resource=album["_id"], scope="view")]) is False
 
 
+def test_uma_policy_clients_are_a_rule_on_client_id(realm, engine) -> None:
+    """``clients`` (Keycloak client ids) → ``client.id``; with ``users`` both must match
+    (UNANIMOUS); read back as written; not a share of the owner's sharing page (its form names
+    people), which lists it among the resource's other rules."""
+    from sqlmodel import Session
+
+    from app import owner_service
+    from app.models import Resource
+
+    album = realm.album()
+    view = [UMAPermission(resource=album["_id"], scope="view")]
+    assert realm.uma.permissions_check(realm.bob_token, view) is False
+    only_app = realm.uma.policy_resource_create(
+        album["_id"], {"name": "the app", "scopes": ["view"], "clients": [realm.rs.client_id]}
+    )
+    assert only_app["clients"] == [realm.rs.client_id] and only_app["users"] == []
+    assert f'client.id == "{realm.rs.client_id}"' in realm.owner_text()
+    assert realm.uma.permissions_check(realm.bob_token, view) is True
+    other = unique("other-app")
+    realm.uma.policy_update(only_app["id"], {"name": "the app", "scopes": ["view"], "clients": [other]})
+    assert realm.uma.permissions_check(realm.bob_token, view) is False
+
+    both = realm.uma.policy_resource_create(
+        album["_id"],
+        {"name": "bob in the app", "scopes": ["view"], "users": [realm.bob.username], "clients": [realm.rs.client_id]},
+    )
+    assert both["users"] == [realm.bob.username] and both["clients"] == [realm.rs.client_id]
+    assert realm.uma.permissions_check(realm.bob_token, view) is True
+    realm.uma.policy_update(
+        both["id"], {"name": "bob in the app", "scopes": ["view"], "users": [realm.bob.username], "clients": [other]}
+    )
+    assert realm.uma.permissions_check(realm.bob_token, view) is False
+    listed = {p["id"]: (p["users"], p["clients"]) for p in realm.uma.policy_query(resource=album["_id"])}
+    assert listed == {only_app["id"]: ([], [other]), both["id"]: ([realm.bob.username], [other])}
+    with Session(engine) as session:  # the sharing page: no share, two other rules
+        resource = session.get(Resource, album["_id"])
+        page = owner_service.shares(session, realm.owner.username, resource)
+    assert page["shares"] == [] and len(page["other_rules"]) == 2, page
+
+
 def test_uma_policy_refuses_what_has_no_share_form(realm) -> None:
     album = realm.album()
+    for member in ("roles", "groups", "condition"):
+        r = realm.http.post(
+            f"/realms/{REALM}/authz/protection/uma-policy/{album['_id']}",
+            json={"name": "x", "scopes": ["view"], "users": ["bob"], member: ["manager"]},
+            headers={"Authorization": f"Bearer {realm.connection.token['access_token']}"},
+        )
+        assert r.status_code == 400 and f"'{member}' has no equivalent here" in r.json()["error_description"], r.text
     for body in (
         {"name": "x", "scopes": ["view"], "roles": ["manager"]},
+        {"name": "x", "scopes": ["view"], "users": ["bob"], "clients": ["app"], "decisionStrategy": "AFFIRMATIVE"},
         {"name": "x", "scopes": ["view"]},
         {"name": "x", "scopes": ["fly"], "users": ["bob"]},
         {"name": "two\nlines", "scopes": ["view"], "users": ["bob"]},
@@ -670,3 +718,31 @@ def test_bad_input_is_a_clear_4xx_never_a_500(realm) -> None:
         assert 400 <= r.status_code < 500, (r.request.method, r.request.url, r.status_code, r.text)
         assert r.json().get("error"), r.text
     assert realm.http.get(f"{base}/resource_set", headers={}).status_code == 401
+
+
+def test_share_rules_with_clients_read_back_and_stay_off_the_share_form() -> None:
+    """app.sharing: ``clients`` written as ``client.id``, alone or after the claim with ``and``;
+    :func:`read_rules` reads both back; :func:`read_shares` (the pages' form) sees neither, and
+    reads the plain share as before."""
+    from app import sharing
+
+    with_app = sharing.share_rule("r1", ["view"], "sub", ["bob", "carol"], clients=["app"])
+    assert " ".join(with_app.split()) == (
+        'permit view on resource "r1" when claims.sub in ["bob", "carol"] and client.id == "app"'
+    )
+    app_only = sharing.share_rule("r1", ["view"], "sub", [], clients=["a", "b"])
+    assert " ".join(app_only.split()) == 'permit view on resource "r1" when client.id in ["a", "b"]'
+    plain = sharing.share_rule("r1", ["view"], "email", ["dave@example.com"])
+    text = "\n\n".join(
+        [with_app, app_only, plain, 'permit view on resource "r1" when client.id == "x" or claims.a == "b"']
+    )
+    rules = sharing.read_rules(text)
+    assert [(r.claim, r.people, r.clients) for r in rules] == [
+        ("sub", ("bob", "carol"), ("app",)),
+        (None, (), ("a", "b")),
+        ("email", ("dave@example.com",), ()),
+    ]
+    assert [(s.claim, s.person) for s in sharing.read_shares(text, "r1")] == [("email", "dave@example.com")]
+    assert len(sharing.other_rules(text, "r1")) == 3
+    with pytest.raises(sharing.ShareError):
+        sharing.share_rule("r1", ["view"], "sub", [], clients=[])
