@@ -237,10 +237,12 @@ def load_resources(session: Session, ticket: TicketValues) -> dict[str, Resource
 
 def decide(store: PolicyStore, session: Session, a: Assessment) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
     """Build the policy request and decide it with the set in use; (decision, version, request)."""
-    return _decide(store, session, a.ticket.owner, a.requesting_party, a.requested, a.client, a.claims, a.claim_sources)
+    return decide_requested(
+        store, session, a.ticket.owner, a.requesting_party, a.requested, a.client, a.claims, a.claim_sources
+    )
 
 
-def _decide(
+def decide_requested(
     store: PolicyStore,
     session: Session,
     owner: str,
@@ -525,7 +527,7 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
 def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resource]]) -> list[dict[str, Any]]:
     """The part of ``held`` (an RPT's permissions on resources still registered) the current policy grants.
 
-    Decided like a token request (:func:`_decide`): the claims recorded when the RPT was
+    Decided like a token request (:func:`decide_requested`): the claims recorded when the RPT was
     issued, its client, the owner's answers for its requesting party now (a withdrawn
     approval counts), the policy set of the version stored now. A permission keeps only
     the scopes granted again; its ``exp`` is its policy bound: the earlier of the one
@@ -538,7 +540,7 @@ def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resour
     if client is None:
         return []
     try:
-        decision, _version, _request = _decide(
+        decision, _version, _request = decide_requested(
             get_store(),
             session,
             row.owner,

@@ -16,6 +16,9 @@ send on top:
 * ``response_mode=decision`` → ``{"result": true}``; ``response_mode=permissions`` →
   ``[{"rsid", "rsname", "scopes"}]``: the decision of the standard grant (same policy, audit
   record, spent ticket), which then issues no token at all (``Assessment.decide_only``);
+* ``audience`` alone (no ``ticket``, no ``permission``): Keycloak's entitlement — every scope
+  of the audience's resources the policy grants the party now, asked for in a ticket the grant
+  issues itself and decides like any other (one owner's resources: an RPT holds one owner's);
 * ``submit_request``: accepted; whether an owner is asked is the owner's policy's choice
   (``ask`` rules), with or without it;
 * a refusal is Keycloak's ``403 {"error": "access_denied", "error_description": "request_denied"}``.
@@ -26,6 +29,7 @@ Other errors are the standard grant's.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
@@ -33,9 +37,11 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, UnauthorizedClient
 from flask import g
 from flask import request as flask_request
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import get_settings
 from ..db import get_session
+from ..grant.bridge import decide_requested, requesting_party_of
 from ..grant.claim_tokens import JWT_FORMAT, ClaimTokenError, verify_claim_token
 from ..grant.errors import RequestDenied, invalid_grant, invalid_request, invalid_scope, safe_text
 from ..grant.token_grant import MAX_PARAM_CHARS, UmaTicketGrant
@@ -43,11 +49,17 @@ from ..models import Resource, Token
 from ..oauth.clients import cached_client
 from ..oauth.grants import active_user
 from ..oauth.tokens import find_access_token
+from ..policies import get_store
 from ..protection.permissions import MAX_PERMISSIONS
 from ..protection.tickets import issue_ticket
 
 BLUEPRINT = "keycloak"
 RESPONSE_MODES = ("decision", "permissions")
+#: Most resources of one resource server an entitlement request decides (one engine decision
+#: per owner); a resource server with more must name the permissions it asks for.
+ENTITLEMENT_SCAN_LIMIT = 2000
+
+log = logging.getLogger(__name__)
 
 
 class InvalidBearer(OAuth2Error):
@@ -120,7 +132,9 @@ class KeycloakUmaGrant(UmaTicketGrant):
         # Verified now, before the ticket is redeemed (a trusted issuer's keys may be fetched over HTTP).
         self.party = self._party(client, bearer_jwt)
         raw_ticket = data.get("ticket")
-        if not raw_ticket:
+        if not raw_ticket and not g.get("keycloak_permissions") and data.get("audience"):
+            raw_ticket = self._ticket_for_entitlement(client, data["audience"])
+        elif not raw_ticket:
             raw_ticket = self._ticket_for_permissions(client, data.get("audience"))
         self.validate_ticket(client, raw_ticket)
 
@@ -218,6 +232,75 @@ class KeycloakUmaGrant(UmaTicketGrant):
             owner=owners.pop(),
             rs_client_id=audience,
             permissions=[{"resource_id": rid, "resource_scopes": s} for rid, s in permissions.items()],
+            lifetime=get_settings().ticket_lifetime,
+            client_id=client.client_id,
+        )
+        session.flush()
+        return raw
+
+    # -- audience alone: an entitlement ------------------------------------------------------
+
+    def _ticket_for_entitlement(self, client: Any, audience: str) -> str:
+        """The ticket for every scope the party may reach now of the resources at ``audience``:
+        each owner's resources there decided for the party's claims (the bearer's) and the
+        client, as the grant decides them (:func:`app.grant.bridge.decide_requested`; the
+        "shared with me" analysis, from the resource server's side); what is granted goes into
+        the ticket, which the grant then decides and audits like any other. Nothing reachable is
+        ``access_denied``; several owners' resources reachable is 400 (an RPT holds one owner's)."""
+        if len(audience) > 255:
+            raise invalid_request("'audience' is the resource server's client id.")
+        session = get_session()
+        rows = list(
+            session.execute(
+                select(Resource)
+                .where(Resource.rs_client_id == audience)
+                .order_by(Resource.owner, Resource.id)
+                .limit(ENTITLEMENT_SCAN_LIMIT + 1)
+            ).scalars()
+        )
+        if len(rows) > ENTITLEMENT_SCAN_LIMIT:
+            raise invalid_request(
+                f"More than {ENTITLEMENT_SCAN_LIMIT} resources at this resource server: name them with 'permission'."
+            )
+        claims, sources = self.party
+        party = requesting_party_of(claims, sources, get_settings().issuer, client.client_id)
+        store = get_store()
+        reachable: dict[str, list[dict[str, Any]]] = {}
+        for owner in sorted({r.owner for r in rows}):
+            mine = [(r, list(r.resource_scopes)) for r in rows if r.owner == owner and r.resource_scopes]
+            if not mine:
+                continue
+            try:
+                decision, _version, _request = decide_requested(
+                    store, session, owner, party, mine, client, claims, sources
+                )
+            except SQLAlchemyError:
+                raise
+            except Exception:
+                log.exception(
+                    "the policy engine failed on an entitlement request (owner %s); nothing is granted", owner
+                )
+                continue
+            granted = [
+                {"resource_id": p["resource_id"], "resource_scopes": list(p["scopes"])}
+                for p in decision.granted
+                if p["scopes"]
+            ]
+            if granted:
+                reachable[owner] = granted
+        if not reachable:
+            raise AccessDenied(description="request_denied")
+        if len(reachable) > 1:
+            raise invalid_request(
+                "Resources of several owners are reachable here and an RPT holds one owner's: "
+                "ask with 'permission' for each owner's resources."
+            )
+        [(owner, permissions)] = reachable.items()
+        raw, _ = issue_ticket(
+            session,
+            owner=owner,
+            rs_client_id=audience,
+            permissions=permissions,
             lifetime=get_settings().ticket_lifetime,
             client_id=client.client_id,
         )

@@ -284,6 +284,64 @@ def test_response_modes_decide_without_issuing_a_token(realm, engine) -> None:
     assert outcomes == ["deny", "permit", "permit"]
 
 
+def test_entitlement_gets_what_the_policy_grants_at_the_audience(realm, make_user, pat_for) -> None:
+    """``audience`` with neither ticket nor permission (Keycloak's entitlement; python-keycloak's
+    ``uma_permissions(token)``): every scope the owner's policy grants the party at the resource
+    server, decided again and audited by the grant; an RPT without ``response_mode``."""
+    shared, both, private = realm.album(), realm.album(), realm.album()
+    bob = realm.bob.username
+    realm.put_policy(
+        f'permit view on resource "{shared["_id"]}" when claims.sub == "{bob}"\n'
+        f'permit view, edit on resource "{both["_id"]}" when claims.sub == "{bob}"\n'
+        f'permit view on resource "{private["_id"]}" when claims.sub == "nobody"\n'
+    )
+    listed = realm.openid.uma_permissions(realm.bob_token)
+    assert sorted(listed, key=lambda p: p["rsname"]) == sorted(
+        [
+            {"rsid": shared["_id"], "rsname": shared["name"], "scopes": ["view"]},
+            {"rsid": both["_id"], "rsname": both["name"], "scopes": ["view", "edit"]},
+        ],
+        key=lambda p: p["rsname"],
+    )
+    url = f"/realms/{REALM}/protocol/openid-connect/token"
+    bearer = {"Authorization": f"Bearer {realm.bob_token}"}
+    r = realm.http.post(url, data={"grant_type": UMA_GRANT, "audience": realm.rs.client_id}, headers=bearer)
+    assert r.status_code == 200, r.text
+    held = realm.openid.decode_token(r.json()["access_token"], validate=False)["permissions"]
+    assert {p["resource_id"]: p["resource_scopes"] for p in held} == {
+        shared["_id"]: ["view"],
+        both["_id"]: ["view", "edit"],
+    }
+    r = realm.http.post(
+        url, data={"grant_type": UMA_GRANT, "audience": realm.rs.client_id, "response_mode": "decision"}, headers=bearer
+    )
+    assert r.status_code == 200 and r.json() == {"result": True}
+
+    # Nothing reachable: Keycloak's 403.
+    carol = make_user()
+    carol_token = pat_for(carol.username, realm.rs, scope="").token
+    with pytest.raises(KeycloakPostError) as info:
+        realm.openid.uma_permissions(carol_token)
+    assert info.value.response_code == 403 and b"access_denied" in info.value.response_body
+
+    # Another owner's resource at the same resource server reachable too: one RPT holds one owner's.
+    other = make_user()
+    other_pat = pat_for(other.username, realm.rs)
+    made = realm.http.post(
+        "/uma/resources", json={"name": unique("doc"), "resource_scopes": ["view"]}, headers=other_pat.headers
+    )
+    assert made.status_code == 201, made.text
+    put = realm.http.put(
+        "/owner/policy",
+        content=f'permit view on resource "{made.json()["_id"]}" when claims.sub == "{bob}"'.encode(),
+        auth=(other.username, other.password),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert put.status_code == 200, put.text
+    r = realm.http.post(url, data={"grant_type": UMA_GRANT, "audience": realm.rs.client_id}, headers=bearer)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request" and "several owners" in r.text
+
+
 def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
     """``permission`` + ``audience`` with no ``response_mode``: an RPT, as Keycloak answers."""
     album = realm.album()
