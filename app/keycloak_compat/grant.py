@@ -132,8 +132,10 @@ class KeycloakUmaGrant(UmaTicketGrant):
         # Verified now, before the ticket is redeemed (a trusted issuer's keys may be fetched over HTTP).
         self.party = self._party(client, bearer_jwt)
         raw_ticket = data.get("ticket")
+        #: Tickets decided after the first one (an entitlement over several owners' resources).
+        self.more_tickets: list[str] = []
         if not raw_ticket and not g.get("keycloak_permissions") and data.get("audience"):
-            raw_ticket = self._ticket_for_entitlement(client, data["audience"])
+            raw_ticket, *self.more_tickets = self._tickets_for_entitlement(client, data["audience"])
         elif not raw_ticket:
             raw_ticket = self._ticket_for_permissions(client, data.get("audience"))
         self.validate_ticket(client, raw_ticket)
@@ -240,13 +242,14 @@ class KeycloakUmaGrant(UmaTicketGrant):
 
     # -- audience alone: an entitlement ------------------------------------------------------
 
-    def _ticket_for_entitlement(self, client: Any, audience: str) -> str:
-        """The ticket for every scope the party may reach now of the resources at ``audience``:
-        each owner's resources there decided for the party's claims (the bearer's) and the
-        client, as the grant decides them (:func:`app.grant.bridge.decide_requested`; the
-        "shared with me" analysis, from the resource server's side); what is granted goes into
-        the ticket, which the grant then decides and audits like any other. Nothing reachable is
-        ``access_denied``; several owners' resources reachable is 400 (an RPT holds one owner's)."""
+    def _tickets_for_entitlement(self, client: Any, audience: str) -> list[str]:
+        """Tickets for every scope the party may reach now of the resources at ``audience``, one
+        per owner: each owner's resources there decided for the party's claims (the bearer's)
+        and the client, as the grant decides them (:func:`app.grant.bridge.decide_requested`;
+        the "shared with me" analysis, from the resource server's side); what is granted goes
+        into that owner's ticket, which the grant then decides and audits like any other.
+        Nothing reachable is ``access_denied``; several owners' resources reachable without a
+        ``response_mode`` is 400 (an RPT holds one owner's)."""
         if len(audience) > 255:
             raise invalid_request("'audience' is the resource server's client id.")
         session = get_session()
@@ -290,38 +293,50 @@ class KeycloakUmaGrant(UmaTicketGrant):
                 reachable[owner] = granted
         if not reachable:
             raise AccessDenied(description="request_denied")
-        if len(reachable) > 1:
+        if len(reachable) > 1 and self.response_mode is None:
             raise invalid_request(
-                "Resources of several owners are reachable here and an RPT holds one owner's: "
-                "ask with 'permission' for each owner's resources."
+                "Resources of several owners are reachable here and an RPT holds one owner's: ask with "
+                "'permission' for each owner's resources, or with response_mode=permissions for the list."
             )
-        [(owner, permissions)] = reachable.items()
-        raw, _ = issue_ticket(
-            session,
-            owner=owner,
-            rs_client_id=audience,
-            permissions=permissions,
-            lifetime=get_settings().ticket_lifetime,
-            client_id=client.client_id,
-        )
+        tickets = [
+            issue_ticket(
+                session,
+                owner=owner,
+                rs_client_id=audience,
+                permissions=permissions,
+                lifetime=get_settings().ticket_lifetime,
+                client_id=client.client_id,
+            )[0]
+            for owner, permissions in reachable.items()
+        ]
         session.flush()
-        return raw
+        return tickets
 
     # -- the answer ----------------------------------------------------------------------
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:
         # With a response_mode the standard grant decides only: same decision, audit record and
         # spent ticket, no token (:attr:`app.grant.bridge.Assessment.decide_only`).
-        self.request.uma_assessment.decide_only = self.response_mode is not None
-        try:
-            status, body, headers = super().create_token_response()
-        except RequestDenied:
-            raise AccessDenied(description="request_denied") from None
         if self.response_mode is None:
-            return status, body, headers
+            try:
+                return super().create_token_response()
+            except RequestDenied:
+                raise AccessDenied(description="request_denied") from None
+        granted: list[dict[str, Any]] = []
+        for raw_ticket in [None, *self.more_tickets]:  # each owner's ticket of an entitlement in turn
+            if raw_ticket is not None:
+                self.validate_ticket(self.request.client, raw_ticket)
+            self.request.uma_assessment.decide_only = True
+            try:
+                _status, body, _headers = super().create_token_response()
+            except RequestDenied:
+                continue
+            granted.extend(body["permissions"])
+        if not granted:
+            raise AccessDenied(description="request_denied")
         if self.response_mode == "decision":
-            return 200, {"result": True}, headers
-        return 200, json.dumps(self._keycloak_permissions(body["permissions"])), headers  # type: ignore[return-value]  # authlib sends a str as it is
+            return 200, {"result": True}, self.TOKEN_RESPONSE_HEADER
+        return 200, json.dumps(self._keycloak_permissions(granted)), self.TOKEN_RESPONSE_HEADER  # type: ignore[return-value]  # authlib sends a str as it is
 
     @staticmethod
     def _keycloak_permissions(granted: list[dict[str, Any]]) -> list[dict[str, Any]]:

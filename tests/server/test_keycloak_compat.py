@@ -286,8 +286,8 @@ def test_response_modes_decide_without_issuing_a_token(realm, engine) -> None:
 
 def test_entitlement_gets_what_the_policy_grants_at_the_audience(realm, make_user, pat_for) -> None:
     """``audience`` with neither ticket nor permission (Keycloak's entitlement; python-keycloak's
-    ``uma_permissions(token)``): every scope the owner's policy grants the party at the resource
-    server, decided again and audited by the grant; an RPT without ``response_mode``."""
+    ``uma_permissions(token)``): every scope the owners' policies grant the party at the resource
+    server, decided again and audited by the grant; an RPT (one owner's) without ``response_mode``."""
     shared, both, private = realm.album(), realm.album(), realm.album()
     bob = realm.bob.username
     realm.put_policy(
@@ -340,6 +340,13 @@ def test_entitlement_gets_what_the_policy_grants_at_the_audience(realm, make_use
     assert put.status_code == 200, put.text
     r = realm.http.post(url, data={"grant_type": UMA_GRANT, "audience": realm.rs.client_id}, headers=bearer)
     assert r.status_code == 400 and r.json()["error"] == "invalid_request" and "several owners" in r.text
+    # Deciding only, each owner's resources are decided (and audited) in turn, and listed together.
+    listed = realm.openid.uma_permissions(realm.bob_token)
+    assert {p["rsid"]: p["scopes"] for p in listed} == {
+        shared["_id"]: ["view"],
+        both["_id"]: ["view", "edit"],
+        made.json()["_id"]: ["view"],
+    }
 
 
 def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
