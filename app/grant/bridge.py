@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -226,6 +227,9 @@ class Assessment:
     #: ``(200, {"permissions": granted})`` with the ticket spent and the decision audited, and
     #: issues nothing (no RPT, refresh token or PCT; a presented ``rpt`` is not upgraded).
     decide_only: bool = False
+    #: More claims for a JWT RPT, made from the permissions it is issued with (the Keycloak
+    #: surface's ``authorization``); None: the standard RPT's claims only.
+    rpt_claims: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
 
 
 def load_resources(session: Session, ticket: TicketValues) -> dict[str, Resource]:
@@ -504,6 +508,7 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             session=session,
             settings=settings,
             commit=False,
+            extra_claims=a.rpt_claims(granted) if a.rpt_claims is not None else None,
         )
         if old is not None:
             old.revoked = True

@@ -318,6 +318,7 @@ class KeycloakUmaGrant(UmaTicketGrant):
         # With a response_mode the standard grant decides only: same decision, audit record and
         # spent ticket, no token (:attr:`app.grant.bridge.Assessment.decide_only`).
         if self.response_mode is None:
+            self.request.uma_assessment.rpt_claims = self._authorization_claim
             try:
                 return super().create_token_response()
             except RequestDenied:
@@ -338,11 +339,19 @@ class KeycloakUmaGrant(UmaTicketGrant):
             return 200, {"result": True}, self.TOKEN_RESPONSE_HEADER
         return 200, json.dumps(self._keycloak_permissions(granted)), self.TOKEN_RESPONSE_HEADER  # type: ignore[return-value]  # authlib sends a str as it is
 
-    @staticmethod
-    def _keycloak_permissions(granted: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """UMA's granted permissions in Keycloak's shape: ``[{"rsid", "rsname", "scopes"}]``."""
-        ids = [p["resource_id"] for p in granted]
-        names = {r.id: r.name for r in get_session().execute(select(Resource).where(Resource.id.in_(ids))).scalars()}
+    def _authorization_claim(self, granted: list[dict[str, Any]]) -> dict[str, Any]:
+        """Keycloak's RPT claim beside UMA's ``permissions``: ``{"authorization": {"permissions":
+        [{"rsid", "rsname", "scopes"}]}}`` (what Keycloak's policy enforcers read)."""
+        return {"authorization": {"permissions": self._keycloak_permissions(granted)}}
+
+    def _keycloak_permissions(self, granted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """UMA's granted permissions in Keycloak's shape: ``[{"rsid", "rsname", "scopes"}]``; the
+        names of the request's resources as read for it, any other's (an upgrade's) looked up."""
+        names = {r.id: r.name for r, _ in self.request.uma_assessment.requested}
+        missing = [p["resource_id"] for p in granted if p["resource_id"] not in names]
+        if missing:
+            query = select(Resource).where(Resource.id.in_(missing))
+            names.update({r.id: r.name for r in get_session().execute(query).scalars()})
         return [
             {
                 "rsid": p["resource_id"],

@@ -363,6 +363,38 @@ def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
     assert realm.openid.decode_token(rpt, validate=False)["permissions"][0]["resource_scopes"] == ["view"]
 
 
+def test_realm_rpt_carries_keycloaks_authorization_claim_beside_umas(realm) -> None:
+    """An RPT from the realm's token endpoint has Keycloak's ``authorization.permissions``
+    (``rsid``, ``rsname``, ``scopes``) beside UMA's ``permissions``; one from the standard
+    ``/token`` has UMA's claims only, as before."""
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when client.id == "{realm.rs.client_id}"')
+    pat = {"Authorization": f"Bearer {realm.connection.token['access_token']}"}
+
+    def ticket() -> str:
+        r = realm.http.post(
+            f"/realms/{REALM}/authz/protection/permission",
+            json={"resource_id": album["_id"], "resource_scopes": ["view"]},
+            headers=pat,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["ticket"]
+
+    form = {"client_id": realm.rs.client_id, "client_secret": realm.rs.client_secret, "grant_type": UMA_GRANT}
+    realm_rpt = realm.http.post(f"/realms/{REALM}/protocol/openid-connect/token", data={**form, "ticket": ticket()})
+    assert realm_rpt.status_code == 200, realm_rpt.text
+    claims = realm.openid.decode_token(realm_rpt.json()["access_token"], validate=False)
+    assert claims["authorization"] == {
+        "permissions": [{"rsid": album["_id"], "rsname": album["name"], "scopes": ["view"]}]
+    }
+    assert [(p["resource_id"], p["resource_scopes"]) for p in claims["permissions"]] == [(album["_id"], ["view"])]
+
+    standard = realm.http.post("/token", data={**form, "ticket": ticket()})
+    assert standard.status_code == 200, standard.text
+    claims = realm.openid.decode_token(standard.json()["access_token"], validate=False)
+    assert "authorization" not in claims and claims["permissions"][0]["resource_id"] == album["_id"]
+
+
 def test_ticketless_errors_are_clear(realm) -> None:
     album = realm.album()
     url = f"/realms/{REALM}/protocol/openid-connect/token"
