@@ -21,6 +21,8 @@ send on top:
   issues itself and decides like any other (one owner's resources: an RPT holds one owner's);
 * ``submit_request``: accepted; whether an owner is asked is the owner's policy's choice
   (``ask`` rules), with or without it;
+* a JWT RPT carries Keycloak's ``authorization.permissions`` (``[{"rsid", "rsname", "scopes"}]``)
+  beside UMA's ``permissions`` (``Assessment.rpt_claims``);
 * a refusal is Keycloak's ``403 {"error": "access_denied", "error_description": "request_denied"}``.
 
 Other errors are the standard grant's.

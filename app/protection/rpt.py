@@ -14,7 +14,8 @@ capped by the earliest ``for``/``until`` bound of its permissions (point of
 
 JWT claims: ``iss``, ``aud`` (the RS client id, O-48), ``azp`` (the client),
 ``sub`` (the requesting party, when known), ``iat``, ``exp``, ``jti`` and
-``permissions`` (``resource_id``, ``resource_scopes``, ``iat``, ``exp``).
+``permissions`` (``resource_id``, ``resource_scopes``, ``iat``, ``exp``); the Keycloak surface
+adds ``authorization`` (``extra_claims`` of :func:`issue_rpt`).
 
 The UMA grant calls :func:`issue_rpt` and builds its token response from
 :func:`token_response` (adding ``pct`` / ``upgraded``).
