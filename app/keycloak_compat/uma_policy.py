@@ -117,7 +117,8 @@ def _block(policy_id: str, data: Any, resource: Resource) -> str:
 
 def _read(text: str, owner: str) -> list[dict[str, Any]]:
     """The policies of this endpoint in the owner's ``text``: ``{"id", "name", "description",
-    "scopes", "users", "resource", "start", "end"}`` (``start``..``end``: the block's line numbers)."""
+    "scopes", "users", "clients", "resource", "start", "end"}`` (``start``..``end``: the block's
+    line numbers)."""
     lines = text.splitlines()
     out = []
     for rule in sharing.read_rules(text):
