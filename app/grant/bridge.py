@@ -575,14 +575,21 @@ def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resour
     return live
 
 
-def refresh_rpt(session: Session, settings: Settings, row: Rpt, scope: str | None) -> dict[str, Any]:
+def refresh_rpt(
+    session: Session,
+    settings: Settings,
+    row: Rpt,
+    scope: str | None,
+    rpt_claims: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A new RPT for a spent refresh token (G-53, G-54, O-47): the permissions the current
     policy still grants (:func:`granted_now`), narrowed to ``scope`` when given; nothing the
     policy no longer grants is carried over. No new assessment (G-55): nothing is added, no
     claims are asked for, no request goes to the owner. The new RPT joins the old one's
     family with its basis and policy bounds; its refresh token keeps the old expiry.
     The old refresh token is spent (under its family's lock) after the decision and in the
-    transaction that issues the new RPT.
+    transaction that issues the new RPT. ``rpt_claims``: as :attr:`Assessment.rpt_claims` (the
+    Keycloak surface's refresh).
     """
     permissions = granted_now(session, row)
     spend(row)
@@ -609,5 +616,6 @@ def refresh_rpt(session: Session, settings: Settings, row: Rpt, scope: str | Non
         refresh_expires_at=row.refresh_expires_at,
         session=session,
         settings=settings,
+        extra_claims=rpt_claims(permissions) if rpt_claims is not None else None,
     )
     return token_response(issued)

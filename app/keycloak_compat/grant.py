@@ -22,7 +22,8 @@ send on top:
 * ``submit_request``: accepted; whether an owner is asked is the owner's policy's choice
   (``ask`` rules), with or without it;
 * a JWT RPT carries Keycloak's ``authorization.permissions`` (``[{"rsid", "rsname", "scopes"}]``)
-  beside UMA's ``permissions`` (``Assessment.rpt_claims``);
+  beside UMA's ``permissions`` (``Assessment.rpt_claims``), also when refreshed at the realm
+  (:class:`KeycloakRefreshTokenGrant`);
 * a refusal is Keycloak's ``403 {"error": "access_denied", "error_description": "request_denied"}``.
 
 Other errors are the standard grant's.
@@ -43,13 +44,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import get_settings
 from ..db import get_session
-from ..grant.bridge import decide_requested, requesting_party_of
+from ..grant.bridge import decide_requested, refresh_rpt, requesting_party_of
 from ..grant.claim_tokens import JWT_FORMAT, ClaimTokenError, verify_claim_token
 from ..grant.errors import RequestDenied, invalid_grant, invalid_request, invalid_scope, safe_text
 from ..grant.token_grant import MAX_PARAM_CHARS, UmaTicketGrant
-from ..models import Resource, Token
+from ..models import Resource, Rpt, Token
 from ..oauth.clients import cached_client
-from ..oauth.grants import active_user
+from ..oauth.grants import RefreshTokenGrant, active_user
 from ..oauth.tokens import find_access_token
 from ..policies import get_store
 from ..protection.permissions import MAX_PERMISSIONS
@@ -342,23 +343,56 @@ class KeycloakUmaGrant(UmaTicketGrant):
         return 200, json.dumps(self._keycloak_permissions(granted)), self.TOKEN_RESPONSE_HEADER  # type: ignore[return-value]  # authlib sends a str as it is
 
     def _authorization_claim(self, granted: list[dict[str, Any]]) -> dict[str, Any]:
-        """Keycloak's RPT claim beside UMA's ``permissions``: ``{"authorization": {"permissions":
-        [{"rsid", "rsname", "scopes"}]}}`` (what Keycloak's policy enforcers read)."""
-        return {"authorization": {"permissions": self._keycloak_permissions(granted)}}
+        return authorization_claim(granted, self._names())
 
     def _keycloak_permissions(self, granted: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """UMA's granted permissions in Keycloak's shape: ``[{"rsid", "rsname", "scopes"}]``; the
-        names of the request's resources as read for it, any other's (an upgrade's) looked up."""
-        names = {r.id: r.name for r, _ in self.request.uma_assessment.requested}
-        missing = [p["resource_id"] for p in granted if p["resource_id"] not in names]
-        if missing:
-            query = select(Resource).where(Resource.id.in_(missing))
-            names.update({r.id: r.name for r in get_session().execute(query).scalars()})
-        return [
-            {
-                "rsid": p["resource_id"],
-                "rsname": names.get(p["resource_id"]) or p["resource_id"],
-                "scopes": p["resource_scopes"],
-            }
-            for p in granted
-        ]
+        return keycloak_permissions(granted, self._names())
+
+    def _names(self) -> dict[str, str | None]:
+        """The names of the request's resources, as read for it."""
+        return {r.id: r.name for r, _ in self.request.uma_assessment.requested}
+
+
+class KeycloakRefreshTokenGrant(RefreshTokenGrant):
+    """The standard refresh grant at the realm's token endpoint: a refreshed JWT RPT carries
+    Keycloak's ``authorization`` claim too (:func:`authorization_claim`)."""
+
+    @classmethod
+    def check_token_endpoint(cls, request: Any) -> bool:
+        return request.payload.grant_type == cls.GRANT_TYPE and flask_request.blueprint == BLUEPRINT
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
+        token = self.request.refresh_token
+        if not isinstance(token, Rpt):
+            return super().create_token_response()
+        body = refresh_rpt(
+            get_session(),
+            get_settings(),
+            token,
+            self.request.payload.scope,
+            rpt_claims=lambda granted: authorization_claim(granted, {}),
+        )
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+def keycloak_permissions(granted: list[dict[str, Any]], names: dict[str, str | None]) -> list[dict[str, Any]]:
+    """UMA's granted permissions in Keycloak's shape: ``[{"rsid", "rsname", "scopes"}]``; the
+    resources not in ``names`` (an upgrade's, a refresh's) are looked up."""
+    missing = [p["resource_id"] for p in granted if p["resource_id"] not in names]
+    if missing:
+        query = select(Resource).where(Resource.id.in_(missing))
+        names = {**names, **{r.id: r.name for r in get_session().execute(query).scalars()}}
+    return [
+        {
+            "rsid": p["resource_id"],
+            "rsname": names.get(p["resource_id"]) or p["resource_id"],
+            "scopes": p["resource_scopes"],
+        }
+        for p in granted
+    ]
+
+
+def authorization_claim(granted: list[dict[str, Any]], names: dict[str, str | None]) -> dict[str, Any]:
+    """Keycloak's RPT claim beside UMA's ``permissions``: ``{"authorization": {"permissions":
+    [{"rsid", "rsname", "scopes"}]}}`` (what Keycloak's policy enforcers read)."""
+    return {"authorization": {"permissions": keycloak_permissions(granted, names)}}

@@ -366,7 +366,7 @@ def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
 def test_realm_rpt_carries_keycloaks_authorization_claim_beside_umas(realm) -> None:
     """An RPT from the realm's token endpoint has Keycloak's ``authorization.permissions``
     (``rsid``, ``rsname``, ``scopes``) beside UMA's ``permissions``; one from the standard
-    ``/token`` has UMA's claims only, as before."""
+    ``/token`` has UMA's claims only, as before; the same when they are refreshed."""
     album = realm.album()
     realm.put_policy(f'permit view on resource "{album["_id"]}" when client.id == "{realm.rs.client_id}"')
     pat = {"Authorization": f"Bearer {realm.connection.token['access_token']}"}
@@ -393,6 +393,21 @@ def test_realm_rpt_carries_keycloaks_authorization_claim_beside_umas(realm) -> N
     assert standard.status_code == 200, standard.text
     claims = realm.openid.decode_token(standard.json()["access_token"], validate=False)
     assert "authorization" not in claims and claims["permissions"][0]["resource_id"] == album["_id"]
+
+    # Refreshed at the realm: Keycloak's claim again; at the standard /token: UMA's only.
+    refresh = {k: form[k] for k in ("client_id", "client_secret")} | {"grant_type": "refresh_token"}
+    again = realm.http.post(
+        f"/realms/{REALM}/protocol/openid-connect/token",
+        data={**refresh, "refresh_token": realm_rpt.json()["refresh_token"]},
+    )
+    assert again.status_code == 200, again.text
+    claims = realm.openid.decode_token(again.json()["access_token"], validate=False)
+    assert claims["authorization"]["permissions"] == [
+        {"rsid": album["_id"], "rsname": album["name"], "scopes": ["view"]}
+    ]
+    again = realm.http.post("/token", data={**refresh, "refresh_token": standard.json()["refresh_token"]})
+    assert again.status_code == 200, again.text
+    assert "authorization" not in realm.openid.decode_token(again.json()["access_token"], validate=False)
 
 
 def test_ticketless_errors_are_clear(realm) -> None:
