@@ -39,7 +39,7 @@ from .grant.interaction import bp as claims_interaction
 from .grant.token_grant import UmaTicketGrant
 from .health import bp as health_api
 from .identity import lockout
-from .keycloak_compat.grant import KeycloakUmaGrant
+from .keycloak_compat.grant import KeycloakRefreshTokenGrant, KeycloakUmaGrant
 from .keycloak_compat.uma_policy import bp as keycloak_policy_api
 from .keycloak_compat.views import bp as keycloak_api
 from .logs import configure_logging, safe_database_url
@@ -151,9 +151,11 @@ def _build_authorization_server(app: Flask) -> UmaAuthorizationServer:
     server = UmaAuthorizationServer(app)
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     server.register_grant(ClientCredentialsGrant)
-    server.register_grant(RefreshTokenGrant)
     if get_settings(app).keycloak_compat:  # Keycloak's grant extensions (issue 16), at the realm's token endpoint only
-        server.register_grant(KeycloakUmaGrant)  # before the standard grant, which it extends
+        server.register_grant(KeycloakRefreshTokenGrant)  # before the standard grants, which they extend
+    server.register_grant(RefreshTokenGrant)
+    if get_settings(app).keycloak_compat:
+        server.register_grant(KeycloakUmaGrant)
     server.register_grant(UmaTicketGrant)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(ClientRegistrationEndpoint(server))

@@ -13,6 +13,15 @@ one resource back from a text, :func:`stop_sharing` removes a share for one pers
 or that person from a rule's list). Every other rule is left exactly as written:
 :func:`other_rules` lists those naming the resource, for the pages to show as text.
 
+A rule may also name the clients (applications) it is for, ``client.id`` compared the same
+way, alone or joined to the claim's comparison by ``and`` (Keycloak's ``uma-policy``
+``clients``, :mod:`app.keycloak_compat.uma_policy`)::
+
+    permit view on resource "R" when claims.sub in ["bob", "carol"] and client.id == "photo-app"
+
+:func:`share_rule` writes it with ``clients``, :func:`read_rules` reads it back. The pages'
+form names people only: to them such a rule is one of the :func:`other_rules`.
+
 No Flask and no database here: text in, text out. Saving goes through
 :func:`app.owner_service.save_policy` (checked like any upload).
 """
@@ -36,6 +45,10 @@ _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|
 _DURATION_RE = re.compile(r"^[1-9][0-9]{0,5}[mhdw]$")
 _SCOPE_MAX = 128
 _VALUE_MAX = 320
+
+
+#: How a rule's condition names the client, where a claim's name would be.
+CLIENT = "client.id"
 
 
 class ShareError(ValueError):
@@ -64,6 +77,22 @@ class Share:
         return f"{self.claim} = {self.person}"
 
 
+@dataclass(frozen=True)
+class SharedRule:
+    """A rule of the share shape, whole: the people (``claim``, ``people``; None, [] when it
+    names clients only) and the ``clients`` it names (``line``..``end_line`` of the text)."""
+
+    resource_id: str
+    effect: str
+    scopes: tuple[str, ...]
+    claim: str | None
+    people: tuple[str, ...]
+    clients: tuple[str, ...]
+    expiry: str | None
+    line: int
+    end_line: int
+
+
 def _parsed(text: str) -> Any:
     parsed = parse_source(Source("owner.policy", text))
     if parsed.file is None or any(d.is_error for d in parsed.diagnostics):
@@ -85,8 +114,11 @@ def share_rule(
     effect: str = "permit",
     duration: str | None = None,
     until: str | None = None,
+    clients: list[str] | None = None,
 ) -> str:
-    """The formatted text of one share rule; :class:`ShareError` for input it cannot be made of."""
+    """The formatted text of one share rule (for ``people`` by ``claim``, and only through
+    ``clients`` when given; ``people`` may be empty then); :class:`ShareError` for input it
+    cannot be made of."""
     if effect not in EFFECTS:
         raise ShareError("Choose to share directly or to be asked first.")
     if not scopes:
@@ -96,7 +128,8 @@ def share_rule(
     if not _CLAIM_RE.fullmatch(claim or ""):
         raise ShareError("A claim name is letters, digits and underscores (at most 64), e.g. email.")
     people = [p.strip() for p in people]
-    if not people or any(not p or len(p) > _VALUE_MAX or "\x00" in p for p in people):
+    clients = [c.strip() for c in clients or []]
+    if not (people or clients) or any(not p or len(p) > _VALUE_MAX or "\x00" in p for p in [*people, *clients]):
         raise ShareError("Name the person to share with.")
     if duration and until:
         raise ShareError("Choose a duration or an end date, not both.")
@@ -114,12 +147,19 @@ def share_rule(
             raise ShareError("An end date reads 2026-12-31.") from None
         expiry = f" until {until}"
     scope_list = ", ".join(_quote(s) for s in dict.fromkeys(scopes))
-    who = f"== {_quote(people[0])}" if len(people) == 1 else "in [" + ", ".join(_quote(p) for p in people) + "]"
-    text = f"{effect} {scope_list} on resource {_quote(resource_id)} when claims.{claim} {who}{expiry}\n"
+    parts = [f"claims.{claim} {_one_of(people)}"] if people else []
+    if clients:
+        parts.append(f"{CLIENT} {_one_of(clients)}")
+    text = f"{effect} {scope_list} on resource {_quote(resource_id)} when {' and '.join(parts)}{expiry}\n"
     try:
         return format_text(text).strip("\n")
     except PolicyError:
         raise ShareError("These values do not make a valid rule.") from None
+
+
+def _one_of(values: list[str]) -> str:
+    """``== "v"`` for one value, ``in ["v", "w"]`` for several."""
+    return f"== {_quote(values[0])}" if len(values) == 1 else "in [" + ", ".join(_quote(v) for v in values) + "]"
 
 
 def add_share(text: str, rule: str) -> str:
@@ -128,9 +168,31 @@ def add_share(text: str, rule: str) -> str:
     return f"{body}\n\n{rule}\n" if body else f"{rule}\n"
 
 
-def _share_of(rule: Any, resource_id: str | None) -> list[Share]:
-    """The shares one parsed rule is (of ``resource_id``, or of any resource with None), or []
-    when the form cannot represent it."""
+def _compared(cond: Any) -> tuple[str, list[str]] | None:
+    """``claims.x == "v"`` / ``claims.x in ["v", …]`` → ``("x", values)``; the same on
+    ``client.id`` → ``(CLIENT, values)``; None for any other condition."""
+    if type(cond).__name__ != "Compare" or type(cond.right).__name__ != "Literal":
+        return None
+    left, value = cond.left, cond.right
+    if type(left).__name__ == "ClaimRef":
+        if left.quoted or tuple(left.path) != (left.name,) or not _CLAIM_RE.fullmatch(left.name):
+            return None
+        who = left.name
+    elif type(left).__name__ == "AttrRef" and (left.entity, left.name) == ("client", "id"):
+        who = CLIENT
+    else:
+        return None
+    if cond.op == "==" and value.kind == "string":
+        return who, [value.value]
+    if cond.op == "in" and value.kind == "list" and value.value and all(v.kind == "string" for v in value.value):
+        return who, [v.value for v in value.value]
+    return None
+
+
+def _rule_of(rule: Any, resource_id: str | None) -> SharedRule | None:
+    """The rule as a :class:`SharedRule` (of ``resource_id``, or of any resource with None), or
+    None when it is not of the share shape: one comparison, or a claim's and ``client.id``'s
+    joined by ``and``."""
     target, cond = rule.target, rule.when
     if (
         rule.effect not in EFFECTS
@@ -138,38 +200,60 @@ def _share_of(rule: Any, resource_id: str | None) -> list[Share]:
         or target.kind != "id"
         or (resource_id is not None and target.resource_id != resource_id)
         or rule.unless is not None
-        or type(cond).__name__ != "Compare"
-        or type(cond.left).__name__ != "ClaimRef"
-        or cond.left.quoted
-        or tuple(cond.left.path) != (cond.left.name,)
-        or not _CLAIM_RE.fullmatch(cond.left.name)
-        or type(cond.right).__name__ != "Literal"
+        or cond is None
     ):
+        return None
+    parts = cond.items if type(cond).__name__ == "And" and len(cond.items) == 2 else (cond,)
+    claim, people, clients = None, [], []
+    for part in parts:
+        found = _compared(part)
+        if found is None or (found[0] == CLIENT and clients) or (found[0] != CLIENT and claim is not None):
+            return None
+        if found[0] == CLIENT:
+            clients = found[1]
+        else:
+            claim, people = found
+    return SharedRule(
+        resource_id=target.resource_id,
+        effect=rule.effect,
+        scopes=tuple(rule.scopes),
+        claim=claim,
+        people=tuple(people),
+        clients=tuple(clients),
+        expiry=f"{rule.expiry.kind} {rule.expiry.text}" if rule.expiry is not None else None,
+        line=rule.pos.line,
+        end_line=rule.pos.end_line,
+    )
+
+
+def _share_of(rule: Any, resource_id: str | None) -> list[Share]:
+    """The shares one parsed rule is (of ``resource_id``, or of any resource with None), or []
+    when the form cannot represent it (a rule naming clients is not a share of the form)."""
+    found = _rule_of(rule, resource_id)
+    if found is None or found.clients or found.claim is None:
         return []
-    value = cond.right
-    if cond.op == "==" and value.kind == "string":
-        people = [value.value]
-    elif cond.op == "in" and value.kind == "list" and value.value and all(v.kind == "string" for v in value.value):
-        people = [v.value for v in value.value]
-    else:
-        return []
-    expiry = None
-    if rule.expiry is not None:
-        expiry = f"{rule.expiry.kind} {rule.expiry.text}"
     return [
         Share(
-            resource_id=target.resource_id,
-            effect=rule.effect,
-            scopes=tuple(rule.scopes),
-            claim=cond.left.name,
+            resource_id=found.resource_id,
+            effect=found.effect,
+            scopes=found.scopes,
+            claim=found.claim,
             person=p,
-            expiry=expiry,
-            line=rule.pos.line,
-            end_line=rule.pos.end_line,
-            others=tuple(o for o in people if o != p),
+            expiry=found.expiry,
+            line=found.line,
+            end_line=found.end_line,
+            others=tuple(o for o in found.people if o != p),
         )
-        for p in people
+        for p in found.people
     ]
+
+
+def read_rules(text: str | None) -> list[SharedRule]:
+    """The rules of the share shape in ``text``, people and clients alike, in the order of the text."""
+    pf = _parsed(text) if text else None
+    if pf is None:
+        return []
+    return [found for rule in pf.rules if (found := _rule_of(rule, None)) is not None]
 
 
 def read_shares(text: str | None, resource_id: str | None) -> list[Share]:

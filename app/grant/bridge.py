@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -222,6 +223,13 @@ class Assessment:
     #: Set when a pushed claim token was refused: the answer is need_info whatever the decision.
     claim_token_problem: str | None = None
     requesting_party: str = ""
+    #: Decide only (the Keycloak surface's ``response_mode``): a permit or partial answers
+    #: ``(200, {"permissions": granted})`` with the ticket spent and the decision audited, and
+    #: issues nothing (no RPT, refresh token or PCT; a presented ``rpt`` is not upgraded).
+    decide_only: bool = False
+    #: More claims for a JWT RPT, made from the permissions it is issued with (the Keycloak
+    #: surface's ``authorization``); None: the standard RPT's claims only.
+    rpt_claims: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
 
 
 def load_resources(session: Session, ticket: TicketValues) -> dict[str, Resource]:
@@ -233,10 +241,12 @@ def load_resources(session: Session, ticket: TicketValues) -> dict[str, Resource
 
 def decide(store: PolicyStore, session: Session, a: Assessment) -> tuple[policy_lang.Decision, int, dict[str, Any]]:
     """Build the policy request and decide it with the set in use; (decision, version, request)."""
-    return _decide(store, session, a.ticket.owner, a.requesting_party, a.requested, a.client, a.claims, a.claim_sources)
+    return decide_requested(
+        store, session, a.ticket.owner, a.requesting_party, a.requested, a.client, a.claims, a.claim_sources
+    )
 
 
-def _decide(
+def decide_requested(
     store: PolicyStore,
     session: Session,
     owner: str,
@@ -476,6 +486,9 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             for g in decision.granted
             if g["scopes"]
         ]
+        if a.decide_only:
+            session.commit()  # the ticket spent and the audit record, nothing issued
+            return 200, {"permissions": granted}
         claims, claim_sources = a.claims, a.claim_sources
         upgraded = None
         old = _upgrade_source(a)
@@ -499,6 +512,7 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
             session=session,
             settings=settings,
             commit=False,
+            extra_claims=a.rpt_claims(granted) if a.rpt_claims is not None else None,
         )
         if old is not None:
             old.revoked = True
@@ -522,7 +536,7 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
 def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resource]]) -> list[dict[str, Any]]:
     """The part of ``held`` (an RPT's permissions on resources still registered) the current policy grants.
 
-    Decided like a token request (:func:`_decide`): the claims recorded when the RPT was
+    Decided like a token request (:func:`decide_requested`): the claims recorded when the RPT was
     issued, its client, the owner's answers for its requesting party now (a withdrawn
     approval counts), the policy set of the version stored now. A permission keeps only
     the scopes granted again; its ``exp`` is its policy bound: the earlier of the one
@@ -535,7 +549,7 @@ def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resour
     if client is None:
         return []
     try:
-        decision, _version, _request = _decide(
+        decision, _version, _request = decide_requested(
             get_store(),
             session,
             row.owner,
@@ -565,14 +579,21 @@ def redecide(session: Session, row: Rpt, held: list[tuple[dict[str, Any], Resour
     return live
 
 
-def refresh_rpt(session: Session, settings: Settings, row: Rpt, scope: str | None) -> dict[str, Any]:
+def refresh_rpt(
+    session: Session,
+    settings: Settings,
+    row: Rpt,
+    scope: str | None,
+    rpt_claims: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A new RPT for a spent refresh token (G-53, G-54, O-47): the permissions the current
     policy still grants (:func:`granted_now`), narrowed to ``scope`` when given; nothing the
     policy no longer grants is carried over. No new assessment (G-55): nothing is added, no
     claims are asked for, no request goes to the owner. The new RPT joins the old one's
     family with its basis and policy bounds; its refresh token keeps the old expiry.
     The old refresh token is spent (under its family's lock) after the decision and in the
-    transaction that issues the new RPT.
+    transaction that issues the new RPT. ``rpt_claims``: as :attr:`Assessment.rpt_claims` (the
+    Keycloak surface's refresh).
     """
     permissions = granted_now(session, row)
     spend(row)
@@ -599,5 +620,6 @@ def refresh_rpt(session: Session, settings: Settings, row: Rpt, scope: str | Non
         refresh_expires_at=row.refresh_expires_at,
         session=session,
         settings=settings,
+        extra_claims=rpt_claims(permissions) if rpt_claims is not None else None,
     )
     return token_response(issued)

@@ -14,10 +14,16 @@ send on top:
   client id>`` and no ``ticket``: the grant issues the ticket itself, as the resource server
   would at the permission endpoint, and decides it like any other;
 * ``response_mode=decision`` → ``{"result": true}``; ``response_mode=permissions`` →
-  ``[{"rsid", "rsname", "scopes"}]``: the decision of the standard grant, whose RPT is revoked
-  before the answer (never delivered);
+  ``[{"rsid", "rsname", "scopes"}]``: the decision of the standard grant (same policy, audit
+  record, spent ticket), which then issues no token at all (``Assessment.decide_only``);
+* ``audience`` alone (no ``ticket``, no ``permission``): Keycloak's entitlement — every scope
+  of the audience's resources the policy grants the party now, asked for in a ticket the grant
+  issues itself and decides like any other (one owner's resources: an RPT holds one owner's);
 * ``submit_request``: accepted; whether an owner is asked is the owner's policy's choice
   (``ask`` rules), with or without it;
+* a JWT RPT carries Keycloak's ``authorization.permissions`` (``[{"rsid", "rsname", "scopes"}]``)
+  beside UMA's ``permissions`` (``Assessment.rpt_claims``), also when refreshed at the realm
+  (:class:`KeycloakRefreshTokenGrant`);
 * a refusal is Keycloak's ``403 {"error": "access_denied", "error_description": "request_denied"}``.
 
 Other errors are the standard grant's.
@@ -26,6 +32,7 @@ Other errors are the standard grant's.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
@@ -33,22 +40,29 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, UnauthorizedClient
 from flask import g
 from flask import request as flask_request
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import get_settings
 from ..db import get_session
+from ..grant.bridge import decide_requested, refresh_rpt, requesting_party_of
 from ..grant.claim_tokens import JWT_FORMAT, ClaimTokenError, verify_claim_token
 from ..grant.errors import RequestDenied, invalid_grant, invalid_request, invalid_scope, safe_text
 from ..grant.token_grant import MAX_PARAM_CHARS, UmaTicketGrant
-from ..models import Resource, Token
+from ..models import Resource, Rpt, Token
 from ..oauth.clients import cached_client
-from ..oauth.grants import active_user
+from ..oauth.grants import RefreshTokenGrant, active_user
 from ..oauth.tokens import find_access_token
+from ..policies import get_store
 from ..protection.permissions import MAX_PERMISSIONS
-from ..protection.rpt import find_rpt, revoke_rpt
 from ..protection.tickets import issue_ticket
 
 BLUEPRINT = "keycloak"
 RESPONSE_MODES = ("decision", "permissions")
+#: Most resources of one resource server an entitlement request decides (one engine decision
+#: per owner); a resource server with more must name the permissions it asks for.
+ENTITLEMENT_SCAN_LIMIT = 2000
+
+log = logging.getLogger(__name__)
 
 
 class InvalidBearer(OAuth2Error):
@@ -121,7 +135,11 @@ class KeycloakUmaGrant(UmaTicketGrant):
         # Verified now, before the ticket is redeemed (a trusted issuer's keys may be fetched over HTTP).
         self.party = self._party(client, bearer_jwt)
         raw_ticket = data.get("ticket")
-        if not raw_ticket:
+        #: Tickets decided after the first one (an entitlement over several owners' resources).
+        self.more_tickets: list[str] = []
+        if not raw_ticket and not g.get("keycloak_permissions") and data.get("audience"):
+            raw_ticket, *self.more_tickets = self._tickets_for_entitlement(client, data["audience"])
+        elif not raw_ticket:
             raw_ticket = self._ticket_for_permissions(client, data.get("audience"))
         self.validate_ticket(client, raw_ticket)
 
@@ -225,35 +243,156 @@ class KeycloakUmaGrant(UmaTicketGrant):
         session.flush()
         return raw
 
+    # -- audience alone: an entitlement ------------------------------------------------------
+
+    def _tickets_for_entitlement(self, client: Any, audience: str) -> list[str]:
+        """Tickets for every scope the party may reach now of the resources at ``audience``, one
+        per owner: each owner's resources there decided for the party's claims (the bearer's)
+        and the client, as the grant decides them (:func:`app.grant.bridge.decide_requested`;
+        the "shared with me" analysis, from the resource server's side); what is granted goes
+        into that owner's ticket, which the grant then decides and audits like any other.
+        Nothing reachable is ``access_denied``; several owners' resources reachable without a
+        ``response_mode`` is 400 (an RPT holds one owner's)."""
+        if len(audience) > 255:
+            raise invalid_request("'audience' is the resource server's client id.")
+        session = get_session()
+        rows = list(
+            session.execute(
+                select(Resource)
+                .where(Resource.rs_client_id == audience)
+                .order_by(Resource.owner, Resource.id)
+                .limit(ENTITLEMENT_SCAN_LIMIT + 1)
+            ).scalars()
+        )
+        if len(rows) > ENTITLEMENT_SCAN_LIMIT:
+            raise invalid_request(
+                f"More than {ENTITLEMENT_SCAN_LIMIT} resources at this resource server: name them with 'permission'."
+            )
+        claims, sources = self.party
+        party = requesting_party_of(claims, sources, get_settings().issuer, client.client_id)
+        store = get_store()
+        reachable: dict[str, list[dict[str, Any]]] = {}
+        for owner in sorted({r.owner for r in rows}):
+            mine = [(r, list(r.resource_scopes)) for r in rows if r.owner == owner and r.resource_scopes]
+            if not mine:
+                continue
+            try:
+                decision, _version, _request = decide_requested(
+                    store, session, owner, party, mine, client, claims, sources
+                )
+            except SQLAlchemyError:
+                raise
+            except Exception:
+                log.exception(
+                    "the policy engine failed on an entitlement request (owner %s); nothing is granted", owner
+                )
+                continue
+            granted = [
+                {"resource_id": p["resource_id"], "resource_scopes": list(p["scopes"])}
+                for p in decision.granted
+                if p["scopes"]
+            ]
+            if granted:
+                reachable[owner] = granted
+        if not reachable:
+            raise AccessDenied(description="request_denied")
+        if len(reachable) > 1 and self.response_mode is None:
+            raise invalid_request(
+                "Resources of several owners are reachable here and an RPT holds one owner's: ask with "
+                "'permission' for each owner's resources, or with response_mode=permissions for the list."
+            )
+        tickets = [
+            issue_ticket(
+                session,
+                owner=owner,
+                rs_client_id=audience,
+                permissions=permissions,
+                lifetime=get_settings().ticket_lifetime,
+                client_id=client.client_id,
+            )[0]
+            for owner, permissions in reachable.items()
+        ]
+        session.flush()
+        return tickets
+
     # -- the answer ----------------------------------------------------------------------
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list]:
-        try:
-            status, body, headers = super().create_token_response()
-        except RequestDenied:
-            raise AccessDenied(description="request_denied") from None
+        # With a response_mode the standard grant decides only: same decision, audit record and
+        # spent ticket, no token (:attr:`app.grant.bridge.Assessment.decide_only`).
         if self.response_mode is None:
-            return status, body, headers
-        session = get_session()
-        row = find_rpt(session, body["access_token"])
-        if row is None:  # issued in this very transaction: never absent
+            self.request.uma_assessment.rpt_claims = self._authorization_claim
+            try:
+                return super().create_token_response()
+            except RequestDenied:
+                raise AccessDenied(description="request_denied") from None
+        granted: list[dict[str, Any]] = []
+        for raw_ticket in [None, *self.more_tickets]:  # each owner's ticket of an entitlement in turn
+            if raw_ticket is not None:
+                self.validate_ticket(self.request.client, raw_ticket)
+            self.request.uma_assessment.decide_only = True
+            try:
+                _status, body, _headers = super().create_token_response()
+            except RequestDenied:
+                continue
+            granted.extend(body["permissions"])
+        if not granted:
             raise AccessDenied(description="request_denied")
-        permissions = list(row.permissions)
-        revoke_rpt(session, row)  # decided and audited like any RPT, never delivered
         if self.response_mode == "decision":
-            return 200, {"result": True}, headers
-        names = {
-            r.id: r.name
-            for r in session.execute(
-                select(Resource).where(Resource.id.in_([p["resource_id"] for p in permissions]))
-            ).scalars()
+            return 200, {"result": True}, self.TOKEN_RESPONSE_HEADER
+        return 200, json.dumps(self._keycloak_permissions(granted)), self.TOKEN_RESPONSE_HEADER  # type: ignore[return-value]  # authlib sends a str as it is
+
+    def _authorization_claim(self, granted: list[dict[str, Any]]) -> dict[str, Any]:
+        return authorization_claim(granted, self._names())
+
+    def _keycloak_permissions(self, granted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return keycloak_permissions(granted, self._names())
+
+    def _names(self) -> dict[str, str | None]:
+        """The names of the request's resources, as read for it."""
+        return {r.id: r.name for r, _ in self.request.uma_assessment.requested}
+
+
+class KeycloakRefreshTokenGrant(RefreshTokenGrant):
+    """The standard refresh grant at the realm's token endpoint: a refreshed JWT RPT carries
+    Keycloak's ``authorization`` claim too (:func:`authorization_claim`)."""
+
+    @classmethod
+    def check_token_endpoint(cls, request: Any) -> bool:
+        return request.payload.grant_type == cls.GRANT_TYPE and flask_request.blueprint == BLUEPRINT
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list]:
+        token = self.request.refresh_token
+        if not isinstance(token, Rpt):
+            return super().create_token_response()
+        body = refresh_rpt(
+            get_session(),
+            get_settings(),
+            token,
+            self.request.payload.scope,
+            rpt_claims=lambda granted: authorization_claim(granted, {}),
+        )
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+def keycloak_permissions(granted: list[dict[str, Any]], names: dict[str, str | None]) -> list[dict[str, Any]]:
+    """UMA's granted permissions in Keycloak's shape: ``[{"rsid", "rsname", "scopes"}]``; the
+    resources not in ``names`` (an upgrade's, a refresh's) are looked up."""
+    missing = [p["resource_id"] for p in granted if p["resource_id"] not in names]
+    if missing:
+        query = select(Resource).where(Resource.id.in_(missing))
+        names = {**names, **{r.id: r.name for r in get_session().execute(query).scalars()}}
+    return [
+        {
+            "rsid": p["resource_id"],
+            "rsname": names.get(p["resource_id"]) or p["resource_id"],
+            "scopes": p["resource_scopes"],
         }
-        listed = [
-            {
-                "rsid": p["resource_id"],
-                "rsname": names.get(p["resource_id"]) or p["resource_id"],
-                "scopes": p["resource_scopes"],
-            }
-            for p in permissions
-        ]
-        return 200, json.dumps(listed), headers  # type: ignore[return-value]  # authlib sends a str as it is
+        for p in granted
+    ]
+
+
+def authorization_claim(granted: list[dict[str, Any]], names: dict[str, str | None]) -> dict[str, Any]:
+    """Keycloak's RPT claim beside UMA's ``permissions``: ``{"authorization": {"permissions":
+    [{"rsid", "rsname", "scopes"}]}}`` (what Keycloak's policy enforcers read)."""
+    return {"authorization": {"permissions": keycloak_permissions(granted, names)}}

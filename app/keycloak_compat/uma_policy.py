@@ -6,21 +6,25 @@
     PUT    /realms/{realm}/authz/protection/uma-policy/{policy_id}    → 200, empty body (as Keycloak)
     DELETE /realms/{realm}/authz/protection/uma-policy/{policy_id}    → 204
 
-A policy is Keycloak's ``{"name", "description", "scopes", "users"}``; here it is a rule of the
-owner's policy text, written by :mod:`app.sharing` (the share pages' rules) under a label
-comment that names it, and saved as a new version of that text (checked like any upload; the
-owner sees and can edit it on their pages)::
+A policy is Keycloak's ``{"name", "description", "scopes", "users", "clients"}``; here it is a
+rule of the owner's policy text, written by :mod:`app.sharing` (the share pages' rules) under a
+label comment that names it, and saved as a new version of that text (checked like any upload;
+the owner sees and can edit it on their pages). ``users`` are compared with ``claims.sub``,
+``clients`` (Keycloak client ids, which are this server's) with ``client.id``; both given, both
+must match (Keycloak's ``UNANIMOUS``, its default for the policy)::
 
     # label: uma-policy-3f9c2a1b7e04d5c6
     # name: Family
     # description: my family may view
-    permit view on resource "R" when claims.sub in ["bob", "carol"]
+    permit view on resource "R" when claims.sub in ["bob", "carol"] and client.id == "photo-app"
 
-Reading it back goes through :func:`app.sharing.read_shares`: a labelled rule the owner has
-since edited into something a share cannot express is no longer a policy of this endpoint (it
-stays in the text, and keeps deciding). Keycloak's ``roles``, ``groups``, ``clients`` and
-``condition`` have no share form: they are refused with a clear 400 (write such a rule in the
-policy text instead). Every call needs a PAT of the owner at the resource's resource server.
+Reading it back goes through :func:`app.sharing.read_rules`: a labelled rule the owner has
+since edited into something the share shape cannot express is no longer a policy of this
+endpoint (it stays in the text, and keeps deciding). Keycloak's ``roles`` and ``groups`` are
+refused with a clear 400: this server keeps no roles or groups, and Keycloak decides them from
+its own user store (role mappings, composite roles, group hierarchy), which no claim a party
+presents here reproduces; ``condition`` (JavaScript) is refused as well (docs/keycloak-migration.md).
+Every call needs a PAT of the owner at the resource's resource server.
 """
 
 from __future__ import annotations
@@ -48,8 +52,12 @@ POLICY_PATH = PROTECTION + "/uma-policy"
 LABEL_PREFIX = "uma-policy-"
 _LABEL = re.compile(r"^#\s*label:\s*uma-policy-([0-9a-f]{16})\s*$")
 _META = re.compile(r"^#\s*(name|description):\s?(.*)$")
-#: Members of Keycloak's representation without a share form here.
-UNSUPPORTED = ("roles", "groups", "clients", "condition")
+#: Members of Keycloak's representation without a rule here, and why.
+UNSUPPORTED = {
+    "roles": "this server keeps no roles (Keycloak reads them from its own user store)",
+    "groups": "this server keeps no groups (Keycloak reads them from its own user store)",
+    "condition": "no scripts decide here",
+}
 MAX_TEXT = 200
 
 
@@ -77,8 +85,14 @@ def _block(policy_id: str, data: Any, resource: Resource) -> str:
     given = [m for m in UNSUPPORTED if data.get(m)]
     if given:
         raise InvalidRequest(
-            f"'{given[0]}' has no equivalent here: name the people in 'users', or write the rule in the owner's policy text."
+            f"'{given[0]}' has no equivalent here: {UNSUPPORTED[given[0]]}. Name the people in 'users' or the "
+            "clients in 'clients', or write a rule on the claims the party presents in the owner's policy text."
         )
+    if (
+        str(data.get("decisionStrategy") or "UNANIMOUS").upper() != "UNANIMOUS"
+        or str(data.get("logic") or "POSITIVE").upper() != "POSITIVE"
+    ):
+        raise InvalidRequest("Only 'decisionStrategy' UNANIMOUS and 'logic' POSITIVE have an equivalent here.")
     name = _one_line(data.get("name"), "name")
     description = _one_line(data.get("description"), "description")
     scopes = _names(data.get("scopes"), "scopes") or list(resource.resource_scopes)
@@ -86,10 +100,11 @@ def _block(policy_id: str, data: Any, resource: Resource) -> str:
     if unknown:
         raise InvalidRequest(f"Scope {unknown[0][:64]} is not registered for resource {resource.id}.")
     users = _names(data.get("users"), "users")
-    if not users:
-        raise InvalidRequest("'users' must name at least one user (their user names).")
+    clients = _names(data.get("clients"), "clients")
+    if not users and not clients:
+        raise InvalidRequest("'users' (their user names) or 'clients' (client ids) must name someone.")
     try:
-        rule = sharing.share_rule(resource.id, scopes, "sub", users)
+        rule = sharing.share_rule(resource.id, scopes, "sub", users, clients=clients)
     except sharing.ShareError as exc:
         raise InvalidRequest(str(exc)) from None
     lines = [f"# label: {LABEL_PREFIX}{policy_id}"]
@@ -102,15 +117,14 @@ def _block(policy_id: str, data: Any, resource: Resource) -> str:
 
 def _read(text: str, owner: str) -> list[dict[str, Any]]:
     """The policies of this endpoint in the owner's ``text``: ``{"id", "name", "description",
-    "scopes", "users", "resource", "start", "end"}`` (``start``..``end``: the block's line numbers)."""
+    "scopes", "users", "clients", "resource", "start", "end"}`` (``start``..``end``: the block's
+    line numbers)."""
     lines = text.splitlines()
-    by_line: dict[int, list[sharing.Share]] = {}
-    for share in sharing.read_shares(text, None):
-        if share.claim == "sub" and share.effect == "permit" and share.expiry is None:
-            by_line.setdefault(share.line, []).append(share)
     out = []
-    for line, shares in by_line.items():
-        start, meta, policy_id = line, {}, None
+    for rule in sharing.read_rules(text):
+        if rule.claim not in (None, "sub") or rule.effect != "permit" or rule.expiry is not None:
+            continue
+        start, meta, policy_id = rule.line, {}, None
         while start > 1 and lines[start - 2].startswith("#"):
             comment = lines[start - 2]
             label = _LABEL.match(comment)
@@ -121,7 +135,6 @@ def _read(text: str, owner: str) -> list[dict[str, Any]]:
             start -= 1
         if policy_id is None:
             continue
-        first = shares[0]
         out.append(
             {
                 "id": policy_id,
@@ -131,11 +144,12 @@ def _read(text: str, owner: str) -> list[dict[str, Any]]:
                 "logic": "POSITIVE",
                 "decisionStrategy": "UNANIMOUS",
                 "owner": owner,
-                "resource": first.resource_id,
-                "scopes": list(first.scopes),
-                "users": [s.person for s in shares],
+                "resource": rule.resource_id,
+                "scopes": list(rule.scopes),
+                "users": list(rule.people),
+                "clients": list(rule.clients),
                 "start": start,
-                "end": first.end_line,
+                "end": rule.end_line,
             }
         )
     return out

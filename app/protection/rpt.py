@@ -14,7 +14,8 @@ capped by the earliest ``for``/``until`` bound of its permissions (point of
 
 JWT claims: ``iss``, ``aud`` (the RS client id, O-48), ``azp`` (the client),
 ``sub`` (the requesting party, when known), ``iat``, ``exp``, ``jti`` and
-``permissions`` (``resource_id``, ``resource_scopes``, ``iat``, ``exp``).
+``permissions`` (``resource_id``, ``resource_scopes``, ``iat``, ``exp``); the Keycloak surface
+adds ``authorization`` (``extra_claims`` of :func:`issue_rpt`).
 
 The UMA grant calls :func:`issue_rpt` and builds its token response from
 :func:`token_response` (adding ``pct`` / ``upgraded``).
@@ -91,6 +92,7 @@ def issue_rpt(
     session: Session | None = None,
     settings: Settings | None = None,
     commit: bool = True,
+    extra_claims: dict[str, Any] | None = None,
 ) -> IssuedRpt:
     """Issue and store an RPT for one (client, requesting party, owner, RS) (G-03); commits
     unless ``commit`` is false (the UMA grant commits once, with the ticket and the audit record).
@@ -103,6 +105,8 @@ def issue_rpt(
     (claims, claim sources, policy version; the bounds are added here). A refresh
     token is added when ``with_refresh_token`` (default: ``rpt_refresh_lifetime`` > 0).
     ``family_id``: the refresh family of the RPT this one replaces (default: a new one).
+    ``extra_claims``: more claims of a JWT RPT (the Keycloak surface's ``authorization``);
+    they never replace the ones above.
     """
     session, settings = _context(session, settings)
     issued = now()
@@ -116,6 +120,7 @@ def issue_rpt(
     if settings.rpt_format == "jwt":
         key = active_key(session)
         claims: dict[str, Any] = {
+            **(extra_claims or {}),
             "iss": settings.issuer,
             "aud": rs_client_id,
             "azp": client_id,

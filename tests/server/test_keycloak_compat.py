@@ -254,6 +254,101 @@ def test_permissions_check_and_has_uma_access_by_bearer_token(realm) -> None:
     assert not unknown.is_logged_in and not unknown.is_authorized
 
 
+def test_response_modes_decide_without_issuing_a_token(realm, engine) -> None:
+    """``response_mode=decision|permissions`` decide only: each check is audited and spends its
+    ticket like any grant, and no RPT (nor refresh token) is written for them."""
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from app.models import AuditRecord, PermissionTicket, Rpt
+
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when claims.sub == "{realm.bob.username}"')
+    view = UMAPermission(resource=album["_id"], scope="view")
+    edit = UMAPermission(resource=album["_id"], scope="edit")
+    assert realm.uma.permissions_check(realm.bob_token, [view]) is True
+    assert realm.uma.permissions_check(realm.bob_token, [edit]) is False
+    granted = realm.openid.uma_permissions(realm.bob_token, f"{album['_id']}#view")
+    assert granted == [{"rsid": album["_id"], "rsname": album["name"], "scopes": ["view"]}]
+    owner = realm.owner.username
+    with Session(engine) as session:
+
+        def count(model: Any, *where: Any) -> int:
+            return session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+        assert count(Rpt, Rpt.owner == owner) == 0
+        assert count(PermissionTicket, PermissionTicket.owner == owner, PermissionTicket.consumed.is_(True)) == 3
+        outcomes = sorted(
+            session.execute(select(AuditRecord.outcome).where(AuditRecord.owner == owner)).scalars().all()
+        )
+    assert outcomes == ["deny", "permit", "permit"]
+
+
+def test_entitlement_gets_what_the_policy_grants_at_the_audience(realm, make_user, pat_for) -> None:
+    """``audience`` with neither ticket nor permission (Keycloak's entitlement; python-keycloak's
+    ``uma_permissions(token)``): every scope the owners' policies grant the party at the resource
+    server, decided again and audited by the grant; an RPT (one owner's) without ``response_mode``."""
+    shared, both, private = realm.album(), realm.album(), realm.album()
+    bob = realm.bob.username
+    realm.put_policy(
+        f'permit view on resource "{shared["_id"]}" when claims.sub == "{bob}"\n'
+        f'permit view, edit on resource "{both["_id"]}" when claims.sub == "{bob}"\n'
+        f'permit view on resource "{private["_id"]}" when claims.sub == "nobody"\n'
+    )
+    listed = realm.openid.uma_permissions(realm.bob_token)
+    assert sorted(listed, key=lambda p: p["rsname"]) == sorted(
+        [
+            {"rsid": shared["_id"], "rsname": shared["name"], "scopes": ["view"]},
+            {"rsid": both["_id"], "rsname": both["name"], "scopes": ["view", "edit"]},
+        ],
+        key=lambda p: p["rsname"],
+    )
+    url = f"/realms/{REALM}/protocol/openid-connect/token"
+    bearer = {"Authorization": f"Bearer {realm.bob_token}"}
+    r = realm.http.post(url, data={"grant_type": UMA_GRANT, "audience": realm.rs.client_id}, headers=bearer)
+    assert r.status_code == 200, r.text
+    held = realm.openid.decode_token(r.json()["access_token"], validate=False)["permissions"]
+    assert {p["resource_id"]: p["resource_scopes"] for p in held} == {
+        shared["_id"]: ["view"],
+        both["_id"]: ["view", "edit"],
+    }
+    r = realm.http.post(
+        url, data={"grant_type": UMA_GRANT, "audience": realm.rs.client_id, "response_mode": "decision"}, headers=bearer
+    )
+    assert r.status_code == 200 and r.json() == {"result": True}
+
+    # Nothing reachable: Keycloak's 403.
+    carol = make_user()
+    carol_token = pat_for(carol.username, realm.rs, scope="").token
+    with pytest.raises(KeycloakPostError) as info:
+        realm.openid.uma_permissions(carol_token)
+    assert info.value.response_code == 403 and b"access_denied" in info.value.response_body
+
+    # Another owner's resource at the same resource server reachable too: one RPT holds one owner's.
+    other = make_user()
+    other_pat = pat_for(other.username, realm.rs)
+    made = realm.http.post(
+        "/uma/resources", json={"name": unique("doc"), "resource_scopes": ["view"]}, headers=other_pat.headers
+    )
+    assert made.status_code == 201, made.text
+    put = realm.http.put(
+        "/owner/policy",
+        content=f'permit view on resource "{made.json()["_id"]}" when claims.sub == "{bob}"'.encode(),
+        auth=(other.username, other.password),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert put.status_code == 200, put.text
+    r = realm.http.post(url, data={"grant_type": UMA_GRANT, "audience": realm.rs.client_id}, headers=bearer)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request" and "several owners" in r.text
+    # Deciding only, each owner's resources are decided (and audited) in turn, and listed together.
+    listed = realm.openid.uma_permissions(realm.bob_token)
+    assert {p["rsid"]: p["scopes"] for p in listed} == {
+        shared["_id"]: ["view"],
+        both["_id"]: ["view", "edit"],
+        made.json()["_id"]: ["view"],
+    }
+
+
 def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
     """``permission`` + ``audience`` with no ``response_mode``: an RPT, as Keycloak answers."""
     album = realm.album()
@@ -266,6 +361,53 @@ def test_ticketless_permission_without_response_mode_is_an_rpt(realm) -> None:
     assert r.status_code == 200, r.text
     rpt = r.json()["access_token"]
     assert realm.openid.decode_token(rpt, validate=False)["permissions"][0]["resource_scopes"] == ["view"]
+
+
+def test_realm_rpt_carries_keycloaks_authorization_claim_beside_umas(realm) -> None:
+    """An RPT from the realm's token endpoint has Keycloak's ``authorization.permissions``
+    (``rsid``, ``rsname``, ``scopes``) beside UMA's ``permissions``; one from the standard
+    ``/token`` has UMA's claims only, as before; the same when they are refreshed."""
+    album = realm.album()
+    realm.put_policy(f'permit view on resource "{album["_id"]}" when client.id == "{realm.rs.client_id}"')
+    pat = {"Authorization": f"Bearer {realm.connection.token['access_token']}"}
+
+    def ticket() -> str:
+        r = realm.http.post(
+            f"/realms/{REALM}/authz/protection/permission",
+            json={"resource_id": album["_id"], "resource_scopes": ["view"]},
+            headers=pat,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["ticket"]
+
+    form = {"client_id": realm.rs.client_id, "client_secret": realm.rs.client_secret, "grant_type": UMA_GRANT}
+    realm_rpt = realm.http.post(f"/realms/{REALM}/protocol/openid-connect/token", data={**form, "ticket": ticket()})
+    assert realm_rpt.status_code == 200, realm_rpt.text
+    claims = realm.openid.decode_token(realm_rpt.json()["access_token"], validate=False)
+    assert claims["authorization"] == {
+        "permissions": [{"rsid": album["_id"], "rsname": album["name"], "scopes": ["view"]}]
+    }
+    assert [(p["resource_id"], p["resource_scopes"]) for p in claims["permissions"]] == [(album["_id"], ["view"])]
+
+    standard = realm.http.post("/token", data={**form, "ticket": ticket()})
+    assert standard.status_code == 200, standard.text
+    claims = realm.openid.decode_token(standard.json()["access_token"], validate=False)
+    assert "authorization" not in claims and claims["permissions"][0]["resource_id"] == album["_id"]
+
+    # Refreshed at the realm: Keycloak's claim again; at the standard /token: UMA's only.
+    refresh = {k: form[k] for k in ("client_id", "client_secret")} | {"grant_type": "refresh_token"}
+    again = realm.http.post(
+        f"/realms/{REALM}/protocol/openid-connect/token",
+        data={**refresh, "refresh_token": realm_rpt.json()["refresh_token"]},
+    )
+    assert again.status_code == 200, again.text
+    claims = realm.openid.decode_token(again.json()["access_token"], validate=False)
+    assert claims["authorization"]["permissions"] == [
+        {"rsid": album["_id"], "rsname": album["name"], "scopes": ["view"]}
+    ]
+    again = realm.http.post("/token", data={**refresh, "refresh_token": standard.json()["refresh_token"]})
+    assert again.status_code == 200, again.text
+    assert "authorization" not in realm.openid.decode_token(again.json()["access_token"], validate=False)
 
 
 def test_ticketless_errors_are_clear(realm) -> None:
@@ -359,10 +501,58 @@ def test_uma_policy_endpoint_writes_rules_in_the_owners_text(realm, engine) -> N
     assert realm.uma.permissions_check(realm.bob_token, [UMAPermission(resource=album["_id"], scope="view")]) is False
 
 
+def test_uma_policy_clients_are_a_rule_on_client_id(realm, engine) -> None:
+    """``clients`` (Keycloak client ids) → ``client.id``; with ``users`` both must match
+    (UNANIMOUS); read back as written; not a share of the owner's sharing page (its form names
+    people), which lists it among the resource's other rules."""
+    from sqlmodel import Session
+
+    from app import owner_service
+    from app.models import Resource
+
+    album = realm.album()
+    view = [UMAPermission(resource=album["_id"], scope="view")]
+    assert realm.uma.permissions_check(realm.bob_token, view) is False
+    only_app = realm.uma.policy_resource_create(
+        album["_id"], {"name": "the app", "scopes": ["view"], "clients": [realm.rs.client_id]}
+    )
+    assert only_app["clients"] == [realm.rs.client_id] and only_app["users"] == []
+    assert f'client.id == "{realm.rs.client_id}"' in realm.owner_text()
+    assert realm.uma.permissions_check(realm.bob_token, view) is True
+    other = unique("other-app")
+    realm.uma.policy_update(only_app["id"], {"name": "the app", "scopes": ["view"], "clients": [other]})
+    assert realm.uma.permissions_check(realm.bob_token, view) is False
+
+    both = realm.uma.policy_resource_create(
+        album["_id"],
+        {"name": "bob in the app", "scopes": ["view"], "users": [realm.bob.username], "clients": [realm.rs.client_id]},
+    )
+    assert both["users"] == [realm.bob.username] and both["clients"] == [realm.rs.client_id]
+    assert realm.uma.permissions_check(realm.bob_token, view) is True
+    realm.uma.policy_update(
+        both["id"], {"name": "bob in the app", "scopes": ["view"], "users": [realm.bob.username], "clients": [other]}
+    )
+    assert realm.uma.permissions_check(realm.bob_token, view) is False
+    listed = {p["id"]: (p["users"], p["clients"]) for p in realm.uma.policy_query(resource=album["_id"])}
+    assert listed == {only_app["id"]: ([], [other]), both["id"]: ([realm.bob.username], [other])}
+    with Session(engine) as session:  # the sharing page: no share, two other rules
+        resource = session.get(Resource, album["_id"])
+        page = owner_service.shares(session, realm.owner.username, resource)
+    assert page["shares"] == [] and len(page["other_rules"]) == 2, page
+
+
 def test_uma_policy_refuses_what_has_no_share_form(realm) -> None:
     album = realm.album()
+    for member in ("roles", "groups", "condition"):
+        r = realm.http.post(
+            f"/realms/{REALM}/authz/protection/uma-policy/{album['_id']}",
+            json={"name": "x", "scopes": ["view"], "users": ["bob"], member: ["manager"]},
+            headers={"Authorization": f"Bearer {realm.connection.token['access_token']}"},
+        )
+        assert r.status_code == 400 and f"'{member}' has no equivalent here" in r.json()["error_description"], r.text
     for body in (
         {"name": "x", "scopes": ["view"], "roles": ["manager"]},
+        {"name": "x", "scopes": ["view"], "users": ["bob"], "clients": ["app"], "decisionStrategy": "AFFIRMATIVE"},
         {"name": "x", "scopes": ["view"]},
         {"name": "x", "scopes": ["fly"], "users": ["bob"]},
         {"name": "two\nlines", "scopes": ["view"], "users": ["bob"]},
@@ -640,3 +830,31 @@ def test_bad_input_is_a_clear_4xx_never_a_500(realm) -> None:
         assert 400 <= r.status_code < 500, (r.request.method, r.request.url, r.status_code, r.text)
         assert r.json().get("error"), r.text
     assert realm.http.get(f"{base}/resource_set", headers={}).status_code == 401
+
+
+def test_share_rules_with_clients_read_back_and_stay_off_the_share_form() -> None:
+    """app.sharing: ``clients`` written as ``client.id``, alone or after the claim with ``and``;
+    :func:`read_rules` reads both back; :func:`read_shares` (the pages' form) sees neither, and
+    reads the plain share as before."""
+    from app import sharing
+
+    with_app = sharing.share_rule("r1", ["view"], "sub", ["bob", "carol"], clients=["app"])
+    assert " ".join(with_app.split()) == (
+        'permit view on resource "r1" when claims.sub in ["bob", "carol"] and client.id == "app"'
+    )
+    app_only = sharing.share_rule("r1", ["view"], "sub", [], clients=["a", "b"])
+    assert " ".join(app_only.split()) == 'permit view on resource "r1" when client.id in ["a", "b"]'
+    plain = sharing.share_rule("r1", ["view"], "email", ["dave@example.com"])
+    text = "\n\n".join(
+        [with_app, app_only, plain, 'permit view on resource "r1" when client.id == "x" or claims.a == "b"']
+    )
+    rules = sharing.read_rules(text)
+    assert [(r.claim, r.people, r.clients) for r in rules] == [
+        ("sub", ("bob", "carol"), ("app",)),
+        (None, (), ("a", "b")),
+        ("email", ("dave@example.com",), ()),
+    ]
+    assert [(s.claim, s.person) for s in sharing.read_shares(text, "r1")] == [("email", "dave@example.com")]
+    assert len(sharing.other_rules(text, "r1")) == 3
+    with pytest.raises(sharing.ShareError):
+        sharing.share_rule("r1", ["view"], "sub", [], clients=[])

@@ -81,6 +81,7 @@ def counted(engine, database_url, make_user, make_client, make_rs, pat_for, tmp_
             "policy_dir": str(tmp_path_factory.mktemp("lean-policies")),
             "policy_reload_interval": 3600,
             "row_cache_lifetime": 3600,
+            "keycloak_compat": True,  # the realm's token endpoint too (its response_mode decides only)
             "TESTING": True,
         }
     )
@@ -142,6 +143,38 @@ def test_common_grant_is_three_statements_and_one_commit(counted):
     assert counter.commits == 1
     # The version of the policy set is read with the ticket.
     assert "policy_set_version" in counter.statements[0]
+
+
+@pytest.mark.parametrize("mode", ["decision", "permissions"])
+def test_keycloak_response_mode_decides_without_issuing(counted, mode):
+    """The realm's ``response_mode=decision|permissions`` (issue 16): the standard grant's
+    decision, ticket spent and audit record, in one commit, and no token written at all."""
+    uma, counter = counted
+    flow = uma.flow(PERMIT)
+    _warm(flow)
+    ticket = flow.ticket(("album", ["view"]))
+    with counter.window():
+        r = uma.http.post(
+            "/realms/uma/protocol/openid-connect/token",
+            data={"grant_type": UMA_GRANT, "ticket": ticket, "response_mode": mode},
+            auth=flow.client.basic_auth,
+        )
+    assert r.status_code == 200, r.text
+    expected = (
+        {"result": True}
+        if mode == "decision"
+        else [{"rsid": flow.resources["album"], "rsname": "album", "scopes": ["view"]}]
+    )
+    assert r.json() == expected
+    # Before: also INSERT rpts, SELECT rpts, UPDATE rpts (the revocation) and a second commit.
+    assert sorted(counter.tables()) == ["INSERT audit_records", "UPDATE permission_tickets"]
+    assert counter.commits == 1
+    again = uma.http.post(
+        "/realms/uma/protocol/openid-connect/token",
+        data={"grant_type": UMA_GRANT, "ticket": ticket, "response_mode": mode},
+        auth=flow.client.basic_auth,
+    )
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"  # the ticket was spent
 
 
 def test_introspection_looks_the_rpt_up_once(counted):
