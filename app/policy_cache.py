@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.resources
 import logging
 import os
 import pickle
@@ -50,7 +51,7 @@ def library_tag() -> str:
     """SHA-256 of the code of ``policy_lang`` (every ``.py`` file under it, by path), of this
     module (which writes and reads the files) and the Python version: what a cached reading
     depends on besides its text."""
-    root = Path(policy_lang.__file__).parent
+    root = Path(str(importlib.resources.files("policy_lang")))
     h = hashlib.sha256(sys.version.encode() + b"\0" + Path(__file__).read_bytes() + b"\0")
     for path in sorted(root.rglob("*.py")):
         h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
