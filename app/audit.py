@@ -59,7 +59,7 @@ def record_decision(
     if rows:
         # A Core INSERT (one statement for all the resources), not ORM objects: see
         # app.protection.rpt.issue_rpt for the figure.
-        session.execute(insert(AuditRecord.__table__), rows)  # type: ignore[arg-type]
+        session.connection().execute(insert(AuditRecord.__table__), rows)  # type: ignore[arg-type]
     count_decision(outcome)
 
 

@@ -58,7 +58,7 @@ from ..oauth.grants import spend
 from ..observability import count_token
 from ..policies import PolicyStore, get_store
 from ..protection.rpt import granted_now, issue_rpt, policy_bound, registered_resources, token_response
-from ..protection.tickets import issue_ticket
+from ..protection.tickets import TicketValues, issue_ticket
 from ..security import hash_token, new_token, now
 from .claim_tokens import ID_TOKEN_FORMAT, describe_trusted, trusted_provider_issuers
 from .errors import NeedInfo, RequestDenied, RequestSubmitted, invalid_grant, invalid_scope
@@ -120,7 +120,7 @@ def party_name(issuer: str | None, subject: str, as_issuer: str) -> str:
 
 
 def requested_scopes(
-    ticket: PermissionTicket, resources: dict[str, Resource], scope_param: str | None, client: OAuthClient
+    ticket: TicketValues, resources: dict[str, Resource], scope_param: str | None, client: OAuthClient
 ) -> list[tuple[Resource, list[str]]]:
     """RequestedScopes(r) = TicketScopes(r) ∪ (RegisteredScopes ∩ RequestedScopes ∩ Available(r)) (G-21, A3).
 
@@ -210,7 +210,7 @@ def policy_request(
 class Assessment:
     """Everything the bridge needs for one token request (or a claims-interaction preview)."""
 
-    ticket: PermissionTicket
+    ticket: TicketValues
     client: OAuthClient
     requested: list[tuple[Resource, list[str]]]
     claims: dict[str, Any] = field(default_factory=dict)
@@ -224,7 +224,7 @@ class Assessment:
     requesting_party: str = ""
 
 
-def load_resources(session: Session, ticket: PermissionTicket) -> dict[str, Resource]:
+def load_resources(session: Session, ticket: TicketValues) -> dict[str, Resource]:
     ids = [p["resource_id"] for p in ticket.permissions]
     if not ids:
         return {}

@@ -54,7 +54,7 @@ from ..models import UMA_TICKET_GRANT, Pct, PermissionTicket, Rpt
 from ..oauth.tokens import find_pct, revoke_family
 from ..policies import get_store
 from ..protection.rpt import find_rpt
-from ..protection.tickets import redeem_ticket
+from ..protection.tickets import TicketValues, redeem_ticket
 from ..security import hash_token, now
 from .bridge import Assessment, assess, load_resources, requested_scopes, requesting_party_of
 from .claim_tokens import ClaimTokenError, verify_claim_token
@@ -109,7 +109,7 @@ class UmaTicketGrant(BaseGrant, TokenEndpointMixin):
         with spent_on_error(session):
             self._validate_redeemed(client, ticket, data, session, settings)
 
-    def _validate_redeemed(self, client: Any, ticket: PermissionTicket, data: Any, session: Any, settings: Any) -> None:
+    def _validate_redeemed(self, client: Any, ticket: TicketValues, data: Any, session: Any, settings: Any) -> None:
         if ticket.client_id is not None and ticket.client_id != client.client_id:
             raise invalid_grant("The ticket belongs to an authorization process of another client.")
 

@@ -158,7 +158,7 @@ def issue_rpt(
     )
     # A Core INSERT, not an ORM object: building and flushing an ``Rpt`` cost about 1 ms of the
     # grant's 7-9 ms of CPU (in-process profile of bench/server.py's grant; figure in docs/benchmarks.md).
-    session.execute(insert(Rpt.__table__), row)  # type: ignore[arg-type]
+    session.connection().execute(insert(Rpt.__table__), row)  # type: ignore[arg-type]
     if commit:
         session.commit()
     count_token("rpt")

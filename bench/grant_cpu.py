@@ -1,0 +1,107 @@
+"""The CPU of one UMA grant in one process, against the floor endpoint, side by side.
+
+No network and no other process: the application and the floor endpoint
+(``bench/floor_app.py``) are called through Flask's test client in turns, and
+``time.process_time`` is read around batches of grants and of floor requests.
+This is the figure a change to the grant path moves, and the one the load of
+other programs on a shared machine hardly moves (``bench/server.py`` measures
+the same on the wire, where that load shows). Each round prints the first
+quartile of its batches (the least disturbed), in ms per request, and the ratio.
+
+    .venv/bin/python bench/grant_cpu.py                   # 4 rounds
+    .venv/bin/python bench/grant_cpu.py --profile 500     # then a cProfile of 500 grants
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import floor_app
+import server
+
+
+def per_request_ms(call: Callable[[], None], batch: int) -> float:
+    started = time.process_time()
+    for _ in range(batch):
+        call()
+    return (time.process_time() - started) / batch * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=4, help="batches per round and endpoint")
+    parser.add_argument("--batch", type=int, default=50, help="requests per batch")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="then profile N grants (cProfile)")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="grant-cpu-"))
+    url = f"sqlite:///{work}/app.db"
+    seeded = server.seed(url, work, "http://localhost")
+    from app import create_app
+
+    # A second app over the same database: it compiles the policy file written by the seed.
+    seeded.app = create_app(server.app_config(url, work, "http://localhost"))
+    client = seeded.app.test_client()
+    auth = "Basic " + base64.b64encode(f"{seeded.client_id}:{seeded.client_secret}".encode()).decode()
+    needed = 30 + args.rounds * args.batches * args.batch + args.profile
+    tickets = iter(server.make_tickets(seeded, needed))
+
+    def grant() -> None:
+        answer = client.post(
+            "/token", data={"grant_type": server.UMA_GRANT, "ticket": next(tickets)}, headers={"Authorization": auth}
+        )
+        if answer.status_code != 200:
+            raise SystemExit(f"grant failed: {answer.status_code} {answer.get_data(as_text=True)}")
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = work / "floor-key.pem"
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    os.environ["FLOOR_DATABASE_URL"] = f"sqlite:///{work}/floor.db"
+    os.environ["FLOOR_KEY_FILE"] = str(key_file)
+    floor_app.create_tables(os.environ["FLOOR_DATABASE_URL"])
+    floor_client = floor_app.create_app().test_client()
+
+    def floor() -> None:
+        answer = floor_client.post("/floor", data={"item": "5"})
+        if answer.status_code != 200:
+            raise SystemExit(f"floor failed: {answer.status_code}")
+
+    for _ in range(30):  # warm both: caches, compiled statements, the policy set
+        grant()
+        floor()
+    print(f"bench/grant_cpu.py: CPU ms per request, first quartile of {args.batches} batches of {args.batch}")
+    for number in range(1, args.rounds + 1):
+        grant_ms = sorted(per_request_ms(grant, args.batch) for _ in range(args.batches))[args.batches // 4]
+        floor_ms = sorted(per_request_ms(floor, args.batch) for _ in range(args.batches))[args.batches // 4]
+        print(
+            f"round {number}: grant {grant_ms:.2f} ms  floor {floor_ms:.2f} ms  grant/floor {grant_ms / floor_ms:.2f}"
+        )
+    if args.profile:
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(args.profile):
+            grant()
+        profile.disable()
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
