@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,36 @@ def test_a_node_class_without_a_method_goes_to_generic_visit_which_refuses_by_de
     # a subclass's table is its own: the parent's methods are inherited, not shared mutably
     assert A.Compare not in Counting._methods
     assert OnlyCompare._methods[A.Compare] is OnlyCompare.visit_Compare
+
+
+def _package_visitors() -> list[type]:
+    """Every Visitor subclass defined in the package (its modules imported first)."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(("policy_lang", *path.relative_to(PACKAGE).with_suffix("").parts))
+        if not module.endswith("__main__"):
+            importlib.import_module(module.removesuffix(".__init__"))
+    found, todo = [], list(Visitor.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("policy_lang."):
+            found.append(cls)
+    return found
+
+
+def test_every_visit_method_of_the_package_names_a_node_class():
+    """A ``visit_<Name>`` whose name is no node class would never be called (a typo, or
+    a node renamed): every walk of the package, checker, formatter, compiler and
+    analyses, names only node classes, and its methods are in its dispatch table."""
+    visitors = _package_visitors()
+    names = {c.__name__ for c in _NODE_CLASSES}
+    modules = {v.__module__ for v in visitors}
+    for expected in ("policy_lang.check.checker", "policy_lang.fmt", "policy_lang.compile.conditions"):
+        assert expected in modules
+    for v in visitors:
+        methods = {m for m in dir(v) if m.startswith("visit_")}
+        assert {m.removeprefix("visit_") for m in methods} <= names, v
+        assert {c.__name__ for c in v._methods} == {m.removeprefix("visit_") for m in methods}, v
 
 
 def test_parts_gives_what_every_node_holds(example):
