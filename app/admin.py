@@ -36,7 +36,10 @@ from .models import (
     AuditRecord,
     AuthorizationCode,
     FederatedIdentity,
+    NotificationDelivery,
+    NotificationTarget,
     OAuthClient,
+    OwnerAction,
     Pct,
     PendingRequest,
     PermissionTicket,
@@ -195,7 +198,7 @@ def delete_user(db: Session, username: str) -> dict[str, Any]:
     """Delete an account and everything it owns, so that nothing passes to a later account of
     the same name: its tokens are revoked, RPTs to its resources end, its resource
     registrations, uploaded policies (a new policy-set version), access requests (as owner and
-    as requesting party), audit trail and links to upstream accounts are deleted. Refused while a client acts for it
+    as requesting party), audit trail, own actions, notification targets and their deliveries and links to upstream accounts are deleted. Refused while a client acts for it
     (``owner``): delete that client first."""
     user = find_user(db, username)
     owned = list(db.execute(select(OAuthClient.client_id).where(OAuthClient.owner == username)).scalars())
@@ -222,6 +225,9 @@ def delete_user(db: Session, username: str) -> dict[str, Any]:
         db, PendingRequest, or_(PendingRequest.owner == username, PendingRequest.requesting_party == username)
     )
     counts["audit_records"] = _delete_where(db, AuditRecord, AuditRecord.owner == username)
+    counts["owner_actions"] = _delete_where(db, OwnerAction, OwnerAction.owner == username)
+    _delete_where(db, NotificationDelivery, NotificationDelivery.owner == username)
+    counts["notification_targets"] = _delete_where(db, NotificationTarget, NotificationTarget.owner == username)
     # Its links to upstream accounts: none may open a later account (which may reuse the id).
     counts["linked_sign_ins"] = _delete_where(db, FederatedIdentity, FederatedIdentity.user_id == user.id)
     counts["sessions"] = _end_sessions(db, user)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 PROG = "uma"
@@ -164,6 +165,26 @@ def _parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True, parser_class=_Parser
     )
     with_config(keys.add_parser("rotate", help="new active signing key")).set_defaults(func=cmd_keys_rotate)
+
+    keycloak = sub.add_parser("keycloak", help="moving over from Keycloak").add_subparsers(
+        dest="keycloak_command", required=True, parser_class=_Parser
+    )
+    kimport = with_config(
+        keycloak.add_parser(
+            "import",
+            help="a realm export's UMA resources and permissions of one client: prints the plan; --apply does it",
+        )
+    )
+    kimport.add_argument("export", metavar="REALM_EXPORT.json", help="Keycloak's realm export (JSON)")
+    kimport.add_argument(
+        "--client", required=True, metavar="CLIENT_ID", help="the resource server's clientId in Keycloak"
+    )
+    kimport.add_argument("--rs", required=True, metavar="CLIENT_ID", help="the resource server's client id here")
+    kimport.add_argument(
+        "--owner", metavar="USER", help="owner of the resources the resource server owns itself (default: --rs)"
+    )
+    kimport.add_argument("--apply", action="store_true", help="register the resources and save the policy texts")
+    kimport.set_defaults(func=cmd_keycloak_import)
 
     sub.add_parser("policy", help="policy tools: uma policy --help", add_help=False)
     return p
@@ -602,6 +623,34 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     with app.app_context(), session_scope() as session:
         key = rotate_signing_key(session)
         print(json.dumps({"kid": key.kid, "algorithm": key.algorithm}))
+    return 0
+
+
+def cmd_keycloak_import(args: argparse.Namespace) -> int:
+    """Print what importing a Keycloak realm export does (JSON); with ``--apply``, do it and print
+    the resources created and the policy versions saved too (docs/keycloak-migration.md)."""
+    from .db import session_scope
+    from .keycloak_compat.realm_import import apply, plan
+    from .oauth.clients import get_client
+    from .owner_service import InvalidPolicy
+
+    try:
+        export = json.loads(Path(args.export).read_text(encoding="utf-8"))
+        the_plan = plan(export, client_id=args.client, default_owner=args.owner or args.rs)
+    except (OSError, ValueError) as exc:  # RealmExportError is a ValueError, as is bad JSON
+        raise UsageError(f"{PROG} keycloak import: {exc}") from None
+    out: dict[str, Any] = the_plan.summary()
+    if args.apply:
+        app = _app(args)
+        with app.app_context(), session_scope() as session:
+            if get_client(session, args.rs) is None:
+                raise NotFoundError(f"no client {args.rs!r} here: register the resource server first (uma client add)")
+            try:
+                out["applied"] = apply(session, the_plan, rs_client_id=args.rs)
+            except InvalidPolicy as exc:
+                _print({**out, "refused": exc.diagnostics})
+                return 1
+    _print(out)
     return 0
 
 

@@ -70,7 +70,7 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 RPT_FORMATS = ("jwt", "opaque")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 #: Settings whose values are never shown in an error message or a log line.
-SECRET_SETTINGS = frozenset({"secret_key", "metrics_token", "lockout_storage_uri"})
+SECRET_SETTINGS = frozenset({"secret_key", "metrics_token", "lockout_storage_uri", "smtp_password"})
 #: Keys of a settings table whose values are never shown either (an identity provider's secret).
 SECRET_KEYS = frozenset({"client_secret"})
 #: Where the TOML file comes from while :func:`load_settings` builds a Settings (else ``UMA_CONFIG``).
@@ -279,6 +279,10 @@ class Settings(BaseSettings):
     """Template for `user_access_policy_uri` in registration answers (`{issuer}`, `{id}`); empty: not sent."""
     uma_profiles_supported: WordList = []
     """Profile and extension URIs listed in `uma_profiles_supported` (omitted when empty)."""
+    keycloak_compat: bool = False
+    """Serve Keycloak's layout beside the standard one (`/realms/{realm}/...`: discovery, token, introspection, certs, `authz/protection/resource_set`, `permission`, `uma-policy`) and Keycloak's extensions to the UMA grant there, so Keycloak's UMA clients work unchanged (docs/keycloak-migration.md); false: those URLs are 404."""
+    keycloak_realm: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = "uma"
+    """The realm name in the paths of the Keycloak layout (`keycloak_compat`)."""
     trusted_issuers: list[TrustedIssuer] = []
     """Issuers of claim tokens the UMA grant accepts (`[[trusted_issuers]]` tables in TOML, a JSON array in the environment; see below)."""
     identity_providers: list[IdentityProvider] = []
@@ -319,6 +323,32 @@ class Settings(BaseSettings):
     """Networks (CIDRs) whose addresses may read `/metrics`; loopback only by default."""
     metrics_token: str = ""
     """When set, `/metrics` also needs `Authorization: Bearer <this token>` (from an address of `metrics_networks`)."""
+    notification_interval: Seconds = 10
+    """Seconds between a process's background looks for notifications due (owners' webhooks and emails of pending requests; a request made in the process is sent at once); 0: this process sends none (another process, or `uma serve` elsewhere, must)."""
+    notification_timeout: PositiveSeconds = 10
+    """Longest wait for a webhook receiver's answer or an SMTP conversation, seconds; longer counts as a failed attempt."""
+    notification_max_attempts: PositiveCount = 8
+    """Attempts at one notification before it is marked failed (shown on the owner's notifications page)."""
+    notification_retry_base: PositiveSeconds = 30
+    """Wait before the second attempt at a notification, seconds; each later wait doubles, up to `notification_retry_max`."""
+    notification_retry_max: PositiveSeconds = 3600
+    """Longest wait between two attempts at a notification, seconds."""
+    notification_allow_http_loopback: bool = False
+    """Let owners register `http://` webhooks on a loopback address (127.0.0.0/8, ::1, localhost): for development and tests; other webhooks must be `https://`."""
+    notification_allow_private_networks: bool = False
+    """Let webhooks be called at private, link-local, loopback and other non-public addresses (a literal one in the URL is refused when registered, a name resolving to one when called): for webhooks inside the operator's own network; off, an owner cannot make the server call its neighbours."""
+    smtp_host: str = ""
+    """SMTP server that sends owners' notification emails; empty: owners can register webhooks only."""
+    smtp_port: Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=65535)] = 587
+    """Port of `smtp_host`."""
+    smtp_starttls: bool = True
+    """Upgrade the SMTP connection with STARTTLS before anything is sent (the server's certificate is verified); false: plain SMTP (a relay on the same machine or network only)."""
+    smtp_user: str = ""
+    """User name to authenticate at `smtp_host` with (after STARTTLS); empty: none."""
+    smtp_password: str = ""
+    """Password of `smtp_user`."""
+    smtp_from: str = ""
+    """The `From` address of notification emails (required when `smtp_host` is set)."""
 
     @classmethod
     def settings_customise_sources(
@@ -374,6 +404,13 @@ class Settings(BaseSettings):
         if not password_login and not info.data.get("identity_providers"):
             raise ValueError("false needs at least one of identity_providers to sign in with")
         return password_login
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender_with_host(cls, sender: str, info: ValidationInfo) -> str:
+        if info.data.get("smtp_host") and "@" not in sender:
+            raise ValueError("smtp_host is set: name the From address of notification emails (e.g. uma@example.org)")
+        return sender
 
     def identity_provider(self, name: str) -> IdentityProvider | None:
         """The identity provider of this name, if configured."""

@@ -29,7 +29,7 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cache, db, get_settings, observability, purge
+from . import cache, db, get_settings, notifications, observability, purge
 from .body import StrictRequest
 from .config import flask_overrides, load_settings, unknown_environment_variables
 from .demo import bp as demo_client
@@ -39,6 +39,9 @@ from .grant.interaction import bp as claims_interaction
 from .grant.token_grant import UmaTicketGrant
 from .health import bp as health_api
 from .identity import lockout
+from .keycloak_compat.grant import KeycloakUmaGrant
+from .keycloak_compat.uma_policy import bp as keycloak_policy_api
+from .keycloak_compat.views import bp as keycloak_api
 from .logs import configure_logging, safe_database_url
 from .oauth.endpoints import ClientConfigurationEndpoint, ClientRegistrationEndpoint, RevocationEndpoint
 from .oauth.grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
@@ -108,6 +111,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     observability.init_app(app)
     cache.init_app(app)
     purge.init_app(app)
+    notifications.init_app(app)
     schema_current = db.schema_is_current(engine)
     if settings.auto_migrate and not schema_current:
         db.upgrade_database(engine)
@@ -148,6 +152,8 @@ def _build_authorization_server(app: Flask) -> UmaAuthorizationServer:
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(RefreshTokenGrant)
+    if get_settings(app).keycloak_compat:  # Keycloak's grant extensions (issue 16), at the realm's token endpoint only
+        server.register_grant(KeycloakUmaGrant)  # before the standard grant, which it extends
     server.register_grant(UmaTicketGrant)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(ClientRegistrationEndpoint(server))
@@ -164,6 +170,9 @@ PAGES = (web_pages, oauth_pages, claims_interaction)
 #: credentials, PATs): no ambient credential to forge, so no anti-CSRF token. The owner API
 #: also takes the pages' session, and then asks for the token itself (:mod:`app.owner_api`).
 APIS = (oauth_api, resources_api, permissions_api, introspection_api, owner_api, health_api, metrics_api)
+#: Keycloak's layout beside the standard one (issue 16), only with the ``keycloak_compat`` setting:
+#: APIs too (PATs and client credentials with each request).
+KEYCLOAK_APIS = (keycloak_api, keycloak_policy_api)
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -177,7 +186,8 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     if get_settings(app).demo:  # `uma serve --demo`: the demo client's claims redirection page
         app.register_blueprint(demo_client)
-    for blueprint in APIS:
+    apis = APIS + KEYCLOAK_APIS if get_settings(app).keycloak_compat else APIS
+    for blueprint in apis:
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
 

@@ -537,3 +537,73 @@ class RateLimitEntry(SQLModel, table=True):
     key: str = Field(max_length=255)
     at: float
     expires_at: float = Field(index=True)
+
+
+class OwnerAction(SQLModel, table=True):
+    """An owner's action that leaves no other trace with a time (issue 15 point 5): revoking an
+    RPT (``revoke_grant``; the RPT row itself is purged once expired) or withdrawing an approval
+    (``withdraw_approval``; the request then reads as denied). Kept as long as audit records."""
+
+    __tablename__ = "owner_actions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(index=True, max_length=255)
+    at: int = Field(default_factory=now, index=True)
+    #: revoke_grant | withdraw_approval
+    kind: str = Field(max_length=32)
+    #: The RPT's or the request's id.
+    ref_id: int | None = None
+    requesting_party: str | None = Field(default=None, max_length=255)
+    client_id: str | None = Field(default=None, max_length=255)
+    #: ``[{"resource_id", "scopes"}]``: what stopped working.
+    permissions: list[dict[str, Any]] = _json_list()
+
+
+class NotificationTarget(SQLModel, table=True):
+    """Where an owner is told of a pending request (issue 15 point 4): a webhook URL or an email
+    address (:mod:`app.notifications`)."""
+
+    __tablename__ = "notification_targets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(index=True, max_length=255)
+    #: webhook | email
+    kind: str = Field(max_length=16)
+    address: str = Field(max_length=2048)
+    #: The webhook's HMAC secret, encrypted with a key derived from the server's secret key
+    #: (:func:`app.notifications.seal`). Not hashed like the other secrets: signing needs the
+    #: secret itself, so it must be recoverable. None for an email address.
+    secret_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: int = Field(default_factory=now)
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """One notification to one target: the outbox row the grant writes in its own transaction,
+    delivered by a background thread of any process (claimed with a lease), retried with
+    exponential backoff until delivered or ``notification_max_attempts`` (app/notifications.py)."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(index=True)
+    owner: str = Field(index=True, max_length=255)
+    #: webhook | email (the target's, so a process without SMTP settings leaves email alone)
+    kind: str = Field(max_length=16)
+    event: str = Field(max_length=64)
+    request_id: int | None = Field(default=None, index=True)
+    #: The JSON body, fixed when the row is written (the webhook's signature covers these bytes).
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    #: pending | delivered | failed
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: int = Field(default_factory=now)
+    #: While a process delivers: until when the row is its own, and a random id of that claim.
+    lease_until: int | None = None
+    lease_id: str | None = Field(default=None, max_length=64)
+    #: The last attempt: the receiver's HTTP status (webhook) and what went wrong, if anything.
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=512)
+    created_at: int = Field(default_factory=now)
+    updated_at: int = Field(default_factory=now)
+    delivered_at: int | None = None

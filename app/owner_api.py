@@ -28,6 +28,10 @@ GET      /owner/policy/versions                        every version (newest fir
 GET      /owner/policy/versions/<n>                    one version's text
 POST     /owner/policy/versions/<n>/restore            make an earlier text the active one (a new version)
 GET      /owner/audit?resource_id=&outcome=&limit=     the owner's decisions, newest first
+GET      /owner/notifications                          where the owner is told of pending requests, latest deliveries
+POST     /owner/notifications/webhooks                 ``{"url"}``: register a webhook; its secret, this once
+POST     /owner/notifications/emails                   ``{"address"}``: register an email address
+DELETE   /owner/notifications/<id>                     remove a target (and its deliveries)
 GET      /policies/status                              the policy set in use, its version, the last error
 =======  ===========================================  =================================================
 """
@@ -42,13 +46,13 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask_wtf.csrf import CSRFError
 
-from . import audit
+from . import audit, get_settings, notifications
 from . import owner_service as service
 from .body import json_object, refuse_media_type, text_body
 from .db import get_session, policy_set_version
 from .errors import ApiError, InvalidRequest, NotFound
 from .identity.lockout import guard
-from .models import PendingRequest, PolicyDocument
+from .models import NotificationDelivery, NotificationTarget, PendingRequest, PolicyDocument
 from .oauth.tokens import find_access_token
 from .policies import MAX_POLICY_BYTES
 from .users import authenticate, get_user
@@ -178,6 +182,67 @@ def approve(request_id: int) -> Response:
 def deny(request_id: int) -> Response:
     db = get_session()
     return _json(request_json(service.deny(db, service.find_request(db, current_owner(), request_id))))
+
+
+# -- notifications (issue 15 point 4; the same functions as the notifications page) --------
+
+
+def target_json(row: NotificationTarget) -> dict[str, Any]:
+    return {"id": row.id, "kind": row.kind, "address": row.address, "created_at": row.created_at}
+
+
+def delivery_json(row: NotificationDelivery) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "target_id": row.target_id,
+        "request_id": row.request_id,
+        "event": row.event,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
+        "last_status": row.last_status,
+        "last_error": row.last_error,
+        "created_at": row.created_at,
+        "delivered_at": row.delivered_at,
+    }
+
+
+@bp.get("/owner/notifications")
+def list_notifications() -> Response:
+    db, owner = get_session(), current_owner()
+    return _json(
+        {
+            "targets": [target_json(t) for t in notifications.targets(db, owner)],
+            "deliveries": [delivery_json(d) for d in notifications.deliveries(db, owner)],
+        }
+    )
+
+
+def _string_field(name: str) -> str:
+    value = json_object().get(name)
+    if not isinstance(value, str):
+        raise InvalidRequest(f'The JSON body must be {{"{name}": "…"}}.')
+    return value
+
+
+@bp.post("/owner/notifications/webhooks")
+def add_webhook() -> Response:
+    """Register a webhook; the answer carries its signing secret, the only time it is shown."""
+    row, secret = notifications.add_webhook(
+        get_session(), current_owner(), _string_field("url"), get_settings(), current_app.config["SECRET_KEY"]
+    )
+    return _json({**target_json(row), "secret": secret}, 201)
+
+
+@bp.post("/owner/notifications/emails")
+def add_email() -> Response:
+    row = notifications.add_email(get_session(), current_owner(), _string_field("address"), get_settings())
+    return _json(target_json(row), 201)
+
+
+@bp.delete("/owner/notifications/<int(max=2147483647):target_id>")
+def remove_target(target_id: int) -> Response:
+    return _json(target_json(notifications.remove_target(get_session(), current_owner(), target_id)))
 
 
 # -- policy text --------------------------------------------------------------

@@ -27,13 +27,13 @@ from sqlmodel import Session
 
 from policy_lang import RequestError, Source, explain, parse_source, who_can_data
 
-from . import audit, sharing
+from . import audit, notifications, sharing
 from .errors import ApiError, InvalidRequest, NotFound
 from .grant.bridge import iso_now, load_approvals, policy_request, resource_attributes
-from .models import AuditRecord, OAuthClient, PendingRequest, PolicyDocument, Resource, Rpt, User
+from .models import AuditRecord, OAuthClient, OwnerAction, PendingRequest, PolicyDocument, Resource, Rpt, User
 from .oauth.clients import get_client
 from .policies import MAX_POLICY_BYTES, UPLOAD_PREFIX, PolicyRejected, get_store, upload_name
-from .protection.rpt import active_rpts, revoke_rpt
+from .protection.rpt import active_rpts, live_permissions, revoke_rpt
 from .security import now
 
 #: Largest id a table's integer key can hold; a bigger number is simply not found.
@@ -142,7 +142,17 @@ def withdraw_approval(db: Session, owner: str, request_id: int) -> PendingReques
     row = find_request(db, owner, request_id)
     if row.status != "approved":
         raise NotFound("No such approval.")
-    return answer_request(db, row, "denied", [])
+    db.add(
+        OwnerAction(
+            owner=owner,
+            kind="withdraw_approval",
+            ref_id=row.id,
+            requesting_party=row.requesting_party,
+            client_id=row.client_id,
+            permissions=[{"resource_id": row.resource_id, "scopes": list(row.scopes_approved)}],
+        )
+    )
+    return answer_request(db, row, "denied", [])  # commits the action with the answer
 
 
 def asked_by(db: Session, pending: list[PendingRequest]) -> dict[int, list[dict[str, Any]]]:
@@ -262,7 +272,20 @@ def revoke_grant(db: Session, owner: str, rpt_id: int) -> Rpt:
     if row is None or row.owner != owner:
         raise NotFound("No such grant.")
     if not row.revoked:
-        revoke_rpt(db, row)
+        # What stops working, for the owner's history (the RPT row is purged once it expired).
+        held = live_permissions(db, row) or row.permissions  # what it gave, else what it was issued
+        live = [{"resource_id": p["resource_id"], "scopes": list(p["resource_scopes"])} for p in held]
+        db.add(
+            OwnerAction(
+                owner=owner,
+                kind="revoke_grant",
+                ref_id=row.id,
+                requesting_party=row.requesting_party,
+                client_id=row.client_id,
+                permissions=live,
+            )
+        )
+        revoke_rpt(db, row)  # commits the action with the revocation
     return row
 
 
@@ -590,6 +613,9 @@ def request_access(
         scopes_requested=wanted,
     )
     db.add(row)
+    from . import get_settings
+
+    notifications.request_pending(db, row, get_settings().issuer)  # the owner's outbox, same transaction
     db.commit()
     return row
 
@@ -623,8 +649,9 @@ ACTION_VERSIONS = 200
 def owner_actions(db: Session, owner: str, resource_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """The owner's own actions, newest first (issue 15 point 5): each policy version saved, the
     shares it added and stopped (read from the text of consecutive versions, :mod:`app.sharing`),
-    and each answer to a request (approved, denied: an approval withdrawn reads as denied).
-    ``{"at", "kind": "version"|"share"|"unshare"|"approved"|"denied", ...}``."""
+    each answer to a request (approved, denied), and each revocation (an RPT revoked, an
+    approval withdrawn: :class:`~app.models.OwnerAction`).
+    ``{"at", "kind": "version"|"share"|"unshare"|"approved"|"denied"|"revoked"|"withdrawn", ...}``."""
     out: list[dict[str, Any]] = []
     versions = list(reversed(policy_versions(db, owner)[:ACTION_VERSIONS]))
     before: set[Any] = set()
@@ -654,10 +681,31 @@ def owner_actions(db: Session, owner: str, resource_id: str | None = None, limit
                             }
                         )
         before = now_shares
+    withdrawn: set[int] = set()
+    recorded = select(OwnerAction).where(OwnerAction.owner == owner).order_by(OwnerAction.at.desc())
+    for action in db.execute(recorded.limit(limit)).scalars():
+        if action.kind == "withdraw_approval" and action.ref_id is not None:
+            withdrawn.add(action.ref_id)
+        permissions = [p for p in action.permissions if resource_id is None or p.get("resource_id") == resource_id]
+        if resource_id is not None and not permissions:
+            continue
+        out.append(
+            {
+                "at": action.at,
+                "kind": "revoked" if action.kind == "revoke_grant" else "withdrawn",
+                "resource_id": permissions[0]["resource_id"] if permissions else None,
+                "person": action.requesting_party,
+                "client_id": action.client_id,
+                "scopes": sorted({s for p in permissions for s in p.get("scopes", [])}),
+                "resources": len(permissions),
+            }
+        )
     query = select(PendingRequest).where(PendingRequest.owner == owner, PendingRequest.decided_at.is_not(None))
     if resource_id is not None:
         query = query.where(PendingRequest.resource_id == resource_id)
     for row in db.execute(query.order_by(PendingRequest.decided_at.desc()).limit(limit)).scalars():
+        if row.id in withdrawn:  # the withdrawal above says it (the request now reads as denied)
+            continue
         out.append(
             {
                 "at": row.decided_at,
@@ -682,6 +730,35 @@ def version_diff(db: Session, owner: str, old: int, new: int) -> dict[str, Any]:
 
 #: What the owner's answer to an ``ask`` would be, in "try a request".
 ANSWERS = ("none", "approved", "denied")
+
+
+#: How many of the owner's latest decisions, requests and tokens "try a request" reads for its choices.
+TRY_CHOICES_SCAN = 500
+
+
+def try_choices(db: Session, owner: str) -> dict[str, Any]:
+    """What "try a request" offers by name (issue 15 point 6): the clients and the requesting
+    parties that have asked for the owner's resources (latest decisions, requests, tokens).
+    ``clients``: ``(id, display name)`` sorted by name; ``parties``: ids; ``names``: the display
+    names of the clients involved (a party known only by its application is ``client:<id>``).
+    The form still sends the ids."""
+    seen_clients: dict[str, None] = {}
+    seen_parties: dict[str, None] = {}
+    for model in (AuditRecord, PendingRequest, Rpt):
+        rows = db.execute(
+            select(model.client_id, model.requesting_party)
+            .where(model.owner == owner)
+            .order_by(model.id.desc())
+            .limit(TRY_CHOICES_SCAN)
+        )
+        for client_id, requesting_party in rows:
+            if client_id:
+                seen_clients.setdefault(client_id)
+            if requesting_party:
+                seen_parties.setdefault(requesting_party)
+    names = client_names(db, [*seen_clients, *(p.removeprefix("client:") for p in seen_parties)])
+    clients = sorted(((c, names.get(c, c)) for c in seen_clients), key=lambda pair: (pair[1].lower(), pair[0]))
+    return {"clients": clients, "parties": sorted(seen_parties, key=str.lower), "names": names}
 
 
 def try_request(

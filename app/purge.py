@@ -17,7 +17,9 @@ lock is held for long and requests go on meanwhile):
 ``rate_limit_entries``      (app/identity/limits_storage.py)
 ``upstream_sign_ins``       expired: sign-ins at identity providers never finished, and
                             the claims of a claims interaction never answered
-``audit_records``           older than ``audit_retention`` seconds (0: kept for ever)
+``audit_records``,          older than ``audit_retention`` seconds (0: kept for ever); for
+``owner_actions``,          notifications, those delivered or failed (a pending one waits
+``notification_deliveries`` for its attempts)
 ==========================  ==========================================================
 
 Every process runs it in the background every ``purge_interval`` seconds (a daemon thread
@@ -44,6 +46,8 @@ from .models import (
     AuditRecord,
     AuthorizationCode,
     BrowserSession,
+    NotificationDelivery,
+    OwnerAction,
     Pct,
     PermissionTicket,
     RateLimitCounter,
@@ -84,7 +88,13 @@ def expired_conditions(settings: Settings, at: int) -> dict[str, tuple[type[SQLM
         "upstream_sign_ins": (UpstreamSignIn, UpstreamSignIn.expires_at < at),
     }
     if settings.audit_retention > 0:
-        conditions["audit_records"] = (AuditRecord, AuditRecord.created_at < at - settings.audit_retention)
+        old = at - settings.audit_retention
+        conditions["audit_records"] = (AuditRecord, AuditRecord.created_at < old)
+        conditions["owner_actions"] = (OwnerAction, OwnerAction.at < old)
+        conditions["notification_deliveries"] = (
+            NotificationDelivery,
+            and_(NotificationDelivery.created_at < old, NotificationDelivery.status != "pending"),
+        )
     return conditions
 
 

@@ -35,6 +35,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E118": ("error", "condition without 'when'"),
     "E119": ("error", "missing 'and' or 'or'"),
     "E120": ("error", "keyword run together with a word"),
+    "E121": ("error", "keyword written twice"),
     # meaning (checker)
     "E200": ("error", "unknown group"),
     "E201": ("error", "type mismatch"),

@@ -50,7 +50,7 @@ from sqlmodel import Session
 
 import policy_lang
 
-from .. import audit
+from .. import audit, notifications
 from ..config import Settings
 from ..models import OAuthClient, Pct, PendingRequest, PermissionTicket, Resource, Rpt
 from ..oauth.clients import cached_client
@@ -300,8 +300,12 @@ def _successor(session: Session, settings: Settings, a: Assessment) -> tuple[str
     return raw, row
 
 
-def _submit(session: Session, a: Assessment, submitted: list[dict[str, Any]], ticket_id: int | None) -> None:
-    """Record (or refresh) the owner's pending requests for the waiting scopes (G-42)."""
+def _submit(
+    session: Session, settings: Settings, a: Assessment, submitted: list[dict[str, Any]], ticket_id: int | None
+) -> None:
+    """Record (or refresh) the owner's pending requests for the waiting scopes (G-42); a new one
+    is also written to the outbox of the owner's notifications, in the same transaction (issue 15
+    point 4: sent later, by :mod:`app.notifications`, never while the client waits)."""
     at = now()
     for item in submitted:
         row = (
@@ -317,19 +321,19 @@ def _submit(session: Session, a: Assessment, submitted: list[dict[str, Any]], ti
             .first()
         )
         if row is None:
-            session.add(
-                PendingRequest(
-                    owner=a.ticket.owner,
-                    requesting_party=a.requesting_party,
-                    client_id=a.client.client_id,
-                    rs_client_id=a.ticket.rs_client_id,
-                    resource_id=item["resource_id"],
-                    scopes_requested=list(item["scopes"]),
-                    ticket_id=ticket_id,
-                    created_at=at,
-                    updated_at=at,
-                )
+            row = PendingRequest(
+                owner=a.ticket.owner,
+                requesting_party=a.requesting_party,
+                client_id=a.client.client_id,
+                rs_client_id=a.ticket.rs_client_id,
+                resource_id=item["resource_id"],
+                scopes_requested=list(item["scopes"]),
+                ticket_id=ticket_id,
+                created_at=at,
+                updated_at=at,
             )
+            session.add(row)
+            notifications.request_pending(session, row, settings.issuer)
         else:
             row.scopes_requested = list(dict.fromkeys([*row.scopes_requested, *item["scopes"]]))
             row.client_id = a.client.client_id
@@ -458,7 +462,7 @@ def assess(store: PolicyStore, session: Session, settings: Settings, a: Assessme
 
     if outcome == "request_submitted":
         ticket, successor = _successor(session, settings, a)
-        _submit(session, a, decision.submitted, successor.id)
+        _submit(session, settings, a, decision.submitted, successor.id)
         session.commit()
         raise RequestSubmitted(
             "The resource owner has been asked; poll again with the new ticket.",

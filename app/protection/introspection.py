@@ -138,6 +138,7 @@ def introspect() -> Any:
     scheme = request.headers.get("Authorization", "").strip().partition(" ")[0].lower()
     if scheme == "bearer":
         authenticate_pat()
-    elif scheme != "basic" and "client_id" not in request.form:
+    elif scheme != "basic" and "client_id" not in get_server().create_oauth2_request(None).payload.data:
+        # (the one strict form reader: ``request.form`` would consume the body authlib reads next)
         raise MissingCredentials()
     return get_server().create_endpoint_response("introspection")

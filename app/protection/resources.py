@@ -90,6 +90,36 @@ def find_resource(session: Session, pat: Token, resource_id: str) -> Resource:
     return row
 
 
+def register_resource(session: Session, pat: Token, fields: dict[str, Any]) -> Resource:
+    """Store a new resource of the PAT's (owner, RS) with ``fields`` (:func:`parse_description`); commits."""
+    resource_id = secrets.token_urlsafe(16)
+    row = Resource(id=resource_id, owner=pat.owner, rs_client_id=pat.client_id, **fields)
+    row.user_access_policy_uri = _policy_uri(resource_id)
+    session.add(row)
+    session.commit()
+    return row
+
+
+def replace_resource(session: Session, row: Resource, fields: dict[str, Any]) -> None:
+    """Replace a resource's whole description with ``fields`` (F-24); commits."""
+    for key, value in fields.items():
+        setattr(row, key, value)
+    row.updated_at = now()
+    session.add(row)
+    session.commit()
+
+
+def resources_of(session: Session, pat: Token) -> list[Resource]:
+    """Every resource of the PAT's (owner, RS), oldest first (F-26)."""
+    return list(
+        session.execute(
+            select(Resource)
+            .where(Resource.owner == pat.owner, Resource.rs_client_id == pat.client_id)
+            .order_by(Resource.created_at, Resource.id)
+        ).scalars()
+    )
+
+
 def _id_answer(row: Resource, status: int) -> Response:
     body: dict[str, Any] = {"_id": row.id}
     if row.user_access_policy_uri:
@@ -105,16 +135,9 @@ def _id_answer(row: Resource, status: int) -> Response:
 @pat_required
 def create_resource() -> Response:
     """Create (F-22): ``POST rreguri/`` + resource description → 201 + Location + ``_id``."""
-    fields = parse_description(json_body())
-    pat = current_pat()
-    resource_id = secrets.token_urlsafe(16)
-    row = Resource(id=resource_id, owner=pat.owner, rs_client_id=pat.client_id, **fields)
-    row.user_access_policy_uri = _policy_uri(resource_id)
-    session = get_session()
-    session.add(row)
-    session.commit()
+    row = register_resource(get_session(), current_pat(), parse_description(json_body()))
     response = _id_answer(row, 201)
-    response.headers["Location"] = get_settings().url(f"{RREG_PATH}/{resource_id}")
+    response.headers["Location"] = get_settings().url(f"{RREG_PATH}/{row.id}")
     return response
 
 
@@ -123,17 +146,7 @@ def create_resource() -> Response:
 @pat_required
 def list_resources() -> Response:
     """List (F-26, A8): the ``_id`` of every resource of the PAT's (owner, RS)."""
-    pat = current_pat()
-    ids = (
-        get_session()
-        .execute(
-            select(Resource.id)
-            .where(Resource.owner == pat.owner, Resource.rs_client_id == pat.client_id)
-            .order_by(Resource.created_at, Resource.id)
-        )
-        .scalars()
-    )
-    response = jsonify(list(ids))
+    response = jsonify([row.id for row in resources_of(get_session(), current_pat())])
     response.headers.update(NO_STORE)
     return response
 
@@ -154,12 +167,7 @@ def update_resource(resource_id: str) -> Response:
     """Update (F-24): PUT replaces the whole description; 200 ``{"_id"}``."""
     session = get_session()
     row = find_resource(session, current_pat(), resource_id)
-    fields = parse_description(json_body())
-    for key, value in fields.items():
-        setattr(row, key, value)
-    row.updated_at = now()
-    session.add(row)
-    session.commit()
+    replace_resource(session, row, parse_description(json_body()))
     return _id_answer(row, 200)
 
 

@@ -205,4 +205,4 @@ def logout() -> Any:
 
 
 # The pages of the other modules join ``bp`` when they are imported.
-from . import policy_pages, shared, sharing, upstream  # noqa: E402, F401
+from . import notifications, policy_pages, shared, sharing, upstream  # noqa: E402, F401

@@ -13,7 +13,7 @@ POST   /my/policy                            save (``text``); refused with diagn
 POST   /my/policy/check                      JSON ``{"text"}`` → ``{"ok", "errors", "warnings"}``
 GET    /my/policy/versions/<n>               one earlier version's text
 POST   /my/policy/versions/<n>/restore       make it the active text (a new version)
-GET    /my/try, POST /my/try                 pick resource, scopes, claims → decision + why
+GET    /my/try, POST /my/try                 resource, scopes, claims, client, person → why
 =====  ===================================  ==================================================
 """
 
@@ -217,6 +217,7 @@ def try_request() -> Any:
         "scopes": "",
         "claims": "",
         "client_id": "",
+        "client_other": "",
         "answer": "none",
         "party": "",
     }
@@ -234,7 +235,7 @@ def try_request() -> Any:
                 resource,
                 form["scopes"].split() or list(resource.resource_scopes),
                 _parse_claims(form["claims"]),
-                form["client_id"],
+                form["client_other"].strip() or form["client_id"],
                 form["answer"],
                 form["party"],
             )
@@ -245,6 +246,7 @@ def try_request() -> Any:
         400 if problem else 200,
         user=user,
         resources=mine,
+        choices=service.try_choices(db, user.username),
         form=form,
         result=result,
         problem=problem,

@@ -13,7 +13,7 @@ POST   /my/grants/<rpt id>/revoke               revoke an RPT: it introspects in
 POST   /my/approvals/<request id>/revoke        withdraw an approval (its RPTs lose it, G-76)
 GET    /my/requests                             pending ask requests, recent answers
 POST   /my/requests/<id>/approve                approve all or some scopes (form ``scopes``)
-POST   /my/requests/<id>/deny                   refuse
+POST   /my/requests/<id>/deny                   refuse: what would be refused, then (confirm=1) refused
 GET    /my/history?resource_id=&outcome=&show=  the owner's audit trail and own actions
 =====  ======================================  =============================================
 """
@@ -221,9 +221,21 @@ def approve_request(request_id: int) -> Any:
 @bp.post("/my/requests/<int:request_id>/deny")
 @login_required
 def deny_request(request_id: int) -> Any:
-    """Refuse: the polling client gets ``request_denied`` (G-41, G-42)."""
+    """Refuse: the polling client gets ``request_denied`` (G-41, G-42). The Deny button first
+    shows what would be refused, with a confirm button posting this form again with
+    ``confirm=1`` (issue 15 point 6: a slip of the finger refuses nothing; no script needed)."""
     db = get_session()
-    row = service.deny(db, service.find_request(db, owner().username, request_id))
+    user = owner()
+    row = service.find_request(db, user.username, request_id)
+    if request.form.get("confirm") != "1":
+        return render_page(
+            "web/deny_confirm.html",
+            user=user,
+            r=row,
+            resource=service.resources_by_id(db, user.username, [row.resource_id]).get(row.resource_id),
+            names=service.client_names(db, [row.client_id]),
+        )
+    row = service.deny(db, row)
     flash(f"Refused the request of {row.requesting_party or 'the requesting party'}.")
     return redirect(url_for("web.requests_page"), code=303)
 

@@ -15,7 +15,7 @@ from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Diagnostic, make
-from .grammar import EFFECTS, keyword_of
+from .grammar import EFFECTS, KEYWORDS, keyword_of
 
 # What each terminal is, in words.
 _WORDS = {
@@ -171,6 +171,72 @@ def _dangling_diag(file: str, text: str, t: _Tok) -> Diagnostic:
             "write the value to compare with, such as a quoted string or a number",
         )
     return make("E111", msg, file, text, t.line, t.column, hint, t.end_column)
+
+
+# Keywords that may stand twice in a row: ``not not x`` is a double negation.
+_MAY_REPEAT = {"not"}
+
+
+def _is_doubled(first: _Tok | None, second: _Tok | None) -> bool:
+    """The same keyword twice in a row (``and and``, ``when when``, ``permit permit``)."""
+    return (
+        first is not None
+        and second is not None
+        and (first.line, first.column) < (second.line, second.column)
+        and first.kind == second.kind == "word"
+        and first.value == second.value
+        and first.value in KEYWORDS
+        and first.value not in _MAY_REPEAT
+    )
+
+
+def _doubled_diag(file: str, text: str, second: _Tok) -> Diagnostic:
+    """E121: a keyword written twice in a row, at the second one. The reader would otherwise
+    take the second for a name (``when when`` → a group called ``when``) and report
+    something else ("unknown group 'and'"): issue 15 point 6."""
+    word = second.value
+    if word in ("and", "or"):
+        msg = f"'{word}' twice in a row: a condition is missing between them"
+        hint = f"remove one '{word}', or write the condition that goes between them"
+    elif word in ("when", "unless"):
+        msg = f"'{word}' twice in a row"
+        hint = f"remove one '{word}': write it once, then the condition (join more conditions with 'and' or 'or')"
+    else:
+        msg = f"'{word}' twice in a row"
+        hint = f"remove one '{word}'"
+    return make("E121", msg, file, text, second.line, second.column, hint, second.end_column)
+
+
+def keyword_as_group_diagnostic(file: str, text: str, word: str, line: int, column: int, start: int) -> Diagnostic:
+    """A keyword where the reader took it for a group's name (``claims.a == 1 and and``, ``when
+    when``: it parses, the second word read as a name): the real problem, in words. A doubled
+    keyword is E121; ``and or`` E111; anything else E115 (a keyword cannot name a group)."""
+    toks = _scan(text, start)
+    prev = toks[-1] if toks else None
+    here = _Tok("word", word, line, column)
+    if _is_doubled(prev, here):
+        return _doubled_diag(file, text, here)
+    if prev is not None and prev.value in ("and", "or") and word in ("and", "or"):
+        return make(
+            "E111",
+            f"'{word}' right after '{prev.value}': a condition is missing between them",
+            file,
+            text,
+            line,
+            column,
+            f"write a condition between '{prev.value}' and '{word}', or remove one",
+            here.end_column,
+        )
+    return make(
+        "E115",
+        f"'{word}' is a word of the policy language, not a group name",
+        file,
+        text,
+        line,
+        column,
+        f"a group cannot be called '{word}'; to compare with the text itself, quote it: \"{word}\"",
+        here.end_column,
+    )
 
 
 def _unclosed_diag(file: str, text: str, opener: _Tok) -> Diagnostic:
@@ -441,7 +507,12 @@ def _unexpected_token(file: str, text: str, err: UnexpectedToken, line: int, col
         line_start(text, tok) or (prev is not None and prev.line > dangling.line and prev.value in EFFECTS)
     ):
         return _dangling_diag(file, text, dangling)
+    here = _Tok("word", value, line, col) if tok.type != "STRING" else None
+    if _is_doubled(prev, here):  # 'on on', 'permit permit' where the second cannot stand
+        return _doubled_diag(file, text, here)  # type: ignore[arg-type]
     for a, b in zip(toks[-3:], toks[-2:]):
+        if _is_doubled(a, b):  # 'when when claims.x', 'x and and y': the second read as a name
+            return _doubled_diag(file, text, b)
         if a.value in ("and", "or") and b.value in ("and", "or", "not") and b.value != "not":
             return make(
                 "E111",

@@ -43,7 +43,7 @@ from lark.exceptions import UnexpectedInput
 
 from ..diagnostics import Diagnostic, PolicyError, make
 from . import ast as A
-from .errors import run_together_diagnostic, syntax_diagnostic
+from .errors import keyword_as_group_diagnostic, run_together_diagnostic, syntax_diagnostic
 from .grammar import GRAMMAR, KEYWORDS, NAME_CHARS
 from .visitor import children
 
@@ -359,7 +359,10 @@ class _Build:
         return A.NowRef(_tok_span(ch[0]))
 
     def group_ref(self, ch: list[Any]) -> Any:
-        return A.GroupRef(ch[0].value, _tok_span(ch[0]))
+        tok = ch[0]
+        if tok.value in KEYWORDS:  # no group has a keyword's name: say what went wrong there
+            raise KeywordAsName(tok.value, tok.line, tok.column, tok.start_pos)
+        return A.GroupRef(tok.value, _tok_span(tok))
 
     def string(self, ch: list[Any]) -> Any:
         tok = ch[0]
@@ -434,6 +437,8 @@ def parse(
             return None, [syntax_diagnostic(file, text, err)]
         except RunTogether as err:
             return None, [run_together_diagnostic(file, text, err.line, err.column, err.keyword, err.word)]
+        except KeywordAsName as err:
+            return None, [keyword_as_group_diagnostic(file, text, err.word, err.line, err.column, err.start)]
         comments, diags = ctx.comments, ctx.diags
     finally:
         ctx.file = ctx.text = ctx.owner = ctx.comments = ctx.diags = None
@@ -537,6 +542,16 @@ class RunTogether(Exception):
     def __init__(self, keyword: str, word: str, line: int, column: int):
         super().__init__(f"{word!r} at {line}:{column}")
         self.keyword, self.word, self.line, self.column = keyword, word, line, column
+
+
+class KeywordAsName(Exception):
+    """A keyword the parser read as a group's name, where a condition's operand may stand
+    (``claims.a == 1 and and``, ``when when``): reported by
+    :func:`~policy_lang.syntax.errors.keyword_as_group_diagnostic` (E121 for a doubled keyword)."""
+
+    def __init__(self, word: str, line: int, column: int, start: int):
+        super().__init__(f"{word!r} at {line}:{column}")
+        self.word, self.line, self.column, self.start = word, line, column, start
 
 
 def _whole_word(tok: Token) -> Token:

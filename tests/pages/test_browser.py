@@ -38,6 +38,15 @@ CHROMIUM_ARGS = [
 RS_CALLBACK = "https://rs.example.net/cb"
 DESKTOP = {"width": 1000, "height": 720}
 PHONE = {"width": 390, "height": 844}
+#: The sizes the flows of issue 15 run at (point 7): a laptop and a phone.
+SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": PHONE}
+
+#: Every link of the navigation, as a list of failures: cut off, hidden, or outside the viewport.
+NAV_PROBLEMS = """() => [...document.querySelectorAll('nav.nav a')].flatMap(a => {
+  const r = a.getBoundingClientRect();
+  const hidden = r.width === 0 || r.height === 0 || getComputedStyle(a).visibility === 'hidden';
+  return hidden || r.left < 0 || r.right > window.innerWidth ? [a.textContent.trim()] : [];
+})"""
 
 OWNER_POLICY = """# Family may see and download my albums.
 group family = ["bob@example.com", "carol@example.com"]
@@ -118,6 +127,19 @@ class Person:
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
+    def fits(self) -> None:
+        """The page fits its viewport (issue 15 point 6): nothing scrolls sideways, and every link
+        of the navigation is shown whole inside the viewport (none cut off or scrolled away)."""
+        self.page.wait_for_load_state()
+        where = self.page.url
+        assert self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+            f"{where} scrolls sideways"
+        )
+        nav = self.page.locator("nav.nav a")
+        if nav.count():
+            assert nav.count() == 7, where
+            assert self.page.evaluate(NAV_PROBLEMS) == [], f"{where}: navigation links outside the viewport"
+
     def close(self) -> None:
         self.context.close()
 
@@ -182,6 +204,8 @@ def test_pat_consent_in_the_browser_O_09_F_06(person, make_user, make_rs, http):
     assert consent.value.headers["content-security-policy"].endswith("form-action 'self' https://rs.example.net")
     me.page.wait_for_selector("text=Photo storage")
     assert me.page.is_visible("text=protecting your resources with this server")
+    # issue 15 point 6: the heading says what Allow gives
+    expect(me.page.locator("h1")).to_have_text("Let Photo storage protect your resources with this server?")
     me.shot("pat-consent")
     me.page.click("button[value=approve]")
     me.page.wait_for_url(RS_CALLBACK + "?*")
@@ -337,12 +361,11 @@ def test_resources_history_and_try_a_request_on_desktop_and_phone(person, world,
 
     phone = person(PHONE)
     phone.open_signed_in(f"/my/resources/{w.resources['summer-2026']}", w.owner)
-    fits = phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    assert fits, "the resource page scrolls sideways on a phone"
+    phone.fits()
     phone.shot("resource-phone")
-    for path in ("/my/history", "/my/policy", "/my/try", "/"):
+    for path in ("/my/resources", "/my/history", "/my/policy", "/my/try", "/my/requests", "/shared", "/account", "/"):
         phone.page.goto(path)
-        assert phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        phone.fits()
     phone.page.goto("/my/policy")
     phone.page.wait_for_selector("#check-status.ok")
     phone.shot("policy-phone")
@@ -423,7 +446,13 @@ def test_requesting_party_signs_in_with_an_identity_provider_in_the_browser_issu
         op.close()
 
 
-def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(person, world, make_user):
+def test_share_then_an_rpt_over_http_then_stop_sharing_makes_the_same_rpt_inactive_issue15_G_61(
+    person, world, make_user
+):
+    """Issue 15 point 7, end to end: the owner shares with Bob on the resource's page (the rule
+    shown as a diff, then saved: it is in the owner's text); Bob's client gets an RPT with the UMA
+    grant over HTTP and it introspects active; the owner stops sharing on the page; the same RPT
+    introspects inactive at once (live access, issue 10: introspection decides it again)."""
     w = world('permit print on type "photo-album" when client.id == "{client}"\n')
     rid = w.resources["summer-2026"]
     bob = make_user(username=unique("bob"), claims={"email": "bob@example.com", "email_verified": True})
@@ -452,7 +481,7 @@ def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(
     # The rule works: Bob's client gets an RPT for view after Bob gives his email.
     need = w.token(w.ticket("summer-2026", ["view"])).json()
     assert need["error"] == "need_info"
-    party = person()
+    party = person(PHONE)  # Bob, on his phone
     party.page.goto(
         "/uma/claims?"
         + urlencode(
@@ -460,11 +489,20 @@ def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(
         )
     )
     party.sign_in(bob)
+    expect(party.page.locator("#consent-heading")).to_have_text(
+        f"Share your email with {w.owner.username}'s sharing rules?"
+    )
+    party.fits()
+    party.shot("claims-interaction-phone")
     party.page.click("button[value=allow]")
     party.page.wait_for_url(CLAIMS_CB + "?*")
     granted = w.token(parse_qs(urlsplit(party.landed[-1]).query)["ticket"][0])
     assert granted.status_code == 200, granted.text
-    assert w.introspect(granted.json()["access_token"])["active"] is True
+    rpt = granted.json()["access_token"]
+    active = w.introspect(rpt)
+    assert active["active"] is True
+    assert [p["resource_scopes"] for p in active["permissions"] if p["resource_id"] == rid] == [["view"]]
+    assert 'when claims.email == "bob@example.com"' in w.api("GET", "/owner/policy").json()["text"]
 
     # Stop sharing: the diff takes the rule out; saved, the page shows no share, the text no rule.
     shared.locator("button", has_text="Stop sharing").click()
@@ -474,3 +512,118 @@ def test_share_shows_the_diff_saves_grants_then_stop_sharing_removes_it_issue15(
     expect(me.page.locator("#shared-with + p.empty")).to_be_visible()
     text = w.api("GET", "/owner/policy").json()["text"]
     assert "bob@example.com" not in text and text.startswith("permit print")
+    assert w.introspect(rpt) == {"active": False}  # the same token: the rule that gave it is gone
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_the_sharing_pages_of_issue15_work_at_desktop_and_phone_size(person, world, make_user, size):
+    """Issue 15 point 7: the flows of sharing without writing code in Chromium at a laptop's and
+    a phone's size, every page fitting its screen: a person asks for access on their Shared with
+    me page; the owner refuses it (after confirming); shares another resource from its page (the
+    diff first) and stops again; reads it back in History (filters, the version diff); tries a
+    request, picking the client and the person by name. Screenshots: ``NAME.png`` on the
+    desktop, ``NAME-phone.png`` on the phone (docs/pages.md)."""
+    viewport = SIZES[size]
+    suffix = "" if size == "desktop" else "-phone"
+    w = world(
+        'ask view on type "photo-album" when claims.email ends with "@example.com"\n'
+        'permit print on type "photo-album" when client.id == "{client}"\n',
+        resources={"summer-2026": ["view", "download", "print"], "garden-2025": ["view", "download"]},
+    )
+    summer, garden = w.resources["summer-2026"], w.resources["garden-2025"]
+    assert w.token(w.ticket("summer-2026", ["print"])).status_code == 200  # Photo app asked once
+    bob = make_user(username=unique("bob"), claims={"email": "bob@example.com", "email_verified": True})
+    carol = make_user(username=unique("carol"), claims={"email": "carol@example.com"})
+
+    # Bob, sent the link, asks for access on his Shared with me page.
+    party = person(viewport)
+    party.open_signed_in("/shared", bob)
+    party.fits()
+    # (other tests' owners ask-share their albums with any @example.com too: pick this owner's)
+    party.page.locator("li.askable", has_text=w.owner.username).filter(has_text="summer-2026").locator("a").click()
+    party.page.wait_for_selector("#request-access")
+    party.fits()
+    party.page.click("#request-access")
+    party.page.wait_for_selector("text=the answer shows here")
+    expect(party.page.locator("tr.my-request", has_text="summer-2026")).to_contain_text("pending")
+    party.fits()
+    party.shot("shared-with-me" + suffix)
+
+    # The owner refuses it: Deny first shows what would be refused, then refuses.
+    me = person(viewport)
+    me.open_signed_in("/my/requests", w.owner)
+    me.fits()
+    card = me.page.locator("article", has_text=bob.username)
+    card.get_by_role("button", name="Deny").click()
+    me.page.wait_for_selector("#deny-confirm")
+    expect(me.page.locator("h1")).to_have_text(f"Refuse the request of {bob.username}?")
+    me.fits()
+    me.shot("deny-confirm" + suffix)
+    assert w.api("GET", "/owner/requests").json()["requests"][0]["status"] == "pending"
+    me.page.click("#confirm-deny")
+    me.page.wait_for_selector(f"text=Refused the request of {bob.username}")
+    assert w.api("GET", "/owner/requests?status=all").json()["requests"][0]["status"] == "denied"
+    party.page.reload()
+    expect(party.page.locator("tr.my-request", has_text="summer-2026")).to_contain_text("denied")
+
+    # Share garden-2025 with Carol from its page: who has access, the form, the diff, saved.
+    me.page.goto(f"/my/resources/{garden}")
+    expect(me.page.locator("#who-can")).to_be_visible()
+    me.fits()
+    me.page.fill("input[name=person]", carol.username)
+    me.page.check("input[name=scopes][value=download]")
+    me.page.click("#share-submit")
+    me.page.wait_for_selector("#share-diff .diff-add")
+    me.fits()
+    me.page.click("#confirm-change")
+    me.page.wait_for_selector("text=Saved as version")
+    shared = me.page.locator(".shares li", has_text=carol.username)
+    expect(shared).to_be_visible()
+    me.fits()
+    if size == "phone":
+        me.shot("shared-with-phone")
+    assert f'claims.sub == "{carol.username}"' in w.api("GET", "/owner/policy").json()["text"]
+    shared.get_by_role("button", name="Stop sharing").click()
+    me.page.wait_for_selector("#share-diff .diff-del")
+    me.fits()
+    me.page.click("#confirm-change")
+    me.page.wait_for_selector("text=Stopped sharing")
+    assert carol.username not in w.api("GET", "/owner/policy").json()["text"]
+
+    # History: my actions (the share, its end, the refusal), filtered; the version diff.
+    me.page.click("nav >> text=History")
+    me.page.wait_for_url(re.compile(r"/my/history$"))
+    me.page.select_option("#f-resource", garden)
+    me.page.select_option("#f-show", "actions")
+    me.page.get_by_role("button", name="Filter").click()
+    me.page.wait_for_url(re.compile(r"show=actions"))
+    expect(me.page.locator("li.action-share", has_text=carol.username)).to_have_count(1)
+    expect(me.page.locator("li.action-unshare", has_text=carol.username)).to_have_count(1)
+    expect(me.page.locator("li.action-denied")).to_have_count(0)  # the refusal was on summer-2026
+    me.fits()
+    me.page.goto("/my/history?show=actions")
+    expect(me.page.locator("li.action-denied", has_text=bob.username)).to_have_count(1)
+    me.fits()
+    me.shot("history-actions" + suffix)
+    me.page.locator("li.action-version").first.get_by_role("link", name="what changed").click()
+    me.page.wait_for_selector("#version-diff .diff-del")
+    me.fits()
+    me.shot("policy-diff" + suffix)
+
+    # Try a request: the client and the person picked by name, the ids sent.
+    me.page.click("nav >> text=Try a request")
+    me.page.wait_for_url(re.compile(r"/my/try$"))
+    me.page.select_option("#t-resource", summer)
+    me.page.fill("#t-scopes", "print view")
+    me.page.select_option("#t-client", label=f"Photo app ({w.client.client_id})")
+    me.page.select_option("#t-party", label=bob.username)
+    me.page.get_by_role("button", name="Decide").click()
+    me.page.wait_for_selector("#result .decision")
+    expect(me.page.locator("#result .explain-scope", has_text="print")).to_contain_text("permit")
+    expect(me.page.locator("#t-client option:checked")).to_have_text(f"Photo app ({w.client.client_id})")
+    me.fits()
+    me.shot("try-by-name" + suffix)
+
+    for path in ("/", "/my/resources", f"/my/resources/{summer}", "/my/policy", "/account"):
+        me.page.goto(path)
+        me.fits()

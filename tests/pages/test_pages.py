@@ -388,11 +388,21 @@ def test_approving_a_scope_that_was_not_requested_changes_nothing(browser, world
     assert w.api("GET", "/owner/requests").json()["requests"][0]["status"] == "pending"
 
 
-def test_denying_sends_the_polling_client_request_denied_G_41(browser, world):
+def test_denying_asks_for_confirmation_then_sends_the_polling_client_request_denied_G_41(browser, world):
+    """Issue 15 point 6: Deny first shows what would be refused (no script needed); only the
+    confirmation (``confirm=1``) refuses."""
     w = world(ASK_POLICY)
     ticket, pending = _submitted(w)
     csrf = sign_in(browser, w.owner)
-    assert browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf}).status_code == 303
+    asked = browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Refuse the request of" in asked.text and 'id="confirm-deny"' in asked.text
+    assert 'name="confirm" value="1"' in asked.text
+    assert w.api("GET", "/owner/requests").json()["requests"][0]["status"] == "pending"  # nothing refused yet
+    still = w.token(ticket).json()
+    assert still["error"] == "request_submitted"
+    ticket = still["ticket"]  # each answer carries the ticket to poll with next
+    confirmed = browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf, "confirm": "1"})
+    assert confirmed.status_code == 303
     poll = w.token(ticket)
     assert poll.status_code == 403 and poll.json()["error"] == "request_denied"
     assert "No request is waiting" in browser.get("/my/requests").text
@@ -519,6 +529,33 @@ def test_try_a_request_shows_the_decision_and_why_without_recording_it(browser, 
     assert w.api("GET", "/owner/requests").json()["requests"] == []
 
 
+def test_try_a_request_offers_the_clients_and_people_that_asked_by_name_issue15(browser, world, make_user):
+    """Issue 15 point 6: the client and the person are chosen by name; the form sends their ids."""
+    w = world(
+        'permit print on type "photo-album" when client.id == "{client}"\n'
+        'ask view on type "photo-album" when claims.email ends with "@example.com"\n',
+        client_name="Print shop",
+    )
+    rid = w.resources["summer-2026"]
+    cid = w.client.client_id
+    assert w.token(w.ticket("summer-2026", ["print"])).status_code == 200  # the client asked once
+    csrf = sign_in(browser, w.owner)
+    page = browser.get("/my/try").text
+    assert f'<option value="{cid}">Print shop ({cid})</option>' in page
+    assert f'<option value="client:{cid}">someone using Print shop</option>' in page
+    form = {"csrf_token": csrf, "resource_id": rid, "scopes": "print", "claims": "", "answer": "none"}
+    chosen = browser.post("/my/try", data={**form, "client_id": cid})
+    assert chosen.status_code == 200 and '<span class="badge permit">permit</span>' in chosen.text
+    assert f'<option value="{cid}" selected>Print shop' in chosen.text  # the choice stays picked
+    other = browser.post("/my/try", data={**form, "client_id": cid, "client_other": "someone-else"})
+    assert '<span class="badge deny">deny</span>' in other.text and 'value="someone-else"' in other.text
+    # Another owner's clients and people are not offered.
+    stranger = make_user()
+    with httpx.Client(base_url=str(browser.base_url), timeout=30) as theirs:
+        sign_in(theirs, stranger)
+        assert cid not in theirs.get("/my/try").text
+
+
 def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, make_user):
     w = world('permit view on type "photo-album" when claims.email == "dave@example.com"')
     first = w.token(w.ticket("summer-2026", ["view"])).json()
@@ -544,3 +581,13 @@ def test_claims_interaction_page_lists_what_is_asked_and_why(browser, world, mak
     assert "+1 555 0199" not in page.text and "phone_number" not in page.text
     assert "sees none of them" in page.text and 'name="remember" value="yes">' in page.text
     assert '<span class="chip">view</span>' in page.text and w.client.row.client_name in page.text
+
+
+def test_every_page_links_the_favicon_and_it_is_served_as_svg_issue15(browser):
+    """Issue 15 point 6: an SVG favicon, linked from the base template, served as image/svg+xml."""
+    page = browser.get("/login").text
+    assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in page
+    icon = browser.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].split(";")[0] == "image/svg+xml"
+    assert icon.text.lstrip().startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in icon.text

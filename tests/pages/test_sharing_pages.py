@@ -310,7 +310,9 @@ def test_history_shows_the_owners_actions_beside_decisions_with_names_issue15(br
     r = w.token(w.ticket("summer-2026", ["view"]))  # a decision: request_submitted, then refused
     assert r.json()["error"] == "request_submitted"
     pending = w.api("GET", "/owner/requests").json()["requests"][0]
-    assert browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf}).status_code == 303
+    assert (
+        browser.post(f"/my/requests/{pending['id']}/deny", data={"csrf_token": csrf, "confirm": "1"}).status_code == 303
+    )
     v = _policy(w)["version"]
     assert v == 3  # uploaded, shared, stopped
 

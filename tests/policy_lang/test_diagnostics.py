@@ -125,6 +125,39 @@ SYNTAX = [
     ),  # the first 'not' deeper than the limit
     ("E120-effect-run-together", H + "permitview on any resource\n", "E120", 2, 1, "permitview"),
     ("E120-target-run-together", H + "permit view on any resourcewhen claims.x == 1\n", "E120", 2, 20, "resourcewhen"),
+    # issue 15 point 6: a doubled keyword is named as such, at the second one, wherever it stands
+    (
+        "E121-and-and",
+        H + "permit view on any resource when claims.x == 1 and and claims.y == 2\n",
+        "E121",
+        2,
+        52,
+        "and",
+    ),
+    ("E121-and-and-at-end", H + "permit view on any resource when claims.x == 1 and and\n", "E121", 2, 52, "and"),
+    (
+        "E121-and-and-then-a-rule",
+        H + "permit view on any resource when claims.x == 1 and and\npermit print on any resource\n",
+        "E121",
+        2,
+        52,
+        "and",
+    ),
+    ("E121-or-or", H + "permit view on any resource when claims.x == 1 or or claims.y == 2\n", "E121", 2, 51, "or"),
+    ("E121-or-or-at-end", H + "permit view on any resource when claims.x == 1 or or\n", "E121", 2, 51, "or"),
+    ("E121-when-when", H + "permit view on any resource when when claims.x == 1\n", "E121", 2, 34, "when"),
+    ("E121-when-when-at-end", H + "permit view on any resource when when\n", "E121", 2, 34, "when"),
+    ("E121-unless-unless", H + "permit view on any resource unless unless claims.x == 1\n", "E121", 2, 36, "unless"),
+    (
+        "E121-and-and-lines",
+        H + "permit view on any resource\n  when claims.x == 1\n  and\n  and claims.y == 2\n",
+        "E121",
+        5,
+        3,
+        "and",
+    ),
+    ("E121-on-on", H + "permit view on on any resource\n", "E121", 2, 16, "on"),
+    ("E121-permit-permit", H + "permit permit view on any resource\n", "E121", 2, 8, "permit"),
 ]
 
 
@@ -196,7 +229,41 @@ MISTAKES = {
     "misspelt header": ('ownr "alice"\npermit view on any resource\n', "E100", "did you mean 'owner'?"),
     "misspelt effect": (H + "permt view on any resource\n", "E102", "did you mean 'permit'?"),
     "scopes without comma": (H + "permit view download on any resource\n", "E100", "separated by commas"),
+    "and and": (H + "permit view on any resource when claims.a == 1 and and claims.b == 2\n", "E121", "'and' twice"),
+    "and and at the end": (H + "permit view on any resource when claims.a == 1 and and\n", "E121", "'and' twice"),
+    "or or": (H + "permit view on any resource when claims.a == 1 or or claims.b == 2\n", "E121", "'or' twice"),
+    "when when": (H + "permit view on any resource when when claims.a == 1\n", "E121", "remove one 'when'"),
+    "a keyword where a group is named": (
+        H + "permit view on any resource when claims.a in when\n",
+        "E115",
+        "not a group name",
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        H + "permit view on any resource when claims.a == 1 and and claims.b == 2\n",
+        H + "permit view on any resource when claims.a == 1 and and\n",
+        H + "permit view on any resource when claims.a == 1 or or\n",
+        H + "permit view on any resource when when claims.a == 1\n",
+        H + "permit view on any resource when when\n",
+    ],
+)
+def test_a_doubled_keyword_is_the_only_error_never_an_unknown_group_issue15(text):
+    """The second keyword is not taken for a group's name: one error, E121, no E200/E201."""
+    errors = [d for d in check_sources([Source("alice.policy", text)]) if d.is_error]
+    assert [d.code for d in errors] == ["E121"], [d.render() for d in errors]
+    assert "group" not in errors[0].message
+
+
+def test_not_not_stays_a_double_negation():
+    assert not [
+        d
+        for d in check_sources([Source("alice.policy", H + "permit view on any resource when not not claims.a == 1\n")])
+        if d.is_error
+    ]
 
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))

@@ -55,9 +55,12 @@ def test_no_module_is_loaded_by_lookup():
 
 def test_every_blueprint_is_registered_by_create_app(app):
     defined = _blueprints_defined()
-    # The demo client's page is registered only with the `demo` setting (uma serve --demo).
-    assert set(defined) - {"demo"} == set(app.blueprints), defined
+    # The demo client's page is registered only with the `demo` setting (uma serve --demo);
+    # Keycloak's layout only with `keycloak_compat` (issue 16).
+    assert set(defined) - {"demo", "keycloak", "keycloak_uma_policy"} == set(app.blueprints), defined
     assert "if get_settings(app).demo:" in FACTORY and "app.register_blueprint(demo_client)" in FACTORY
+    assert "KEYCLOAK_APIS = (keycloak_api, keycloak_policy_api)" in FACTORY
+    assert "APIS + KEYCLOAK_APIS if get_settings(app).keycloak_compat else APIS" in FACTORY
     tree = ast.parse(FACTORY)
     registered_in_factory = {
         alias.asname or alias.name

@@ -122,10 +122,13 @@ def test_every_setting_is_read_from_its_environment_variable(monkeypatch):
             raw, expected = "from-env", "from-env"
         if name == "password_login":  # off only with an identity provider to sign in with instead
             monkeypatch.setenv("UMA_IDENTITY_PROVIDERS", json.dumps([PROVIDER]))
+        if name == "smtp_host":  # an SMTP server needs the From address of its emails
+            monkeypatch.setenv("UMA_SMTP_FROM", "uma@example.org")
         monkeypatch.setenv(f"UMA_{name.upper()}", raw)
         assert getattr(load_settings(), name) == expected, name
         monkeypatch.delenv(f"UMA_{name.upper()}")
         monkeypatch.delenv("UMA_IDENTITY_PROVIDERS", raising=False)
+        monkeypatch.delenv("UMA_SMTP_FROM", raising=False)
 
 
 @pytest.mark.parametrize(

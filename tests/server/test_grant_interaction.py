@@ -234,3 +234,38 @@ def test_no_pct_unless_the_party_agrees_G_67(uma, browser):
     r = browser.post("/uma/claims/consent", data=consent_form(page))
     granted = flow.token(_query(r.headers["Location"])["ticket"][0])
     assert granted.status_code == 200 and "pct" not in granted.json()
+
+
+def _heading(page: str) -> str:
+    match = re.search(r'<h1 id="consent-heading">(.*?)</h1>', page, re.S)
+    assert match, page
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", match.group(1))).strip()
+
+
+def test_the_consent_heading_names_the_details_it_releases_and_to_whom_issue15_G_49(uma, browser):
+    """Issue 15 point 6: the heading says what Share releases — the details the rules need that
+    this sign-in can give, to the owner's rules — not "your details" to the application."""
+    flow = uma.flow(POLICY)
+    body = flow.token(flow.ticket(("album", ["view"]))).json()
+    page = _login_and_see_consent(browser, _start(browser, flow, body["ticket"]), _carol(uma))
+    assert _heading(page) == f"Share your email, email_verified with {flow.owner.username}'s sharing rules?"
+    assert "Share and continue" in page
+
+    # A sign-in that gives only the email: the heading names only the email.
+    with httpx.Client(base_url=uma.url, timeout=30, follow_redirects=False) as other:
+        body = flow.token(flow.ticket(("album", ["view"]))).json()
+        dora = uma.user(claims={"email": "dora@example.com"})
+        page = _login_and_see_consent(other, _start(other, flow, body["ticket"]), dora)
+    assert _heading(page) == f"Share your email with {flow.owner.username}'s sharing rules?"
+
+
+def test_the_consent_heading_says_nothing_is_shared_when_the_rules_need_no_detail_issue15(uma, browser):
+    flow = uma.flow('ask view on type "photo-album"')
+    body = flow.token(flow.ticket(("album", ["view"]))).json()
+    assert body["error"] == "request_submitted"
+    # A ticket the party brings to the interaction anyway: the rules need no detail of them.
+    page = _login_and_see_consent(browser, _start(browser, flow, flow.ticket(("album", ["view"]))), _carol(uma))
+    name = flow.client.row.client_name or flow.client.client_id
+    assert _heading(page) == f"Continue {name}'s request without sharing any detail?"
+    assert "carol@example.com" not in page
+    assert ">Continue</button>" in page

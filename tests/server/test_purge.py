@@ -15,7 +15,17 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.cli import main
-from app.models import AuditRecord, AuthorizationCode, BrowserSession, Pct, PermissionTicket, Rpt, Token
+from app.models import (
+    AuditRecord,
+    AuthorizationCode,
+    BrowserSession,
+    NotificationDelivery,
+    OwnerAction,
+    Pct,
+    PermissionTicket,
+    Rpt,
+    Token,
+)
 from app.purge import purge
 from app.security import now
 from tests.support.server import unique
@@ -48,6 +58,12 @@ def _rpt(at: int, expires: int, refresh: int | None, ticket_id: int | None = Non
         family_id=_hex()[:43],
         rotated=rotated,
         revoked=rotated,
+    )
+
+
+def _delivery(created: int, status: str) -> NotificationDelivery:
+    return NotificationDelivery(
+        target_id=0, owner=unique("o"), kind="webhook", event="e", body="{}", status=status, created_at=created
     )
 
 
@@ -106,6 +122,12 @@ def test_purge_removes_only_what_expired(engine, settings):
         "session live": BrowserSession(sid_hash=_hex(), user_id=1, credential=_hex(), expires_at=at + 60),
         "audit older than the retention": AuditRecord(owner=unique("o"), outcome="permit", created_at=at - 8 * DAY),
         "audit within the retention": AuditRecord(owner=unique("o"), outcome="permit", created_at=at - 6 * DAY),
+        "action older than the retention": OwnerAction(owner=unique("o"), kind="revoke_grant", at=at - 8 * DAY),
+        "action within the retention": OwnerAction(owner=unique("o"), kind="revoke_grant", at=at - 6 * DAY),
+        "notification delivered, old": _delivery(at - 8 * DAY, "delivered"),
+        "notification failed, old": _delivery(at - 8 * DAY, "failed"),
+        "notification still pending, old": _delivery(at - 8 * DAY, "pending"),
+        "notification delivered, recent": _delivery(at - 6 * DAY, "delivered"),
     }
     ids = _store(engine, rows)
     ids["ticket used, expired, RPT live"] = (PermissionTicket, used_ticket_with_live_rpt.id)
@@ -125,10 +147,14 @@ def test_purge_removes_only_what_expired(engine, settings):
         "pct live",
         "session live",
         "audit within the retention",
+        "action within the retention",
+        "notification still pending, old",  # it waits for its attempts
+        "notification delivered, recent",
     }
     assert counts["permission_tickets"] >= 2 and counts["tokens"] >= 2 and counts["rpts"] >= 2
     assert counts["authorization_codes"] >= 1 and counts["pcts"] >= 1 and counts["audit_records"] >= 1
     assert counts["browser_sessions"] >= 1
+    assert counts["owner_actions"] >= 1 and counts["notification_deliveries"] >= 2
 
     # Once its RPT is gone too, the used ticket goes.
     purge(engine, settings, at=at + 2 * DAY)

@@ -47,6 +47,11 @@ from app import create_app
 from app.db import make_engine, upgrade_database
 
 PG_ENV = "UMA_TEST_DATABASE_URL"
+# Only the apps of tests/server/test_notifications.py send notifications (they say so in their
+# settings): every other test app, each with a secret key of its own, could not sign for their
+# webhooks, and would count failed attempts on their deliveries. Also for `uma` and gunicorn
+# processes that tests start (they inherit the environment).
+os.environ.setdefault("UMA_NOTIFICATION_INTERVAL", "0")
 #: The shipped example policies: the live server and ``serve_app`` use them unless told otherwise.
 SHIPPED_POLICIES = str(Path(__file__).resolve().parents[2] / "policies")
 
@@ -222,9 +227,9 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> 
 
 
 def close_app(app: Any) -> None:
-    """Stop an app's purge and policy threads and close its database connections (a test's extra
+    """Stop an app's purge, notification and policy threads and close its database connections (a test's extra
     app must not keep PostgreSQL connections, nor an inotify watch, until the end of the session)."""
-    for name in ("uma_purger", "uma_policies"):
+    for name in ("uma_purger", "uma_policies", "uma_notifier"):
         running = app.extensions.get(name)
         if running is not None:
             running.stop()
