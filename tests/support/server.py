@@ -63,46 +63,28 @@ def _worker() -> str:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A clean database for this session and worker."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        path = tmp_path_factory.mktemp("db") / "uma-test.db"
-        yield f"sqlite:///{path}"
+    if not os.environ.get(PG_ENV):
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'uma-test.db'}"
         return
-    schema = f"uma_test_{_worker()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        _drop_schema(admin, schema)
-        admin.dispose()
-
-
-def _drop_schema(admin: Any, schema: str) -> None:
-    """Drop a test schema; an app some test left running may still read it from a background
-    thread, and PostgreSQL then ends one side of the deadlock: try again."""
-    for attempt in range(5):
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            return
-        except OperationalError:
-            if attempt == 4:
-                raise
-            time.sleep(1)
+    with _pg_schema(f"uma_test_{_worker()}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 @pytest.fixture()
 def fresh_database_url(tmp_path: Any) -> Iterator[str]:
     """A database of the test's own, not migrated (a SQLite file, or a PostgreSQL schema dropped
     afterwards): for servers whose policy files must not meet those of the session's servers."""
-    base = os.environ.get(PG_ENV)
-    if not base:
+    if not os.environ.get(PG_ENV):
         yield f"sqlite:///{tmp_path / 'own.db'}"
         return
-    schema = f"uma_own_{uuid.uuid4().hex[:10]}"
+    with _pg_schema(f"uma_own_{uuid.uuid4().hex[:10]}") as url:
+        yield url
+
+
+@contextmanager
+def _pg_schema(schema: str) -> Iterator[str]:
+    """A new PostgreSQL schema, as a database URL whose search path is that schema; dropped after."""
+    base = os.environ[PG_ENV]
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
