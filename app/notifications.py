@@ -491,6 +491,7 @@ class Notifier:
         self._pid: int | None = None
         self._stopped = threading.Event()
         self._woken = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         settings = self.app.config["UMA_SETTINGS"]
@@ -500,7 +501,8 @@ class Notifier:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
-            threading.Thread(target=self._run, args=(settings,), name="uma-notify", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, args=(settings,), name="uma-notify", daemon=True)
+            self._thread.start()
 
     def wake(self) -> None:
         """Look for due deliveries now (after a commit that added some)."""
@@ -519,9 +521,14 @@ class Notifier:
             # Jitter, so the processes of a pool do not all look at the same moment.
             self._woken.wait(settings.notification_interval * random.uniform(0.75, 1.25))
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """End this process's sender (after the delivery it may be making); ``wait``: seconds to
+        wait for it to end."""
         self._stopped.set()
         self._woken.set()
+        thread = self._thread
+        if wait > 0 and thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
 
 def init_app(app: Flask) -> Notifier:

@@ -433,6 +433,7 @@ class PolicyStore:
         self._failed_version: int | None = None
         self._last_error: list[dict[str, Any]] | None = None
         self._pid: int | None = None  # the process whose background thread runs
+        self._thread: threading.Thread | None = None
         self._watched: str | None = None  # the real folder inotify watches, if it does
         self._observer: Any = None
         self._process_local()
@@ -676,7 +677,8 @@ class PolicyStore:
             self._watch()
             if catch_up:
                 self.sync()
-            threading.Thread(target=self._run, name="uma-policies", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, name="uma-policies", daemon=True)
+            self._thread.start()
 
     def noticed(self, *paths: str, everything: bool = False) -> None:
         """inotify saw these files change (or, ``everything``, a change the named files do not
@@ -691,14 +693,18 @@ class PolicyStore:
         """Have the background thread check now (no wait here)."""
         self._wake.set()
 
-    def stop(self) -> None:
-        """End this process's background thread and file watch (after the sync it may be running)."""
+    def stop(self, wait: float = 0.0) -> None:
+        """End this process's background thread and file watch (after the sync it may be running);
+        ``wait``: seconds to wait for the thread to end."""
         self._stopped.set()
         self._wake.set()
         observer, self._observer = self._observer, None
         if observer is not None:
             with contextlib.suppress(Exception):
                 observer.stop()
+        thread = self._thread
+        if wait > 0 and thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
     def _period(self) -> float:
         return max(self.interval, MIN_PERIOD)

@@ -124,6 +124,7 @@ class Purger:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the thread in this process, once (a worker forked from a preloaded app starts its own)."""
@@ -134,7 +135,8 @@ class Purger:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
-            threading.Thread(target=self._run, args=(settings,), name="uma-purge", daemon=True).start()
+            self._thread = threading.Thread(target=self._run, args=(settings,), name="uma-purge", daemon=True)
+            self._thread.start()
 
     def _run(self, settings: Settings) -> None:
         engine = self.app.extensions["uma_db"]
@@ -148,9 +150,13 @@ class Purger:
             if any(counts.values()):
                 log.info("purged: %s", ", ".join(f"{n} {table}" for table, n in counts.items() if n))
 
-    def stop(self) -> None:
-        """End this process's purge thread (after the batch it may be running)."""
+    def stop(self, wait: float = 0.0) -> None:
+        """End this process's purge thread (after the batch it may be running); ``wait``: seconds
+        to wait for it to end."""
         self._stopped.set()
+        thread = self._thread
+        if wait > 0 and thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
 
 def init_app(app: Flask) -> Purger:

@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from werkzeug.serving import make_server
 
-from app import create_app
+import app as app_package
 from app.db import make_engine, upgrade_database
 
 PG_ENV = "UMA_TEST_DATABASE_URL"
@@ -52,6 +53,31 @@ PG_ENV = "UMA_TEST_DATABASE_URL"
 # webhooks, and would count failed attempts on their deliveries. Also for `uma` and gunicorn
 # processes that tests start (they inherit the environment).
 os.environ.setdefault("UMA_NOTIFICATION_INTERVAL", "0")
+#: Every app made in this process through ``app.create_app`` (the test modules import it after
+#: this module replaced it, as their conftest imports this module first), so that a test
+#: database is dropped only after the apps on it stopped their background threads: a test that
+#: makes an app and does not close it would otherwise leave a policy thread reading a dropped
+#: schema (an error logged every 2 s until the session ends).
+_made_apps: weakref.WeakSet[Any] = weakref.WeakSet()
+_make_app = app_package.create_app
+
+
+def create_app(*args: Any, **kwargs: Any) -> Any:
+    made = _make_app(*args, **kwargs)
+    _made_apps.add(made)
+    return made
+
+
+app_package.create_app = create_app
+
+
+def close_apps_on(schema: str) -> None:
+    """Close every app this process made whose database is the PostgreSQL schema ``schema``."""
+    for made in list(_made_apps):
+        if f"search_path%3D{schema}" in made.config["UMA_SETTINGS"].database_url:
+            close_app(made)
+
+
 #: The shipped example policies: the live server and ``serve_app`` use them unless told otherwise.
 SHIPPED_POLICIES = str(Path(__file__).resolve().parents[2] / "policies")
 
@@ -92,6 +118,7 @@ def _pg_schema(schema: str) -> Iterator[str]:
     try:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
+        close_apps_on(schema)
         _drop_schema(admin, schema)
         admin.dispose()
 
@@ -214,7 +241,7 @@ def close_app(app: Any) -> None:
     for name in ("uma_purger", "uma_policies", "uma_notifier"):
         running = app.extensions.get(name)
         if running is not None:
-            running.stop()
+            running.stop(wait=10)  # a check or batch in flight ends before the database goes
     app.extensions["uma_db"].dispose()
 
 
