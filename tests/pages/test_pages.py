@@ -19,12 +19,6 @@ PERMIT_POLICY = 'permit view, download on type "photo-album" when client.id == "
 
 
 @pytest.fixture()
-def browser(live_server):
-    with httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=False) as client:
-        yield client
-
-
-@pytest.fixture()
 def world(http, make_user, make_client, pat_for):
     def _make(policy: str | None = ASK_POLICY, **kw):
         return make_sharing(http, make_user, make_client, pat_for, policy, **kw)

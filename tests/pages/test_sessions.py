@@ -23,12 +23,6 @@ PRIVATE = "/my/resources"
 
 
 @pytest.fixture()
-def browser(live_server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server.url, timeout=30, follow_redirects=False) as client:
-        yield client
-
-
-@pytest.fixture()
 def other_process(live_server, database_url, tmp_path) -> Iterator[str]:
     """A second server on the same database with the same secret key, as several workers or
     machines behind one name are deployed (docs/operations.md)."""

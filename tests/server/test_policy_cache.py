@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import policy_lang
 from app import create_app
 from app.policy_cache import SUFFIX, ParsedCache, library_tag
@@ -212,13 +214,10 @@ def test_the_start_up_compile_leaves_the_garbage_collector_as_it_found_it(fresh_
     from app.policies import oldest_generation_held
 
     before, enabled = gc.get_threshold(), gc.isenabled()
-    try:
-        with oldest_generation_held():
-            assert gc.get_threshold()[:2] == before[:2]  # the young generations run as usual
-            assert gc.get_threshold()[2] > before[2]
-            raise RuntimeError("a compile that fails")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError), oldest_generation_held():
+        assert gc.get_threshold()[:2] == before[:2]  # the young generations run as usual
+        assert gc.get_threshold()[2] > before[2]
+        raise RuntimeError("a compile that fails")
     assert gc.get_threshold() == before
     app = _app(fresh_database_url, tmp_path)
     try:
@@ -234,10 +233,7 @@ def test_the_background_sync_switches_often_and_restores_the_interval():
     from app.policies import SWITCH_INTERVAL_WHILE_SYNCING, switching_often
 
     before = sys.getswitchinterval()
-    try:
-        with switching_often():
-            assert sys.getswitchinterval() == SWITCH_INTERVAL_WHILE_SYNCING
-            raise RuntimeError("a sync that fails")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError), switching_often():
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_WHILE_SYNCING
+        raise RuntimeError("a sync that fails")
     assert sys.getswitchinterval() == before
