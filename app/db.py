@@ -14,6 +14,7 @@ import fcntl
 import functools
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, make_url, select, update
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
 
@@ -88,7 +89,8 @@ def _make_engine(url: str, pool_size: int, pool_recycle: int, sqlite_synchronous
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous.upper()}")
             cur.close()
 
-        OneWriter().install(engine)
+        database = sqlite_file(url)
+        OneWriter(f"{database}-writer-lock" if database else None).install(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=pool_recycle)
 
@@ -106,15 +108,23 @@ class OneWriter:
     ``uma serve`` saw a grant p99 of about 1 s (issue 11, ``bench/server.py --server uma-serve``).
     Here the threads of a process wait on one lock instead, taken at the first write statement
     of a transaction and released when it commits, rolls back or its connection closes; each
-    waiting thread runs as soon as the lock is free. Between processes SQLite's own lock (and
-    busy handler) still decide. A thread that writes on a second connection while its first
-    still holds the lock does not wait for itself: SQLite decides that case as before.
+    waiting thread runs as soon as the lock is free. A thread that writes on a second connection
+    while its first still holds the lock does not wait for itself: SQLite decides that case as before.
+
+    Between processes (gunicorn's workers, ``uma`` commands beside a server) the same holds: the
+    lock's holder also takes an exclusive ``flock`` on ``<database>-writer-lock`` (``lock_path``),
+    which a process waiting for it tries again every half millisecond rather than after SQLite's
+    1, 2, 5, 10 … ms sleeps (2 gunicorn workers, 8 clients doing grants: the figures are in
+    docs/benchmarks.md, issue 11). A process that cannot have it within 30 s goes on, and SQLite's
+    busy timeout decides, as without it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lock_path: str | None = None) -> None:
         self._lock = threading.Lock()
         self._holder: Any = None  # the DBAPI connection whose transaction holds the lock
         self._thread: int | None = None
+        self._between_processes = _ProcessLock(lock_path) if lock_path else None
+        self._process_locked = False
 
     def install(self, engine: Engine) -> None:
         dialect = engine.dialect
@@ -143,12 +153,63 @@ class OneWriter:
             return
         if self._lock.acquire(timeout=30):  # else SQLite's busy timeout decides, as without this lock
             self._holder, self._thread = dbapi_conn, threading.get_ident()
+            if self._between_processes is not None:
+                self._process_locked = self._between_processes.acquire(timeout=30)
 
     def _ended(self, connection: Any) -> None:
         raw = getattr(connection, "dbapi_connection", connection)
         if raw is not None and raw is self._holder:
+            if self._process_locked and self._between_processes is not None:
+                self._between_processes.release()
+            self._process_locked = False
             self._holder = self._thread = None
             self._lock.release()
+
+
+class _ProcessLock:
+    """An exclusive ``flock`` on a file, one holder process at a time (:class:`OneWriter`).
+
+    Each process opens the file itself: a descriptor inherited through ``fork`` shares its lock
+    with the parent, so a child (a gunicorn worker of a preloaded app) opens its own."""
+
+    #: Seconds between two tries of a waiting process.
+    POLL = 0.0005
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: Any = None
+        self._pid: int | None = None
+
+    def _descriptor(self) -> int:
+        if self._pid != os.getpid():
+            self._file = open(self.path, "a+b")  # noqa: SIM115 - kept open for the process's life
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o600)
+            self._pid = os.getpid()
+        return self._file.fileno()
+
+    def acquire(self, timeout: float) -> bool:
+        descriptor = self._descriptor()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(self.POLL)
+
+    def release(self) -> None:
+        fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of an SQLite URL, or None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or "mode=memory" in url:
+        return None
+    return database
 
 
 def init_app(app: Flask, url: str) -> Engine:

@@ -24,6 +24,8 @@ import base64
 import cProfile
 import os
 import pstats
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,15 +48,9 @@ def per_request_ms(call: Callable[[], None], batch: int) -> float:
     return (time.process_time() - started) / batch * 1000
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--batches", type=int, default=4, help="batches per round and endpoint")
-    parser.add_argument("--batch", type=int, default=50, help="requests per batch")
-    parser.add_argument("--profile", type=int, default=0, metavar="N", help="then profile N grants (cProfile)")
-    parser.add_argument("--parts", type=int, default=0, metavar="N", help="then time the parts of N grants")
-    args = parser.parse_args(argv)
-
+def setup(needed: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The seeded application and the floor endpoint, each behind Flask's test client:
+    ``(grant, floor)``, each making one request and checking its answer; ``needed`` tickets."""
     work = Path(tempfile.mkdtemp(prefix="grant-cpu-"))
     url = f"sqlite:///{work}/app.db"
     seeded = server.seed(url, work, "http://localhost")
@@ -64,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     seeded.app = create_app(server.app_config(url, work, "http://localhost"))
     client = seeded.app.test_client()
     auth = "Basic " + base64.b64encode(f"{seeded.client_id}:{seeded.client_secret}".encode()).decode()
-    needed = 30 + args.rounds * args.batches * args.batch + args.profile + args.parts
     tickets = iter(server.make_tickets(seeded, needed))
 
     def grant() -> None:
@@ -92,6 +87,117 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(30):  # warm both: caches, compiled statements, the policy set
         grant()
         floor()
+    return grant, floor
+
+
+def serve(grant: Callable[[], None], floor: Callable[[], None]) -> int:
+    """``--serve``: answer ``grant N`` / ``floor N`` lines on stdin with the CPU ms per request."""
+    import app
+
+    print(f"grant_cpu --serve: the application of {Path(app.__file__).parents[1]}", file=sys.stderr)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        what, count = line.split()
+        print(f"{per_request_ms(grant if what == 'grant' else floor, int(count)):.4f}", flush=True)
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """``--against DIR``: this tree and the checkout at DIR, each in its own process, measured
+    batch by batch in turns (grant, floor of one tree, then of the other), so that a machine
+    whose speed drifts slows both alike; ``--pairs`` pairs of fresh processes one after the
+    other (a process's memory layout alone moves a figure by a few per cent). Prints each
+    pair's medians, then the median of all batches and the change."""
+    trees = {"this tree": Path(__file__).resolve().parents[1], "against": Path(args.against).resolve()}
+    figures: dict[tuple[str, str], list[float]] = {(n, w): [] for n in trees for w in ("grant", "floor")}
+    print(
+        f"bench/grant_cpu.py --against: CPU ms per request, batches of {args.batch} in turns,"
+        f" {args.pairs} pairs of processes of {args.rounds * args.batches} batches each"
+    )
+    for pair in range(1, args.pairs + 1):
+        measured = measure_pair(trees, args)
+        for key, values in measured.items():
+            figures[key].extend(values)
+        print(f"pair {pair}: " + "  ".join(_summary(name, measured) for name in trees))
+    print("all:    " + "  ".join(_summary(name, figures) for name in trees))
+    change = statistics.median(figures["this tree", "grant"]) / statistics.median(figures["against", "grant"]) - 1
+    print(f"grant, this tree against the other: {change:+.1%} (median CPU of all batches)")
+    # Each process's floor measures that process's speed: grant/floor per pair removes it.
+    ratios = [statistics.median(g) / statistics.median(f) for g, f in _per_pair(figures, args, "this tree")]
+    against = [statistics.median(g) / statistics.median(f) for g, f in _per_pair(figures, args, "against")]
+    per_pair = [mine / theirs - 1 for mine, theirs in zip(ratios, against, strict=True)]
+    print(
+        f"grant/floor, this tree against the other: {statistics.median(per_pair):+.1%} (median of the pairs:"
+        f" {', '.join(f'{c:+.1%}' for c in per_pair)})"
+    )
+    return 0
+
+
+def _per_pair(
+    figures: dict[tuple[str, str], list[float]], args: argparse.Namespace, name: str
+) -> list[tuple[list[float], list[float]]]:
+    size = args.rounds * args.batches
+    grants, floors = figures[name, "grant"], figures[name, "floor"]
+    return [(grants[i : i + size], floors[i : i + size]) for i in range(0, len(grants), size)]
+
+
+def _summary(name: str, figures: dict[tuple[str, str], list[float]]) -> str:
+    grant_ms, floor_ms = statistics.median(figures[name, "grant"]), statistics.median(figures[name, "floor"])
+    return f"{name}: grant {grant_ms:.3f} floor {floor_ms:.3f} ratio {grant_ms / floor_ms:.3f}"
+
+
+def measure_pair(trees: dict[str, Path], args: argparse.Namespace) -> dict[tuple[str, str], list[float]]:
+    """One process per tree (``--serve``), driven batch by batch in turns."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve", "--rounds", str(args.rounds)]
+    command += ["--batches", str(args.batches), "--batch", str(args.batch)]
+    workers = {
+        name: subprocess.Popen(
+            [*command, "--root", str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for name, root in trees.items()
+    }
+    figures: dict[tuple[str, str], list[float]] = {(n, w): [] for n in workers for w in ("grant", "floor")}
+    try:
+        for name, worker in workers.items():
+            assert worker.stdout is not None
+            if worker.stdout.readline().strip() != "ready":
+                raise SystemExit(f"{name}: the measuring process did not start")
+        for _ in range(args.rounds * args.batches):
+            for name, worker in workers.items():
+                for what in ("grant", "floor"):
+                    assert worker.stdin is not None and worker.stdout is not None
+                    worker.stdin.write(f"{what} {args.batch}\n")
+                    worker.stdin.flush()
+                    figures[name, what].append(float(worker.stdout.readline()))
+    finally:
+        for worker in workers.values():
+            assert worker.stdin is not None
+            worker.stdin.close()
+            worker.wait()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=4, help="batches per round and endpoint")
+    parser.add_argument("--batch", type=int, default=50, help="requests per batch")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="then profile N grants (cProfile)")
+    parser.add_argument("--parts", type=int, default=0, metavar="N", help="then time the parts of N grants")
+    parser.add_argument("--against", metavar="DIR", help="compare with the checkout at DIR, batch by batch in turns")
+    parser.add_argument("--pairs", type=int, default=3, help="with --against: pairs of processes, one after the other")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)  # --serve: import the application from this checkout
+    args = parser.parse_args(argv)
+
+    needed = 30 + args.rounds * args.batches * args.batch + args.profile + args.parts
+    if args.against:
+        return compare(args)
+    if args.root:
+        sys.path.insert(0, args.root)
+    grant, floor = setup(needed)
+    if args.serve:
+        return serve(grant, floor)
     print(f"bench/grant_cpu.py: CPU ms per request, first quartile of {args.batches} batches of {args.batch}")
     for number in range(1, args.rounds + 1):
         grant_ms = sorted(per_request_ms(grant, args.batch) for _ in range(args.batches))[args.batches // 4]

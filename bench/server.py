@@ -355,6 +355,14 @@ def serve_both(server: str, workers: int, url: str, workdir: Path, key_file: Pat
     return app, floor
 
 
+def write_key(path: Path) -> None:
+    """A new RSA key (PEM) for the floor endpoint's signatures."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
 def serve_floor_werkzeug(port: int) -> None:
     from werkzeug.serving import run_simple
 
@@ -507,9 +515,12 @@ def introspect_requests(seeded: Seeded, n: int) -> list[Request]:
 
 
 def measure(
-    endpoints: list[str], clients: list[int], n: int, app: Served, floor: Served, seeded: Seeded
+    endpoints: list[str], clients: list[int], n: int, app: Served, floor: Served, seeded: Seeded, slices: int = 8
 ) -> list[Level]:
-    """Each concurrency level: every endpoint in turn (so drift hits them alike), after a warm-up."""
+    """Each concurrency level, after a warm-up: the endpoints in turns of ``n / slices`` requests
+    each (floor, grant, introspect, floor, grant, …), each endpoint's turns summed into one
+    level. On a shared machine whose speed drifts over seconds, a level measured in one block
+    after another's compared two different machines; in turns, drift hits them alike."""
     makers: dict[str, tuple[Served, Callable[[int], list[Request]]]] = {
         "floor": (floor, floor_requests),
         "grant": (app, lambda k: grant_requests(seeded, k)),
@@ -517,15 +528,23 @@ def measure(
     }
     out = []
     for c in clients:
+        levels = {endpoint: Level(endpoint, c, [], 0.0) for endpoint in endpoints}
         for endpoint in endpoints:
             served, make = makers[endpoint]
             load(served.port, make(4 * c), c)  # warm-up: every worker and connection path once
-            requests = make(n)
-            cpu_before = cpu_seconds(served)
-            latencies, wall = load(served.port, requests, c)
-            level = Level(endpoint, c, latencies, wall, cpu_seconds(served) - cpu_before)
+        per_turn = max(c, n // slices)
+        for _ in range(max(1, n // per_turn)):
+            for endpoint, level in levels.items():
+                served, make = makers[endpoint]
+                requests = make(per_turn)
+                cpu_before = cpu_seconds(served)
+                latencies, wall = load(served.port, requests, c)
+                level.cpu += cpu_seconds(served) - cpu_before
+                level.latencies.extend(latencies)
+                level.seconds += wall
+        for level in levels.values():
             log(
-                f"    {endpoint:<10} {c} clients: p50 {level.pct(50):6.2f} ms, {level.throughput:7.1f} req/s,"
+                f"    {level.endpoint:<10} {c} clients: p50 {level.pct(50):6.2f} ms, {level.throughput:7.1f} req/s,"
                 f" {level.cpu_ms:5.2f} CPU ms/req"
             )
             out.append(level)
@@ -623,13 +642,13 @@ def run_one(args: argparse.Namespace, server: str, kind: str, workers: int, work
         app, floor = serve_both(server, workers, url, sub, key_file)
         try:
             issue_rpts(seeded, app)
-            levels = measure(args.endpoints, args.clients, args.requests, app, floor, seeded)
+            levels = measure(args.endpoints, args.clients, args.requests, app, floor, seeded, args.turns)
             report = table(title, levels)
             if args.fill:
                 log(f"  filling: {args.fill:,} tickets, RPTs and tokens")
                 took = fill(seeded, args.fill)
                 log(f"  filled in {took:.0f} s")
-                filled = measure(args.endpoints, args.clients, args.requests, app, floor, seeded)
+                filled = measure(args.endpoints, args.clients, args.requests, app, floor, seeded, args.turns)
                 report += "\n\n" + table(f"{title}, {args.fill:,} rows each", filled)
                 report += "\n\n" + fill_table(title, levels, filled)
         finally:
@@ -1025,6 +1044,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=_csv(int), default=[1, 4, 8], help="concurrent clients (default 1,4,8)")
     p.add_argument("--endpoints", type=_csv(str), default=["floor", "grant", "introspect"])
     p.add_argument("--requests", type=int, default=400, help="measured requests per endpoint and level")
+    p.add_argument("--turns", type=int, default=8, help="turns per endpoint and level, taken in rotation (default 8)")
     p.add_argument("--quick", action="store_true", help="SQLite, 1 worker, 1 and 8 clients, 150 requests")
     p.add_argument("--fill", type=int, default=0, metavar="N", help="measure again with N rows in each token table")
     p.add_argument("--pg-url", default=os.environ.get("UMA_TEST_DATABASE_URL", DEFAULT_PG))
@@ -1059,12 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="uma-bench-") as tmp:
         workdir = Path(tmp)
         key_file = workdir / "floor-key.pem"
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
+        write_key(key_file)
         for server in [] if args.scenarios_only else args.server:
             for kind in args.db:
                 for workers in args.workers if server == "gunicorn" else [1]:

@@ -4,8 +4,12 @@ handler. Runs on its own SQLite file whatever database the suite uses."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from sqlalchemy import event, text
 
@@ -98,4 +102,78 @@ def test_the_lock_is_released_by_a_rollback_and_reads_never_take_it(tmp_path):
     assert done == ["written"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT who FROM t")).scalars().all() == ["kept"]
+    engine.dispose()
+
+
+# A process that holds a write transaction for a while, then commits; started by the tests below.
+_HOLDER = """
+import sys, time
+from sqlalchemy import event, text
+from app.db import make_engine
+
+engine = make_engine(sys.argv[1])
+
+@event.listens_for(engine, "connect")
+def _timeout(dbapi_conn, _record):
+    dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+with engine.begin() as conn:
+    conn.execute(text("INSERT INTO t (who) VALUES ('other process')"))
+    print("writing", flush=True)
+    time.sleep(0.5)  # the test's process meets this open transaction (not a measured time)
+print("committed", flush=True)
+"""
+
+
+def test_a_writer_in_another_process_waits_its_turn_instead_of_failing(tmp_path):
+    """Between processes too (gunicorn's workers): with SQLite's busy timeout at 0 the second
+    process's write would fail at once ("database is locked"); it waits on the writer lock file."""
+    engine = _engine(tmp_path, busy_timeout_ms=0)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(engine.url)], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "writing"
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t (who) VALUES ('this process')"))
+        assert holder.stdout.readline().strip() == "committed"  # it committed before this one could write
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT who FROM t ORDER BY id")).scalars().all() == ["other process", "this process"]
+    assert Path(f"{engine.url.database}-writer-lock").exists()
+    engine.dispose()
+
+
+def test_a_forked_child_does_not_share_its_parents_writer_lock(tmp_path):
+    """A descriptor inherited through fork shares its flock with the parent: the child (a worker of
+    gunicorn's preloaded master) opens the lock file again, and so waits for the parent's write."""
+    engine = _engine(tmp_path, busy_timeout_ms=0)
+    with engine.begin() as conn:  # the parent has taken (and released) the lock once: its file is open
+        conn.execute(text("INSERT INTO t (who) VALUES ('before')"))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh pool, as app.db gives a forked worker; writes once the parent does
+        os.close(write_end)
+        status = 1
+        try:
+            engine.dispose(close=False)
+            os.read(read_end, 1)
+            with engine.begin() as child:
+                child.execute(text("INSERT INTO t (who) VALUES ('child')"))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(read_end)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (who) VALUES ('parent')"))
+        os.write(write_end, b"x")
+        time.sleep(0.3)  # the child meets this open transaction (not a measured time)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's write failed: it did not wait for the parent's"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT who FROM t ORDER BY id")).scalars().all() == ["before", "parent", "child"]
     engine.dispose()
