@@ -1,20 +1,27 @@
 """The CPU of one UMA grant in one process, against the floor endpoint, side by side.
 
 No network and no other process: the application and the floor endpoint
-(``bench/floor_app.py``) are called through Flask's test client in turns, and
-``time.process_time`` is read around batches of grants and of floor requests.
-This is the figure a change to the grant path moves, and the one the load of
-other programs on a shared machine hardly moves (``bench/server.py`` measures
-the same on the wire, where that load shows). Each round prints the first
-quartile of its batches (the least disturbed), in ms per request, and the ratio.
+(``bench/floor_app.py``) are called through Flask's test client, and
+``time.process_time`` is read around batches of requests, the kinds in turns
+(a grant batch, a floor batch, …). This is the figure a change to the grant path
+moves; on a shared machine it still drifts by 10 to 20 % between runs, so compare
+trees with ``--against`` (both measured in the same minutes) rather than across
+runs. Each round prints the first quartile of its batches (the least disturbed), in
+ms per request, and the ratio.
 
     .venv/bin/python bench/grant_cpu.py                   # 4 rounds
+    .venv/bin/python bench/grant_cpu.py --bare            # and the bare grant (bench/bare_grant.py)
+    .venv/bin/python bench/grant_cpu.py --against ../main # this tree against another, in turns
     .venv/bin/python bench/grant_cpu.py --profile 500     # then a cProfile of 500 grants
     .venv/bin/python bench/grant_cpu.py --parts 1500      # then the CPU of the grant's parts
 
-``--parts`` times the grant's own steps (CPU, without a profiler's distortion: a
-profile inflates Python calls against the C work of signing and committing) by
-wrapping each named function; the parts nest (``issue_rpt`` holds ``jwt.encode``).
+``--bare`` adds the grant's work with the fewest layers (``bench/bare_grant.py``): how
+far trimming layers could take the grant. ``--against DIR`` runs one process per
+checkout (this file, with ``DIR``'s application) and measures them batch by batch in
+turns, in ``--pairs`` pairs of fresh processes. ``--parts`` times the grant's own steps
+(CPU, without a profiler's distortion: a profile inflates Python calls against the C
+work of signing and committing) by wrapping each named function; the parts nest
+(``issue_rpt`` holds ``jwt.encode``).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bare_grant
 import floor_app
 import server
 
@@ -48,9 +56,11 @@ def per_request_ms(call: Callable[[], None], batch: int) -> float:
     return (time.process_time() - started) / batch * 1000
 
 
-def setup(needed: int) -> tuple[Callable[[], None], Callable[[], None]]:
+def setup(needed: int) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
     """The seeded application and the floor endpoint, each behind Flask's test client:
-    ``(grant, floor)``, each making one request and checking its answer; ``needed`` tickets."""
+    ``(grant, floor, bare)``, each making one request and checking its answer (``bare``: the
+    lower bound of ``bench/bare_grant.py``, in the same application); ``needed`` tickets each
+    for the grant and the bare grant."""
     work = Path(tempfile.mkdtemp(prefix="grant-cpu-"))
     url = f"sqlite:///{work}/app.db"
     seeded = server.seed(url, work, "http://localhost")
@@ -58,9 +68,10 @@ def setup(needed: int) -> tuple[Callable[[], None], Callable[[], None]]:
 
     # A second app over the same database: it compiles the policy file written by the seed.
     seeded.app = create_app(server.app_config(url, work, "http://localhost"))
+    bare_grant.install(seeded.app)
     client = seeded.app.test_client()
     auth = "Basic " + base64.b64encode(f"{seeded.client_id}:{seeded.client_secret}".encode()).decode()
-    tickets = iter(server.make_tickets(seeded, needed))
+    tickets = iter(server.make_tickets(seeded, 2 * needed))
 
     def grant() -> None:
         answer = client.post(
@@ -84,10 +95,16 @@ def setup(needed: int) -> tuple[Callable[[], None], Callable[[], None]]:
         if answer.status_code != 200:
             raise SystemExit(f"floor failed: {answer.status_code}")
 
-    for _ in range(30):  # warm both: caches, compiled statements, the policy set
+    def bare() -> None:
+        answer = client.post(bare_grant.PATH, data={"ticket": next(tickets)}, headers={"Authorization": auth})
+        if answer.status_code != 200:
+            raise SystemExit(f"bare grant failed: {answer.status_code} {answer.get_data(as_text=True)}")
+
+    for _ in range(30):  # warm them: caches, compiled statements, the policy set
         grant()
         floor()
-    return grant, floor
+        bare()
+    return grant, floor, bare
 
 
 def serve(grant: Callable[[], None], floor: Callable[[], None]) -> int:
@@ -184,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=50, help="requests per batch")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="then profile N grants (cProfile)")
     parser.add_argument("--parts", type=int, default=0, metavar="N", help="then time the parts of N grants")
+    parser.add_argument("--bare", action="store_true", help="also the bare grant (bench/bare_grant.py)")
     parser.add_argument("--against", metavar="DIR", help="compare with the checkout at DIR, batch by batch in turns")
     parser.add_argument("--pairs", type=int, default=3, help="with --against: pairs of processes, one after the other")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -195,16 +213,22 @@ def main(argv: list[str] | None = None) -> int:
         return compare(args)
     if args.root:
         sys.path.insert(0, args.root)
-    grant, floor = setup(needed)
+    grant, floor, bare = setup(needed)
     if args.serve:
         return serve(grant, floor)
-    print(f"bench/grant_cpu.py: CPU ms per request, first quartile of {args.batches} batches of {args.batch}")
+    print(f"bench/grant_cpu.py: CPU ms per request, first quartile of {args.batches} batches of {args.batch} in turns")
+    kinds = {"grant": grant, "floor": floor} | ({"bare": bare} if args.bare else {})
     for number in range(1, args.rounds + 1):
-        grant_ms = sorted(per_request_ms(grant, args.batch) for _ in range(args.batches))[args.batches // 4]
-        floor_ms = sorted(per_request_ms(floor, args.batch) for _ in range(args.batches))[args.batches // 4]
-        print(
-            f"round {number}: grant {grant_ms:.2f} ms  floor {floor_ms:.2f} ms  grant/floor {grant_ms / floor_ms:.2f}"
-        )
+        batches: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _ in range(args.batches):
+            for kind, call in kinds.items():
+                batches[kind].append(per_request_ms(call, args.batch))
+        ms = {kind: sorted(values)[args.batches // 4] for kind, values in batches.items()}
+        line = f"round {number}: grant {ms['grant']:.2f} ms  floor {ms['floor']:.2f} ms"
+        line += f"  grant/floor {ms['grant'] / ms['floor']:.2f}"
+        if args.bare:
+            line += f"  bare {ms['bare']:.2f} ms  bare/floor {ms['bare'] / ms['floor']:.2f}"
+        print(line)
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
