@@ -114,3 +114,13 @@ def install(app: Flask) -> None:
 
     app.add_url_rule(PATH, "bench_bare_grant", bare_grant, methods=["POST"])
     app.extensions["csrf"].exempt(bare_grant)  # an API route, like the token endpoint
+
+
+def create_app() -> Flask:
+    """The application with the bare grant's route: what ``bench/server.py --endpoints …,bare``
+    serves (``gunicorn --pythonpath bench 'bare_grant:create_app()'``)."""
+    from app import create_app as create_application
+
+    application = create_application()
+    install(application)
+    return application

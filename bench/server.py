@@ -11,7 +11,9 @@ concurrent clients:
   for a resource the policy grants → an RPT (JWT) with a refresh token;
 * ``introspect`` — ``POST /uma/introspect`` of an RPT by its resource server (PAT);
 
-latency p50/p95/p99 and throughput, and prints grant/floor and introspect/floor.
+latency p50/p95/p99 and throughput, and prints grant/floor and introspect/floor. With
+``--endpoints floor,grant,bare`` it also serves and measures the bare grant of
+``bench/bare_grant.py`` (the grant's work with the fewest layers: a lower bound).
 Every answer is checked (200 and the expected body); a run with a failed
 request stops with the answer instead of printing figures.
 
@@ -331,8 +333,11 @@ def start(
     raise SystemExit(f"{name} not ready after {timeout:.0f} s:\n{(workdir / f'{name}.log').read_text()[-4000:]}")
 
 
-def serve_both(server: str, workers: int, url: str, workdir: Path, key_file: Path) -> tuple[Served, Served]:
-    """The application and the floor app, served the same way."""
+def serve_both(
+    server: str, workers: int, url: str, workdir: Path, key_file: Path, bare: bool = False
+) -> tuple[Served, Served]:
+    """The application and the floor app, served the same way; with ``bare``, the application
+    with the route of ``bench/bare_grant.py`` (gunicorn only)."""
     app_port, floor_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UMA_")}
     app_env = dict(env)
@@ -342,6 +347,8 @@ def serve_both(server: str, workers: int, url: str, workdir: Path, key_file: Pat
     if server == "gunicorn":
         common = [str(BIN / "gunicorn"), "-w", str(workers), "--log-level", "warning"]
         app_argv = [*common, "-b", f"127.0.0.1:{app_port}", "app:create_app()"]
+        if bare:
+            app_argv[-1:] = ["--pythonpath", "bench", "bare_grant:create_app()"]
         floor_argv = [*common, "-b", f"127.0.0.1:{floor_port}", "--pythonpath", "bench", "floor_app:create_app()"]
     else:  # uma serve: one process, werkzeug's threaded server; the floor the same way
         app_argv = [str(BIN / "uma"), "serve", "--host", "127.0.0.1", "--port", str(app_port)]
@@ -502,6 +509,18 @@ def grant_requests(seeded: Seeded, n: int) -> list[Request]:
     ]
 
 
+def bare_requests(seeded: Seeded, n: int) -> list[Request]:
+    """The bare grant of ``bench/bare_grant.py``: a lower bound for the grant's work."""
+    import bare_grant
+
+    return [
+        Request(
+            bare_grant.PATH, urlencode({"ticket": r.body.decode().split("ticket=")[1]}).encode(), r.headers, r.check
+        )
+        for r in grant_requests(seeded, n)
+    ]
+
+
 def introspect_requests(seeded: Seeded, n: int) -> list[Request]:
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
@@ -525,6 +544,7 @@ def measure(
         "floor": (floor, floor_requests),
         "grant": (app, lambda k: grant_requests(seeded, k)),
         "introspect": (app, lambda k: introspect_requests(seeded, k)),
+        "bare": (app, lambda k: bare_requests(seeded, k)),
     }
     out = []
     for c in clients:
@@ -580,27 +600,21 @@ def table(title: str, levels: list[Level]) -> str:
             f" {lv.throughput:.0f} | {lv.cpu_ms:.2f} |"
         )
     by = {(lv.endpoint, lv.clients): lv for lv in levels}
+    compared = [e for e in ("grant", "introspect", "bare") if any(lv.endpoint == e for lv in levels)]
     ratio_rows = []
     for c in sorted({lv.clients for lv in levels}):
         floor = by.get(("floor", c))
         if floor is None:
             continue
         cells = []
-        for endpoint in ("grant", "introspect"):
-            lv = by.get((endpoint, c))
-            if lv is None:
-                cells += ["—", "—", "—"]
-            else:
-                cpu = f"{lv.cpu_ms / floor.cpu_ms:.2f}" if floor.cpu_ms else "—"
-                cells += [f"{lv.pct(50) / floor.pct(50):.2f}", f"{lv.throughput / floor.throughput:.2f}", cpu]
+        for endpoint in compared:
+            lv = by[endpoint, c]
+            cpu = f"{lv.cpu_ms / floor.cpu_ms:.2f}" if floor.cpu_ms else "—"
+            cells += [f"{lv.pct(50) / floor.pct(50):.2f}", f"{lv.throughput / floor.throughput:.2f}", cpu]
         ratio_rows.append(f"| {c} | " + " | ".join(cells) + " |")
-    if ratio_rows:
-        lines += [
-            "",
-            "| clients | grant/floor p50 | grant/floor req/s | grant/floor CPU | introspect/floor p50 | introspect/floor req/s | introspect/floor CPU |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-            *ratio_rows,
-        ]
+    if ratio_rows and compared:
+        header = [f"{e}/floor {what}" for e in compared for what in ("p50", "req/s", "CPU")]
+        lines += ["", "| clients | " + " | ".join(header) + " |", "|---:|" + "---:|" * len(header), *ratio_rows]
     return "\n".join(lines)
 
 
@@ -639,7 +653,7 @@ def run_one(args: argparse.Namespace, server: str, kind: str, workers: int, work
     with database(kind, sub, args.pg_url, f"{kind}{workers}") as url:
         seeded = seed(url, sub, "http://127.0.0.1:0")
         floor_app.create_tables(url)
-        app, floor = serve_both(server, workers, url, sub, key_file)
+        app, floor = serve_both(server, workers, url, sub, key_file, bare="bare" in args.endpoints)
         try:
             issue_rpts(seeded, app)
             levels = measure(args.endpoints, args.clients, args.requests, app, floor, seeded, args.turns)
@@ -1042,7 +1056,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", type=_csv(str), default=["sqlite", "postgresql"], help="sqlite,postgresql")
     p.add_argument("--workers", type=_csv(int), default=[1, 2], help="gunicorn worker counts (default 1,2)")
     p.add_argument("--clients", type=_csv(int), default=[1, 4, 8], help="concurrent clients (default 1,4,8)")
-    p.add_argument("--endpoints", type=_csv(str), default=["floor", "grant", "introspect"])
+    p.add_argument(
+        "--endpoints", type=_csv(str), default=["floor", "grant", "introspect"], help="floor,grant,introspect[,bare]"
+    )
     p.add_argument("--requests", type=int, default=400, help="measured requests per endpoint and level")
     p.add_argument("--turns", type=int, default=8, help="turns per endpoint and level, taken in rotation (default 8)")
     p.add_argument("--quick", action="store_true", help="SQLite, 1 worker, 1 and 8 clients, 150 requests")
@@ -1070,7 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in ("sqlite", "postgresql"):
             p.error(f"unknown database {name!r}")
     for name in args.endpoints:
-        if name not in ("floor", "grant", "introspect"):
+        if name not in ("floor", "grant", "introspect", "bare"):
             p.error(f"unknown endpoint {name!r}")
 
     print(
