@@ -1088,6 +1088,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.endpoints:
         if name not in ("floor", "grant", "introspect", "bare"):
             p.error(f"unknown endpoint {name!r}")
+    if "bare" in args.endpoints and "uma-serve" in args.server:
+        p.error("the bare grant is served by gunicorn only (--server gunicorn)")
 
     print(
         f"bench/server.py on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.requests} requests a level"
