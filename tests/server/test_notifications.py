@@ -1,6 +1,8 @@
 """Owners told of pending requests (issue 15 point 4) over real HTTP: webhooks called by a served
 app's background sender (a real HTTP receiver, pytest-httpserver), emails through a real SMTP
 server (aiosmtpd), the outbox's retries and its status in the pages, the link into the pages;
+the webhook called only at the addresses checked (DNS rebinding: a resolver whose answer changes,
+real HTTPS receivers with a test CA's certificates, a real CONNECT proxy);
 and the owner's revocations in the history (issue 15 point 5).
 
 The apps here send (``notification_interval``); every other test app sends nothing
@@ -15,10 +17,12 @@ import json
 import re
 import secrets
 import socket
+import socketserver
 import ssl
 import threading
 import time
 from collections.abc import Iterator
+from select import select as readable_of
 from typing import Any
 
 import httpx
@@ -586,7 +590,7 @@ def loopback_settings(settings, tls_ca, monkeypatch):
     return settings.model_copy(update={"notification_allow_http_loopback": True, "notification_timeout": 10})
 
 
-def test_a_webhook_is_called_at_the_address_checked_not_at_a_later_answer_of_its_name(
+def test_a_webhook_is_called_at_the_address_checked_not_at_a_later_answer_of_its_name_G_42(
     loopback_settings, tls_ca, monkeypatch
 ):
     """DNS rebinding: the name answers an address the webhook may be called at when it is checked,
@@ -655,6 +659,64 @@ def test_the_next_checked_address_is_tried_when_one_cannot_be_reached(loopback_s
         assert resolver.asked == [HOOK] and len(receiver.requests()) == 1
     finally:
         receiver.stop()
+
+
+class ConnectProxy(socketserver.ThreadingTCPServer):
+    """An HTTP proxy that tunnels ``CONNECT host:port`` (all an HTTPS client asks of one), keeping
+    the targets it was asked for."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        super().__init__(("127.0.0.1", 0), self._Tunnel)
+        threading.Thread(target=self.serve_forever, name="connect-proxy", daemon=True).start()
+
+    class _Tunnel(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            target = self.rfile.readline().decode().split()[1]
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            self.server.asked.append(target)  # type: ignore[attr-defined]
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host.strip("[]"), int(port))) as upstream:
+                self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                ends = [self.connection, upstream]
+                while True:
+                    readable, _, _ = readable_of(ends, [], [], 10)
+                    try:
+                        data = readable[0].recv(65536) if readable else b""
+                        if not data:
+                            return
+                        (upstream if readable[0] is self.connection else self.connection).sendall(data)
+                    except OSError:  # the client gave up (a certificate it refused)
+                        return
+
+
+def test_through_a_proxy_from_the_environment_the_checked_address_is_asked_for(loopback_settings, tls_ca, monkeypatch):
+    """``HTTPS_PROXY`` (read by requests) is asked to connect to the checked address, not to the
+    name (which it would resolve itself); TLS inside the tunnel is still verified for the name."""
+    ca, _ = tls_ca
+    good = TlsReceiver(ca, [HOOK], "127.0.0.1")
+    wrong = TlsReceiver(ca, ["other.rebind.test"], "127.0.0.1")
+    proxy = ConnectProxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    for name in ("NO_PROXY", "no_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    resolver = Resolver(monkeypatch, {HOOK: [["127.0.0.1"]]})
+    try:
+        assert _attempt(f"https://{HOOK}:{good.server.port}/hook", loopback_settings) == 200
+        assert proxy.asked == [f"127.0.0.1:{good.server.port}"] and len(good.requests()) == 1
+        assert good.requests()[0].headers["Host"] == f"{HOOK}:{good.server.port}"
+        with pytest.raises(DeliveryFailed, match="SSLError"):
+            _attempt(f"https://{HOOK}:{wrong.server.port}/hook", loopback_settings)
+        assert proxy.asked[-1] == f"127.0.0.1:{wrong.server.port}" and wrong.requests() == []
+        assert resolver.asked == [HOOK, HOOK]  # once per attempt
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        good.stop()
+        wrong.stop()
 
 
 def test_a_redirect_is_not_followed_and_the_attempt_fails_saying_so(loopback_settings, tls_ca, monkeypatch):
