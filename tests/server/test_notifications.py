@@ -562,11 +562,14 @@ class TlsReceiver:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(*names).configure_cert(context)
         self.sni: list[str | None] = []
-        context.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)  # type: ignore[assignment,misc,return-value]
+        context.sni_callback = self._note_sni
         self.server = HTTPServer(host=host, port=port, ssl_context=context)
         headers = {"Location": f"https://{HOOK}/elsewhere"} if 300 <= status < 400 else None
         self.server.expect_request("/hook", method="POST").respond_with_data("", status=status, headers=headers)
         self.server.start()
+
+    def _note_sni(self, _sock: Any, name: str | None, _context: Any) -> None:
+        self.sni.append(name)
 
     def requests(self) -> list[Any]:
         return [request for request, _ in self.server.log]
