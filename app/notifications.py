@@ -31,6 +31,13 @@ is written) with ``Content-Type: application/json``, ``X-UMA-Delivery`` (the row
 for every attempt), ``X-UMA-Timestamp`` (seconds since the epoch, at this attempt) and
 ``X-UMA-Signature: sha256=<hex>``, the HMAC-SHA256 under the webhook's secret of
 ``<timestamp>.<body bytes>`` (:func:`signature`). docs/operations.md says how a receiver checks it.
+
+**The address called is the address checked.** The webhook's host name is resolved once per
+attempt (:func:`_resolve_checked`); every address it gives must be one the webhook may be called
+at (:func:`address_allowed`), and the connection goes to one of them (:class:`_PinnedAdapter`;
+the next one only where the one before could not be reached). The name is not resolved again, so
+a name that changes its answer in between (DNS rebinding) cannot point the server at another
+address. Redirects are not followed (an attempt answered 3xx failed).
 """
 
 from __future__ import annotations
@@ -51,15 +58,17 @@ import ssl
 import threading
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app, has_app_context
+from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine, delete, event, or_, select, update
 from sqlmodel import Session
+from urllib3.exceptions import NewConnectionError
 
 from .config import Settings
 from .errors import InvalidRequest, NotFound
@@ -140,7 +149,7 @@ def _literal_ip(host: str) -> str | None:
 
 def check_webhook_url(url: str, settings: Settings) -> str:
     """A webhook URL fit to be called, or :class:`InvalidRequest` saying why (a host name is
-    resolved only when called: :func:`_check_resolved`)."""
+    resolved only when called: :func:`_resolve_checked`)."""
     allow_http_loopback = settings.notification_allow_http_loopback
     url = url.strip()
     if not url or len(url) > 2048 or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
@@ -306,10 +315,12 @@ def _send_webhook(target: NotificationTarget, row: NotificationDelivery, setting
         raise DeliveryFailed(
             "this process cannot read the webhook's secret: is its secret_key the same as the others'?"
         )
-    _check_resolved(target.address, settings)
+    addresses = _resolve_checked(target.address, settings)
+    parts = urlsplit(target.address)
     body = row.body.encode()
     at = now()
     headers = {
+        "Host": parts.netloc,  # the name (and port) as registered, not the address connected to
         "Content-Type": "application/json",
         "User-Agent": "uma-as notifications",
         "X-UMA-Event": row.event,
@@ -317,38 +328,85 @@ def _send_webhook(target: NotificationTarget, row: NotificationDelivery, setting
         "X-UMA-Timestamp": str(at),
         "X-UMA-Signature": signature(secret, at, body),
     }
-    try:
-        with requests.post(
-            target.address,
-            data=body,
-            headers=headers,
-            timeout=settings.notification_timeout,
-            allow_redirects=False,
-            stream=True,  # the answer's body is never read
-        ) as answer:
-            status = answer.status_code
-    except requests.RequestException as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+    status = 0
+    for n, address in enumerate(addresses, 1):
+        try:
+            status = _post_pinned(parts, address, body, headers, settings.notification_timeout)
+            break
+        except requests.RequestException as exc:
+            if n < len(addresses) and _not_connected(exc):
+                continue  # nothing was sent: the next address, as a client connecting by name does
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+    if 300 <= status < 400:
+        raise DeliveryFailed(f"the receiver answered HTTP {status}, a redirect: redirects are not followed", status)
     if not 200 <= status < 300:
         raise DeliveryFailed(f"the receiver answered HTTP {status}", status)
     return status
 
 
-def _check_resolved(url: str, settings: Settings) -> None:
-    """Refuse to call a webhook whose host name resolves to an address it may not be called at
-    (:func:`address_allowed`). The connection resolves the name again: a name that changes its
-    address in between (DNS rebinding) is not stopped here; firewall the server's outgoing
-    traffic where that matters."""
+def _post_pinned(parts: SplitResult, address: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST to the webhook ``parts`` at ``address`` (checked), never at another; the answer's status."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone (link-local) is not kept
+    netloc = (f"[{ip}]" if ip.version == 6 else str(ip)) + (f":{parts.port}" if parts.port else "")
+    with requests.Session() as session:
+        adapter = _PinnedAdapter(parts.hostname or "")
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        with session.post(
+            parts._replace(netloc=netloc).geturl(),
+            data=body,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,  # a redirect's target would be another host, not checked
+            stream=True,  # the answer's body is never read
+        ) as answer:
+            return answer.status_code
+
+
+def _not_connected(exc: requests.RequestException) -> bool:
+    """Whether the attempt failed before a connection was made (refused, unreachable, timed out)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """requests' transport for a URL whose host is the IP address :func:`_resolve_checked` chose:
+    urllib3 connects to that address (it has nothing left to resolve), while TLS sends the webhook's
+    host name as SNI and verifies the certificate against that name (urllib3's ``server_hostname``,
+    also through a proxy from the environment). The ``Host`` header, set by the caller, is the name."""
+
+    def __init__(self, server_hostname: str) -> None:
+        self._server_hostname = server_hostname  # before HTTPAdapter.__init__ makes the pool manager
+        super().__init__()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, server_hostname=self._server_hostname, **pool_kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return super().proxy_manager_for(proxy, server_hostname=self._server_hostname, **proxy_kwargs)
+
+
+def _resolve_checked(url: str, settings: Settings) -> list[str]:
+    """The addresses to call the webhook at, in the resolver's order: its host resolved once, and
+    refused (a failed attempt) unless every address it resolves to may be called
+    (:func:`address_allowed`). The caller connects to these addresses only and does not resolve the
+    name again (:class:`_PinnedAdapter`), so a name that answers differently a moment later (DNS
+    rebinding) changes nothing."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
     except (OSError, UnicodeError) as exc:
         raise DeliveryFailed(f"cannot resolve {host}: {exc}") from None
-    for info in infos:
-        address = str(info[4][0])
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
         if not address_allowed(address, settings):
             raise DeliveryFailed(f"{host} resolves to {address}, a private or reserved address: not called")
+    if not addresses:
+        raise DeliveryFailed(f"cannot resolve {host}: no address")
+    return addresses
 
 
 def email_text(body: dict[str, Any]) -> tuple[str, str]:

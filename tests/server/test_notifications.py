@@ -1,6 +1,8 @@
 """Owners told of pending requests (issue 15 point 4) over real HTTP: webhooks called by a served
 app's background sender (a real HTTP receiver, pytest-httpserver), emails through a real SMTP
 server (aiosmtpd), the outbox's retries and its status in the pages, the link into the pages;
+the webhook called only at the addresses checked (DNS rebinding: a resolver whose answer changes,
+real HTTPS receivers with a test CA's certificates, a real CONNECT proxy);
 and the owner's revocations in the history (issue 15 point 5).
 
 The apps here send (``notification_interval``); every other test app sends nothing
@@ -15,14 +17,19 @@ import json
 import re
 import secrets
 import socket
+import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from select import select as readable_of
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
+from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from sqlmodel import Session
 from werkzeug import Request, Response
@@ -30,7 +37,15 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.models import NotificationDelivery, NotificationTarget, OwnerAction
-from app.notifications import DeliveryFailed, _check_resolved, deliver_due, retry_delay, seal
+from app.notifications import (
+    DeliveryFailed,
+    _resolve_checked,
+    _send_webhook,
+    check_webhook_url,
+    deliver_due,
+    retry_delay,
+    seal,
+)
 from tests.server.grant_support import ID_TOKEN, IDP_AUDIENCE, IDP_ISSUER, Uma, idp  # noqa: F401
 from tests.support.server import close_app, csrf_from, unique, wait_for
 
@@ -499,10 +514,226 @@ def test_a_webhook_name_resolving_to_a_private_address_is_not_called(settings, n
     """Registered by name, checked when called: the shared live server's settings allow neither
     loopback nor private networks, the notifying app's allow loopback."""
     with pytest.raises(DeliveryFailed, match="resolves to .*private or reserved address"):
-        _check_resolved("https://localhost:9/hook", settings)
-    _check_resolved("https://localhost:9/hook", notifying.app.config["UMA_SETTINGS"])  # loopback allowed there
+        _resolve_checked("https://localhost:9/hook", settings)
+    assert "127.0.0.1" in _resolve_checked("https://localhost:9/hook", notifying.app.config["UMA_SETTINGS"])
     with pytest.raises(DeliveryFailed, match="cannot resolve"):
-        _check_resolved("https://no-such-host.invalid/hook", settings)
+        _resolve_checked("https://no-such-host.invalid/hook", settings)
+
+
+# -- the address called is the address checked (DNS rebinding) -------------------------------
+
+HOOK = "hook.rebind.test"
+
+
+class Resolver:
+    """The system's resolver, ``socket.getaddrinfo`` (the one urllib3 asks when it connects by
+    name, too), with the test's names answered by the test: each name gives its answers in turn
+    (the last one from then on). Every question about those names is counted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[list[str]]]) -> None:
+        self.asked: list[str] = []
+        system = socket.getaddrinfo
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host not in answers:
+                return system(host, port, *args, **kwargs)
+            turns = answers[host]
+            answer = turns[min(self.asked.count(host), len(turns) - 1)]
+            self.asked.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port))) for address in answer]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture(scope="module")
+def tls_ca(tmp_path_factory) -> tuple[trustme.CA, str]:
+    """A certificate authority of the test's own (trustme), and its certificate in a file."""
+    ca = trustme.CA()
+    path = tmp_path_factory.mktemp("webhook-ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return ca, str(path)
+
+
+class TlsReceiver:
+    """A webhook receiver over HTTPS (pytest-httpserver) on ``host``:``port`` with a certificate
+    for ``names``, keeping the SNI names its clients sent."""
+
+    def __init__(self, ca: trustme.CA, names: list[str], host: str, port: int = 0, status: int = 200) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*names).configure_cert(context)
+        self.sni: list[str | None] = []
+        context.sni_callback = self._note_sni
+        self.server = HTTPServer(host=host, port=port, ssl_context=context)
+        headers = {"Location": f"https://{HOOK}/elsewhere"} if 300 <= status < 400 else None
+        self.server.expect_request("/hook", method="POST").respond_with_data("", status=status, headers=headers)
+        self.server.start()
+
+    def _note_sni(self, _sock: Any, name: str | None, _context: Any) -> None:
+        self.sni.append(name)
+
+    def requests(self) -> list[Any]:
+        return [request for request, _ in self.server.log]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _attempt(url: str, settings: Any) -> int:
+    """One attempt at a webhook ``url`` (as a sender makes it, under ``settings``)."""
+    secret_key = secrets.token_hex(32)
+    target = NotificationTarget(owner="o", kind="webhook", address=url, secret_sealed=seal("whsec_t", secret_key))
+    row = NotificationDelivery(id=7, target_id=1, owner="o", kind="webhook", event="test", body='{"n":1}')
+    return _send_webhook(target, row, settings, secret_key)
+
+
+@pytest.fixture()
+def loopback_settings(settings, tls_ca, monkeypatch):
+    """Settings that allow loopback addresses (not private ones), and this test's CA trusted."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_ca[1])
+    return settings.model_copy(update={"notification_allow_http_loopback": True, "notification_timeout": 10})
+
+
+def test_a_webhook_is_called_at_the_address_checked_not_at_a_later_answer_of_its_name_G_42(
+    loopback_settings, tls_ca, monkeypatch
+):
+    """DNS rebinding: the name answers an address the webhook may be called at when it is checked,
+    and another one (an internal server's, here another loopback address) when asked again. The
+    name is asked once; the request reaches the checked address, over TLS verified for the name
+    (the certificate names no address), with the name as SNI and in ``Host``."""
+    ca, _ = tls_ca
+    checked = TlsReceiver(ca, [HOOK], "127.0.0.1")
+    internal = TlsReceiver(ca, [HOOK], "127.0.0.2", port=checked.server.port)
+    resolver = Resolver(monkeypatch, {HOOK: [["127.0.0.1"], ["127.0.0.2"]]})
+    url = check_webhook_url(f"https://{HOOK}:{checked.server.port}/hook", loopback_settings)
+    try:
+        assert _attempt(url, loopback_settings) == 200
+        assert internal.requests() == [] and len(checked.requests()) == 1
+        assert resolver.asked == [HOOK]
+        request = checked.requests()[0]
+        assert request.headers["Host"] == f"{HOOK}:{checked.server.port}"
+        assert request.headers["X-Uma-Delivery"] == "7" and request.get_data() == b'{"n":1}'
+        assert checked.sni == [HOOK]
+    finally:
+        checked.stop()
+        internal.stop()
+
+
+def test_a_name_with_a_private_address_among_its_answers_is_refused_without_connecting(loopback_settings, monkeypatch):
+    """The name resolves to a loopback address (allowed here) and a private one (not): nothing is
+    called, not even the allowed address (a listening socket there has no connection waiting)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        resolver = Resolver(monkeypatch, {HOOK: [["127.0.0.1", "10.20.30.40"]]})
+        with pytest.raises(DeliveryFailed, match="resolves to 10.20.30.40, a private or reserved address"):
+            _attempt(f"https://{HOOK}:{port}/hook", loopback_settings)
+        assert resolver.asked == [HOOK]
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def test_the_certificate_is_checked_against_the_webhooks_name_when_connecting_by_address(
+    loopback_settings, tls_ca, monkeypatch
+):
+    """Connecting to the checked address does not weaken TLS: a certificate (from a trusted CA)
+    for another name is refused, and the receiver gets no request."""
+    ca, _ = tls_ca
+    receiver = TlsReceiver(ca, ["other.rebind.test"], "127.0.0.1")
+    Resolver(monkeypatch, {HOOK: [["127.0.0.1"]]})
+    try:
+        with pytest.raises(DeliveryFailed, match="SSLError.*(hostname|match)") as failed:
+            _attempt(f"https://{HOOK}:{receiver.server.port}/hook", loopback_settings)
+        assert failed.value.status is None and receiver.requests() == []
+        assert receiver.sni == [HOOK]
+    finally:
+        receiver.stop()
+
+
+def test_the_next_checked_address_is_tried_when_one_cannot_be_reached(loopback_settings, tls_ca, monkeypatch):
+    """As a client connecting by name does, the next address is tried when nothing listens at
+    one (nothing was sent there); the name is still asked once."""
+    ca, _ = tls_ca
+    receiver = TlsReceiver(ca, [HOOK], "127.0.0.1")
+    resolver = Resolver(monkeypatch, {HOOK: [["127.0.0.2", "127.0.0.1"]]})
+    try:
+        assert _attempt(f"https://{HOOK}:{receiver.server.port}/hook", loopback_settings) == 200
+        assert resolver.asked == [HOOK] and len(receiver.requests()) == 1
+    finally:
+        receiver.stop()
+
+
+class ConnectProxy(socketserver.ThreadingTCPServer):
+    """An HTTP proxy that tunnels ``CONNECT host:port`` (all an HTTPS client asks of one), keeping
+    the targets it was asked for."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        super().__init__(("127.0.0.1", 0), self._Tunnel)
+        threading.Thread(target=self.serve_forever, name="connect-proxy", daemon=True).start()
+
+    class _Tunnel(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            target = self.rfile.readline().decode().split()[1]
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            self.server.asked.append(target)  # type: ignore[attr-defined]
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host.strip("[]"), int(port))) as upstream:
+                self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                ends = [self.connection, upstream]
+                while True:
+                    readable, _, _ = readable_of(ends, [], [], 10)
+                    try:
+                        data = readable[0].recv(65536) if readable else b""
+                        if not data:
+                            return
+                        (upstream if readable[0] is self.connection else self.connection).sendall(data)
+                    except OSError:  # the client gave up (a certificate it refused)
+                        return
+
+
+def test_through_a_proxy_from_the_environment_the_checked_address_is_asked_for(loopback_settings, tls_ca, monkeypatch):
+    """``HTTPS_PROXY`` (read by requests) is asked to connect to the checked address, not to the
+    name (which it would resolve itself); TLS inside the tunnel is still verified for the name."""
+    ca, _ = tls_ca
+    good = TlsReceiver(ca, [HOOK], "127.0.0.1")
+    wrong = TlsReceiver(ca, ["other.rebind.test"], "127.0.0.1")
+    proxy = ConnectProxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    for name in ("NO_PROXY", "no_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    resolver = Resolver(monkeypatch, {HOOK: [["127.0.0.1"]]})
+    try:
+        assert _attempt(f"https://{HOOK}:{good.server.port}/hook", loopback_settings) == 200
+        assert proxy.asked == [f"127.0.0.1:{good.server.port}"] and len(good.requests()) == 1
+        assert good.requests()[0].headers["Host"] == f"{HOOK}:{good.server.port}"
+        with pytest.raises(DeliveryFailed, match="SSLError"):
+            _attempt(f"https://{HOOK}:{wrong.server.port}/hook", loopback_settings)
+        assert proxy.asked[-1] == f"127.0.0.1:{wrong.server.port}" and wrong.requests() == []
+        assert resolver.asked == [HOOK, HOOK]  # once per attempt
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        good.stop()
+        wrong.stop()
+
+
+def test_a_redirect_is_not_followed_and_the_attempt_fails_saying_so(loopback_settings, tls_ca, monkeypatch):
+    """A redirect would lead to a host not checked: a 3xx answer is a failed attempt."""
+    ca, _ = tls_ca
+    receiver = TlsReceiver(ca, [HOOK], "127.0.0.1", status=302)
+    resolver = Resolver(monkeypatch, {HOOK: [["127.0.0.1"]]})
+    try:
+        with pytest.raises(DeliveryFailed, match="HTTP 302, a redirect: redirects are not followed") as failed:
+            _attempt(f"https://{HOOK}:{receiver.server.port}/hook", loopback_settings)
+        assert failed.value.status == 302
+        assert resolver.asked == [HOOK] and len(receiver.requests()) == 1
+    finally:
+        receiver.stop()
 
 
 def test_the_owner_api_registers_lists_and_removes_targets(notifying, make_user):
