@@ -10,7 +10,8 @@ scheme, case-insensitive; the token68 or the Basic payload, base64 of UTF-8). On
 what werkzeug leaves to the caller, so that every site fails closed the same way:
 
 * any string gives an answer, never an exception: werkzeug raises ``ValueError`` for a Basic
-  payload that is not ASCII (a byte above 0x7f reaches WSGI as a Latin-1 character);
+  payload that is not ASCII (a byte above 0x7f reaches WSGI as a Latin-1 character), and
+  3.0.0 (the lowest ``pyproject.toml`` allows) ``IndexError`` for ``Bearer =abc``;
 * Basic credentials count only when they are exactly what a client sends for what werkzeug
   read: werkzeug reads a payload without ``:`` as an empty password, and before 3.1.9 it
   skipped characters that are not base64 (``Y!TpiYw==`` read as ``a:bc``);
@@ -51,14 +52,16 @@ def read_authorization(value: str | None) -> AuthorizationHeader:
     text = (value or "").strip()
     if not text:
         return AuthorizationHeader()
+    # werkzeug's own split of the scheme, kept when it cannot read what follows.
+    scheme = text.partition(" ")[0].lower()
     try:
         parsed = Authorization.from_header(text)
-    except ValueError:  # werkzeug's b64decode of a Basic payload that is not ASCII
+    except (ValueError, IndexError):
+        # ValueError: b64decode of a Basic payload that is not ASCII (every werkzeug 3);
+        # IndexError: a parameter without a name, ``Bearer =abc`` (werkzeug 3.0.0).
         parsed = None
-    if parsed is None:
-        # werkzeug answers None for a non-blank value only when its scheme is Basic and the
-        # payload is not base64 of UTF-8: Basic, unreadable.
-        return AuthorizationHeader(scheme="basic")
+    if parsed is None:  # a Basic payload that is not base64 of UTF-8, or one of the above
+        return AuthorizationHeader(scheme=scheme)
     if parsed.type == "basic":
         return AuthorizationHeader(scheme="basic", basic=_exact_basic(parsed, text))
     token = parsed.token
