@@ -64,6 +64,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from .http_auth import B64TOKEN
+
 ENV_PREFIX = "UMA_"
 #: The environment variable naming the TOML file (not a setting itself).
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -324,7 +326,7 @@ class Settings(BaseSettings):
     metrics_networks: WordList = ["127.0.0.0/8", "::1/128"]
     """Networks (CIDRs) whose addresses may read `/metrics`; loopback only by default."""
     metrics_token: str = ""
-    """When set, `/metrics` also needs `Authorization: Bearer <this token>` (from an address of `metrics_networks`)."""
+    """When set, `/metrics` also needs `Authorization: Bearer <this token>` (from an address of `metrics_networks`); a bearer token's characters (RFC 6750 §2.1: letters, digits, `-._~+/`, then `=` only at the end)."""
     notification_interval: Seconds = 10
     """Seconds between a process's background looks for notifications due (owners' webhooks and emails of pending requests; a request made in the process is sent at once); 0: this process sends none (another process, or `uma serve` elsewhere, must)."""
     notification_timeout: PositiveSeconds = 10
@@ -382,6 +384,15 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{network!r} is not a network (CIDR) such as 10.0.0.0/8 or 2001:db8::/32") from None
         return networks
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _b64token(cls, token: str) -> str:
+        # The one reader of the header (app.http_auth) reads only an RFC 6750 b64token as a Bearer
+        # token: any other text could never be presented.
+        if token and not B64TOKEN.fullmatch(token):
+            raise ValueError("expected a bearer token (RFC 6750 §2.1): letters, digits, -._~+/ and = only at the end")
+        return token
 
     @field_validator("log_level")
     @classmethod

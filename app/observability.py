@@ -62,6 +62,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from .config import ConfigError
 from .errors import ApiError
+from .http_auth import bearer_token
 from .logs import REQUEST_ID, request_id_for
 from .security import hash_token, tokens_equal
 
@@ -195,8 +196,8 @@ class _Access:
             raise MetricsForbidden("/metrics is not open to this address (setting metrics_networks).")
         if self.token_hash is None:
             return
-        scheme, _, presented = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not tokens_equal(hash_token(presented.strip()), self.token_hash):
+        presented = bearer_token(authorization)
+        if presented is None or not tokens_equal(hash_token(presented), self.token_hash):
             raise MetricsUnauthorized(
                 "Send the metrics token: Authorization: Bearer <token>.",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},

@@ -38,8 +38,6 @@ GET      /policies/status                              the policy set in use, it
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from authlib.oauth2.rfc6749 import scope_to_list
@@ -51,6 +49,7 @@ from . import owner_service as service
 from .body import json_object, refuse_media_type, text_body
 from .db import get_session, policy_set_version
 from .errors import ApiError, InvalidRequest, NotFound
+from .http_auth import read_authorization
 from .identity.lockout import guard
 from .models import NotificationDelivery, NotificationTarget, PendingRequest, PolicyDocument
 from .oauth.tokens import find_access_token
@@ -77,14 +76,12 @@ class Forbidden(ApiError):
     error = "insufficient_scope"
 
 
-def _basic(value: str) -> str:
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Unauthenticated("Malformed Basic credentials.") from None
-    username, sep, password = decoded.partition(":")
-    if not sep:
+def _basic(credentials: tuple[str, str] | None) -> str:
+    """The owner of RFC 7617 Basic credentials (user name and password as typed: not
+    form-encoded, unlike a client's, RFC 6749 §2.3.1)."""
+    if credentials is None:
         raise Unauthenticated("Malformed Basic credentials.")
+    username, password = credentials
     attempt = guard("user", username)  # 429 while locked, before the password hash is computed
     user = authenticate(get_session(), username, password)
     if user is None:
@@ -94,8 +91,8 @@ def _basic(value: str) -> str:
     return user.username
 
 
-def _bearer(value: str) -> str:
-    token = find_access_token(get_session(), value.strip()) if value.strip() else None
+def _bearer(value: str | None) -> str:
+    token = find_access_token(get_session(), value) if value is not None else None
     if token is None or token.is_expired() or token.is_revoked() or not token.subject:
         raise Unauthenticated("The access token is unknown, expired or revoked.")
     user = get_user(get_session(), token.subject)
@@ -114,11 +111,11 @@ def _authenticate() -> None:
 
 def _authenticated_owner() -> str:
     header = request.headers.get("Authorization", "")
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() == "basic":
-        return _basic(value)
-    if scheme.lower() == "bearer":
-        return _bearer(value)
+    credentials = read_authorization(header)
+    if credentials.scheme == "basic":
+        return _basic(credentials.basic)
+    if credentials.scheme == "bearer":
+        return _bearer(credentials.bearer)
     if header:
         raise Unauthenticated("Use Basic or Bearer authentication.")
     user = current_user()

@@ -48,6 +48,7 @@ from ..grant.bridge import decide_requested, refresh_rpt, requesting_party_of
 from ..grant.claim_tokens import JWT_FORMAT, ClaimTokenError, verify_claim_token
 from ..grant.errors import RequestDenied, invalid_grant, invalid_request, invalid_scope, safe_text
 from ..grant.token_grant import MAX_PARAM_CHARS, UmaTicketGrant
+from ..http_auth import read_authorization
 from ..models import Resource, Rpt, Token
 from ..oauth.clients import cached_client
 from ..oauth.grants import RefreshTokenGrant, active_user
@@ -148,11 +149,11 @@ class KeycloakUmaGrant(UmaTicketGrant):
     def _bearer_token(self) -> tuple[Token | None, str | None]:
         """``(token, None)`` for an access token of this AS; ``(None, jwt)`` for a JWT to verify as
         a trusted issuer's; ``(None, None)`` without a bearer credential."""
-        scheme, _, value = self.request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer":
+        header = read_authorization(self.request.headers.get("Authorization"))
+        if header.scheme != "bearer":
             return None, None
-        value = value.strip()
-        if not 0 < len(value) <= MAX_PARAM_CHARS:
+        value = header.bearer
+        if value is None or len(value) > MAX_PARAM_CHARS:  # (RFC 6750 §2.1: a b64token)
             raise InvalidBearer(description="The bearer token is malformed.")
         token = find_access_token(get_session(), value)
         if token is not None:

@@ -19,6 +19,7 @@ from joserfc.errors import InvalidClaimError
 
 from .. import get_settings
 from ..db import get_session
+from ..http_auth import read_authorization
 from ..identity.lockout import guard
 from ..models import OAuthClient, Pct, Rpt, Token
 from .clients import (
@@ -283,12 +284,13 @@ class ClientConfigurationEndpoint(_ConfigurationEndpoint):
         super().__init__(server, claims_classes=[ClientMetadataClaims, UmaClientMetadataClaims])
 
     def authenticate_token(self, request: Any) -> RegistrationAccessToken:
-        scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
-        raw = value.strip()
+        header = read_authorization(request.headers.get("Authorization"))
+        raw = header.bearer
         client_id = (flask_request.view_args or {}).get("client_id")
-        attempt = guard("client", client_id) if raw else None  # a token presented is a client's attempt
+        # Credentials presented (of any scheme, well-formed or not) are a client's attempt.
+        attempt = guard("client", client_id) if header.scheme is not None else None
         client = get_client(get_session(), client_id)
-        if scheme.lower() != "bearer" or not raw or client is None or not check_registration_token(client, raw):
+        if raw is None or client is None or not check_registration_token(client, raw):
             if attempt is not None:
                 attempt.failed()
             raise InvalidTokenError(

@@ -9,10 +9,7 @@ the ``rpts`` table, see :mod:`app.protection.rpt`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
-from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import JsonPayload, JsonRequest, OAuth2Request
@@ -24,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 from .. import get_settings
 from ..body import BodyError, loads_strict
 from ..db import get_session
+from ..http_auth import client_credentials
 from ..identity.lockout import guard
 from ..models import OAuthClient, Token
 from ..security import hash_token, new_token, now
@@ -62,25 +60,9 @@ class SafeJsonPayload(JsonPayload):
         return self._data
 
 
-def _basic_credentials(request: OAuth2Request) -> tuple[str, str] | None:
-    """(client id, secret) of ``Authorization: Basic`` (RFC 6749 §2.3.1: each form-urlencoded
-    before base64), or None; bytes that are not UTF-8 are no credentials, not an exception."""
-    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        return None
-    return unquote_plus(client_id), unquote_plus(secret)
-
-
 def authenticate_client_secret_basic(query_client: Any, request: OAuth2Request) -> OAuthClient | None:
     """HTTP Basic client authentication (RFC 6749 §2.3.1, O-03)."""
-    credentials = _basic_credentials(request)
+    credentials = client_credentials(request.headers.get("Authorization"))
     if credentials is None:
         return None
     client = query_client(credentials[0])
@@ -91,7 +73,7 @@ def authenticate_client_secret_basic(query_client: Any, request: OAuth2Request) 
 
 def claimed_client_id(request: OAuth2Request) -> str | None:
     """The client id a request authenticates as: Basic's, else the body's ``client_id``."""
-    credentials = _basic_credentials(request)
+    credentials = client_credentials(request.headers.get("Authorization"))
     if credentials is not None:
         return credentials[0]
     try:

@@ -14,7 +14,6 @@ Views call :func:`current_pat` to get the :class:`~app.models.Token`; its
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,12 +25,11 @@ from flask import g
 
 from ..db import get_session
 from ..errors import ApiError
+from ..http_auth import read_authorization
 from ..models import PROTECTION_SCOPE, Token
 from ..oauth.tokens import find_access_token
 
 REALM = "uma"
-#: RFC 6750 §2.1 b64token.
-_B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 
 
 class ProtectionAuthError(ApiError):
@@ -69,14 +67,12 @@ class PatProtector(ResourceProtector):
     """authlib's resource protector with the protection API's challenges."""
 
     def parse_request_authorization(self, request: Any) -> tuple[Any, str]:
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.strip().partition(" ")
-        if scheme.lower() != "bearer":
+        header = read_authorization(request.headers.get("Authorization"))
+        if header.scheme != "bearer":
             raise MissingAuthorizationError(self._default_auth_type, self._default_realm)
-        value = value.strip()
-        if not value or not _B64TOKEN.match(value):
+        if header.bearer is None:  # not a b64token (RFC 6750 §2.1)
             raise InvalidTokenError(description="The access token is malformed.")
-        return self.get_token_validator("bearer"), value
+        return self.get_token_validator("bearer"), header.bearer
 
     def raise_error_response(self, error: OAuth2Error) -> None:
         if isinstance(error, InsufficientScopeError):

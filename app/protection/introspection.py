@@ -35,6 +35,7 @@ from werkzeug.datastructures import Headers
 from .. import get_settings
 from ..db import get_session
 from ..errors import ApiError
+from ..http_auth import read_authorization
 from ..models import Rpt, Token
 from ..oauth.clients import cached_client
 from ..oauth.server import get_server
@@ -135,7 +136,7 @@ class UmaIntrospectionEndpoint(IntrospectionEndpoint):
 @bp.post("/uma/introspect")
 def introspect() -> Any:
     """RS checks an RPT (or one of its own tokens); see the module docstring."""
-    scheme = request.headers.get("Authorization", "").strip().partition(" ")[0].lower()
+    scheme = read_authorization(request.headers.get("Authorization")).scheme
     if scheme == "bearer":
         authenticate_pat()
     elif scheme != "basic" and "client_id" not in get_server().create_oauth2_request(None).payload.data:

@@ -432,3 +432,18 @@ def test_password_login_off_needs_an_identity_provider():
     with pytest.raises(ConfigError, match="password_login = False .*needs at least one of identity_providers"):
         load_settings({"password_login": False})
     assert load_settings({"password_login": False, "identity_providers": [PROVIDER]}).password_login is False
+
+
+@pytest.mark.parametrize("token", ["has space", "a=b", "colon:inside", "caf\xe9", "=lead"])
+def test_a_metrics_token_that_cannot_be_a_bearer_token_is_refused_unshown_RFC6750(token):
+    """/metrics reads its token as every endpoint reads a Bearer token (app/http_auth.py): an RFC
+    6750 §2.1 b64token, so another text could never be presented; refused at start, not shown."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"metrics_token": token})
+    assert str(info.value).startswith("metrics_token = (hidden) (create_app): expected a bearer token")
+    assert token not in str(info.value)
+
+
+def test_a_b64token_metrics_token_is_kept_RFC6750():
+    token = "Ab0-._~+/=="
+    assert load_settings({"metrics_token": token}).metrics_token == token
