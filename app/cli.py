@@ -209,16 +209,21 @@ def _app(args: argparse.Namespace, **overrides: Any) -> Any:
     return app
 
 
-#: The apps made by the running command: their database connections are closed when it ends
-#: (:func:`main`), also when ``main`` is called many times in one process (the tests).
+#: The apps made by the running command: closed when it ends (:func:`main`), also when ``main``
+#: is called many times in one process (the tests).
 _made: list[Any] = []
 
 
 def _close_apps() -> None:
-    from .db import get_engine
+    """Close the command's apps for good (:func:`app.factory.close_app`): their database
+    connections, and their background threads (policy checks, purge, notifications), which can
+    then never start. A command is not a server: nothing of its app may outlive it, in a process
+    that goes on after ``main`` returned (the tests call it in-process, on a database they drop
+    afterwards). ``uma serve`` returns only when the server stops."""
+    from .factory import close_app
 
     while _made:
-        get_engine(_made.pop()).dispose()
+        close_app(_made.pop())
 
 
 def _print(data: Any) -> None:

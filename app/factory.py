@@ -60,7 +60,7 @@ from .web import bp as web_pages
 from .web import page_csp
 from .web.common import init_filters as init_page_filters
 
-__all__ = ["create_app", "get_settings"]
+__all__ = ["close_app", "create_app", "get_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if schema_current:
         load_policies(app)
     return app
+
+
+def close_app(app: Flask, wait: float = 0.0) -> None:
+    """Close an app for good: stop its background threads (policy checks, purge, notifications)
+    and close its database connections. A closed app starts none of those threads again, even if
+    a request reaches it. ``wait``: seconds to wait for each thread to end (a check or batch in
+    flight finishes first).
+
+    For a process that is done with an app while it goes on: a one-shot ``uma`` command
+    (:mod:`app.cli`; a command is not a server, and ``main`` may run many times in one process),
+    and the tests, before the database under their apps goes (``tests/support/server.py``)."""
+    app.extensions["uma_closed"] = True
+    for name in ("uma_purger", "uma_policies", "uma_notifier"):
+        app.extensions[name].stop(wait)
+    db.get_engine(app).dispose()
 
 
 def load_policies(app: Flask) -> None:

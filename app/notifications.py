@@ -556,7 +556,7 @@ class Notifier:
         if settings.notification_interval <= 0 or self._pid == os.getpid():
             return
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == os.getpid() or self._stopped.is_set():  # stopped: never again (a closed app)
                 return
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._run, args=(settings,), name="uma-notify", daemon=True)

@@ -28,7 +28,7 @@ from app.models import (
 )
 from app.purge import purge
 from app.security import now
-from tests.support.server import unique
+from tests.support.server import close_app, unique
 
 DAY = 86400
 
@@ -208,10 +208,9 @@ def test_each_process_purges_in_the_background(engine, database_url, tmp_path):
             time.sleep(0.2)
         assert _left(engine, ids) == {"live"}
     finally:
-        server.app.extensions["uma_purger"].stop()
         server.shutdown()
         thread.join(timeout=10)
-        server.app.extensions["uma_db"].dispose()
+        close_app(server.app)  # its purge and policy threads too, before the schema goes
 
 
 def test_every_table_that_expires_is_purged(settings):

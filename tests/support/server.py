@@ -18,7 +18,8 @@ Helpers for other test modules (all session-safe, names are unique per call):
 * ``fresh_database_url`` a database of the test's own, not migrated
 * ``serve_app(config) -> context manager yielding the URL`` another server (own app, own
   settings) on the same database: a second process's worth of state, or other settings;
-  ``close_app(app)`` closes such an app's connections and stops its threads
+  ``close_app(app)`` closes such an app's connections and stops its threads (the apps made on a
+  database that ends, a PostgreSQL schema or ``own_database``, are closed before it goes)
 * ``wait_for(condition, what)`` polls a condition with a deadline (convergence, not speed)
 """
 
@@ -30,7 +31,6 @@ import secrets
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,28 +53,38 @@ PG_ENV = "UMA_TEST_DATABASE_URL"
 # webhooks, and would count failed attempts on their deliveries. Also for `uma` and gunicorn
 # processes that tests start (they inherit the environment).
 os.environ.setdefault("UMA_NOTIFICATION_INTERVAL", "0")
-#: Every app made in this process through ``app.create_app`` (the test modules import it after
-#: this module replaced it, as their conftest imports this module first), so that a test
-#: database is dropped only after the apps on it stopped their background threads: a test that
-#: makes an app and does not close it would otherwise leave a policy thread reading a dropped
-#: schema (an error logged every 2 s until the session ends).
-_made_apps: weakref.WeakSet[Any] = weakref.WeakSet()
+#: The test databases that end during the session (a PostgreSQL schema is dropped; see
+#: :func:`apps_closed_after`), by URL, each with the apps made on it through ``app.create_app``
+#: (the test modules and ``app.cli`` import it after this module replaced it, as their conftest
+#: imports this module first) and not closed yet. Held, not weakly referenced: an app's policy
+#: thread holds its policy store, not the app, so an app a test dropped without closing it could
+#: be collected, and forgotten, while that thread went on reading a dropped schema (an error
+#: logged every 2 s until the session ends).
+_open_apps: dict[str, list[Any]] = {}
 _make_app = app_package.create_app
 
 
 def create_app(*args: Any, **kwargs: Any) -> Any:
     made = _make_app(*args, **kwargs)
-    _made_apps.add(made)
+    apps = _open_apps.get(made.config["UMA_SETTINGS"].database_url)
+    if apps is not None:
+        apps[:] = [a for a in apps if not a.extensions.get("uma_closed")]  # closed since (`uma` commands close theirs)
+        apps.append(made)
     return made
 
 
 app_package.create_app = create_app
 
 
-def close_apps_on(schema: str) -> None:
-    """Close every app this process made whose database is the PostgreSQL schema ``schema``."""
-    for made in list(_made_apps):
-        if f"search_path%3D{schema}" in made.config["UMA_SETTINGS"].database_url:
+@contextmanager
+def apps_closed_after(url: str) -> Iterator[str]:
+    """A test database that ends with the block: the apps made on ``url`` inside it are closed at
+    its end (their background threads stopped, their connections closed), before the database goes."""
+    _open_apps[url] = []
+    try:
+        yield url
+    finally:
+        for made in _open_apps.pop(url):
             close_app(made)
 
 
@@ -100,8 +110,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def fresh_database_url(tmp_path: Any) -> Iterator[str]:
     """A database of the test's own, not migrated (a SQLite file, or a PostgreSQL schema dropped
     afterwards): for servers whose policy files must not meet those of the session's servers."""
+    with own_database(tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def own_database(tmp_path: Any) -> Iterator[str]:
+    """``fresh_database_url`` as a block: a SQLite file in ``tmp_path``, or a PostgreSQL schema
+    dropped at the end; either way the apps made on it inside are closed at the end."""
     if not os.environ.get(PG_ENV):
-        yield f"sqlite:///{tmp_path / 'own.db'}"
+        with apps_closed_after(f"sqlite:///{tmp_path / 'own.db'}") as url:
+            yield url
         return
     with _pg_schema(f"uma_own_{uuid.uuid4().hex[:10]}") as url:
         yield url
@@ -109,16 +128,17 @@ def fresh_database_url(tmp_path: Any) -> Iterator[str]:
 
 @contextmanager
 def _pg_schema(schema: str) -> Iterator[str]:
-    """A new PostgreSQL schema, as a database URL whose search path is that schema; dropped after."""
+    """A new PostgreSQL schema, as a database URL whose search path is that schema; dropped after
+    the apps made on it (:func:`apps_closed_after`)."""
     base = os.environ[PG_ENV]
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in base else "?"
     try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+        with apps_closed_after(f"{base}{sep}options=-csearch_path%3D{schema}") as url:
+            yield url
     finally:
-        close_apps_on(schema)
         _drop_schema(admin, schema)
         admin.dispose()
 
@@ -237,12 +257,13 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> 
 
 def close_app(app: Any) -> None:
     """Stop an app's purge, notification and policy threads and close its database connections (a test's extra
-    app must not keep PostgreSQL connections, nor an inotify watch, until the end of the session)."""
-    for name in ("uma_purger", "uma_policies", "uma_notifier"):
-        running = app.extensions.get(name)
-        if running is not None:
-            running.stop(wait=10)  # a check or batch in flight ends before the database goes
-    app.extensions["uma_db"].dispose()
+    app must not keep PostgreSQL connections, nor an inotify watch, until the end of the session);
+    :func:`app.factory.close_app`, waiting for a check or batch in flight to end before the database goes."""
+    from app.factory import close_app as close
+
+    close(app, wait=10)
+    apps = _open_apps.get(app.config["UMA_SETTINGS"].database_url, [])
+    apps[:] = [a for a in apps if a is not app]
 
 
 @pytest.fixture(scope="session")
