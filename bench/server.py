@@ -1036,6 +1036,17 @@ def scenarios(args: argparse.Namespace, workdir: Path) -> str:
     return "\n\n".join(["\n".join(head), *out])
 
 
+def machine_speed_ms() -> float:
+    """CPU ms of a fixed pure-Python loop: the same tree on the team's shared machine ran 1.5x
+    slower in one hour than in another (CPU time, nothing else running), so runs of different
+    days compare only with this figure beside them."""
+    started = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return (time.process_time() - started) * 1000
+
+
 def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -1092,7 +1103,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("the bare grant is served by gunicorn only (--server gunicorn)")
 
     print(
-        f"bench/server.py on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.requests} requests a level"
+        f"bench/server.py on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.requests} requests a level;"
+        f" machine speed: {machine_speed_ms():.0f} ms of CPU for 5,000,000 Python additions"
     )
     with tempfile.TemporaryDirectory(prefix="uma-bench-") as tmp:
         workdir = Path(tmp)
