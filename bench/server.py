@@ -980,7 +980,8 @@ def scenarios(args: argparse.Namespace, workdir: Path) -> str:
     one-file change (then memory again). gunicorn with ``--scenario-workers`` workers, SQLite."""
     out = []
     sizes = sorted(args.rules)
-    rows = []
+    rows: list[str] = []
+    latency: list[str] = []
     started_load = load_average()
     for n in sizes:
         sub = workdir / f"rules-{n}"
@@ -995,6 +996,7 @@ def scenarios(args: argparse.Namespace, workdir: Path) -> str:
         try:
             took, cpu = compile_seconds(sub), process_cpu_seconds(served.process.pid)
             log(f"   ready in {ready:.1f} s (compile {took:.1f} s)")
+            latency.append(latency_at_size(n, served, seeded))
             if n == sizes[-1]:
                 for _ in range(50):  # decisions in every worker before measuring memory
                     issue_rpts(seeded, served, 4)
@@ -1033,7 +1035,26 @@ def scenarios(args: argparse.Namespace, workdir: Path) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
     ]
-    return "\n\n".join(["\n".join(head), *out])
+    curve = [
+        "Latency against the number of rules (the same servers, once ready; one client, requests one at a"
+        " time, each on a new connection; the grant decides the bench owner's resource among all the owners'"
+        " rules, introspection decides its RPT again):",
+        "",
+        "| rules | grant p50 ms | grant p99 ms | introspect p50 ms | introspect p99 ms |",
+        "|---:|---:|---:|---:|---:|",
+        *latency,
+    ]
+    return "\n\n".join(["\n".join(head), "\n".join(curve), *out])
+
+
+def latency_at_size(rules: int, served: Served, seeded: Seeded, count: int = 200) -> str:
+    """A row of the latency-against-rules table: ``count`` grants, then ``count`` introspections."""
+    grants, _ = load(served.port, grant_requests(seeded, count), 1)
+    issue_rpts(seeded, served, 8)
+    looks, _ = load(served.port, introspect_requests(seeded, count), 1)
+    g, i = Level("grant", 1, grants, 1.0), Level("introspect", 1, looks, 1.0)
+    log(f"   grant p50 {g.pct(50):.2f} ms, introspect p50 {i.pct(50):.2f} ms")
+    return f"| {rules:,} | {g.pct(50):.2f} | {g.pct(99):.2f} | {i.pct(50):.2f} | {i.pct(99):.2f} |"
 
 
 def machine_speed_ms() -> float:
