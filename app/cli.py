@@ -220,6 +220,8 @@ def _close_apps() -> None:
     then never start. A command is not a server: nothing of its app may outlive it, in a process
     that goes on after ``main`` returned (the tests call it in-process, on a database they drop
     afterwards). ``uma serve`` returns only when the server stops."""
+    if not _made:  # nothing made (a command that failed first, e.g. on its configuration): nothing to import
+        return
     from .factory import close_app
 
     while _made:
