@@ -1048,7 +1048,9 @@ def scenarios(args: argparse.Namespace, workdir: Path) -> str:
 
 
 def latency_at_size(rules: int, served: Served, seeded: Seeded, count: int = 200) -> str:
-    """A row of the latency-against-rules table: ``count`` grants, then ``count`` introspections."""
+    """A row of the latency-against-rules table: ``count`` grants, then ``count`` introspections,
+    after 20 grants (every worker's first requests)."""
+    load(served.port, grant_requests(seeded, 20), 2)
     grants, _ = load(served.port, grant_requests(seeded, count), 1)
     issue_rpts(seeded, served, 8)
     looks, _ = load(served.port, introspect_requests(seeded, count), 1)
