@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import bare_grant  # noqa: E402
 import floor_app  # noqa: E402
 import policy_model as pm  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
@@ -492,7 +493,9 @@ def floor_requests(n: int) -> list[Request]:
     return [Request("/floor", f"item={i}".encode(), headers, _json_has("access_token")) for i in range(n)]
 
 
-def grant_requests(seeded: Seeded, n: int) -> list[Request]:
+def grant_requests(seeded: Seeded, n: int, path: str = "/token") -> list[Request]:
+    """``n`` UMA grants, each with a fresh ticket and the client's HTTP Basic credentials; with
+    ``path``, the same requests to the bare grant of ``bench/bare_grant.py`` (a lower bound)."""
     import base64
 
     basic = base64.b64encode(f"{seeded.client_id}:{seeded.client_secret}".encode()).decode()
@@ -502,22 +505,8 @@ def grant_requests(seeded: Seeded, n: int) -> list[Request]:
         "Connection": "close",
     }
     return [
-        Request(
-            "/token", urlencode({"grant_type": UMA_GRANT, "ticket": t}).encode(), headers, _json_has("access_token")
-        )
+        Request(path, urlencode({"grant_type": UMA_GRANT, "ticket": t}).encode(), headers, _json_has("access_token"))
         for t in make_tickets(seeded, n)
-    ]
-
-
-def bare_requests(seeded: Seeded, n: int) -> list[Request]:
-    """The bare grant of ``bench/bare_grant.py``: a lower bound for the grant's work."""
-    import bare_grant
-
-    return [
-        Request(
-            bare_grant.PATH, urlencode({"ticket": r.body.decode().split("ticket=")[1]}).encode(), r.headers, r.check
-        )
-        for r in grant_requests(seeded, n)
     ]
 
 
@@ -544,7 +533,7 @@ def measure(
         "floor": (floor, floor_requests),
         "grant": (app, lambda k: grant_requests(seeded, k)),
         "introspect": (app, lambda k: introspect_requests(seeded, k)),
-        "bare": (app, lambda k: bare_requests(seeded, k)),
+        "bare": (app, lambda k: grant_requests(seeded, k, bare_grant.PATH)),
     }
     out = []
     for c in clients:

@@ -42,7 +42,7 @@ def drive(root: Path, db: str, workers: int, pg_url: str) -> int:
         workdir = Path(tmp)
         key_file = workdir / "floor-key.pem"
         server.write_key(key_file)
-        with server.database(db, workdir, pg_url, f"against{abs(hash(str(root))) % 10_000}") as url:
+        with server.database(db, workdir, pg_url, "against") as url:
             seeded = server.seed(url, workdir, "http://127.0.0.1:0")
             server.floor_app.create_tables(url)
             app, floor = server.serve_both("gunicorn", workers, url, workdir, key_file)
