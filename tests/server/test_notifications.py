@@ -678,8 +678,9 @@ class ConnectProxy(socketserver.ThreadingTCPServer):
     class _Tunnel(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             target = self.rfile.readline().decode().split()[1]
-            while self.rfile.readline() not in (b"\r\n", b""):
-                pass
+            for line in iter(self.rfile.readline, b""):  # the request's headers, up to the blank line
+                if line == b"\r\n":
+                    break
             self.server.asked.append(target)  # type: ignore[attr-defined]
             host, port = target.rsplit(":", 1)
             with socket.create_connection((host.strip("[]"), int(port))) as upstream:
